@@ -1,0 +1,191 @@
+"""Compilation of a model to one flat graph of units.
+
+The compiled form of a model whose terms all compile is
+
+    E(s) = -sum_i field_i s_i - sum_e coupling_e s_{i_e} s_{j_e}
+
+over all units of all groups laid end to end (group ``g`` starts at ``offsets[g]``), with each
+unordered pair ``i_e < j_e`` once. Lateral couplings land with both entries ``U_ij + U_ji =
+2 U_ij``, as DESIGN.md fixes. The graph keeps, for each parameter, where each of its entries
+lands, so that :meth:`FlatGraph.sync` re-reads live parameters with two ``bincount`` calls and
+:meth:`FlatGraph.grad_from_moments` maps unit and pair moments back to ``E[dE/dtheta]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .units import Spin
+
+__all__ = ["FlatGraph", "BinaryForm"]
+
+
+@dataclass
+class _Landing:
+    """Where the flattened entries of one parameter land (see ``LinearCoupling``)."""
+
+    param: str
+    array: np.ndarray          # the live parameter array
+    pair: bool                 # lands on couplings (True) or fields (False)
+    target: np.ndarray         # (size,) flat unit / edge index, -1 where the entry is dropped
+    coef: np.ndarray           # (size,)
+
+
+@dataclass
+class BinaryForm:
+    """The energy rewritten over binary variables ``x`` in {0, 1}, scaled by ``-beta``.
+
+    ``-beta * E = const + sum_i field_i x_i + sum_e coupling_e x_{i_e} x_{j_e}``, where a spin
+    is ``s = 2 x - 1`` and a binary unit is ``s = x``.
+    """
+
+    field: np.ndarray
+    coupling: np.ndarray
+    const: float
+
+
+class FlatGraph:
+    """The flat unit graph of a model (see module docstring).
+
+    Parameters
+    ----------
+    model : EnergyModel
+        A model whose terms all compile (``term.compile`` returns couplings).
+    """
+
+    def __init__(self, model):
+        self.offsets = {}
+        n = 0
+        for g, grp in model.units.items():
+            self.offsets[g] = n
+            n += grp.n
+        self.n_units = n
+        self.spin = np.zeros(n, dtype=bool)
+        for g, grp in model.units.items():
+            if isinstance(grp, Spin):
+                self.spin[self.offsets[g]:self.offsets[g] + grp.n] = True
+
+        linears = []
+        for term in model.terms:
+            compiled = term.compile(self.offsets)
+            if compiled is None:
+                raise TypeError(
+                    f"term {term!r} does not compile to the flat graph; the compiled kernels "
+                    "need terms that implement compile()"
+                )
+            linears.extend((term, lin) for lin in compiled)
+
+        # Unique unordered pairs over all pairwise couplings.
+        keys = []
+        for _, lin in linears:
+            if lin.j is not None:
+                i, j = np.asarray(lin.i, np.int64), np.asarray(lin.j, np.int64)
+                keys.append(np.minimum(i, j) * n + np.maximum(i, j))
+        all_keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        all_keys = all_keys[all_keys // n != all_keys % n]
+        self.edges = np.stack([all_keys // n, all_keys % n], axis=1).astype(np.int64)
+        self.n_edges = len(self.edges)
+
+        self._landings = []
+        for term, lin in linears:
+            i = np.asarray(lin.i, np.int64).ravel()
+            coef = np.broadcast_to(np.asarray(lin.coef, float), i.shape).copy()
+            if lin.j is None:
+                target = i
+            else:
+                j = np.asarray(lin.j, np.int64).ravel()
+                key = np.minimum(i, j) * n + np.maximum(i, j)
+                target = np.searchsorted(all_keys, key)
+                target[i == j] = -1
+            self._landings.append(
+                _Landing(lin.param, term.params[lin.param], lin.j is not None, target, coef)
+            )
+        self.field = np.zeros(n)
+        self.coupling = np.zeros(self.n_edges)
+        self._adjacency = None
+        self.sync()
+
+    def sync(self) -> None:
+        """Re-read the live parameters into ``field`` and ``coupling``."""
+        self.field[:] = 0.0
+        self.coupling[:] = 0.0
+        for land in self._landings:
+            keep = land.target >= 0
+            out = self.coupling if land.pair else self.field
+            out += np.bincount(land.target[keep],
+                               weights=(land.coef * land.array.ravel())[keep],
+                               minlength=out.size)
+        if self._adjacency is not None:
+            self._adjacency.data[:] = self.coupling[self._adjacency_order]
+
+    # -- derived forms ------------------------------------------------------------------
+    def adjacency(self):
+        """Symmetric ``scipy.sparse`` CSR matrix ``A`` with ``A_ij = A_ji = coupling_e``."""
+        if self._adjacency is None:
+            import scipy.sparse as sp
+
+            i, j = self.edges[:, 0], self.edges[:, 1]
+            rows = np.concatenate([i, j])
+            cols = np.concatenate([j, i])
+            eid = np.concatenate([np.arange(self.n_edges)] * 2)
+            order = np.lexsort((cols, rows))
+            indptr = np.zeros(self.n_units + 1, np.int64)
+            np.cumsum(np.bincount(rows, minlength=self.n_units), out=indptr[1:])
+            self._adjacency_order = eid[order]
+            self._adjacency = sp.csr_matrix(
+                (self.coupling[self._adjacency_order], cols[order], indptr),
+                shape=(self.n_units, self.n_units),
+            )
+        return self._adjacency
+
+    def local_field(self, s: np.ndarray) -> np.ndarray:
+        """``f_i = -dE/ds_i = field_i + sum_j A_ij s_j`` for a batch ``s`` of shape (batch, n)."""
+        return self.field + (self.adjacency() @ s.T).T
+
+    def binary_form(self, beta: float = 1.0) -> BinaryForm:
+        """The energy over binary variables, scaled by ``-beta`` (see :class:`BinaryForm`).
+
+        With ``s_i = alpha_i x_i + gamma_i`` (alpha, gamma = 1, 0 for binary and 2, -1 for
+        spin units): ``field'_i = alpha_i (field_i + sum_{e ni i} coupling_e gamma_other)``,
+        ``coupling'_e = alpha_i alpha_j coupling_e``,
+        ``const = sum_i field_i gamma_i + sum_e coupling_e gamma_i gamma_j``.
+        """
+        alpha = np.where(self.spin, 2.0, 1.0)
+        gamma = np.where(self.spin, -1.0, 0.0)
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        field = self.field.copy()
+        field += np.bincount(i, weights=self.coupling * gamma[j], minlength=self.n_units)
+        field += np.bincount(j, weights=self.coupling * gamma[i], minlength=self.n_units)
+        const = float(self.field @ gamma + self.coupling @ (gamma[i] * gamma[j]))
+        return BinaryForm(beta * alpha * field, beta * self.coupling * alpha[i] * alpha[j],
+                          beta * const)
+
+    def native_moments(self, p_unit: np.ndarray, p_pair: np.ndarray):
+        """Turn binary moments ``E[x_i]``, ``E[x_i x_j]`` into ``E[s_i]``, ``E[s_i s_j]``.
+
+        Works on the last axis, so a batch of per-sample moments converts at once.
+        """
+        alpha = np.where(self.spin, 2.0, 1.0)
+        gamma = np.where(self.spin, -1.0, 0.0)
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        m_unit = alpha * p_unit + gamma
+        m_pair = (alpha[i] * alpha[j] * p_pair + alpha[i] * gamma[j] * p_unit[..., i]
+                  + gamma[i] * alpha[j] * p_unit[..., j] + gamma[i] * gamma[j])
+        return m_unit, m_pair
+
+    def grad_from_moments(self, m_unit: np.ndarray, m_pair: np.ndarray) -> dict:
+        """``E[dE/dtheta]`` for every parameter from native moments ``E[s_i]``, ``E[s_i s_j]``.
+
+        Since ``dE/dtheta_p = -coef_p s_i s_j`` (or ``-coef_p s_i``), the expectation is
+        ``-coef_p`` times the moment where entry ``p`` lands (0 for dropped entries).
+        """
+        grads = {}
+        for land in self._landings:
+            moments = m_pair if land.pair else m_unit
+            keep = land.target >= 0
+            g = np.zeros(land.array.size)
+            g[keep] = -land.coef[keep] * moments[land.target[keep]]
+            g = g.reshape(land.array.shape)
+            grads[land.param] = grads[land.param] + g if land.param in grads else g
+        return grads

@@ -1,0 +1,318 @@
+"""EnergyModel: unit groups plus a sum of energy terms; presets built from the same terms."""
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .graph import FlatGraph
+from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
+from .units import Binary, Spin, UnitGroup, as_unit_group
+
+__all__ = ["EnergyModel", "RBM", "BoltzmannMachine", "Ising"]
+
+
+class Params(MutableMapping):
+    """The model's parameters by name: live arrays owned by the terms.
+
+    ``params[name]`` is the term's own array, so writing into it changes the model;
+    ``params[name] = value`` copies ``value`` into that array (same shape required).
+    """
+
+    def __init__(self, terms: Sequence[Term]):
+        self._arrays: dict[str, np.ndarray] = {}
+        for term in terms:
+            for name in term.param_names:
+                if name in self._arrays:
+                    raise ValueError(
+                        f"two terms use the parameter name {name!r}; give each term a "
+                        "distinct name=..."
+                    )
+                self._arrays[name] = term.params[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise KeyError(f"no parameter {name!r}; the model has {list(self._arrays)}") from None
+
+    def __setitem__(self, name: str, value) -> None:
+        target = self[name]
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != target.shape:
+            raise ValueError(f"params[{name!r}] has shape {target.shape}, got {value.shape}")
+        target[...] = value
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("parameters cannot be deleted; build a model without the term instead")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __repr__(self) -> str:
+        return "Params(" + ", ".join(f"{k}: {v.shape}" for k, v in self._arrays.items()) + ")"
+
+
+class EnergyModel:
+    """A model ``P(s) = exp(-beta E(s)) / Z`` with ``E`` the sum of its terms' energies.
+
+    Parameters
+    ----------
+    units : mapping of str to int or UnitGroup
+        The unit groups by name; an int ``n`` means ``Binary(n)``.
+    terms : sequence of Term
+        The energy terms; their parameter names must be distinct.
+    visible : sequence of str, optional
+        The visible groups (all groups when omitted); the others are hidden.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> model = pe.EnergyModel(
+    ...     units={"x": 4, "h": 2},
+    ...     terms=[pe.Bias("x", name="b"), pe.Bias("h", name="c"), pe.Pairwise("h", "x")],
+    ...     visible=["x"])
+    >>> model.params["W"].shape
+    (2, 4)
+    """
+
+    def __init__(self, units: Mapping, terms: Sequence[Term], visible: Sequence[str] | None = None):
+        if not isinstance(units, Mapping) or not units:
+            raise TypeError("units must be a non-empty mapping of group name to size or group")
+        self.units: dict[str, UnitGroup] = {}
+        for name, spec in units.items():
+            if not isinstance(name, str):
+                raise TypeError(f"group names must be str, got {name!r}")
+            self.units[name] = as_unit_group(spec, name)
+        terms = list(terms)
+        for term in terms:
+            if not isinstance(term, Term):
+                raise TypeError(f"terms must be pe.Term instances, got {term!r}")
+            term.bind(self.units)
+        self.terms = terms
+        self.params = Params(terms)
+        if visible is None:
+            visible = list(self.units)
+        if isinstance(visible, str):
+            visible = [visible]
+        for g in visible:
+            if g not in self.units:
+                raise ValueError(f"visible group {g!r} is not one of the groups {list(self.units)}")
+        self.visible = [g for g in self.units if g in visible]
+        self.hidden = [g for g in self.units if g not in visible]
+        self._graph = None
+
+    def __repr__(self) -> str:
+        units = ", ".join(f"{g}: {u!r}" for g, u in self.units.items())
+        return f"EnergyModel(units={{{units}}}, terms={self.terms!r}, visible={self.visible})"
+
+    # -- validation ---------------------------------------------------------------------
+    def check_params(self) -> None:
+        """Raise ``ValueError`` for NaN/inf parameters or invalid laterals."""
+        for term in self.terms:
+            term.check_params()
+
+    def as_state(self, state, groups: Sequence[str] | None = None, what: str = "state"):
+        """Validate and coerce a state: ``{group: (batch, n_group) float64}``.
+
+        ``state`` is a mapping holding every group of ``groups`` (all groups by default), or a
+        bare array when ``groups`` has one group. 1-D arrays are one sample.
+        """
+        groups = list(self.units) if groups is None else list(groups)
+        if not isinstance(state, Mapping):
+            if len(groups) != 1:
+                raise TypeError(
+                    f"{what} must be a dict of group name to array covering {groups}, "
+                    f"got {type(state).__name__}"
+                )
+            state = {groups[0]: state}
+        unknown = set(state) - set(self.units)
+        if unknown:
+            raise ValueError(f"{what} has unknown groups {sorted(unknown)}; "
+                             f"the model's groups are {list(self.units)}")
+        out, batch = {}, None
+        for g in groups:
+            if g not in state:
+                raise ValueError(f"{what} is missing group {g!r} (needs {groups})")
+            arr = np.asarray(state[g])
+            if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                           or arr.dtype == bool):
+                raise TypeError(f"{what}[{g!r}] must be a numeric array, got dtype {arr.dtype}")
+            if arr.ndim == 1:
+                arr = arr[None, :]
+            n = self.units[g].n
+            if arr.ndim != 2 or arr.shape[1] != n:
+                raise ValueError(f"{what}[{g!r}] must have shape (batch, {n}), got {arr.shape}")
+            if batch is not None and arr.shape[0] != batch:
+                raise ValueError(f"{what}: groups have different batch sizes "
+                                 f"({batch} and {arr.shape[0]} for {g!r})")
+            batch = arr.shape[0]
+            arr = arr.astype(np.float64)
+            self.units[g].validate(arr, f"{what}[{g!r}]")
+            out[g] = arr
+        return out
+
+    # -- compiled form ------------------------------------------------------------------
+    @property
+    def graph(self) -> FlatGraph:
+        """The flat graph, validated and synced with the live parameters."""
+        self.check_params()
+        if self._graph is None:
+            self._graph = FlatGraph(self)
+        else:
+            self._graph.sync()
+        return self._graph
+
+    def flat_state(self, state) -> np.ndarray:
+        """Concatenate a validated state dict into flat units, shape (batch, n_units)."""
+        return np.concatenate([state[g] for g in self.units], axis=1)
+
+    # -- energies -----------------------------------------------------------------------
+    def energy(self, state) -> np.ndarray:
+        """``E(s) = sum over terms of term.energy(s)`` for a batch, shape ``(batch,)``."""
+        self.check_params()
+        s = self.as_state(state)
+        batch = next(iter(s.values())).shape[0]
+        total = np.zeros(batch)
+        for term in self.terms:
+            total += term.energy(s)
+        return total
+
+    def free_energy(self, X, *, beta: float = 1.0, max_states: int = 2**32) -> np.ndarray:
+        """``F(x) = -log sum_h exp(-beta E(x, h))``, shape ``(batch,)``.
+
+        Hidden units that are conditionally independent given the rest are summed in closed
+        form (``softplus`` for binary, ``log 2 cosh`` for spins); the remaining hidden units
+        are enumerated, refused beyond ``max_states`` joint states. With ``beta = 1``,
+        ``log P(x) = -F(x) - log Z``.
+        """
+        from .exact import _hidden_log_sum
+
+        return -_hidden_log_sum(self, X, beta=beta, max_states=max_states)[0]
+
+    def conditional(self, group: str, state, *, beta: float = 1.0) -> np.ndarray:
+        """``P(unit on | all other units)`` for every unit of ``group``, shape (batch, n).
+
+        "On" is 1 for binary units and +1 for spins. With the local field
+        ``f_i = -dE/ds_i`` (which counts a lateral pair twice, ``2 (U x)_i``):
+        ``sigmoid(beta f_i)`` for binary units and ``sigmoid(2 beta f_i)`` for spins.
+        """
+        if group not in self.units:
+            raise ValueError(f"unknown group {group!r}; the groups are {list(self.units)}")
+        beta = check_beta(beta)
+        graph = self.graph
+        s = self.flat_state(self.as_state(state))
+        sl = slice(graph.offsets[group], graph.offsets[group] + self.units[group].n)
+        scale = 2.0 * beta if isinstance(self.units[group], Spin) else beta
+        from scipy.special import expit
+
+        return expit(scale * graph.local_field(s)[:, sl])
+
+
+def check_beta(beta) -> float:
+    """Validate an inverse temperature: a finite float > 0."""
+    try:
+        value = float(beta)
+    except (TypeError, ValueError):
+        raise TypeError(f"beta must be a real number, got {beta!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"beta must be finite and > 0, got {beta!r}")
+    return value
+
+
+# -- presets ------------------------------------------------------------------------------
+def RBM(n_visible: int, n_hidden: int, *, W=None, b=None, c=None, rng=None,
+        visible_units=None, hidden_units=None) -> EnergyModel:
+    """Restricted Boltzmann machine ``E(x, h) = -b.x - c.h - h^T W x``.
+
+    Groups ``"x"`` (visible) and ``"h"`` (hidden); parameters ``b`` (n_visible,),
+    ``c`` (n_hidden,) and ``W`` (n_hidden, n_visible). Weights not given start as
+    ``N(0, 0.01^2)`` draws from ``rng`` (Hinton's practical guide), biases as zeros.
+    ``visible_units``/``hidden_units`` choose the domain (default ``Binary``), e.g. ``pe.Spin``.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> model = pe.RBM(6, 3, rng=0)
+    >>> model.params["W"].shape
+    (3, 6)
+    """
+    vis = (visible_units or Binary)(n_visible)
+    hid = (hidden_units or Binary)(n_hidden)
+    if W is None:
+        W = 0.01 * np.random.default_rng(rng).standard_normal((hid.n, vis.n))
+    return EnergyModel(
+        units={"x": vis, "h": hid},
+        terms=[Bias("x", name="b", value=b), Bias("h", name="c", value=c),
+               Pairwise("h", "x", name="W", value=W)],
+        visible=["x"],
+    )
+
+
+def BoltzmannMachine(n_visible: int, n_hidden: int, *, W=None, U=None, V=None, b=None, c=None,
+                     rng=None) -> EnergyModel:
+    """General Boltzmann machine ``E = -b.x - c.h - h^T W x - x^T U x - h^T V h``.
+
+    ``U`` (n_visible, n_visible) and ``V`` (n_hidden, n_hidden) are symmetric with zero
+    diagonals (each pair counted twice). Parameters not given start as small symmetric
+    ``N(0, 0.01^2)`` draws from ``rng``; biases as zeros.
+    """
+    gen = np.random.default_rng(rng)
+    if W is None:
+        W = 0.01 * gen.standard_normal((n_hidden, n_visible))
+    U = _small_symmetric(gen, n_visible) if U is None else U
+    V = _small_symmetric(gen, n_hidden) if V is None else V
+    return EnergyModel(
+        units={"x": Binary(n_visible), "h": Binary(n_hidden)},
+        terms=[Bias("x", name="b", value=b), Bias("h", name="c", value=c),
+               Pairwise("h", "x", name="W", value=W),
+               Lateral("x", name="U", value=U), Lateral("h", name="V", value=V)],
+        visible=["x"],
+    )
+
+
+def Ising(edges, couplings=None, fields=None, *, n: int | None = None) -> EnergyModel:
+    """Ising model ``E(s) = -sum_e J_e s_i s_j - sum_i h_i s_i`` over spins ``s`` in {-1, +1}.
+
+    Parameters
+    ----------
+    edges : sequence of (int, int)
+        The interacting pairs.
+    couplings : float or array_like, optional
+        ``J`` per edge (a scalar is broadcast); 1.0 when omitted.
+    fields : float or array_like, optional
+        ``h`` per spin; when given, a ``Bias`` term named ``"h"`` is added.
+    n : int, optional
+        Number of spins (default: the largest index in ``edges`` plus one).
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> ring = pe.Ising([(0, 1), (1, 2), (2, 0)], couplings=0.5)
+    >>> float(ring.energy({"s": [[1, 1, 1]]})[0])
+    -1.5
+    """
+    e = SparsePairwise("s", edges, name="J").edges
+    if n is None:
+        if fields is not None and np.ndim(fields) == 1:
+            n = len(fields)
+        elif e.size:
+            n = int(e.max()) + 1
+        else:
+            raise ValueError("Ising: give n= (no edges and no per-spin fields to size the model)")
+    J = np.broadcast_to(np.asarray(1.0 if couplings is None else couplings, float), (len(e),))
+    terms = [SparsePairwise("s", e, name="J", value=J.copy())]
+    if fields is not None:
+        terms.append(Bias("s", name="h",
+                          value=np.broadcast_to(np.asarray(fields, float), (n,)).copy()))
+    return EnergyModel(units={"s": Spin(n)}, terms=terms, visible=["s"])
+
+
+def _small_symmetric(gen, n):
+    A = 0.01 * gen.standard_normal((n, n))
+    A = np.triu(A, 1)
+    return A + A.T

@@ -1,0 +1,124 @@
+"""The energy-term protocol: every term, built in or a user's own, is a ``Term``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Term", "LinearCoupling"]
+
+
+@dataclass(frozen=True)
+class LinearCoupling:
+    """How one parameter of a term lands in the flat graph.
+
+    The parameter ``theta`` contributes ``-sum_p coef[p] * theta[p] * s[i[p]] * s[j[p]]`` to
+    the energy (``-sum_p coef[p] * theta[p] * s[i[p]]`` when ``j`` is None), the sum running
+    over the flattened entries ``p`` of the parameter. Entries with ``i[p] == j[p]`` are
+    dropped (they must be zero, as on a lateral diagonal). Hence
+    ``dE/dtheta[p] = -coef[p] * s[i[p]] * s[j[p]]``.
+    """
+
+    param: str
+    i: np.ndarray
+    j: np.ndarray | None
+    coef: np.ndarray
+
+
+class Term:
+    """Base class of energy terms: ``E(state) = sum over terms of term.energy(state)``.
+
+    Parameters
+    ----------
+    groups : sequence of str
+        Names of the unit groups the term reads.
+    params : mapping of str to array_like
+        The term's parameters by name (copied to float64 arrays). Built-in terms whose shape
+        depends on the group sizes may pass ``None`` and create the array in :meth:`bind`.
+
+    Notes
+    -----
+    A subclass implements :meth:`energy` (shape ``(batch,)``) and :meth:`energy_grad`
+    (``{name: (batch, *param.shape)}``, the derivative ``dE/dtheta`` per sample). It may also
+    implement :meth:`compile`, giving its parameters as linear couplings of the flat graph,
+    which lets the compiled kernels handle it.
+    """
+
+    def __init__(self, groups: Sequence[str], params: Mapping[str, object]):
+        if isinstance(groups, str):
+            groups = (groups,)
+        self.groups = tuple(groups)
+        for g in self.groups:
+            if not isinstance(g, str):
+                raise TypeError(f"{type(self).__name__}: group names must be str, got {g!r}")
+        self.params: dict[str, np.ndarray | None] = {}
+        for name, value in params.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{type(self).__name__}: parameter names must be non-empty str")
+            self.params[name] = None if value is None else _as_float_array(value, name)
+        self.param_names = tuple(self.params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(groups={self.groups}, params={list(self.param_names)})"
+
+    # -- set-up -------------------------------------------------------------------------
+    def bind(self, units: Mapping) -> None:
+        """Check the term against the model's unit groups; create parameters if needed."""
+        for g in self.groups:
+            if g not in units:
+                raise ValueError(
+                    f"{type(self).__name__} reads group {g!r}, which the model does not have "
+                    f"(its groups are {list(units)})"
+                )
+        shapes = self.param_shapes(units)
+        for name, value in self.params.items():
+            shape = shapes.get(name)
+            if value is None and shape is None:
+                raise ValueError(f"{type(self).__name__}: parameter {name!r} has no value")
+            if value is None:
+                self.params[name] = np.zeros(shape)
+            elif shape is not None and value.shape != tuple(shape):
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {name!r} must have shape "
+                    f"{tuple(shape)}, got {value.shape}"
+                )
+
+    def param_shapes(self, units: Mapping) -> dict[str, tuple]:
+        """Required parameter shapes given the model's unit groups (none by default)."""
+        return {}
+
+    def check_params(self) -> None:
+        """Raise ``ValueError`` if a parameter is NaN or infinite (or otherwise invalid)."""
+        for name, value in self.params.items():
+            if not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"parameter {name!r} of {type(self).__name__} has NaN or infinite entries; "
+                    "reset it (a diverging training run often causes this: lower the "
+                    "learning rate)"
+                )
+
+    # -- the protocol -------------------------------------------------------------------
+    def energy(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Energy of each state in the batch, shape ``(batch,)``."""
+        raise NotImplementedError
+
+    def energy_grad(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``dE/dtheta`` per sample: ``{name: (batch, *param.shape)}``."""
+        raise NotImplementedError
+
+    def compile(self, offsets: Mapping[str, int]) -> list[LinearCoupling] | None:
+        """The term as linear couplings of the flat graph, or None if it cannot compile.
+
+        ``offsets[group]`` is the flat index of the group's first unit.
+        """
+        return None
+
+
+def _as_float_array(value, name: str) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"parameter {name!r} must be numeric, got {type(value).__name__}") from None
+    return arr
+

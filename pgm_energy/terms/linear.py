@@ -1,0 +1,221 @@
+"""Built-in terms linear in their parameters: biases and pairwise couplings.
+
+All of them are first- or second-order in the units and compile to the flat graph's unary
+fields and symmetric pairwise couplings.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .base import LinearCoupling, Term
+
+__all__ = ["Bias", "Pairwise", "Lateral", "SparsePairwise"]
+
+
+class Bias(Term):
+    """Unit biases: ``E = -sum_i b_i s_i``.
+
+    Parameters
+    ----------
+    group : str
+        The unit group.
+    name : str
+        Parameter name (``b`` by default); shape ``(n,)``.
+    value : array_like, optional
+        Initial biases; zeros when omitted.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> m = pe.EnergyModel({"x": 3}, [pe.Bias("x", name="b", value=[1.0, 0.0, -1.0])])
+    >>> m.energy({"x": [[1, 1, 0]]})
+    array([-1.])
+    """
+
+    def __init__(self, group: str, *, name: str = "b", value=None):
+        super().__init__(groups=(group,), params={name: value})
+
+    def param_shapes(self, units: Mapping) -> dict[str, tuple]:
+        return {self.param_names[0]: (units[self.groups[0]].n,)}
+
+    def energy(self, state):
+        return -(state[self.groups[0]] @ self.params[self.param_names[0]])
+
+    def energy_grad(self, state):
+        return {self.param_names[0]: -np.asarray(state[self.groups[0]], dtype=float)}
+
+    def compile(self, offsets):
+        b = self.params[self.param_names[0]]
+        i = offsets[self.groups[0]] + np.arange(b.size)
+        return [LinearCoupling(self.param_names[0], i, None, np.ones(b.size))]
+
+
+class Pairwise(Term):
+    """Dense couplings between two different groups: ``E = -a^T W b = -sum_jk W_jk a_j b_k``.
+
+    Parameters
+    ----------
+    group_a, group_b : str
+        The two groups; ``W`` has shape ``(n_a, n_b)``. ``Pairwise("h", "x")`` is the
+        ``-h^T W x`` of an RBM.
+    name : str
+        Parameter name (``W`` by default).
+    value : array_like, optional
+        Initial weights; zeros when omitted.
+    """
+
+    def __init__(self, group_a: str, group_b: str, *, name: str = "W", value=None):
+        if group_a == group_b:
+            raise ValueError(
+                f"Pairwise({group_a!r}, {group_b!r}): the groups must differ; use "
+                "Lateral(group) or SparsePairwise(group, edges) for couplings within a group"
+            )
+        super().__init__(groups=(group_a, group_b), params={name: value})
+
+    def param_shapes(self, units):
+        a, b = self.groups
+        return {self.param_names[0]: (units[a].n, units[b].n)}
+
+    def energy(self, state):
+        a, b = self.groups
+        W = self.params[self.param_names[0]]
+        return -np.einsum("bj,bj->b", state[a] @ W, state[b])
+
+    def energy_grad(self, state):
+        a, b = self.groups
+        sa = np.asarray(state[a], dtype=float)
+        sb = np.asarray(state[b], dtype=float)
+        return {self.param_names[0]: -sa[:, :, None] * sb[:, None, :]}
+
+    def compile(self, offsets):
+        a, b = self.groups
+        W = self.params[self.param_names[0]]
+        i, j = np.indices(W.shape)
+        return [LinearCoupling(self.param_names[0], (offsets[a] + i).ravel(),
+                               (offsets[b] + j).ravel(), np.ones(W.size))]
+
+
+class Lateral(Term):
+    """Dense symmetric couplings within a group: ``E = -s^T U s = -sum_{i != j} U_ij s_i s_j``.
+
+    ``U`` is symmetric with a zero diagonal, so every pair is counted twice and
+    ``P(x_i = 1 | rest) = sigmoid(b_i + ... + 2 (U x)_i)`` for binary units. The gradient is
+    taken entry by entry, ``dE/dU_ij = -s_i s_j`` off the diagonal and 0 on it, so it is
+    symmetric with a zero diagonal too.
+
+    Parameters
+    ----------
+    group : str
+        The unit group; ``U`` has shape ``(n, n)``.
+    name : str
+        Parameter name (``U`` by default).
+    value : array_like, optional
+        Initial couplings (symmetric, zero diagonal); zeros when omitted.
+    """
+
+    def __init__(self, group: str, *, name: str = "U", value=None):
+        super().__init__(groups=(group,), params={name: value})
+
+    def param_shapes(self, units):
+        n = units[self.groups[0]].n
+        return {self.param_names[0]: (n, n)}
+
+    def check_params(self):
+        super().check_params()
+        name = self.param_names[0]
+        U = self.params[name]
+        if np.any(np.diag(U) != 0):
+            raise ValueError(
+                f"lateral couplings {name!r} must have a zero diagonal; set "
+                f"np.fill_diagonal(model.params[{name!r}], 0)"
+            )
+        if not np.allclose(U, U.T, rtol=1e-12, atol=1e-12):
+            raise ValueError(
+                f"lateral couplings {name!r} must be symmetric; symmetrise them, e.g. "
+                f"U[...] = (U + U.T) / 2"
+            )
+
+    def energy(self, state):
+        s = state[self.groups[0]]
+        return -np.einsum("bi,bi->b", s @ self.params[self.param_names[0]], s)
+
+    def energy_grad(self, state):
+        s = np.asarray(state[self.groups[0]], dtype=float)
+        g = -s[:, :, None] * s[:, None, :]
+        idx = np.arange(s.shape[1])
+        g[:, idx, idx] = 0.0
+        return {self.param_names[0]: g}
+
+    def compile(self, offsets):
+        U = self.params[self.param_names[0]]
+        i, j = np.indices(U.shape)
+        off = offsets[self.groups[0]]
+        return [LinearCoupling(self.param_names[0], (off + i).ravel(), (off + j).ravel(),
+                               np.ones(U.size))]
+
+
+class SparsePairwise(Term):
+    """Couplings on an edge list within one group: ``E = -sum_e J_e s_{i_e} s_{j_e}``.
+
+    Parameters
+    ----------
+    group : str
+        The unit group.
+    edges : sequence of (int, int)
+        Distinct pairs of distinct unit indices of the group; each unordered pair at most once.
+    name : str
+        Parameter name (``J`` by default); shape ``(n_edges,)``.
+    value : array_like, optional
+        Initial couplings; zeros when omitted.
+    """
+
+    def __init__(self, group: str, edges: Sequence, *, name: str = "J", value=None):
+        super().__init__(groups=(group,), params={name: value})
+        self.edges = _as_edge_array(edges)
+
+    def param_shapes(self, units):
+        n = units[self.groups[0]].n
+        e = self.edges
+        if e.size and (e.min() < 0 or e.max() >= n):
+            raise ValueError(
+                f"SparsePairwise {self.param_names[0]!r}: edge indices must lie in [0, {n}) "
+                f"for group {self.groups[0]!r} of {n} units, got range [{e.min()}, {e.max()}]"
+            )
+        return {self.param_names[0]: (len(e),)}
+
+    def energy(self, state):
+        s = state[self.groups[0]]
+        J = self.params[self.param_names[0]]
+        return -(s[:, self.edges[:, 0]] * s[:, self.edges[:, 1]]) @ J
+
+    def energy_grad(self, state):
+        s = np.asarray(state[self.groups[0]], dtype=float)
+        return {self.param_names[0]: -s[:, self.edges[:, 0]] * s[:, self.edges[:, 1]]}
+
+    def compile(self, offsets):
+        off = offsets[self.groups[0]]
+        J = self.params[self.param_names[0]]
+        return [LinearCoupling(self.param_names[0], off + self.edges[:, 0],
+                               off + self.edges[:, 1], np.ones(J.size))]
+
+
+def _as_edge_array(edges) -> np.ndarray:
+    try:
+        e = np.array(edges, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise TypeError("edges must be a sequence of (i, j) integer pairs") from None
+    if e.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if e.ndim != 2 or e.shape[1] != 2:
+        raise ValueError(f"edges must have shape (n_edges, 2), got {e.shape}")
+    if np.any(e[:, 0] == e[:, 1]):
+        k = int(np.flatnonzero(e[:, 0] == e[:, 1])[0])
+        raise ValueError(f"edges must join two different units, got {tuple(e[k])} at {k}")
+    key = np.sort(e, axis=1)
+    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        dup = tuple(key[first[counts > 1][0]])
+        raise ValueError(f"edges must be distinct (as unordered pairs); {dup} appears twice")
+    return e
