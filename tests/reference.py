@@ -38,14 +38,12 @@ def joint_probabilities(model, beta=1.0):
 
 def log_likelihood(model, X, beta=1.0):
     """log P(x) for each row of X (dict of visible groups) by summing the joint table."""
-    s, p = joint_probabilities(model, beta)
+    s = all_states(model)
+    lw = -beta * model.energy(s)
+    log_z = logsumexp(lw)
     vis = np.concatenate([s[g] for g in model.visible], axis=1)
     Xf = np.concatenate([np.atleast_2d(X[g]) for g in model.visible], axis=1)
-    out = []
-    for row in Xf:
-        mask = np.all(vis == row, axis=1)
-        out.append(np.log(p[mask].sum()))
-    return np.array(out)
+    return np.array([logsumexp(lw[np.all(vis == row, axis=1)]) - log_z for row in Xf])
 
 
 def free_energy(model, X, beta=1.0):
