@@ -10,8 +10,8 @@ import os
 import platform
 import time
 
-__all__ = ["best_of", "optional_import", "blas_report", "environment_report", "Table",
-           "fmt_time", "fmt_rate", "fmt_ratio", "rel_diff"]
+__all__ = ["best_of", "optional_import", "blas_report", "environment_report", "OtherLoad",
+           "Table", "fmt_time", "fmt_rate", "fmt_ratio", "rel_diff"]
 
 _OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -71,6 +71,38 @@ def environment_report() -> str:
                      "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...`")
     lines.append(blas_report())
     return "\n".join(lines)
+
+
+class OtherLoad:
+    """CPU time that *other* processes used while this one ran (Linux ``/proc/stat``).
+
+    Timings on a small shared machine are only meaningful if nothing else ran meanwhile:
+    create one at the start and print ``report()`` at the end.
+    """
+
+    def __init__(self):
+        self._start = self._snapshot()
+
+    @staticmethod
+    def _snapshot():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # - idle, iowait
+        own = os.times()
+        return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.perf_counter()
+
+    def report(self) -> str:
+        end = self._snapshot()
+        if self._start is None or end is None:
+            return "CPU use by other processes: unknown (no /proc/stat)"
+        busy, own, wall = (e - s for e, s in zip(end, self._start))
+        other = max(busy - own, 0.0)
+        note = "" if other < 0.05 * wall else "  <- timings may be disturbed"
+        return (f"CPU use by other processes during the run: {other:.1f} CPU-s over "
+                f"{wall:.1f} s wall ({100 * other / wall:.0f}% of one core){note}")
 
 
 class Table:

@@ -6,8 +6,15 @@ A model is a sum of pluggable energy terms over groups of units::
 
 See ``DESIGN.md`` for the conventions (``E(x, h) = -b.x - c.h - h^T W x - x^T U x - h^T V h``).
 """
-from . import exact
+import os as _os
+
+# The kernels' OpenMP threads and OpenBLAS's own threads take turns on the same cores; with
+# OpenMP's default busy-waiting they fight for them. Sleep instead, unless the user chose.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import exact  # noqa: E402
 from .model import RBM, BoltzmannMachine, EnergyModel, Ising
+from .sampling import GibbsSampler, ParallelTempering
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
 from .units import Binary, Spin
 
@@ -17,5 +24,6 @@ __all__ = [
     "Binary", "Spin",
     "Term", "Bias", "Pairwise", "Lateral", "SparsePairwise",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
+    "GibbsSampler", "ParallelTempering",
     "exact",
 ]

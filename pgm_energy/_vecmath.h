@@ -66,23 +66,31 @@
 static inline double pe__asdouble(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
 static inline uint64_t pe__asuint(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
-/* c ? a : b as a bit mask select. A plain ?: becomes a branch that GCC's jump
- * threading can duplicate code into, and then if-conversion fails ("control flow
- * in loop") and the loop is not vectorised. */
-static inline double pe__select(int c, double a, double b)
-{
-    uint64_t m = (uint64_t)0 - (uint64_t)c;
-    return pe__asdouble((pe__asuint(a) & m) | (pe__asuint(b) & ~m));
-}
+/* Selections are done with 64-bit integer masks built by subtraction and shift,
+ * never with ?: or FP compares:
+ *  - a ?: is a branch in GCC's IR. PRE/threading can then constant-fold one arm
+ *    (e.g. the clamped exp) and leave FP ops that may trap in the other; with
+ *    -ftrapping-math (the default) if-conversion then gives up ("control flow in
+ *    loop") and the loop is not vectorised;
+ *  - an FP compare turned into a 64-bit integer mask needs SSE4.2 (no SSE2 clone).
+ * (b - a) >> 63 is 1 iff a > b, for a, b < 2^63. */
+#define PE__SIGN   UINT64_C(0x8000000000000000)
+#define PE__ABS    UINT64_C(0x7fffffffffffffff)
+#define PE__B_INF  UINT64_C(0x7ff0000000000000)   /* bits of +inf    */
+#define PE__B_746  UINT64_C(0x4087500000000000)   /* bits of 746.0   */
+#define PE__B_HALF UINT64_C(0x3fe0000000000000)   /* bits of 0.5     */
+#define PE__B_ONE  UINT64_C(0x3ff0000000000000)   /* bits of 1.0     */
+#define PE__B_TINY UINT64_C(0x3c90000000000000)   /* bits of 2^-54   */
 
-/* ---- exp(a) for a <= 0 --------------------------------------------------
+/* ---- e^-|x| ---------------------------------------------------------------
+ * a = -min(|x|, 746) (NaN passes through); for |x| >= 746 the result is 0.
  * exp(a) = 2^k e^r,  k = round(a/ln2),  r = a - k ln2 (Cody-Waite, |r| <= ln2/2).
- * k comes from the shifter trick: t = a*log2(e) + (1.5*2^52 + 1087) puts k+1087
- * in the low mantissa bits of t, and bits(t) << 52 is then 2^(k+64) (a normal
- * number, since the clamp keeps k >= -1077). The result is
- * (e^r * 2^(k+64)) * 2^-64, so a subnormal result is rounded once, correctly.
- * e^r = 1 + r + r^2 Q(r), Q of degree 9 (minimax, relative error 2^-56.7 after
- * rounding the coefficients to double). NaN propagates, a <= -746 gives 0.
+ * k comes from the shifter trick: t = a*log2(e) + (1.5*2^52 + 1087) holds k+1087
+ * in its low mantissa bits, so bits(t) << 52 is 2^(k+64) (a normal number: the
+ * clamp keeps k >= -1077). e^r = 1 + r + r^2 Q(r), Q of degree 9 (minimax,
+ * relative error 2^-56.7 after rounding the coefficients), evaluated as
+ * (1 + w)*2^-64 = w*2^-64 + 2^-64 (exact scaling), then times 2^(k+64): one
+ * rounding, which is correct also when the result is subnormal.
  */
 #define PE__LOG2E   1.4426950408889634
 #define PE__SHIFT   6755399441056831.0        /* 0x1.8p52 + 1087 */
@@ -90,51 +98,53 @@ static inline double pe__select(int c, double a, double b)
 #define PE__LN2_LO  1.9082149292705877e-10
 #define PE__TWOM64  5.4210108624275222e-20    /* 2^-64 */
 
-static inline double pe__exp_nonpos(double a)
+static inline double pe__exp_negabs(double x)
 {
-    a = pe__select(a < -746.0, -746.0, a);
+    uint64_t ax = pe__asuint(x) & PE__ABS;
+    /* all ones iff 746 < |x| <= inf */
+    uint64_t m = ((PE__B_INF - ax) >> 63) - ((PE__B_746 - ax) >> 63);
+    ax ^= (ax ^ PE__B_746) & m;
+    double a = pe__asdouble(ax | PE__SIGN);
+
     double t = a * PE__LOG2E + PE__SHIFT;
     double k = t - PE__SHIFT;
     double r = (a - k * PE__LN2_HI) - k * PE__LN2_LO;
-    double r2 = r * r;
-    /* Q(r) = E2 + E3 r + ... + E11 r^9: pairs in r, then Horner in r^2 */
-    double q0 = 0.500000000000001 + 0.16666666666666674 * r;
-    double q1 = 0.041666666666523064 + 0.0083333333333232649 * r;
-    double q2 = 0.0013888888947551411 + 0.00019841269883944318 * r;
-    double q3 = 2.4801487592754968e-05 + 2.7557244950661242e-06 * r;
-    double q4 = 2.7632564691854987e-07 + 2.5109158999650104e-08 * r;
-    double q = q3 + q4 * r2;
-    q = q2 + q * r2;
-    q = q1 + q * r2;
-    q = q0 + q * r2;
-    double p = 1.0 + (r + r2 * q);
+    double r2 = r * r, r4 = r2 * r2;
+    /* Q(r) = E2 + E3 r + ... + E11 r^9, Estrin's scheme */
+    double p0 = 0.500000000000001 + 0.16666666666666674 * r;
+    double p1 = 0.041666666666523064 + 0.0083333333333232649 * r;
+    double p2 = 0.0013888888947551411 + 0.00019841269883944318 * r;
+    double p3 = 2.4801487592754968e-05 + 2.7557244950661242e-06 * r;
+    double p4 = 2.7632564691854987e-07 + 2.5109158999650104e-08 * r;
+    double q = (p0 + p1 * r2) + r4 * ((p2 + p3 * r2) + r4 * p4);
+    double w = r + r2 * q;                                   /* e^r - 1 */
     double scale = pe__asdouble(pe__asuint(t) << 52);       /* 2^(k+64) */
-    return (p * scale) * PE__TWOM64;
+    return (w * PE__TWOM64 + PE__TWOM64) * scale;
 }
 
 /* ---- log1p(e) for e in [0, 1] -------------------------------------------
  * e <  1/2:  log1p(e) = log1p(t),         t = e
  * e >= 1/2:  log1p(e) = ln2 + log1p(t),   t = (e-1)/2  (exact: Sterbenz)
- * so t in [-1/4, 1/2) is exact, and no division is needed.
+ * so t in [-1/4, 1/2] is exact and no division is needed.
  * log1p(t) = t + t^2 P(t), P of degree 20 (minimax on [-1/4, 1/2], relative
- * error 2^-57.3 after rounding). For e < 2^-54, log1p(e) rounds to e; P is then
- * evaluated at 0, which keeps t^2, t^4 out of the subnormal range (subnormals are
- * slow on many x86 CPUs).
+ * error 2^-57.3 after rounding), Estrin's scheme. For e < 2^-54, log1p(e) rounds
+ * to e; P is then evaluated at u = 0, which keeps u^2 .. u^16 out of the
+ * subnormal range (slow on many x86 CPUs).
  */
-#define PE__LN2       0.69314718055994529
-#define PE__LN2_TAIL  2.3190468138462996e-17   /* ln2 - PE__LN2 */
-#define PE__TWOM54    5.5511151231257827e-17   /* 2^-54 */
+#define PE__B_LN2   UINT64_C(0x3fe62e42fefa39ef)   /* ln2 rounded to double */
+#define PE__B_TAIL  UINT64_C(0x3c7abc9e3b39803f)   /* ln2 - that, 2.319e-17 */
 
 static inline double pe__log1p_unit(double e)
 {
-    double tb = (e - 1.0) * 0.5;
-    int big   = e >= 0.5;
-    double t  = pe__select(big, tb, e);
-    double hi = pe__select(big, PE__LN2, 0.0);
-    double lo = pe__select(big, PE__LN2_TAIL, 0.0);
-    double u  = pe__select(e < PE__TWOM54, 0.0, t);
-    double u2 = u * u, u4 = u2 * u2;
-    /* P(u) = L0 + L1 u + ... + L20 u^20: pairs in u, pairs in u^2, Horner in u^4 */
+    uint64_t be = pe__asuint(e);
+    uint64_t big = (uint64_t)0 - (((PE__B_HALF - 1) - be) >> 63);   /* e >= 1/2 */
+    uint64_t bt = be ^ ((be ^ pe__asuint((e - 1.0) * 0.5)) & big);
+    double t  = pe__asdouble(bt);
+    double hi = pe__asdouble(PE__B_LN2 & big);
+    double lo = pe__asdouble(PE__B_TAIL & big);
+    double u  = pe__asdouble(bt & (((be - PE__B_TINY) >> 63) - 1));  /* e < 2^-54 ? 0 : t */
+    double u2 = u * u, u4 = u2 * u2, u8 = u4 * u4, u16 = u8 * u8;
+    /* P(u) = L0 + L1 u + ... + L20 u^20 */
     double a0 = -0.49999999999999994 + 0.33333333333333198 * u;
     double a1 = -0.25000000000004319 + 0.20000000000050133 * u;
     double a2 = -0.16666666665924687 + 0.14285714278167233 * u;
@@ -151,27 +161,25 @@ static inline double pe__log1p_unit(double e)
     double b3 = a6 + a7 * u2;
     double b4 = a8 + a9 * u2;
     double b5 = -0.0070167430798754767;
-    double P = b4 + b5 * u4;
-    P = b3 + P * u4;
-    P = b2 + P * u4;
-    P = b1 + P * u4;
-    P = b0 + P * u4;
+    double P = ((b0 + b1 * u4) + (b2 + b3 * u4) * u8) + (b4 + b5 * u4) * u16;
     return hi + (t + (lo + u2 * P));
 }
 
 /* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|). Branch-free. */
 static inline double pe_softplus(double x)
 {
-    double a  = pe__asdouble(pe__asuint(x) | UINT64_C(0x8000000000000000));  /* -|x| */
-    double mx = pe__select(x > 0.0, x, 0.0);
-    return mx + pe__log1p_unit(pe__exp_nonpos(a));
+    uint64_t bx = pe__asuint(x);
+    double mx = pe__asdouble(bx & ((bx >> 63) - 1));        /* x >= +0 ? x : +0 */
+    return mx + pe__log1p_unit(pe__exp_negabs(x));
 }
 
 /* sigmoid(x) = 1/(1 + e^-x) = (x >= 0 ? 1 : e) / (1 + e),  e = e^-|x|. */
 static inline double pe_sigmoid(double x)
 {
-    double e = pe__exp_nonpos(pe__asdouble(pe__asuint(x) | UINT64_C(0x8000000000000000)));
-    return pe__select(x >= 0.0, 1.0, e) / (1.0 + e);
+    double e = pe__exp_negabs(x);
+    uint64_t neg = (uint64_t)0 - (pe__asuint(x) >> 63);
+    double num = pe__asdouble(PE__B_ONE ^ ((PE__B_ONE ^ pe__asuint(e)) & neg));
+    return num / (1.0 + e);
 }
 
 /* field[k] += delta * weight[k];  sp[k] = softplus(field[k])  for k in [0, n). */

@@ -42,14 +42,17 @@ def unit_groups(draw, max_units: int = 4, kinds=(Binary, Spin)):
 
 @st.composite
 def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
-           kinds=(Binary, Spin), large_weights: bool = True):
+           kinds=(Binary, Spin), large_weights: bool = True, scale: float = 2.0):
     """Strategy for a random small ``EnergyModel``: any mix of built-in terms.
 
     Up to ``max_groups`` groups of at most ``max_units`` units (``max_total`` in all), each
     group binary or spin; biases, dense pairwise couplings between groups, laterals and sparse
-    couplings within groups, all with random (sometimes very large) parameters; a non-empty
-    random subset of the groups is visible.
+    couplings within groups, all with random ``N(0, scale)`` (sometimes very large)
+    parameters; a non-empty random subset of the groups is visible.
     """
+    def w(shape):
+        return draw(weights(shape, scale=scale, large=large_weights))
+
     n_groups = draw(st.integers(1, max_groups))
     units, total = {}, 0
     for k in range(n_groups):
@@ -63,24 +66,24 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
     for g in names:
         n = units[g].n
         if draw(st.booleans()):
-            terms.append(Bias(g, name=f"b_{g}", value=draw(weights((n,), large=large_weights))))
+            terms.append(Bias(g, name=f"b_{g}", value=w((n,))))
         if n >= 2 and draw(st.booleans()):
-            U = draw(weights((n, n), large=large_weights))
+            U = w((n, n))
             U = np.triu(U, 1)
             terms.append(Lateral(g, name=f"U_{g}", value=U + U.T))
         elif n >= 2 and draw(st.booleans()):
             pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
             edges = draw(st.lists(st.sampled_from(pairs), min_size=1, unique=True))
             terms.append(SparsePairwise(g, edges, name=f"J_{g}",
-                                        value=draw(weights((len(edges),), large=large_weights))))
+                                        value=w((len(edges),))))
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
             if draw(st.booleans()):
                 shape = (units[names[a]].n, units[names[b]].n)
                 terms.append(Pairwise(names[a], names[b], name=f"W_{names[a]}{names[b]}",
-                                      value=draw(weights(shape, large=large_weights))))
+                                      value=w(shape)))
     if not terms:
-        terms.append(Bias(names[0], name="b", value=draw(weights((units[names[0]].n,)))))
+        terms.append(Bias(names[0], name="b", value=w((units[names[0]].n,))))
     visible = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
     return EnergyModel(units, terms, visible=visible)
 

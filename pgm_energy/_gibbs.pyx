@@ -1,0 +1,157 @@
+"""Gibbs sweep kernels over the flat graph, many chains at once.
+
+``sweep_sparse``: state laid out (n_units, stride), stride >= n_chains; units are visited in
+a given order (index order for the sequential schedule, colour by colour for the chromatic
+one), and for each unit the local field and the update run over a block of chains as one
+vector loop. Chains are split into blocks (their size chosen by the caller from the number of
+chains only, a multiple of 8 so that blocks never share a cache line of an aligned state)
+that run on OpenMP threads; each chain has its own xoshiro256+ stream, so results do not
+depend on the thread count.
+
+``sweep_block``: two dense layers, state (n_chains, n_layer); each layer's fields for all
+chains come from one BLAS ``dgemm``, then each chain samples its layer from its stream.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc
+from scipy.linalg.cython_blas cimport dgemm
+
+cdef extern from "_gibbs.h" nogil:
+    void pe_gibbs_unit(double *state, long stride, long unit, const int32_t *neighbour,
+                       const double *weight, long degree, double field, const double *beta,
+                       double scale, double low, uint64_t *s0, uint64_t *s1, uint64_t *s2,
+                       uint64_t *s3, double *f, long n)
+    void pe_gibbs_layer(double *value, const double *field, double beta, const double *scale,
+                        const double *low, const unsigned char *free, uint64_t *s0,
+                        uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
+
+cdef int sweep_chain_block(double[:, ::1] state, const double[::1] field,
+                           const int64_t[::1] indptr, const int32_t[::1] indices,
+                           const double[::1] weights, const int32_t[::1] order,
+                           const double[::1] scale, const double[::1] low,
+                           const double[::1] beta, uint64_t[:, ::1] streams,
+                           int n_sweeps, Py_ssize_t c0, Py_ssize_t n) noexcept nogil:
+    """All sweeps for chains c0 .. c0+n-1. Returns 0, or -1 if out of memory."""
+    cdef double *f = <double *> malloc(n * sizeof(double))
+    cdef Py_ssize_t t
+    cdef int sweep, i
+    if f == NULL:
+        return -1
+    for sweep in range(n_sweeps):
+        for t in range(order.shape[0]):
+            i = order[t]
+            pe_gibbs_unit(&state[0, c0], state.shape[1], i, &indices[indptr[i]],
+                          &weights[indptr[i]], indptr[i + 1] - indptr[i], field[i],
+                          &beta[c0], scale[i], low[i], &streams[0, c0], &streams[1, c0],
+                          &streams[2, c0], &streams[3, c0], f, n)
+    free(f)
+    return 0
+
+
+def sweep_sparse(
+    double[:, ::1] state,            # IN/OUT (n_units, stride), chains in columns < n_chains
+    const double[::1] field,         # IN (n_units,)
+    const int64_t[::1] indptr,       # IN (n_units+1,) symmetric CSR adjacency
+    const int32_t[::1] indices,      # IN
+    const double[::1] weights,       # IN
+    const int32_t[::1] order,        # IN units to update, in order
+    const double[::1] scale,         # IN (n_units,) 1 binary, 2 spin
+    const double[::1] low,           # IN (n_units,) 0 binary, -1 spin
+    const double[::1] beta,          # IN (n_chains,)
+    uint64_t[:, ::1] streams,        # IN/OUT (4, >= n_chains)
+    int n_sweeps,
+    int chain_block,
+    int n_threads,
+):
+    """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain."""
+    cdef Py_ssize_t n_chains = beta.shape[0]
+    cdef Py_ssize_t n_blocks = (n_chains + chain_block - 1) // chain_block
+    cdef Py_ssize_t blk, c0
+    cdef int failed = 0
+    if (field.shape[0] != state.shape[0] or indptr.shape[0] != state.shape[0] + 1
+            or state.shape[1] < n_chains or streams.shape[1] < n_chains or chain_block < 1
+            or scale.shape[0] != state.shape[0] or low.shape[0] != state.shape[0]):
+        raise ValueError("sweep_sparse: inconsistent array shapes")
+    with nogil:
+        for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
+            c0 = blk * chain_block
+            if sweep_chain_block(state, field, indptr, indices, weights, order, scale, low,
+                                 beta, streams, n_sweeps, c0,
+                                 min(<Py_ssize_t> chain_block, n_chains - c0)) != 0:
+                failed = 1
+    if failed:
+        raise MemoryError("sweep_sparse: out of memory")
+
+
+cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,
+                       const double[:, ::1] coupling, bint transpose) noexcept nogil:
+    """out = field + other @ coupling (or other @ coupling^T), via dgemm on row-major data.
+
+    Row-major ``out (n_chains, n_out)`` is column-major ``out^T``; so compute
+    ``out^T = coupling^T other^T`` (``transpose`` False) or ``coupling other^T``.
+    """
+    cdef int n_chains = out.shape[0], n_out = out.shape[1], n_in = other.shape[1]
+    cdef int ld_coupling = coupling.shape[1]
+    cdef double one = 1.0
+    cdef char *op = b"T" if transpose else b"N"
+    cdef char *no = b"N"
+    cdef Py_ssize_t c, k
+    for c in range(n_chains):
+        for k in range(n_out):
+            out[c, k] = field[k]
+    if n_in == 0:
+        return
+    dgemm(op, no, &n_out, &n_chains, &n_in, &one, <double *> &coupling[0, 0], &ld_coupling,
+          &other[0, 0], &n_in, &one, &out[0, 0], &n_out)
+
+
+cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] scale,
+                       const double[::1] low, const unsigned char[::1] free_units,
+                       const double[::1] beta, uint64_t[:, ::1] streams,
+                       int n_threads) noexcept nogil:
+    cdef Py_ssize_t c
+    cdef long n = value.shape[1]
+    for c in prange(value.shape[0], schedule="static", num_threads=max(n_threads, 1)):
+        pe_gibbs_layer(&value[c, 0], &fields[c, 0], beta[c], &scale[0], &low[0],
+                       &free_units[0], &streams[0, c], &streams[1, c], &streams[2, c],
+                       &streams[3, c], n)
+
+
+def sweep_block(
+    double[:, ::1] state_a,          # IN/OUT (n_chains, n_a) layer a (colour 0)
+    double[:, ::1] state_b,          # IN/OUT (n_chains, n_b) layer b (colour 1)
+    const double[:, ::1] coupling,   # IN (n_a, n_b): E has -sum a_i C_ij b_j
+    const double[::1] field_a,       # IN (n_a,)
+    const double[::1] field_b,       # IN (n_b,)
+    const double[::1] scale_a,       # IN (n_a,)
+    const double[::1] low_a,         # IN (n_a,)
+    const double[::1] scale_b,       # IN (n_b,)
+    const double[::1] low_b,         # IN (n_b,)
+    const unsigned char[::1] free_a, # IN (n_a,) 0 for clamped units
+    const unsigned char[::1] free_b, # IN (n_b,)
+    const double[::1] beta,          # IN (n_chains,)
+    uint64_t[:, ::1] streams,        # IN/OUT (4, n_chains)
+    int n_sweeps,
+    int n_threads,
+):
+    """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a."""
+    cdef Py_ssize_t n_chains = state_a.shape[0], n_a = state_a.shape[1], n_b = state_b.shape[1]
+    cdef int sweep
+    if (state_b.shape[0] != n_chains or coupling.shape[0] != n_a or coupling.shape[1] != n_b
+            or beta.shape[0] != n_chains or streams.shape[1] < n_chains or n_a == 0
+            or n_b == 0):
+        raise ValueError("sweep_block: inconsistent array shapes")
+    import numpy as np
+    cdef double[:, ::1] fields_a = np.empty((n_chains, n_a))
+    cdef double[:, ::1] fields_b = np.empty((n_chains, n_b))
+    cdef bint any_a = any(free_a), any_b = any(free_b)
+    with nogil:
+        for sweep in range(n_sweeps):
+            if any_a:
+                layer_fields(fields_a, field_a, state_b, coupling, True)
+                sample_layer(state_a, fields_a, scale_a, low_a, free_a, beta, streams,
+                             n_threads)
+            if any_b:
+                layer_fields(fields_b, field_b, state_a, coupling, False)
+                sample_layer(state_b, fields_b, scale_b, low_b, free_b, beta, streams,
+                             n_threads)

@@ -1,0 +1,390 @@
+"""Gibbs sampling: the Python face of the ``_gibbs`` kernels, and parallel tempering.
+
+Each chain owns a xoshiro256+ random stream seeded from the user's ``rng`` through
+``numpy.random.SeedSequence``, so the samples depend on the seed only, never on the thread
+count. Draw order (which the numpy twin in ``tests/reference_gibbs.py`` reproduces): per
+chain, one uniform per unit update, in the order the units are updated.
+
+Schedules (all sample the same distribution):
+
+* ``"sequential"``: one unit at a time in index order, any graph.
+* ``"chromatic"``: colour by colour (a greedy colouring of the unit graph); the units of a
+  colour are conditionally independent, so each colour is one block.
+* ``"block"``: for models whose units form two colours with dense couplings (RBM layers):
+  each layer is updated for all chains at once from a BLAS matrix product.
+* ``"auto"``: ``"block"`` for dense bipartite models, else ``"chromatic"`` for sparse graphs,
+  else ``"sequential"``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from . import _gibbs
+from .model import EnergyModel, check_beta
+from .units import Spin
+
+__all__ = ["GibbsSampler", "ParallelTempering"]
+
+SCHEDULES = ("auto", "sequential", "chromatic", "block")
+_DENSE_FRACTION = 0.25
+
+
+def chain_streams(rng, n_chains: int) -> np.ndarray:
+    """Seed one xoshiro256+ stream per chain: a (4, >= n_chains) uint64 state array.
+
+    Column ``c`` is chain ``c``'s state; columns are padded to a multiple of 8 and the array
+    is 64-byte aligned, so blocks of 8k chains never share a cache line.
+    """
+    gen = np.random.default_rng(rng)
+    seq = np.random.SeedSequence(gen.integers(0, 2**63, size=4))
+    words = seq.generate_state(4 * n_chains, np.uint64).reshape(n_chains, 4).T
+    state = aligned_zeros((4, _padded(n_chains)), np.uint64)
+    state[:, :n_chains] = words
+    state[0, ~state.any(axis=0)] = 1        # xoshiro's state must not be all zero
+    return state
+
+
+def aligned_zeros(shape, dtype=np.float64, alignment: int = 64) -> np.ndarray:
+    """C-contiguous zeros whose data pointer is a multiple of ``alignment`` bytes."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    buf = np.zeros(size + alignment // dtype.itemsize, dtype)
+    skip = (-buf.ctypes.data % alignment) // dtype.itemsize
+    return buf[skip:skip + size].reshape(shape)
+
+
+def _padded(n_chains: int) -> int:
+    return -(-n_chains // 8) * 8
+
+
+def _chain_block(n_chains: int) -> int:
+    """Chains per kernel block: about 64, a multiple of 8, from n_chains alone."""
+    n_blocks = -(-n_chains // 64)
+    return _padded(-(-n_chains // n_blocks))
+
+
+class GibbsSampler:
+    """Many Gibbs chains over a model's joint distribution ``P(s) ∝ exp(-beta E(s))``.
+
+    Parameters
+    ----------
+    model : EnergyModel
+    n_chains : int
+        Number of independent chains (>= 1).
+    schedule : {"auto", "sequential", "chromatic", "block"}
+        Update order / kernel (see module docstring).
+    beta : float
+        Inverse temperature (> 0).
+    rng : None, int or numpy.random.Generator
+        Seeds the chains' streams and their random initial states.
+    n_threads : int, optional
+        Threads across chains (default: all cores); results do not depend on it.
+    initial_state : dict, optional
+        ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> sampler = pe.GibbsSampler(pe.RBM(6, 3, rng=0), n_chains=10, rng=0)
+    >>> samples = sampler.sample(5, burn_in=10)
+    >>> samples["x"].shape
+    (5, 10, 6)
+    """
+
+    def __init__(self, model: EnergyModel, n_chains: int = 100, schedule: str = "auto",
+                 beta: float = 1.0, rng=None, *, n_threads: int | None = None,
+                 initial_state: Mapping | None = None):
+        if not isinstance(model, EnergyModel):
+            raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
+        self.model = model
+        self.n_chains = _positive_int(n_chains, "n_chains")
+        self.n_threads = _positive_int(os.cpu_count() or 1 if n_threads is None else n_threads,
+                                       "n_threads")
+        self._betas = np.full(self.n_chains, check_beta(beta))
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        graph = model.graph
+        self._colour = graph.colouring()
+        self.schedule = _resolve_schedule(schedule, graph, self._colour)
+        gen = np.random.default_rng(rng)
+        self._streams = chain_streams(gen, self.n_chains)
+        if self.schedule == "block":
+            self._engine = _BlockEngine(graph, self._colour, self.n_chains)
+        else:
+            order = (np.argsort(self._colour, kind="stable") if self.schedule == "chromatic"
+                     else np.arange(graph.n_units))
+            self._engine = _SparseEngine(graph, order, self.n_chains)
+        low = np.where(graph.spin, -1.0, 0.0)
+        random_flat = low + (1.0 - low) * gen.integers(0, 2, size=(self.n_chains, graph.n_units))
+        self._engine.load(random_flat)
+        if initial_state is not None:
+            self.state = initial_state
+
+    @property
+    def beta(self) -> float:
+        """The inverse temperature of the chains."""
+        return float(self._betas[0])
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def state(self) -> dict:
+        """Current state of every chain: ``{group: (n_chains, n) array}`` (a copy)."""
+        flat = self._engine.flat()
+        return {g: flat[:, off:off + self.model.units[g].n].copy()
+                for g, off in self.model.graph.offsets.items()}
+
+    @state.setter
+    def state(self, value: Mapping) -> None:
+        flat = self._engine.flat()
+        for g, arr in self._per_chain(value, "state").items():
+            off = self._engine.offsets[g]
+            flat[:, off:off + arr.shape[1]] = arr
+        self._engine.load(flat)
+
+    def _per_chain(self, value, what):
+        """Validate ``{group: (n_chains, n) or (n,) or (1, n)}``, broadcast to all chains."""
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{what} must be a dict of group name to array")
+        out = {}
+        for g, arr in value.items():
+            if g not in self.model.units:
+                raise ValueError(f"{what} has unknown group {g!r}; the groups are "
+                                 f"{list(self.model.units)}")
+            arr = self.model.as_state({g: arr}, [g], what=what)[g]
+            if arr.shape[0] == 1:
+                arr = np.repeat(arr, self.n_chains, axis=0)
+            if arr.shape[0] != self.n_chains:
+                raise ValueError(f"{what}[{g!r}] must have shape ({self.n_chains}, "
+                                 f"{self.model.units[g].n}) or one row for all chains, "
+                                 f"got {arr.shape[0]} rows")
+            out[g] = arr
+        return out
+
+    # -- running -------------------------------------------------------------------------
+    def run(self, n_sweeps: int, clamp: Mapping | None = None) -> "GibbsSampler":
+        """Advance every chain by ``n_sweeps`` sweeps; ``clamp`` holds groups fixed.
+
+        ``clamp = {group: values}`` with values of shape ``(n_chains, n)``, ``(n,)`` or
+        ``(1, n)``; those units keep the given values and the others sample from their
+        conditional given them.
+        """
+        n_sweeps = _nonnegative_int(n_sweeps, "n_sweeps")
+        graph = self.model.graph            # validates and re-syncs live parameters
+        free = np.ones(graph.n_units, bool)
+        if clamp is not None:
+            self.state = clamp
+            for g in self._per_chain(clamp, "clamp"):
+                free[graph.offsets[g]:graph.offsets[g] + self.model.units[g].n] = False
+        if n_sweeps:
+            self._engine.sweep(graph, free, self._betas, self._streams, n_sweeps,
+                               self.n_threads)
+        return self
+
+    def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,
+               clamp: Mapping | None = None) -> dict:
+        """Run ``burn_in`` sweeps, then record the state every ``thin`` sweeps.
+
+        Returns ``{group: (n_samples, n_chains, n)}``.
+        """
+        n_samples = _nonnegative_int(n_samples, "n_samples")
+        thin = _positive_int(thin, "thin")
+        burn_in = _nonnegative_int(burn_in, "burn_in")
+        self.run(burn_in, clamp)
+        out = {g: np.empty((n_samples, self.n_chains, u.n)) for g, u in self.model.units.items()}
+        for k in range(n_samples):
+            self.run(thin, clamp)
+            for g, arr in self.state.items():
+                out[g][k] = arr
+        return out
+
+
+class _SparseEngine:
+    """State as (n_units, n_chains): each unit's values over chains are contiguous."""
+
+    def __init__(self, graph, order, n_chains):
+        self.offsets = graph.offsets
+        self.order = np.asarray(order, np.int32)
+        self.scale = np.where(graph.spin, 2.0, 1.0)
+        self.low = np.where(graph.spin, -1.0, 0.0)
+        self.n_chains = n_chains
+        self.chain_block = _chain_block(n_chains)
+        self.state = aligned_zeros((graph.n_units, _padded(n_chains)))
+
+    def load(self, flat):
+        self.state[:, :self.n_chains] = flat.T
+
+    def flat(self):
+        return self.state[:, :self.n_chains].T.copy()
+
+    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
+        adj = graph.adjacency()
+        order = self.order[free[self.order]]
+        _gibbs.sweep_sparse(self.state, graph.field, adj.indptr.astype(np.int64),
+                            adj.indices.astype(np.int32), adj.data, order, self.scale,
+                            self.low, betas, streams, n_sweeps, self.chain_block, n_threads)
+
+
+class _BlockEngine:
+    """Two dense layers ``a`` (colour 0) and ``b`` (colour 1), each (n_chains, n_layer)."""
+
+    def __init__(self, graph, colour, n_chains):
+        self.offsets = graph.offsets
+        self.units_a = np.flatnonzero(colour == 0)
+        self.units_b = np.flatnonzero(colour == 1)
+        self.n_units = graph.n_units
+        pos = np.empty(graph.n_units, np.int64)
+        pos[self.units_a] = np.arange(len(self.units_a))
+        pos[self.units_b] = np.arange(len(self.units_b))
+        i, j = graph.edges[:, 0], graph.edges[:, 1]
+        a_end = np.where(colour[i] == 0, i, j)
+        b_end = np.where(colour[i] == 0, j, i)
+        self._coupling_index = pos[a_end] * len(self.units_b) + pos[b_end]
+        self.coupling = np.zeros((len(self.units_a), len(self.units_b)))
+        self.sa = np.zeros((n_chains, len(self.units_a)))
+        self.sb = np.zeros((n_chains, len(self.units_b)))
+        self.scale = np.where(graph.spin, 2.0, 1.0)
+        self.low = np.where(graph.spin, -1.0, 0.0)
+
+    def load(self, flat):
+        self.sa[...] = flat[:, self.units_a]
+        self.sb[...] = flat[:, self.units_b]
+
+    def flat(self):
+        out = np.empty((self.sa.shape[0], self.n_units))
+        out[:, self.units_a] = self.sa
+        out[:, self.units_b] = self.sb
+        return out
+
+    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
+        self.coupling.ravel()[self._coupling_index] = graph.coupling
+        a, b = self.units_a, self.units_b
+        _gibbs.sweep_block(self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
+                           self.scale[a], self.low[a], self.scale[b], self.low[b],
+                           free[a].astype(np.uint8), free[b].astype(np.uint8),
+                           betas, streams, n_sweeps, n_threads)
+
+
+def _resolve_schedule(schedule, graph, colour):
+    n_colours = int(colour.max()) + 1 if colour.size else 0
+    dense_bipartite = False
+    if n_colours == 2:
+        n_a = int(np.sum(colour == 0))
+        dense_bipartite = graph.n_edges >= _DENSE_FRACTION * n_a * (graph.n_units - n_a)
+    if schedule == "block" and not dense_bipartite:
+        raise ValueError(
+            "schedule='block' needs a model whose units form two layers with dense couplings "
+            f"between them (this one needs {n_colours} colours); use 'chromatic' or "
+            "'sequential'")
+    if schedule != "auto":
+        return schedule
+    if dense_bipartite:
+        return "block"
+    sparse = graph.n_edges <= _DENSE_FRACTION * graph.n_units * (graph.n_units - 1) / 2
+    return "chromatic" if sparse else "sequential"
+
+
+def _positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _nonnegative_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+class ParallelTempering:
+    """Replicas of the chains at several inverse temperatures, with neighbour swaps.
+
+    Parameters
+    ----------
+    model : EnergyModel
+    betas : sequence of float
+        Inverse temperatures, each > 0, one of them exactly 1 (the target); sorted
+        internally from 1 downwards.
+    n_chains : int
+        Chains per temperature.
+    rng : None, int or numpy.random.Generator
+    schedule, n_threads :
+        As for :class:`GibbsSampler`.
+
+    Notes
+    -----
+    After each sweep, neighbouring temperatures ``k, k+1`` (alternating even and odd pairs)
+    propose to swap their states, chain by chain, accepted with probability
+    ``min(1, exp((beta_k - beta_{k+1}) (E_k - E_{k+1})))``; swapping states keeps every
+    chain's distribution the product of the tempered ones. ``swap_rates`` reports the
+    acceptance rate of each neighbour pair.
+    """
+
+    def __init__(self, model: EnergyModel, betas: Sequence[float], n_chains: int = 100,
+                 rng=None, *, schedule: str = "auto", n_threads: int | None = None):
+        betas = np.array([check_beta(b) for b in np.atleast_1d(betas)])
+        if len(betas) < 2 or not np.any(betas == 1.0):
+            raise ValueError(f"betas must hold at least two values, one of them 1.0, got "
+                             f"{betas.tolist()}")
+        if len(np.unique(betas)) != len(betas):
+            raise ValueError(f"betas must be distinct, got {betas.tolist()}")
+        self.betas = np.sort(betas)[::-1]
+        self.n_chains = _positive_int(n_chains, "n_chains")
+        gen = np.random.default_rng(rng)
+        self._gen = gen
+        self.sampler = GibbsSampler(model, len(self.betas) * self.n_chains, schedule=schedule,
+                                    rng=gen, n_threads=n_threads)
+        self.sampler._betas[:] = np.repeat(self.betas, self.n_chains)
+        self._accepted = np.zeros(len(self.betas) - 1)
+        self._proposed = np.zeros(len(self.betas) - 1)
+        self._parity = 0
+
+    @property
+    def swap_rates(self) -> np.ndarray:
+        """Acceptance rate of swaps between temperatures k and k+1, shape (n_betas - 1,)."""
+        return self._accepted / np.maximum(self._proposed, 1)
+
+    @property
+    def state(self) -> dict:
+        """State of the chains at beta = 1: ``{group: (n_chains, n)}``."""
+        return {g: v[:self.n_chains] for g, v in self.sampler.state.items()}
+
+    def run(self, n_sweeps: int) -> "ParallelTempering":
+        """``n_sweeps`` rounds of one Gibbs sweep at every temperature plus a swap step."""
+        for _ in range(_nonnegative_int(n_sweeps, "n_sweeps")):
+            self.sampler.run(1)
+            self._swap()
+        return self
+
+    def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0) -> dict:
+        """Samples at beta = 1: ``{group: (n_samples, n_chains, n)}``."""
+        n_samples = _nonnegative_int(n_samples, "n_samples")
+        thin = _positive_int(thin, "thin")
+        self.run(_nonnegative_int(burn_in, "burn_in"))
+        out = {g: np.empty((n_samples, self.n_chains, u.n))
+               for g, u in self.sampler.model.units.items()}
+        for k in range(n_samples):
+            self.run(thin)
+            for g, arr in self.state.items():
+                out[g][k] = arr
+        return out
+
+    def _swap(self):
+        model, R, n = self.sampler.model, len(self.betas), self.n_chains
+        state = self.sampler.state
+        energy = model.energy(state).reshape(R, n)
+        flat = self.sampler._engine.flat().reshape(R, n, -1)
+        for k in range(self._parity, R - 1, 2):
+            log_accept = (self.betas[k] - self.betas[k + 1]) * (energy[k] - energy[k + 1])
+            accept = np.log(self._gen.random(n)) < log_accept
+            flat[k, accept], flat[k + 1, accept] = flat[k + 1, accept], flat[k, accept].copy()
+            self._accepted[k] += accept.sum()
+            self._proposed[k] += n
+        self._parity = 1 - self._parity
+        self.sampler._engine.load(flat.reshape(R * n, -1))

@@ -1,0 +1,39 @@
+"""A pure-numpy twin of the Gibbs kernels, with the same random draws.
+
+Each chain has a xoshiro256+ stream (state column ``streams[:, c]``); each unit update draws
+one uniform per chain, in visiting order, and sets the unit "on" when
+``u < sigmoid(scale * beta * f)``, ``f`` the local field, scale 2 for spins and 1 for binary
+units. The kernels must give the same chains (up to ties at rounding level).
+"""
+import numpy as np
+from scipy.special import expit
+
+
+def xoshiro_uniform(streams):
+    """Advance every stream (a (4, n) uint64 array, in place); uniforms in [0, 1)."""
+    s0, s1, s2, s3 = streams
+    result = s0 + s3
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3[:] = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+    bits = (result >> np.uint64(12)) | np.uint64(0x3FF0000000000000)
+    return bits.view(np.float64) - 1.0
+
+
+def sweeps(model, flat, order, betas, streams, n_sweeps):
+    """Run sweeps on ``flat`` (n_chains, n_units) in place, visiting ``order``."""
+    graph = model.graph
+    adj = graph.adjacency()
+    scale = np.where(graph.spin, 2.0, 1.0)
+    low = np.where(graph.spin, -1.0, 0.0)
+    for _ in range(n_sweeps):
+        for i in order:
+            f = graph.field[i] + adj[i] @ flat.T
+            u = xoshiro_uniform(streams)
+            on = u < expit(scale[i] * betas * np.ravel(f))
+            flat[:, i] = low[i] + scale[i] * on
+    return flat

@@ -1,0 +1,264 @@
+"""Gibbs engine: identical to its numpy twin, and statistically exact against pe.exact."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import stats
+
+import pgm_energy as pe
+from pgm_energy.sampling import SCHEDULES
+from pgm_energy.testing import models
+
+import reference as ref
+import reference_gibbs as twin
+
+P_FLOOR = 1e-6      # false-alarm rate of each goodness-of-fit test
+
+
+def schedules_for(model):
+    out = ["sequential", "chromatic"]
+    try:
+        pe.GibbsSampler(model, 1, schedule="block")
+        out.append("block")
+    except ValueError:
+        pass
+    return out
+
+
+def state_codes(model, samples):
+    """Integer code of each joint state (rows of the flat state)."""
+    flat = np.concatenate([samples[g].reshape(-1, model.units[g].n) for g in model.units], 1)
+    lows = np.concatenate([np.full(u.n, u.values[0]) for u in model.units.values()])
+    bits = (flat != lows).astype(np.int64)
+    return bits @ (1 << np.arange(flat.shape[1]))
+
+
+def chi_square_pvalue(codes, probabilities):
+    """Pearson chi-square of observed codes against exact probabilities (cells pooled so
+    that every expected count is >= 5)."""
+    n = len(codes)
+    observed = np.bincount(codes, minlength=len(probabilities)).astype(float)
+    expected = n * probabilities
+    order = np.argsort(expected)
+    obs, exp = [], []
+    acc_o = acc_e = 0.0
+    for k in order:
+        acc_o += observed[k]
+        acc_e += expected[k]
+        if acc_e >= 5:
+            obs.append(acc_o)
+            exp.append(acc_e)
+            acc_o = acc_e = 0.0
+    if acc_e > 0:
+        if exp:
+            obs[-1] += acc_o
+            exp[-1] += acc_e
+        else:
+            obs.append(acc_o)
+            exp.append(acc_e)
+    if len(exp) < 2:
+        return 1.0
+    return stats.chisquare(obs, exp).pvalue
+
+
+def exact_state_probabilities(model, beta=1.0):
+    s, p = ref.joint_probabilities(model, beta)
+    return s, p[np.argsort(state_codes(model, s))]
+
+
+# -- the twin: same draws, same chains ----------------------------------------------------
+@settings(max_examples=15)
+@given(models(large_weights=False), st.integers(0, 2**32 - 1), st.floats(0.3, 2.0))
+def test_kernels_equal_numpy_twin(model, seed, beta):
+    graph = model.graph
+    for schedule in schedules_for(model):
+        sampler = pe.GibbsSampler(model, n_chains=11, schedule=schedule, beta=beta, rng=seed)
+        streams = sampler._streams[:, :11].copy()
+        flat = sampler._engine.flat()
+        order = (np.argsort(sampler._colour, kind="stable") if schedule != "sequential"
+                 else np.arange(graph.n_units))
+        twin.sweeps(model, flat, order, np.full(11, beta), streams, 3)
+        sampler.run(3)
+        np.testing.assert_array_equal(sampler._engine.flat(), flat, err_msg=schedule)
+
+
+# -- distributions ------------------------------------------------------------------------
+@settings(max_examples=12)
+@given(models(max_total=7, large_weights=False, scale=0.8), st.floats(0.5, 1.5))
+def test_every_schedule_samples_the_exact_joint(model, beta):
+    """One sample per chain from 4000 independent chains after 60 sweeps: chi-square."""
+    _, p = exact_state_probabilities(model, beta)
+    for schedule in schedules_for(model):
+        sampler = pe.GibbsSampler(model, n_chains=4000, schedule=schedule, beta=beta, rng=7)
+        codes = state_codes(model, sampler.run(60).state)
+        assert chi_square_pvalue(codes, p) > P_FLOOR, schedule
+
+
+def test_a_wrong_sampler_is_caught():
+    """The goodness-of-fit test has power: sampling at the wrong beta fails it."""
+    model = tempered_model()
+    _, p = exact_state_probabilities(model)
+    codes = state_codes(model, pe.GibbsSampler(model, 4000, beta=0.8, rng=1).run(60).state)
+    assert chi_square_pvalue(codes, p) < P_FLOOR
+
+
+def test_clamped_sampling_matches_exact_conditional():
+    rng = np.random.default_rng(0)
+    model = pe.BoltzmannMachine(4, 3, rng=0)
+    model.params["W"][...] = rng.normal(size=(3, 4))
+    V = np.triu(rng.normal(size=(3, 3)), 1)
+    model.params["V"][...] = V + V.T
+    x = np.array([1.0, 0.0, 1.0, 1.0])
+    hs = ref.all_states(model, ["h"])["h"]
+    lw = -model.energy({"x": np.repeat(x[None], len(hs), 0), "h": hs})
+    p = np.exp(lw - np.logaddexp.reduce(lw))
+    p = p[np.argsort(hs @ (1 << np.arange(3)))]
+    for schedule in ("sequential", "chromatic"):
+        sampler = pe.GibbsSampler(model, n_chains=4000, schedule=schedule, rng=3)
+        state = sampler.run(40, clamp={"x": x}).state
+        assert np.all(state["x"] == x)
+        codes = (state["h"] @ (1 << np.arange(3))).astype(int)
+        assert chi_square_pvalue(codes, p) > P_FLOOR
+
+
+def test_clamped_block_sampling_matches_analytic_conditional():
+    rng = np.random.default_rng(1)
+    model = pe.RBM(6, 5, W=rng.normal(size=(5, 6)), c=rng.normal(size=5))
+    X = rng.integers(0, 2, (4000, 6)).astype(float)
+    sampler = pe.GibbsSampler(model, n_chains=4000, schedule="block", rng=2)
+    h = sampler.run(1, clamp={"x": X}).state["h"]
+    p = 1 / (1 + np.exp(-(X @ model.params["W"].T + model.params["c"])))
+    z = (h - p).sum(0) / np.sqrt((p * (1 - p)).sum(0))      # per-unit standardised sums
+    assert np.all(np.abs(z) < 5)
+
+
+def test_ising_torus_mean_energy():
+    L, beta = 4, 0.44
+    edges = [(r * L + c, r * L + (c + 1) % L) for r in range(L) for c in range(L)]
+    edges += [(r * L + c, ((r + 1) % L) * L + c) for r in range(L) for c in range(L)]
+    model = pe.Ising(edges)
+    s, p = ref.joint_probabilities(model, beta)
+    exact_mean = p @ model.energy(s)
+    sampler = pe.GibbsSampler(model, n_chains=500, beta=beta, rng=11)
+    samples = sampler.sample(40, thin=5, burn_in=100)["s"]
+    energies = model.energy({"s": samples.reshape(-1, L * L)}).reshape(40, 500)
+    per_chain = energies.mean(axis=0)
+    stderr = per_chain.std(ddof=1) / np.sqrt(len(per_chain))
+    assert abs(per_chain.mean() - exact_mean) < 4 * stderr
+
+
+def tempered_model():
+    """A small Boltzmann machine with strong random couplings."""
+    model = pe.BoltzmannMachine(3, 2, rng=0)
+    rng = np.random.default_rng(4)
+    for name, v in model.params.items():
+        v[...] = 1.5 * rng.normal(size=v.shape)
+        if name in "UV":
+            v[...] = np.triu(v, 1) + np.triu(v, 1).T
+    return model
+
+
+def test_parallel_tempering_samples_the_target():
+    model = tempered_model()
+    _, p = exact_state_probabilities(model)
+    pt = pe.ParallelTempering(model, [1.0, 0.7, 0.4], n_chains=3000, rng=5)
+    codes = state_codes(model, pt.run(60).state)
+    assert chi_square_pvalue(codes, p) > P_FLOOR
+    assert pt.swap_rates.shape == (2,) and np.all((pt.swap_rates > 0) & (pt.swap_rates <= 1))
+    assert pt.sample(3)["x"].shape == (3, 3000, 3)
+
+
+# -- reproducibility ----------------------------------------------------------------------
+@pytest.mark.parametrize("schedule", ["sequential", "chromatic", "block"])
+def test_same_seed_same_samples_whatever_the_thread_count(schedule):
+    model = pe.RBM(20, 12, rng=0)
+    model.params["W"] *= 100
+    runs = [pe.GibbsSampler(model, 150, schedule=schedule, rng=42, n_threads=t).run(5).state
+            for t in (1, 2, 2)]
+    for other in runs[1:]:
+        for g in runs[0]:
+            np.testing.assert_array_equal(runs[0][g], other[g])
+    different = pe.GibbsSampler(model, 150, schedule=schedule, rng=43).run(5).state
+    assert not np.array_equal(different["x"], runs[0]["x"])
+
+
+def test_generator_rng_and_initial_state():
+    model = pe.RBM(5, 3, rng=0)
+    a = pe.GibbsSampler(model, 4, rng=np.random.default_rng(9)).run(2).state
+    b = pe.GibbsSampler(model, 4, rng=np.random.default_rng(9)).run(2).state
+    np.testing.assert_array_equal(a["x"], b["x"])
+    init = {"x": np.ones(5), "h": np.zeros((4, 3))}
+    sampler = pe.GibbsSampler(model, 4, rng=0, initial_state=init)
+    assert np.all(sampler.state["x"] == 1) and np.all(sampler.state["h"] == 0)
+    samples = sampler.sample(6, thin=2, burn_in=3)
+    assert samples["x"].shape == (6, 4, 5) and samples["h"].shape == (6, 4, 3)
+
+
+def test_sampler_sees_live_parameters():
+    model = pe.RBM(4, 2, rng=0)
+    sampler = pe.GibbsSampler(model, 200, rng=0)
+    model.params["b"][...] = 50.0
+    assert np.all(sampler.run(1).state["x"] == 1)
+    model.params["b"][...] = -50.0
+    model.params["W"][...] = 0.0
+    assert np.all(sampler.run(1).state["x"] == 0)
+
+
+def test_spin_units_stay_in_domain():
+    model = pe.Ising([(0, 1), (1, 2)], couplings=[1.0, -0.5], fields=[0.1, 0, 0])
+    state = pe.GibbsSampler(model, 10, rng=0).run(3).state["s"]
+    assert set(np.unique(state)) <= {-1.0, 1.0}
+
+
+# -- bad input ----------------------------------------------------------------------------
+def test_bad_sampler_arguments():
+    model = pe.RBM(3, 2)
+    with pytest.raises(ValueError, match="n_chains"):
+        pe.GibbsSampler(model, 0)
+    with pytest.raises(TypeError, match="n_chains"):
+        pe.GibbsSampler(model, 2.5)
+    for beta in (0.0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="beta"):
+            pe.GibbsSampler(model, 2, beta=beta)
+    with pytest.raises(ValueError, match="schedule"):
+        pe.GibbsSampler(model, 2, schedule="random")
+    with pytest.raises(ValueError, match="chromatic"):
+        pe.GibbsSampler(pe.BoltzmannMachine(3, 2), 2, schedule="block")
+    with pytest.raises(TypeError, match="EnergyModel"):
+        pe.GibbsSampler("model", 2)
+    sampler = pe.GibbsSampler(model, 4)
+    with pytest.raises(ValueError, match="n_sweeps"):
+        sampler.run(-1)
+    with pytest.raises(ValueError, match="thin"):
+        sampler.sample(2, thin=0)
+
+
+def test_bad_clamps():
+    sampler = pe.GibbsSampler(pe.RBM(3, 2), 4)
+    with pytest.raises(ValueError, match=r"shape \(batch, 3\)"):
+        sampler.run(1, clamp={"x": np.zeros((4, 2))})
+    with pytest.raises(ValueError, match="one row for all chains"):
+        sampler.run(1, clamp={"x": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match=r"values \[0, 1\]"):
+        sampler.run(1, clamp={"x": [0, 5, 1]})
+    with pytest.raises(ValueError, match="unknown group 'z'"):
+        sampler.run(1, clamp={"z": [0]})
+    with pytest.raises(TypeError, match="dict"):
+        sampler.run(1, clamp=np.zeros(3))
+
+
+def test_bad_tempering_arguments():
+    model = pe.RBM(3, 2)
+    with pytest.raises(ValueError, match="1.0"):
+        pe.ParallelTempering(model, [0.5, 0.8])
+    with pytest.raises(ValueError, match="distinct"):
+        pe.ParallelTempering(model, [1.0, 1.0])
+    with pytest.raises(ValueError, match="beta"):
+        pe.ParallelTempering(model, [1.0, -0.5])
+
+
+def test_schedule_names():
+    assert SCHEDULES == ("auto", "sequential", "chromatic", "block")
+    assert pe.GibbsSampler(pe.RBM(30, 20), 2).schedule == "block"
+    ring = pe.Ising([(i, (i + 1) % 50) for i in range(50)])
+    assert pe.GibbsSampler(ring, 2).schedule == "chromatic"
+    assert pe.GibbsSampler(pe.BoltzmannMachine(5, 3), 2).schedule == "sequential"
