@@ -324,7 +324,8 @@ def bench_rbm(sizes: Sizes, checks: Checks):
         table.add("pgm_energy log_partition", n_threads, f"{value:.12f}",
                   checks.compare(f"RBM pgm_energy {n_threads}T", numpy_z, value), fmt_time(t),
                   fmt_ratio(numpy_t / t), target)
-    table.add("numpy chunked enumeration (4096 / chunk)", numpy_threads, f"{numpy_z:.12f}", "ref",
+    table.add("numpy chunked enumeration (4096 / chunk)", numpy_threads, f"{numpy_z:.12f}",
+              "ref",
               fmt_time(numpy_t), "1.0x", None)
     table.print()
 
