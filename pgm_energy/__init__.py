@@ -13,6 +13,10 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import exact  # noqa: E402
+from . import io
+from .io import load
+from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingDiverged,
+                       fit)
 from .model import RBM, BoltzmannMachine, EnergyModel, Ising
 from .sampling import GibbsSampler, ParallelTempering
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
@@ -25,5 +29,6 @@ __all__ = [
     "Term", "Bias", "Pairwise", "Lateral", "SparsePairwise",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ParallelTempering",
-    "exact",
+    "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
+    "exact", "io", "load",
 ]

@@ -15,7 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _exact
-from .model import EnergyModel, check_beta
+from ._checks import check_beta
+from .model import EnergyModel
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
            "DEFAULT_MAX_STATES"]

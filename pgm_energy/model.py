@@ -6,6 +6,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ._checks import check_beta
 from .graph import FlatGraph
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
 from .units import Binary, Spin, UnitGroup, as_unit_group
@@ -110,6 +111,12 @@ class EnergyModel:
         units = ", ".join(f"{g}: {u!r}" for g, u in self.units.items())
         return f"EnergyModel(units={{{units}}}, terms={self.terms!r}, visible={self.visible})"
 
+    def save(self, path) -> None:
+        """Write the model to an ``.npz`` file (arrays + JSON, no pickle); see ``pe.load``."""
+        from .io import save
+
+        save(self, path)
+
     # -- validation ---------------------------------------------------------------------
     def check_params(self) -> None:
         """Raise ``ValueError`` for NaN/inf parameters or invalid laterals."""
@@ -211,17 +218,6 @@ class EnergyModel:
         from scipy.special import expit
 
         return expit(scale * graph.local_field(s)[:, sl])
-
-
-def check_beta(beta) -> float:
-    """Validate an inverse temperature: a finite float > 0."""
-    try:
-        value = float(beta)
-    except (TypeError, ValueError):
-        raise TypeError(f"beta must be a real number, got {beta!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"beta must be finite and > 0, got {beta!r}")
-    return value
 
 
 # -- presets ------------------------------------------------------------------------------

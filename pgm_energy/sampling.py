@@ -23,7 +23,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import _gibbs
-from .model import EnergyModel, check_beta
+from ._checks import check_beta, nonnegative_int, positive_int
+from .model import EnergyModel
 from .units import Spin
 
 __all__ = ["GibbsSampler", "ParallelTempering"]
@@ -100,8 +101,8 @@ class GibbsSampler:
         if not isinstance(model, EnergyModel):
             raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
         self.model = model
-        self.n_chains = _positive_int(n_chains, "n_chains")
-        self.n_threads = _positive_int(os.cpu_count() or 1 if n_threads is None else n_threads,
+        self.n_chains = positive_int(n_chains, "n_chains")
+        self.n_threads = positive_int(os.cpu_count() or 1 if n_threads is None else n_threads,
                                        "n_threads")
         self._betas = np.full(self.n_chains, check_beta(beta))
         if schedule not in SCHEDULES:
@@ -171,7 +172,7 @@ class GibbsSampler:
         ``(1, n)``; those units keep the given values and the others sample from their
         conditional given them.
         """
-        n_sweeps = _nonnegative_int(n_sweeps, "n_sweeps")
+        n_sweeps = nonnegative_int(n_sweeps, "n_sweeps")
         graph = self.model.graph            # validates and re-syncs live parameters
         free = np.ones(graph.n_units, bool)
         if clamp is not None:
@@ -189,9 +190,9 @@ class GibbsSampler:
 
         Returns ``{group: (n_samples, n_chains, n)}``.
         """
-        n_samples = _nonnegative_int(n_samples, "n_samples")
-        thin = _positive_int(thin, "thin")
-        burn_in = _nonnegative_int(burn_in, "burn_in")
+        n_samples = nonnegative_int(n_samples, "n_samples")
+        thin = positive_int(thin, "thin")
+        burn_in = nonnegative_int(burn_in, "burn_in")
         self.run(burn_in, clamp)
         out = {g: np.empty((n_samples, self.n_chains, u.n)) for g, u in self.model.units.items()}
         for k in range(n_samples):
@@ -286,22 +287,6 @@ def _resolve_schedule(schedule, graph, colour):
     return "chromatic" if sparse else "sequential"
 
 
-def _positive_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _nonnegative_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
-
-
 class ParallelTempering:
     """Replicas of the chains at several inverse temperatures, with neighbour swaps.
 
@@ -335,7 +320,7 @@ class ParallelTempering:
         if len(np.unique(betas)) != len(betas):
             raise ValueError(f"betas must be distinct, got {betas.tolist()}")
         self.betas = np.sort(betas)[::-1]
-        self.n_chains = _positive_int(n_chains, "n_chains")
+        self.n_chains = positive_int(n_chains, "n_chains")
         gen = np.random.default_rng(rng)
         self._gen = gen
         self.sampler = GibbsSampler(model, len(self.betas) * self.n_chains, schedule=schedule,
@@ -357,16 +342,16 @@ class ParallelTempering:
 
     def run(self, n_sweeps: int) -> "ParallelTempering":
         """``n_sweeps`` rounds of one Gibbs sweep at every temperature plus a swap step."""
-        for _ in range(_nonnegative_int(n_sweeps, "n_sweeps")):
+        for _ in range(nonnegative_int(n_sweeps, "n_sweeps")):
             self.sampler.run(1)
             self._swap()
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0) -> dict:
         """Samples at beta = 1: ``{group: (n_samples, n_chains, n)}``."""
-        n_samples = _nonnegative_int(n_samples, "n_samples")
-        thin = _positive_int(thin, "thin")
-        self.run(_nonnegative_int(burn_in, "burn_in"))
+        n_samples = nonnegative_int(n_samples, "n_samples")
+        thin = positive_int(thin, "thin")
+        self.run(nonnegative_int(burn_in, "burn_in"))
         out = {g: np.empty((n_samples, self.n_chains, u.n))
                for g, u in self.sampler.model.units.items()}
         for k in range(n_samples):

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["UnitGroup", "Binary", "Spin", "as_unit_group"]
+__all__ = ["UnitGroup", "Binary", "Spin", "as_unit_group", "UNIT_REGISTRY"]
+
+#: Unit group classes by name, for loading saved models without executing code.
+UNIT_REGISTRY: dict[str, type] = {}
 
 
 class UnitGroup:
@@ -14,6 +17,10 @@ class UnitGroup:
 
     values: tuple = ()
     kind: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        UNIT_REGISTRY[cls.__name__] = cls
 
     def __init__(self, n: int):
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
@@ -27,6 +34,10 @@ class UnitGroup:
 
     def __eq__(self, other) -> bool:
         return type(self) is type(other) and self.n == other.n
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this group."""
+        return {"n": self.n}
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.n))

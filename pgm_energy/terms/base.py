@@ -6,7 +6,22 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Term", "LinearCoupling"]
+__all__ = ["Term", "LinearCoupling", "TERM_REGISTRY", "term_class"]
+
+#: Term classes by name, filled by ``Term.__init_subclass__``; ``pe.load`` builds terms only
+#: from this registry (never by importing or unpickling anything).
+TERM_REGISTRY: dict[str, type] = {}
+
+
+def term_class(name: str) -> type:
+    """The registered term class called ``name`` (``ValueError`` if there is none)."""
+    try:
+        return TERM_REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown term class {name!r}; define or import it (subclassing pe.Term registers "
+            f"it) before loading. Known: {sorted(TERM_REGISTRY)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,10 @@ class Term:
     implement :meth:`compile`, giving its parameters as linear couplings of the flat graph,
     which lets the compiled kernels handle it.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        TERM_REGISTRY[cls.__name__] = cls
 
     def __init__(self, groups: Sequence[str], params: Mapping[str, object]):
         if isinstance(groups, str):
@@ -106,6 +125,13 @@ class Term:
     def energy_grad(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``dE/dtheta`` per sample: ``{name: (batch, *param.shape)}``."""
         raise NotImplementedError
+
+    def config(self) -> dict:
+        """Constructor arguments (JSON values or arrays) that rebuild this term, parameters
+        excepted: ``type(term)(**term.config())`` then gets its parameter values loaded."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement config(); add it to save models with it"
+        )
 
     def compile(self, offsets: Mapping[str, int]) -> list[LinearCoupling] | None:
         """The term as linear couplings of the flat graph, or None if it cannot compile.

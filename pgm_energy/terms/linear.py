@@ -40,6 +40,9 @@ class Bias(Term):
     def param_shapes(self, units: Mapping) -> dict[str, tuple]:
         return {self.param_names[0]: (units[self.groups[0]].n,)}
 
+    def config(self):
+        return {"group": self.groups[0], "name": self.param_names[0]}
+
     def energy(self, state):
         return -(state[self.groups[0]] @ self.params[self.param_names[0]])
 
@@ -77,6 +80,10 @@ class Pairwise(Term):
     def param_shapes(self, units):
         a, b = self.groups
         return {self.param_names[0]: (units[a].n, units[b].n)}
+
+    def config(self):
+        return {"group_a": self.groups[0], "group_b": self.groups[1],
+                "name": self.param_names[0]}
 
     def energy(self, state):
         a, b = self.groups
@@ -137,6 +144,9 @@ class Lateral(Term):
                 f"U[...] = (U + U.T) / 2"
             )
 
+    def config(self):
+        return {"group": self.groups[0], "name": self.param_names[0]}
+
     def energy(self, state):
         s = state[self.groups[0]]
         return -np.einsum("bi,bi->b", s @ self.params[self.param_names[0]], s)
@@ -184,6 +194,9 @@ class SparsePairwise(Term):
                 f"for group {self.groups[0]!r} of {n} units, got range [{e.min()}, {e.max()}]"
             )
         return {self.param_names[0]: (len(e),)}
+
+    def config(self):
+        return {"group": self.groups[0], "edges": self.edges, "name": self.param_names[0]}
 
     def energy(self, state):
         s = state[self.groups[0]]

@@ -1,0 +1,256 @@
+"""Learning: estimators against the exact gradient, training to known optima, optimizers,
+monitors, checkpoints and divergence."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import pgm_energy as pe
+from pgm_energy import learning as L
+from pgm_energy.cli import bars_and_stripes
+from pgm_energy.testing import models, states
+
+import reference as ref
+
+BAS = bars_and_stripes(3)
+
+
+def max_error(estimate, exact):
+    return max(float(np.max(np.abs(estimate[k] - exact[k]))) for k in exact)
+
+
+# -- estimators converge to the exact gradient -------------------------------------------------
+@settings(max_examples=6)
+@given(st.data())
+def test_persistent_estimators_converge_to_the_exact_gradient(data):
+    """With N chains the moments (bounded by 1) have standard error <= 1/sqrt(N): the
+    estimate must be within 6/sqrt(N) of the exact gradient, entry by entry. The data rows
+    are repeated N / batch times, so that a clamped-chain positive phase has N chains too."""
+    model = data.draw(models(max_total=6, large_weights=False, scale=0.4))
+    X = data.draw(states(model, model.visible, min_batch=2, max_batch=5))
+    n = 10000
+    exact = pe.exact.gradient(model, X)
+    repeated = {g: np.repeat(v, n // len(v), axis=0) for g, v in X.items()}
+    for estimator in (L.PCD(n_chains=n, k=30), L.PT([1.0, 0.6], n_chains=n, k=30)):
+        estimator.positive_sweeps = 30
+        got = estimator.gradient(model, repeated, rng=1)
+        assert got.keys() == exact.keys()
+        assert max_error(got, exact) < 6 / np.sqrt(n), type(estimator).__name__
+
+
+def test_cd_with_many_steps_converges_to_the_exact_gradient():
+    """CD-k runs one chain per data row: repeat the rows to average over many chains."""
+    rng = np.random.default_rng(0)
+    model = pe.RBM(5, 4, W=rng.normal(size=(4, 5)), b=rng.normal(size=5))
+    X = rng.integers(0, 2, (10, 5)).astype(float)
+    exact = pe.exact.gradient(model, X)
+    got = L.CD(k=40).gradient(model, np.repeat(X, 2000, axis=0), rng=2)
+    assert max_error(got, exact) < 6 / np.sqrt(20000)
+
+
+def test_clamped_chain_positive_phase_matches_the_exact_one():
+    """With lateral hidden couplings the positive phase needs clamped chains."""
+    rng = np.random.default_rng(1)
+    model = pe.BoltzmannMachine(4, 3, rng=1)
+    V = np.triu(rng.normal(size=(3, 3)), 1)
+    model.params["V"][...] = V + V.T
+    model.params["W"][...] = rng.normal(size=(3, 4))
+    X = np.repeat(rng.integers(0, 2, (4, 4)).astype(float), 5000, axis=0)
+    estimator = L.PCD(n_chains=10)
+    estimator.positive_sweeps = 20
+    layout = estimator._bind(model, np.random.default_rng(0))
+    assert not layout.hidden_independent
+    rows = estimator.positive_rows(model, X, np.random.default_rng(3))
+    got = L.moments_gradient(layout, rows)
+    want = ref.data_expectations(model, {"x": X[::5000]})
+    assert max_error(got, want) < 6 / np.sqrt(len(X))
+
+
+def test_exact_gradient_estimator_is_pe_exact_gradient():
+    model = pe.RBM(4, 3, rng=0)
+    X = BAS[:5, :4]
+    got = L.ExactGradient().gradient(model, X)
+    want = pe.exact.gradient(model, X)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+# -- training to known optima -----------------------------------------------------------------
+def test_exact_gradient_learns_bars_and_stripes():
+    model = pe.RBM(9, 16, rng=0)
+    L.fit(model, BAS, L.ExactGradient(), L.Adam(lr=0.1), epochs=300, batch_size=14, rng=0)
+    assert pe.exact.log_likelihood(model, BAS).mean() > -3.1     # optimum -log 14 = -2.64
+
+
+def test_pcd_learns_bars_and_stripes():
+    model = pe.RBM(9, 16, rng=0)
+    L.fit(model, BAS, L.PCD(n_chains=100, k=5), L.Adam(lr=L.exponential_decay(0.1, 0.997)),
+          epochs=1500, batch_size=14, rng=0)
+    assert pe.exact.log_likelihood(model, BAS).mean() > -3.2
+
+
+def test_boltzmann_machine_with_laterals_improves():
+    rng = np.random.default_rng(2)
+    X = (rng.random((60, 5)) < [0.9, 0.8, 0.2, 0.5, 0.5]).astype(float)
+    X[:, 4] = X[:, 3]                                   # a visible correlation U can learn
+    model = pe.BoltzmannMachine(5, 3, rng=2)
+    before = pe.exact.log_likelihood(model, X).mean()
+    L.fit(model, X, L.PCD(n_chains=200, k=3), L.SGD(lr=0.05, momentum=0.5), epochs=60,
+          batch_size=20, rng=2)
+    after = pe.exact.log_likelihood(model, X).mean()
+    assert after > before + 0.3
+    assert model.params["U"][3, 4] > 0.2
+    np.testing.assert_array_equal(model.params["V"], model.params["V"].T)
+
+
+def test_fit_is_reproducible_and_uses_the_rng():
+    runs = []
+    for seed in (5, 5, 6):
+        model = pe.RBM(9, 4, rng=0)
+        L.fit(model, BAS, L.PCD(n_chains=20), epochs=3, batch_size=5, rng=seed)
+        runs.append(model.params["W"].copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+# -- optimizers ---------------------------------------------------------------------------------
+def test_sgd_momentum_and_penalties():
+    theta = {"w": np.array([1.0, -2.0, 0.0])}
+    g = {"w": np.array([0.5, 0.5, 0.5])}
+    opt = L.SGD(lr=0.1, momentum=0.5, weight_decay=0.2, l1=0.1)
+    first = opt.updates(theta, g, 0)["w"]
+    want = 0.1 * (g["w"] - 0.2 * theta["w"] - 0.1 * np.sign(theta["w"]))
+    np.testing.assert_allclose(first, want)
+    np.testing.assert_allclose(opt.updates(theta, g, 0)["w"], 0.5 * want + want)
+    sched = L.SGD(lr=L.exponential_decay(1.0, 0.5))
+    assert sched.updates({"w": np.zeros(1)}, {"w": np.ones(1)}, 2)["w"][0] == 0.25
+
+
+def test_adam_first_step_is_lr_times_sign():
+    opt = L.Adam(lr=0.01)
+    step = opt.updates({"w": np.zeros(3)}, {"w": np.array([3.0, -0.5, 0.0])}, 0)["w"]
+    np.testing.assert_allclose(step, [0.01, -0.01, 0.0], atol=1e-8)
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: L.SGD(lr=0), ValueError), (lambda: L.SGD(lr="fast"), TypeError),
+    (lambda: L.SGD(momentum=1.0), ValueError), (lambda: L.SGD(weight_decay=-1), ValueError),
+    (lambda: L.Adam(beta1=1.0), ValueError), (lambda: L.PCD(n_chains=0), ValueError),
+    (lambda: L.CD(k=0), ValueError),
+])
+def test_bad_optimizer_and_estimator_arguments(make, error):
+    with pytest.raises(error):
+        make()
+
+
+def test_bad_fit_arguments():
+    model = pe.RBM(9, 4)
+    with pytest.raises(ValueError, match=r"shape \(batch, 9\)"):
+        L.fit(model, BAS[:, :5], epochs=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        L.fit(model, BAS, batch_size=0)
+    with pytest.raises(TypeError, match="EnergyModel"):
+        L.fit("model", BAS)
+
+
+# -- divergence and checkpoints ------------------------------------------------------------------
+class NaNOnSecondCall(L.ExactGradient):
+    """An estimator that breaks down on its second call."""
+
+    calls = 0
+
+    def gradient(self, model, X, rng=None):
+        self.calls += 1
+        grads = super().gradient(model, X)
+        if self.calls == 2:
+            grads["W"][0, 0] = np.nan
+        return grads
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_finite_parameters():
+    model = pe.RBM(9, 4, rng=0)
+    with pytest.raises(L.TrainingDiverged, match="epoch 2.*'W'.*Lower the learning rate"):
+        L.fit(model, BAS, NaNOnSecondCall(), L.SGD(lr=0.1), epochs=3, batch_size=14, rng=0)
+    after_one = pe.RBM(9, 4, rng=0)
+    L.fit(after_one, BAS, L.ExactGradient(), L.SGD(lr=0.1), epochs=1, batch_size=14, rng=0)
+    for name in model.params:
+        np.testing.assert_array_equal(model.params[name], after_one.params[name])
+    with pytest.raises(L.TrainingDiverged, match="exceeds 0.001"):
+        L.fit(model, BAS, L.ExactGradient(), epochs=1, max_grad=1e-3)
+    with pytest.raises(L.TrainingDiverged, match="update"):
+        L.fit(model, BAS, L.ExactGradient(), L.SGD(lr=1e308, momentum=0.9), epochs=5,
+              batch_size=1)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = pe.BoltzmannMachine(4, 3, rng=0)
+    path = tmp_path / "bm.npz"
+    model.save(path)
+    loaded = pe.load(path)
+    assert loaded.visible == model.visible and list(loaded.units) == list(model.units)
+    for name in model.params:
+        np.testing.assert_array_equal(loaded.params[name], model.params[name])
+    assert pe.exact.log_partition(loaded) == pe.exact.log_partition(model)
+    ising = pe.Ising([(0, 1), (1, 2)], couplings=[0.5, -1.0], fields=[1.0, 0.0, 0.0])
+    ising.save(tmp_path / "ising.npz")
+    assert np.array_equal(pe.load(tmp_path / "ising.npz").terms[0].edges, ising.terms[0].edges)
+
+
+def test_load_refuses_unknown_terms_and_non_model_files(tmp_path):
+    np.savez(tmp_path / "junk.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a pgm_energy model"):
+        pe.load(tmp_path / "junk.npz")
+    arrays = pe.io.model_arrays(pe.RBM(3, 2))
+    arrays["__pgm_energy__"] = np.array(str(arrays["__pgm_energy__"][()]).replace(
+        '"Bias"', '"os.system"'))
+    np.savez(tmp_path / "evil.npz", **arrays)
+    with pytest.raises(ValueError, match="unknown term class 'os.system'"):
+        pe.load(tmp_path / "evil.npz")
+
+
+@pytest.mark.parametrize("method", [lambda: L.PCD(n_chains=30, k=2),
+                                    lambda: L.PT([1.0, 0.5], n_chains=20),
+                                    lambda: L.CD(k=1)])
+@pytest.mark.parametrize("optimizer", [lambda: L.SGD(lr=0.05, momentum=0.9),
+                                       lambda: L.Adam(lr=0.01)])
+def test_resume_equals_uninterrupted(tmp_path, method, optimizer):
+    whole = pe.RBM(9, 6, rng=1)
+    L.fit(whole, BAS, method(), optimizer(), epochs=4, batch_size=5, rng=3)
+    path = tmp_path / "run.npz"
+    part = pe.RBM(9, 6, rng=1)
+    L.fit(part, BAS, method(), optimizer(), epochs=2, batch_size=5, rng=3, checkpoint=path)
+    resumed = pe.RBM(9, 6, rng=99)                       # other parameters: all come from disk
+    history = L.fit(resumed, BAS, method(), optimizer(), epochs=4, batch_size=5, rng=3,
+                    checkpoint=path, resume=True)
+    for name in whole.params:
+        np.testing.assert_array_equal(resumed.params[name], whole.params[name])
+    assert history["epoch"] == [1, 2, 3, 4]
+
+
+# -- monitors ---------------------------------------------------------------------------------------
+def test_pseudo_log_likelihood_matches_brute_force_conditionals():
+    rng = np.random.default_rng(4)
+    model = pe.BoltzmannMachine(4, 2, rng=4)
+    model.params["W"][...] = rng.normal(size=(2, 4))
+    X = rng.integers(0, 2, (6, 4)).astype(float)
+    want = 0.0
+    for i in range(4):
+        flipped = X.copy()
+        flipped[:, i] = 1 - flipped[:, i]
+        lp = ref.log_likelihood(model, {"x": X})
+        lq = ref.log_likelihood(model, {"x": flipped})
+        want += lp - np.logaddexp(lp, lq)
+    assert L.pseudo_log_likelihood(model, X) == pytest.approx(want.mean(), rel=1e-10)
+    # the random-unit estimate is unbiased for the same quantity
+    est = np.mean([L.pseudo_log_likelihood(model, X, max_units=1, rng=s) for s in range(400)])
+    assert est == pytest.approx(want.mean(), rel=0.05)
+
+
+def test_monitors_and_plain_progress_lines(capsys):
+    model = pe.RBM(9, 4, rng=0)
+    history = L.fit(model, BAS, L.PCD(n_chains=20), epochs=2, batch_size=7, rng=0, verbose=1,
+                    callbacks=[L.PseudoLogLikelihood(BAS), L.ReconstructionError(BAS),
+                               L.ExactLogLikelihood(BAS)])
+    assert history["epoch"] == [1, 2]
+    for name in ("pseudo_log_likelihood", "reconstruction_error", "exact_log_likelihood"):
+        assert len(history[name]) == 2 and np.isfinite(history[name]).all()
+    assert 0 <= history["reconstruction_error"][-1] <= 9
