@@ -1,0 +1,566 @@
+"""Annealed importance sampling (AIS): log Z and log-likelihoods of models too large to enumerate.
+
+AIS (Neal 2001) walks runs from a base model with a known partition function ``Z_0`` to the
+target through the geometric path
+
+    f_k(s) = exp(-beta_k E(s) - (1 - beta_k) E_0(s)),    0 = beta_0 < ... < beta_K = 1,
+
+with ``E_0(s) = -sum_i a_i s_i`` (independent units). A run starts from an exact sample of
+the base, and at each step adds ``log f_k(s) - log f_{k-1}(s)`` to its log weight ``log w``,
+then makes one Gibbs transition that leaves ``f_k`` invariant. ``E[w] = Z / Z_0``, so
+
+    log Z ≈ log Z_0 + log mean_r w_r.
+
+Models whose hidden units are conditionally independent given the visible ones, and the
+visible ones given the hidden (RBMs), are annealed on the visible marginal with the hidden
+units summed in closed form (Salakhutdinov & Murray 2008):
+
+    f_k(x) = exp((1 - beta_k) a.x + beta_k b.x) prod_j (1 + exp(beta_k (c_j + W_j x)))
+
+(in the binary form of the model, see :meth:`FlatGraph.binary_form`), with the compiled
+kernel ``_ais.anneal_bipartite`` doing two BLAS products per step for all runs at once. Other
+models are annealed on the joint state with the Gibbs engine's ``sweep_sparse`` kernel.
+Every run has its own random stream, so the estimate depends on the seed only, never on the
+thread count.
+
+Reverse AIS walks the same path from 1 down to 0, starting from samples of the target; its
+weights estimate ``Z_0 / Z``. The forward estimate of ``log Z`` is too low on average (by
+Jensen's inequality) and the reverse one too high, so the two bracket ``log Z``.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit, logit, logsumexp
+
+from . import _ais, _gibbs
+from .model import EnergyModel
+from .sampling import _chain_block, aligned_zeros, chain_streams
+
+__all__ = ["AISEstimate", "LogLikelihoodEstimate", "log_partition", "reverse_log_partition",
+           "log_likelihood", "sigmoid_schedule", "AISMonitor"]
+
+DEFAULT_N_BETAS = 1000
+BASES = ("biases", "uniform")
+
+
+@dataclass(frozen=True)
+class AISEstimate:
+    """An AIS estimate of ``log Z`` with its uncertainty.
+
+    Attributes
+    ----------
+    log_z : float
+        The estimate: ``log Z_0 + log mean_r w_r`` (forward) or ``log Z_0 - log mean_r w_r``
+        (reverse), the mean taken stably in log space.
+    stderr : float
+        Standard error of ``log_z`` from the spread of the weights (delta method):
+        ``std(w) / (sqrt(n_runs) mean(w))``, computed on ``w / max(w)``; ``inf`` for one run.
+    ess : float
+        Effective sample size of the weights, ``(sum w)^2 / sum w^2``, between 1 and n_runs.
+    log_weights : numpy.ndarray
+        Per-run log weights, shape ``(n_runs,)``.
+    log_z_base : float
+        ``log Z_0`` of the base model (in the model's own energy scale).
+    direction : {"forward", "reverse"}
+    n_betas : int
+        Number of inverse temperatures of the schedule.
+    confidence : float
+        Probability with which :attr:`lower` (forward) or :attr:`upper` (reverse) holds.
+    """
+
+    log_z: float
+    stderr: float
+    ess: float
+    log_weights: np.ndarray = field(repr=False)
+    log_z_base: float
+    direction: str
+    n_betas: int
+    confidence: float = 0.95
+
+    @property
+    def lower(self) -> float | None:
+        """A lower bound on ``log Z`` that holds with probability >= ``confidence``.
+
+        Forward AIS only (``None`` for reverse): the weights' mean is unbiased for ``Z/Z_0``,
+        so by Markov's inequality ``log Z >= log_z - log(1 / (1 - confidence))`` with that
+        probability, however poorly the runs mixed.
+        """
+        if self.direction != "forward":
+            return None
+        return self.log_z + float(np.log1p(-self.confidence))
+
+    @property
+    def upper(self) -> float | None:
+        """An upper bound on ``log Z`` that holds with probability >= ``confidence``.
+
+        Reverse AIS only (``None`` for forward): its weights' mean is unbiased for ``Z_0/Z``
+        when the runs start from exact samples of the target, so
+        ``log Z <= log_z + log(1 / (1 - confidence))`` with that probability.
+        """
+        if self.direction != "reverse":
+            return None
+        return self.log_z - float(np.log1p(-self.confidence))
+
+
+@dataclass(frozen=True)
+class LogLikelihoodEstimate:
+    """Per-sample log-likelihoods ``log P(x) = -F(x) - log Z`` with ``log Z`` from AIS.
+
+    Attributes
+    ----------
+    values : numpy.ndarray
+        ``-F(x) - log_partition.log_z`` per sample, shape ``(batch,)``.
+    mean : float
+        Their mean.
+    stderr : float
+        Standard error from the AIS estimate of ``log Z`` (it shifts every value alike).
+    log_partition : AISEstimate
+        The forward estimate of ``log Z``.
+    reverse : AISEstimate or None
+        The reverse estimate, when samples of the model were given.
+    """
+
+    values: np.ndarray = field(repr=False)
+    mean: float
+    stderr: float
+    log_partition: AISEstimate = field(repr=False)
+    reverse: AISEstimate | None = field(default=None, repr=False)
+
+    @property
+    def upper(self) -> float:
+        """Upper bound on the mean log-likelihood, from :attr:`AISEstimate.lower` of log Z."""
+        return self.mean + self.log_partition.log_z - self.log_partition.lower
+
+    @property
+    def lower(self) -> float | None:
+        """Lower bound on the mean log-likelihood from the reverse estimate (None without)."""
+        if self.reverse is None:
+            return None
+        return self.mean + self.log_partition.log_z - self.reverse.upper
+
+
+def sigmoid_schedule(n_betas: int, delta: float = 4.0) -> np.ndarray:
+    """The sigmoidal annealing schedule of Grosse, Ghahramani & Adams (2016).
+
+    ``beta_k = (s_k - s_0) / (s_{K} - s_0)``, ``s_k = sigmoid(delta (2 k / K - 1))``,
+    ``k = 0 .. K = n_betas - 1``: strictly increasing from 0 to 1, denser at both ends.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> betas = pe.ais.sigmoid_schedule(5)
+    >>> float(betas[0]), float(betas[-1]), len(betas)
+    (0.0, 1.0, 5)
+    """
+    n_betas = _int_at_least(n_betas, 2, "n_betas")
+    s = expit(delta * (2.0 * np.arange(n_betas) / (n_betas - 1) - 1.0))
+    betas = (s - s[0]) / (s[-1] - s[0])
+    betas[0], betas[-1] = 0.0, 1.0
+    return betas
+
+
+def log_partition(model: EnergyModel, n_betas: int | None = None, n_runs: int = 100, rng=0, *,
+                  base="biases", betas=None, dtype=np.float64,
+                  n_threads: int | None = None) -> AISEstimate:
+    """Estimate ``log Z = log sum_s exp(-E(s))`` by forward annealed importance sampling.
+
+    ``log Z ≈ log Z_0 + log mean_r w_r``, ``log w_r = sum_k log f_k(s_{r,k-1}) -
+    log f_{k-1}(s_{r,k-1})`` along ``f_k = exp(-beta_k E - (1 - beta_k) E_0)`` (module
+    docstring). ``E[w] = Z / Z_0``, so the estimate of ``log Z`` is low on average (Jensen)
+    and :attr:`AISEstimate.lower` is a high-probability lower bound.
+
+    Parameters
+    ----------
+    model : EnergyModel
+        A model whose terms compile to the flat graph.
+    n_betas : int, optional
+        Number of inverse temperatures (>= 2) of the :func:`sigmoid_schedule`; default 1000.
+    n_runs : int
+        Number of independent annealing runs (>= 1).
+    rng : None, int or numpy.random.Generator
+        Seeds the runs' streams and their initial states.
+    base : {"biases", "uniform"} or array_like or dict
+        The base model ``E_0 = -sum_i a_i s_i``: the target's own unit fields ("biases"),
+        zero fields ("uniform"), or data of the visible groups (an array when there is one
+        visible group, else a dict), whose smoothed unit means ``p_i`` give the base rate
+        ``P_0(unit on) = p_i`` for the visible units (hidden units keep their own fields).
+    betas : array_like, optional
+        An explicit schedule instead of ``n_betas``: strictly increasing from 0 to 1.
+    dtype : {numpy.float64, numpy.float32}
+        Unit and weight-matrix precision of the RBM kernel (float32 uses ``sgemm``; fields and
+        log weights stay double). The joint path runs in float64 only.
+    n_threads : int, optional
+        Threads over runs (default: all cores). BLAS uses its own thread pool (set with
+        ``threadpoolctl``). The estimate does not depend on either.
+
+    Returns
+    -------
+    AISEstimate
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> model = pe.RBM(20, 10, rng=0)
+    >>> est = pe.ais.log_partition(model, n_betas=200, n_runs=50, rng=0)
+    >>> abs(est.log_z - pe.exact.log_partition(model)) < 5 * est.stderr + 1e-3
+    True
+    """
+    path = _path(model, base, dtype)
+    schedule = _schedule(n_betas, betas)
+    n_runs = _int_at_least(n_runs, 1, "n_runs")
+    gen = np.random.default_rng(rng)
+    streams = chain_streams(gen, n_runs)
+    state = path.base_sample(gen, n_runs)
+    log_w = path.anneal(state, schedule, streams, _n_threads(n_threads))
+    return _estimate(log_w, path.log_z_base, "forward", len(schedule))
+
+
+def reverse_log_partition(model: EnergyModel, samples, n_betas: int | None = None, rng=0, *,
+                          base="biases", betas=None, dtype=np.float64,
+                          n_threads: int | None = None) -> AISEstimate:
+    """Estimate ``log Z`` by reverse AIS, from samples of the target down to the base.
+
+    One run per sample walks the schedule from ``beta = 1`` to 0; its weight ``w_r`` has
+    ``E[w] = Z_0 / Z`` when the samples are exact draws of the model, so
+    ``log Z ≈ log Z_0 - log mean_r w_r`` is high on average and :attr:`AISEstimate.upper` is a
+    high-probability upper bound. Samples from long (persistent) Gibbs chains are close to
+    that; data make it a heuristic only.
+
+    Parameters
+    ----------
+    model : EnergyModel
+    samples : array_like or dict
+        States of the target, ``(n_runs, n)`` per group: the visible groups suffice for an
+        RBM-like model (hidden units summed out), the other models need every group (e.g.
+        ``GibbsSampler.state``).
+    n_betas, rng, base, betas, dtype, n_threads :
+        As for :func:`log_partition`.
+
+    Returns
+    -------
+    AISEstimate
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> model = pe.RBM(20, 10, rng=0)
+    >>> chains = pe.GibbsSampler(model, n_chains=50, rng=1).run(200)
+    >>> est = pe.ais.reverse_log_partition(model, chains.state["x"], n_betas=200, rng=0)
+    >>> est.direction
+    'reverse'
+    """
+    path = _path(model, base, dtype)
+    schedule = _schedule(n_betas, betas)[::-1].copy()
+    state = path.load(samples)
+    gen = np.random.default_rng(rng)
+    streams = chain_streams(gen, state.n_runs)
+    log_w = path.anneal(state, schedule, streams, _n_threads(n_threads))
+    return _estimate(log_w, path.log_z_base, "reverse", len(schedule))
+
+
+def log_likelihood(model: EnergyModel, X, n_betas: int | None = None, n_runs: int = 100,
+                   rng=0, *, base="data", samples=None, betas=None, dtype=np.float64,
+                   n_threads: int | None = None) -> LogLikelihoodEstimate:
+    """Estimate ``log P(x) = -F(x) - log Z`` for each row of ``X``, with ``log Z`` from AIS.
+
+    The free energy ``F(x)`` is exact (:meth:`EnergyModel.free_energy`); ``log Z`` comes from
+    :func:`log_partition`, whose low bias makes the log-likelihood high on average. With
+    ``samples`` of the model, :func:`reverse_log_partition` also runs and
+    :attr:`LogLikelihoodEstimate.lower` brackets the mean from below.
+
+    Parameters
+    ----------
+    model : EnergyModel
+    X : array_like or dict
+        Visible data: an array when the model has one visible group, else a dict.
+    n_betas, n_runs, rng, betas, dtype, n_threads :
+        As for :func:`log_partition`.
+    base : "data", "biases", "uniform", array_like or dict
+        The base model; "data" (default) fits the base rate of the visible units to ``X``.
+    samples : array_like or dict, optional
+        Samples of the model for reverse AIS (see :func:`reverse_log_partition`).
+
+    Returns
+    -------
+    LogLikelihoodEstimate
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> model = pe.RBM(12, 6, rng=0)
+    >>> X = np.random.default_rng(0).integers(0, 2, size=(30, 12))
+    >>> est = pe.ais.log_likelihood(model, X, n_betas=200, n_runs=50, rng=0)
+    >>> est.values.shape
+    (30,)
+    """
+    if isinstance(base, str) and base == "data":
+        base = X
+    gen = np.random.default_rng(rng)
+    options = dict(n_betas=n_betas, base=base, betas=betas, dtype=dtype, n_threads=n_threads)
+    forward = log_partition(model, n_runs=n_runs, rng=gen, **options)
+    reverse = (None if samples is None
+               else reverse_log_partition(model, samples, rng=gen, **options))
+    values = -model.free_energy(X) - forward.log_z
+    return LogLikelihoodEstimate(values, float(values.mean()), forward.stderr, forward, reverse)
+
+
+class AISMonitor:
+    """A ``pe.fit`` callback that estimates ``log Z`` (and the log-likelihood) every few epochs.
+
+    Called as ``monitor(model, epoch, history)``; on epochs that are multiples of ``every`` it
+    appends the epoch to ``history["ais_epoch"]``, the AIS estimate of ``log Z`` to
+    ``history["ais_log_z"]`` and its standard error to ``history["ais_log_z_stderr"]``, and,
+    when data ``X`` were given, the mean estimated log-likelihood of ``X`` to
+    ``history["ais_log_likelihood"]``.
+
+    Parameters
+    ----------
+    n_betas : int
+        Inverse temperatures per estimate (>= 2).
+    n_runs : int
+        Runs per estimate (>= 1).
+    every : int
+        Estimate on epochs divisible by ``every`` (>= 1).
+    rng : None, int or numpy.random.Generator
+        Turned into one generator at construction; each estimate draws fresh streams from it.
+    X : array_like or dict, optional
+        Visible data whose log-likelihood to track (e.g. a validation set); also the base rate.
+    n_threads : int, optional
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> monitor = pe.ais.AISMonitor(n_betas=100, n_runs=20, rng=0)
+    >>> history = {}
+    >>> monitor(pe.RBM(10, 5, rng=0), 0, history)
+    >>> len(history["ais_log_z"])
+    1
+    """
+
+    def __init__(self, n_betas: int = DEFAULT_N_BETAS, n_runs: int = 100, every: int = 1,
+                 rng=None, *, X=None, n_threads: int | None = None):
+        self.n_betas = _int_at_least(n_betas, 2, "n_betas")
+        self.n_runs = _int_at_least(n_runs, 1, "n_runs")
+        self.every = _int_at_least(every, 1, "every")
+        self.X = X
+        self.n_threads = n_threads
+        self._rng = np.random.default_rng(rng)
+
+    def __call__(self, model: EnergyModel, epoch: int, history: dict) -> None:
+        if epoch % self.every:
+            return
+        options = dict(n_betas=self.n_betas, n_runs=self.n_runs, rng=self._rng,
+                       n_threads=self.n_threads)
+        if self.X is None:
+            estimate = log_partition(model, **options)
+        else:
+            likelihood = log_likelihood(model, self.X, **options)
+            estimate = likelihood.log_partition
+            history.setdefault("ais_log_likelihood", []).append(likelihood.mean)
+        history.setdefault("ais_epoch", []).append(epoch)
+        history.setdefault("ais_log_z", []).append(estimate.log_z)
+        history.setdefault("ais_log_z_stderr", []).append(estimate.stderr)
+
+
+# -- the estimate ---------------------------------------------------------------------------
+def _estimate(log_w, log_z_base, direction, n_betas) -> AISEstimate:
+    """Mean, standard error and ESS of the weights, all from ``w / max(w)``."""
+    n = len(log_w)
+    if not np.all(np.isfinite(log_w)):
+        raise FloatingPointError("AIS produced non-finite log weights; the model's parameters "
+                                 "are too large for the schedule, use more betas")
+    log_mean = float(logsumexp(log_w) - np.log(n))
+    ratio = np.exp(log_w - log_w.max())
+    stderr = float(ratio.std(ddof=1) / (np.sqrt(n) * ratio.mean())) if n > 1 else np.inf
+    ess = float(ratio.sum() ** 2 / (ratio ** 2).sum())
+    log_z = log_z_base + log_mean if direction == "forward" else log_z_base - log_mean
+    return AISEstimate(log_z, stderr, ess, log_w, log_z_base, direction, n_betas)
+
+
+# -- annealing paths ------------------------------------------------------------------------
+class _State:
+    """Units of all runs, (n_units, stride) row-major: run ``r`` is column ``r``."""
+
+    def __init__(self, n_units, n_runs, dtype):
+        self.n_runs = n_runs
+        self.units = aligned_zeros((n_units, -(-n_runs // 8) * 8), dtype)
+
+
+def _path(model, base, dtype):
+    """The annealing path for ``model``: bipartite (summed layer) or joint."""
+    if not isinstance(model, EnergyModel):
+        raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
+    graph = model.graph                    # validates: finite parameters, valid laterals
+    form = graph.binary_form(1.0)
+    base_field = _base_field(model, graph, base)
+    kept = np.zeros(graph.n_units, bool)
+    for g in model.visible:
+        kept[graph.offsets[g]:graph.offsets[g] + model.units[g].n] = True
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    bipartite = (not kept.all()) and not np.any(kept[i] == kept[j])
+    if bipartite:
+        return _BipartitePath(model, graph, form, base_field, kept, dtype)
+    if dtype != np.float64:
+        raise ValueError("dtype=float32 is for RBM-like models (hidden units conditionally "
+                         "independent given the visible ones and vice versa); this model is "
+                         "annealed on the joint state in float64")
+    return _JointPath(model, graph, form, base_field)
+
+
+def _base_field(model, graph, base):
+    """Base fields ``a`` in the binary form: ``-E_0 = a.x`` up to a constant."""
+    alpha = np.where(graph.spin, 2.0, 1.0)
+    if isinstance(base, str):
+        if base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, data, or an array of visible data; "
+                             f"got {base!r}")
+        return alpha * graph.field if base == "biases" else np.zeros(graph.n_units)
+    data = model.as_state(base, model.visible, what="base")
+    out = alpha * graph.field
+    for g, values in data.items():
+        off, unit = graph.offsets[g], model.units[g]
+        on = (values == unit.values[-1]).sum(axis=0)
+        out[off:off + unit.n] = logit((on + 1.0) / (len(values) + 2.0))
+    return out
+
+
+class _BipartitePath:
+    """Kept (visible) units annealed, summed (hidden) units in closed form: ``_ais`` kernel."""
+
+    def __init__(self, model, graph, form, base_field, kept, dtype):
+        self.model, self.dtype = model, dtype
+        self.kept, self.summed = np.flatnonzero(kept), np.flatnonzero(~kept)
+        pos = np.empty(graph.n_units, np.int64)
+        pos[self.kept] = np.arange(len(self.kept))
+        pos[self.summed] = np.arange(len(self.summed))
+        i, j = graph.edges[:, 0], graph.edges[:, 1]
+        s_end, k_end = np.where(kept[i], j, i), np.where(kept[i], i, j)
+        coupling = np.zeros((len(self.summed), len(self.kept)))
+        coupling[pos[s_end], pos[k_end]] = form.coupling
+        self.coupling = np.ascontiguousarray(coupling, dtype)
+        self.field_kept = form.field[self.kept]
+        self.field_summed = form.field[self.summed]
+        self.base_kept = base_field[self.kept]
+        self.log_z_base = float(form.const + np.logaddexp(0.0, self.base_kept).sum()
+                                + len(self.summed) * np.log(2.0))
+
+    def base_sample(self, gen, n_runs):
+        state = _State(len(self.kept), n_runs, self.dtype)
+        state.units[:, :n_runs] = (gen.random((n_runs, len(self.kept)))
+                                   < expit(self.base_kept)).T
+        return state
+
+    def load(self, samples):
+        flat = _binary_rows(self.model, samples, self.model.visible, "samples")
+        state = _State(len(self.kept), len(flat), self.dtype)
+        state.units[:, :state.n_runs] = flat.T
+        return state
+
+    def anneal(self, state, betas, streams, n_threads):
+        log_w = np.zeros(state.n_runs)
+        summed = np.zeros((len(self.summed), state.units.shape[1]), self.dtype)
+        _ais.anneal_bipartite(state.units, summed, self.coupling, self.field_kept,
+                              self.field_summed, self.base_kept, betas, log_w, streams,
+                              _chain_block(state.n_runs), n_threads)
+        return log_w
+
+
+class _JointPath:
+    """All units annealed with chromatic Gibbs sweeps (``_gibbs.sweep_sparse``)."""
+
+    def __init__(self, model, graph, form, base_field):
+        self.model, self.graph = model, graph
+        n = graph.n_units
+        i, j = graph.edges[:, 0], graph.edges[:, 1]
+        self.edges, self.coupling = graph.edges, form.coupling
+        adjacency = sp.csr_matrix((np.concatenate([form.coupling] * 2),
+                                   (np.concatenate([i, j]), np.concatenate([j, i]))),
+                                  shape=(n, n))
+        adjacency.sort_indices()
+        self.indptr = adjacency.indptr.astype(np.int64)
+        self.indices = adjacency.indices.astype(np.int32)
+        self.weights = adjacency.data.astype(np.float64)
+        self.order = np.argsort(graph.colouring(), kind="stable").astype(np.int32)
+        self.field, self.base_field = form.field, base_field
+        self.log_z_base = float(form.const + np.logaddexp(0.0, base_field).sum())
+
+    def base_sample(self, gen, n_runs):
+        state = _State(self.graph.n_units, n_runs, np.float64)
+        state.units[:, :n_runs] = (gen.random((n_runs, self.graph.n_units))
+                                   < expit(self.base_field)).T
+        return state
+
+    def load(self, samples):
+        flat = _binary_rows(self.model, samples, list(self.model.units), "samples")
+        state = _State(self.graph.n_units, len(flat), np.float64)
+        state.units[:, :state.n_runs] = flat.T
+        return state
+
+    def anneal(self, state, betas, streams, n_threads):
+        """Per step: ``log w += (beta_k - beta_{k-1}) (log f_1 - log f_0)(x)``, then a sweep
+        of ``f_k``, whose fields are ``beta_k (field + ((1 - beta_k) / beta_k) base)``."""
+        R = state.n_runs
+        x = state.units[:, :R]
+        log_w = np.zeros(R)
+        ones, zeros = np.ones(self.graph.n_units), np.zeros(self.graph.n_units)
+        block = _chain_block(R)
+        difference = self.field - self.base_field
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        for k in range(1, len(betas)):
+            log_ratio = difference @ x + self.coupling @ (x[i] * x[j])
+            log_w += (betas[k] - betas[k - 1]) * log_ratio
+            if k == len(betas) - 1:
+                break
+            beta = betas[k]
+            field = self.field + ((1.0 - beta) / beta) * self.base_field
+            _gibbs.sweep_sparse(state.units, field, self.indptr, self.indices, self.weights,
+                                self.order, ones, zeros, np.full(R, beta), streams, 1, block,
+                                n_threads)
+        return log_w
+
+
+def _binary_rows(model, samples, groups, what):
+    """Validated samples of ``groups`` as (n_runs, n) binary-form rows (spins -> (s+1)/2)."""
+    if not isinstance(samples, Mapping) and len(groups) != 1:
+        raise TypeError(f"{what} must be a dict covering the groups {groups} for this model")
+    state = model.as_state(samples, groups, what=what)
+    rows = np.concatenate([(state[g] == model.units[g].values[-1]).astype(float)
+                           for g in groups], axis=1)
+    if len(rows) == 0:
+        raise ValueError(f"{what} must hold at least one sample")
+    return rows
+
+
+# -- validation -----------------------------------------------------------------------------
+def _schedule(n_betas, betas):
+    if betas is None:
+        return sigmoid_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas)
+    if n_betas is not None:
+        raise ValueError("give n_betas or betas, not both")
+    betas = np.array(betas, dtype=np.float64, ndmin=1)
+    if (betas.ndim != 1 or len(betas) < 2 or not np.all(np.isfinite(betas))
+            or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0)):
+        raise ValueError("betas must be a 1-D schedule of at least 2 finite values, strictly "
+                         f"increasing from 0 to 1; got {np.array2string(betas, threshold=8)}")
+    return betas
+
+
+def _int_at_least(value, low, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _n_threads(n_threads):
+    return _int_at_least(os.cpu_count() or 1 if n_threads is None else n_threads, 1,
+                         "n_threads")
