@@ -12,7 +12,7 @@ import os as _os
 # OpenMP's default busy-waiting they fight for them. Sleep instead, unless the user chose.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import exact  # noqa: E402
+from . import ais, exact  # noqa: E402
 from . import io
 from .io import load
 from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingDiverged,
@@ -30,5 +30,5 @@ __all__ = [
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ParallelTempering",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
-    "exact", "io", "load",
+    "ais", "exact", "io", "load",
 ]
