@@ -7,9 +7,7 @@
  * (integer ops only, so it vectorises without AVX-512).
  *
  * Update: a unit with local field f takes the "on" value low + scale (1 for binary, +1 for
- * spin) when u < sigmoid(scale * beta * f), else low (0 or -1). With e = exp(-|z|):
- * sigmoid(z) = (z >= 0 ? 1 : e) / (1 + e), so the test is u (1 + e) < (z >= 0 ? 1 : e),
- * with no division.
+ * spin) when u < sigmoid(scale * beta * f), else low (0 or -1).
  */
 #ifndef PGM_ENERGY_GIBBS_H
 #define PGM_ENERGY_GIBBS_H
@@ -32,12 +30,10 @@ static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint6
     return pe__asdouble((result >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
 }
 
-/* 1.0 if u < sigmoid(z) else 0.0, branch-free. */
+/* 1.0 if u < sigmoid(z) else 0.0 (branch-free: a compare turned into a number). */
 static inline double pe__bernoulli(double u, double z)
 {
-    double e = pe__exp_nonpos(pe__asdouble(pe__asuint(z) | UINT64_C(0x8000000000000000)));
-    double top = pe__select(z >= 0.0, 1.0, e);
-    return pe__select(u * (1.0 + e) < top, 1.0, 0.0);
+    return (double)(u < pe_sigmoid(z));
 }
 
 /* One unit over a run of n chains (lanes = chains, each with its own stream). The state is
@@ -70,18 +66,28 @@ static void pe_gibbs_unit(double *state, long stride, long unit,
     }
 }
 
-/* A layer of units of one chain (one stream, draws in unit order, free units only). */
+/* In place over a layer of one chain: field[k] <- P(unit k on) = sigmoid(scale[k] beta field[k]). */
 PE_CLONES PE_UNUSED
-static void pe_gibbs_layer(double *PE_RESTRICT value, const double *PE_RESTRICT field,
-                           double beta, const double *PE_RESTRICT scale,
-                           const double *PE_RESTRICT low, const unsigned char *PE_RESTRICT free,
-                           uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
+static void pe_layer_probabilities(double *PE_RESTRICT field, double beta,
+                                   const double *PE_RESTRICT scale, long n)
+{
+    PE_SIMD
+    for (long k = 0; k < n; ++k)
+        field[k] = pe_sigmoid(scale[k] * beta * field[k]);
+}
+
+/* A layer of units of one chain (one stream, draws in unit order, free units only):
+ * value[k] = low[k] + scale[k] * [u < prob[k]]. */
+static inline void pe_gibbs_layer(double *PE_RESTRICT value, const double *PE_RESTRICT prob,
+                                  const double *PE_RESTRICT scale, const double *PE_RESTRICT low,
+                                  const unsigned char *PE_RESTRICT free,
+                                  uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
 {
     for (long k = 0; k < n; ++k) {
         if (!free[k])
             continue;
         double u = pe__uniform(s0, s1, s2, s3);
-        value[k] = low[k] + scale[k] * pe__bernoulli(u, scale[k] * beta * field[k]);
+        value[k] = low[k] + scale[k] * (double)(u < prob[k]);
     }
 }
 

@@ -21,7 +21,8 @@ cdef extern from "_gibbs.h" nogil:
                        const double *weight, long degree, double field, const double *beta,
                        double scale, double low, uint64_t *s0, uint64_t *s1, uint64_t *s2,
                        uint64_t *s3, double *f, long n)
-    void pe_gibbs_layer(double *value, const double *field, double beta, const double *scale,
+    void pe_layer_probabilities(double *field, double beta, const double *scale, long n)
+    void pe_gibbs_layer(double *value, const double *prob, const double *scale,
                         const double *low, const unsigned char *free, uint64_t *s0,
                         uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
 
@@ -109,12 +110,13 @@ cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double
                        const double[::1] low, const unsigned char[::1] free_units,
                        const double[::1] beta, uint64_t[:, ::1] streams,
                        int n_threads) noexcept nogil:
+    """Sample every chain's layer from its fields; ``fields`` become P(unit on) (in place)."""
     cdef Py_ssize_t c
     cdef long n = value.shape[1]
     for c in prange(value.shape[0], schedule="static", num_threads=max(n_threads, 1)):
-        pe_gibbs_layer(&value[c, 0], &fields[c, 0], beta[c], &scale[0], &low[0],
-                       &free_units[0], &streams[0, c], &streams[1, c], &streams[2, c],
-                       &streams[3, c], n)
+        pe_layer_probabilities(&fields[c, 0], beta[c], &scale[0], n)
+        pe_gibbs_layer(&value[c, 0], &fields[c, 0], &scale[0], &low[0], &free_units[0],
+                       &streams[0, c], &streams[1, c], &streams[2, c], &streams[3, c], n)
 
 
 def sweep_block(

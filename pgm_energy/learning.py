@@ -52,8 +52,10 @@ class _Layout:
         # Hidden units summed in closed form given the visible ones (and the other hidden).
         _, self.hidden_closed = exact._split_independent(free, hidden_edges)
         self.hidden_independent = len(self.hidden_closed) == len(free)
-        # Units replaced by conditional means in the negative phase (Rao-Blackwellisation).
-        _, self.model_closed = exact._split_independent(np.arange(graph.n_units), graph.edges)
+        # Units replaced by conditional means in the negative phase (Rao-Blackwellisation),
+        # hidden units first: for an RBM, E[h | x] of the chains' x.
+        _, self.model_closed = exact._split_independent(np.arange(graph.n_units), graph.edges,
+                                                        first=~self.visible)
         self.dense_gram = graph.n_units ** 2 <= 4 * max(graph.n_edges, 1)
 
 
@@ -422,10 +424,84 @@ class History(dict):
     """Per-epoch monitor values: ``history[name]`` is a list, ``history["epoch"]`` too."""
 
 
+class _CompiledPCD:
+    """The compiled epoch (``_learning.pcd_sgd_epoch``) for ``PCD`` + ``SGD`` on a model
+    whose visible and hidden units form the two dense layers of the block sampler and whose
+    parameters map one to one onto its fields and couplings (an RBM, binary or spin)."""
+
+    def __init__(self, model, method, optimizer, gen):
+        method._bind(model, gen)
+        self.method, self.optimizer = method, optimizer
+        sampler = method.sampler
+        graph = model.graph
+        engine = sampler._engine
+        layout = method._layout
+        if not (sampler.schedule == "block"
+                and np.array_equal(engine.units_a, np.flatnonzero(layout.visible))
+                and graph.n_edges == len(engine.units_a) * len(engine.units_b)):
+            raise _NotCompiled
+        # Flat slot of every parameter entry: fields of a, then of b, then couplings.
+        n_a, n_b = len(engine.units_a), len(engine.units_b)
+        slot_of_unit = np.empty(graph.n_units, np.int64)
+        slot_of_unit[engine.units_a] = np.arange(n_a)
+        slot_of_unit[engine.units_b] = n_a + np.arange(n_b)
+        self.slots, covered = {}, []
+        for land in graph._landings:
+            if np.any(land.coef != 1) or np.any(land.target < 0):
+                raise _NotCompiled
+            slots = (n_a + n_b + engine._coupling_index[land.target] if land.pair
+                     else slot_of_unit[land.target])
+            self.slots[land.param] = slots
+            covered.append(slots)
+        covered = np.concatenate(covered)
+        if len(covered) != n_a + n_b + n_a * n_b or len(np.unique(covered)) != len(covered):
+            raise _NotCompiled
+        self.n_a, self.n_b, self.engine, self.graph = n_a, n_b, engine, graph
+
+    def epoch(self, model, data_a, order, batch_size, epoch, max_grad):
+        from . import _learning
+
+        graph, engine, n_a, n_b = model.graph, self.engine, self.n_a, self.n_b
+        flat = np.empty(n_a + n_b + n_a * n_b)
+        for name, slots in self.slots.items():
+            flat[slots] = model.params[name].ravel()
+        velocity = np.zeros_like(flat)
+        for name, slots in self.slots.items():
+            velocity[slots] = np.ravel(self.optimizer.slots.get(name, {}).get("velocity", 0.0))
+        field_a, field_b = flat[:n_a], flat[n_a:n_a + n_b]
+        coupling = flat[n_a + n_b:].reshape(n_a, n_b)
+        opt = self.optimizer
+        largest = _learning.pcd_sgd_epoch(
+            data_a, order.astype(np.int64), batch_size, coupling, field_a, field_b,
+            velocity[n_a + n_b:].reshape(n_a, n_b), velocity[:n_a], velocity[n_a:n_a + n_b],
+            engine.sa, engine.sb, engine.scale[engine.units_a], engine.low[engine.units_a],
+            engine.scale[engine.units_b], engine.low[engine.units_b], self.method.sampler._streams,
+            self.method.k, opt.rate(epoch), opt.momentum, opt.weight_decay, opt.l1,
+            _threads_for(len(engine.sa), self.method.sampler.n_threads))
+        updated = {name: flat[slots].reshape(model.params[name].shape)
+                   for name, slots in self.slots.items()}
+        _check_finite({"any parameter": np.array([largest])}, epoch, "gradient", max_grad)
+        _check_finite(updated, epoch, "update", np.inf)
+        for name, value in updated.items():
+            model.params[name] = value
+            if opt.momentum:
+                opt.slots.setdefault(name, {})["velocity"] = velocity[
+                    self.slots[name]].reshape(value.shape)
+
+
+class _NotCompiled(Exception):
+    """The compiled epoch does not apply to this model / method / optimizer."""
+
+
+def _threads_for(n_chains, n_threads):
+    """Threads worth using for per-chain work in a layer (small batches: one)."""
+    return max(1, min(n_threads, n_chains // 64))
+
+
 def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         batch_size: int = 100, rng=None, callbacks: Sequence[Callable] = (), verbose: int = 0,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        max_grad: float = 1e6) -> History:
+        max_grad: float = 1e6, compiled: bool = True) -> History:
     """Train ``model`` on ``X`` by stochastic gradient ascent on the mean log-likelihood.
 
     Parameters
@@ -452,6 +528,10 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         run continues from it and ends with the same parameters as an uninterrupted run.
     max_grad : float
         A gradient entry larger than this in magnitude counts as divergence.
+    compiled : bool
+        Run whole epochs in compiled code where that applies (``PCD`` with ``SGD`` on a
+        two-layer model such as an RBM): the same estimator and update, without Python
+        overhead per minibatch. False forces the minibatch loop in Python.
 
     Returns
     -------
@@ -479,9 +559,20 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         start = _restore(checkpoint, model, method, optimizer, gen, history)
 
     progress = _Progress(epochs, start, verbose)
+    fast = None
     for epoch in range(start, epochs):
         order = gen.permutation(n_samples)
-        for lo in range(0, n_samples, batch_size):
+        if compiled and fast is None and type(method) is PCD and type(optimizer) is SGD:
+            try:
+                fast = _CompiledPCD(model, method, optimizer, gen)
+                layout = method._layout
+                data_a = np.ascontiguousarray(
+                    _flat_visible(model, layout, data)[:, fast.engine.units_a])
+            except _NotCompiled:
+                compiled = False
+        if fast is not None:
+            fast.epoch(model, data_a, order, batch_size, epoch, max_grad)
+        for lo in range(0, n_samples, batch_size) if fast is None else ():
             rows = order[lo:lo + batch_size]
             batch = {g: arr[rows] for g, arr in data.items()}
             grads = method.gradient(model, batch, gen)
