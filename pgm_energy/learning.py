@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import exact
+from . import _learning, exact
 from ._checks import (nonnegative_float, nonnegative_int, positive_float,
                       positive_int)
 from .io import model_arrays, model_from_arrays
@@ -456,12 +456,11 @@ class _CompiledPCD:
         covered = np.concatenate(covered)
         if len(covered) != n_a + n_b + n_a * n_b or len(np.unique(covered)) != len(covered):
             raise _NotCompiled
-        self.n_a, self.n_b, self.engine, self.graph = n_a, n_b, engine, graph
+        self.n_a, self.n_b, self.engine = n_a, n_b, engine
 
     def epoch(self, model, data_a, order, batch_size, epoch, max_grad):
-        from . import _learning
-
-        graph, engine, n_a, n_b = model.graph, self.engine, self.n_a, self.n_b
+        model.check_params()
+        engine, n_a, n_b = self.engine, self.n_a, self.n_b
         flat = np.empty(n_a + n_b + n_a * n_b)
         for name, slots in self.slots.items():
             flat[slots] = model.params[name].ravel()

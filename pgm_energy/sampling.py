@@ -25,7 +25,6 @@ import numpy as np
 from . import _gibbs
 from ._checks import check_beta, nonnegative_int, positive_int
 from .model import EnergyModel
-from .units import Spin
 
 __all__ = ["GibbsSampler", "ParallelTempering"]
 
