@@ -6,6 +6,11 @@ visible ones for the free energy), and the moments of the free units under that 
 Free units that are conditionally independent given the other free units are summed in
 closed form (``softplus`` in the binary form); the rest are enumerated by the Gray-code kernel
 in ``_exact.pyx``, in pieces that run on threads and combine exactly.
+
+Models of small treewidth (lattices, chains, trees, sparse graphs of hundreds of units) go to
+variable elimination instead (:mod:`pgm_energy.eliminate`). ``method="auto"`` estimates both
+costs before any work (enumerated states, or table entries read by the contractions) and runs
+the cheaper; ``"enumerate"`` and ``"eliminate"`` force one.
 """
 from __future__ import annotations
 
@@ -16,19 +21,28 @@ import scipy.sparse as sp
 
 from . import _exact
 from ._checks import check_beta
+from .eliminate import DEFAULT_MAX_TABLE, Elimination, order_cost
 from .model import EnergyModel
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
-           "DEFAULT_MAX_STATES"]
+           "sample", "treewidth", "DEFAULT_MAX_STATES", "DEFAULT_MAX_TABLE", "METHODS"]
+
+#: Values of ``method=``: pick by estimated cost, or force one engine.
+METHODS = ("auto", "enumerate", "eliminate")
 
 #: Default cap on enumerated states (after the closed-form sums); ``max_states=`` overrides.
 DEFAULT_MAX_STATES = 2**32
 _MIN_PIECE_BITS = 14      # pieces hold at least 2^14 states ...
 _MAX_PREFIX_BITS = 6      # ... and there are at most 64 of them
 _BATCH_CHUNK = 256
+# Elimination cost in units of one enumerated state-unit: a table entry read costs about 3
+# (measured on dense models, grids and RBMs), a contraction's Python overhead about 10^4.
+_ENTRY_COST = 3.0
+_STEP_OVERHEAD = 10_000
 
 
-def log_partition(model: EnergyModel, beta: float = 1.0, *, max_states: int = DEFAULT_MAX_STATES,
+def log_partition(model: EnergyModel, beta: float = 1.0, *, method: str = "auto",
+                  max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
                   n_threads: int | None = None) -> float:
     """Exact ``log Z = log sum_s exp(-beta E(s))`` over all joint states.
 
@@ -37,11 +51,19 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, max_states: int = DE
     model : EnergyModel
     beta : float
         Inverse temperature (> 0).
+    method : {"auto", "enumerate", "eliminate"}
+        ``"auto"`` runs whichever of enumeration and variable elimination is estimated to be
+        cheaper (see :mod:`pgm_energy.eliminate` for the cost model).
     max_states : int
         Refuse (``ValueError``) if more states than this would be enumerated after the
-        closed-form sums; use ``pe.ais.log_partition`` for an estimate instead.
+        closed-form sums; use ``pe.ais.log_partition`` for an estimate instead. Under
+        ``"auto"`` it also caps the entries of an elimination table.
+    max_table : int
+        Refuse elimination when its largest table would have more entries than this
+        (default ``2^27``, 1 GiB of float64); the message names the treewidth found.
     n_threads : int, optional
-        Threads for large enumerations (default: all cores). The result does not depend on it.
+        Threads for large enumerations and contractions (default: all cores). The result
+        does not depend on it.
 
     Examples
     --------
@@ -49,56 +71,184 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, max_states: int = DE
     >>> model = pe.RBM(3, 2, W=np.zeros((2, 3)))
     >>> round(pe.exact.log_partition(model), 6) == round(5 * np.log(2), 6)
     True
+    >>> grid = pe.Ising([(i, i + 1) for i in range(99)], couplings=0.4)  # 100 spins
+    >>> bool(abs(pe.exact.log_partition(grid) - (np.log(2) + 99 * np.log(2 * np.cosh(0.4))))
+    ...      < 1e-10)
+    True
     """
-    plan = _Plan(model, (), beta, max_states, n_threads)
+    plan = _plan(model, (), beta, method, max_states, max_table, n_threads)
     return float(plan.log_sum(np.zeros((1, plan.n_units)))[0])
 
 
-def log_likelihood(model: EnergyModel, X, *, beta: float = 1.0,
-                   max_states: int = DEFAULT_MAX_STATES, n_threads: int | None = None):
+def log_likelihood(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
+                   max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
+                   n_threads: int | None = None):
     """Exact ``log P(x) = -F(x) - log Z`` for each sample, shape ``(batch,)``.
 
     ``X`` is an array when the model has one visible group, else a dict of visible groups.
+    ``method``, ``max_states``, ``max_table``, ``n_threads``: as for :func:`log_partition`.
     """
-    log_z = log_partition(model, beta, max_states=max_states, n_threads=n_threads)
-    return _hidden_log_sum(model, X, beta=beta, max_states=max_states,
-                           n_threads=n_threads)[0] - log_z
+    limits = dict(method=method, max_states=max_states, max_table=max_table,
+                  n_threads=n_threads)
+    log_z = log_partition(model, beta, **limits)
+    return _hidden_log_sum(model, X, beta=beta, **limits)[0] - log_z
 
 
-def expectations(model: EnergyModel, *, beta: float = 1.0, max_states: int = DEFAULT_MAX_STATES,
+def expectations(model: EnergyModel, *, beta: float = 1.0, method: str = "auto",
+                 max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
                  n_threads: int | None = None) -> dict:
-    """``E_model[dE/dtheta]`` for every parameter, a dict shaped like ``model.params``."""
-    plan = _Plan(model, (), beta, max_states, n_threads)
+    """``E_model[dE/dtheta]`` for every parameter, a dict shaped like ``model.params``.
+
+    ``method``, ``max_states``, ``max_table``, ``n_threads``: as for :func:`log_partition`
+    (elimination gets every moment from one forward and one backward sweep).
+    """
+    plan = _plan(model, (), beta, method, max_states, max_table, n_threads,
+                 backward=True, what="expectations")
     m_unit, m_pair = plan.mean_moments(np.zeros((1, plan.n_units)))
     return plan.graph.grad_from_moments(m_unit, m_pair)
 
 
-def gradient(model: EnergyModel, X, *, beta: float = 1.0, max_states: int = DEFAULT_MAX_STATES,
+def gradient(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
+             max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
              n_threads: int | None = None) -> dict:
     """``d mean log P(X) / d theta = beta (E_model[dE/dtheta] - mean_x E_{h|x}[dE/dtheta])``.
 
     Entry by entry, shaped like ``model.params`` (for laterals: symmetric, zero diagonal).
+    ``method``, ``max_states``, ``max_table``, ``n_threads``: as for :func:`log_partition`.
     """
-    model_side = expectations(model, beta=beta, max_states=max_states, n_threads=n_threads)
-    plan = _Plan(model, model.visible, beta, max_states, n_threads)
+    model_side = expectations(model, beta=beta, method=method, max_states=max_states,
+                              max_table=max_table, n_threads=n_threads)
+    plan = _plan(model, model.visible, beta, method, max_states, max_table, n_threads,
+                 backward=True, what="the data side of the gradient")
     m_unit, m_pair = plan.mean_moments(plan.clamped_flat(X))
     data_side = plan.graph.grad_from_moments(m_unit, m_pair)
     return {k: beta * (model_side[k] - data_side[k]) for k in model_side}
 
 
-def marginals(model: EnergyModel, *, beta: float = 1.0, max_states: int = DEFAULT_MAX_STATES,
-              n_threads: int | None = None) -> dict:
-    """Exact single-unit marginals: ``{group: P(unit on)}`` (on = 1, or +1 for spins)."""
-    plan = _Plan(model, (), beta, max_states, n_threads)
-    m_unit, _ = plan.mean_moments(np.zeros((1, plan.n_units)))
+def marginals(model: EnergyModel, *, beta: float = 1.0, pairwise: bool = False,
+              method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
+              max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None):
+    """Exact single-unit marginals: ``{group: P(unit on)}`` (on = 1, or +1 for spins).
+
+    With ``pairwise=True``, returns ``(singles, edges, pair_moments)``: the dict above, the
+    coupled pairs of the flat graph (``model.graph.edges``: flat unit indices ``i < j``,
+    group ``g`` starting at ``model.graph.offsets[g]``) and ``E[s_i s_j]`` for each, in
+    native values (spins +-1). ``method``, ``max_states``, ``max_table``, ``n_threads``: as
+    for :func:`log_partition`; elimination gets all of them from one forward and one
+    backward sweep.
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> chain = pe.Ising([(0, 1), (1, 2)], couplings=0.5)
+    >>> singles, edges, pairs = pe.exact.marginals(chain, pairwise=True, method="eliminate")
+    >>> bool(abs(pairs[0] - np.tanh(0.5)) < 1e-12)
+    True
+    """
+    plan = _plan(model, (), beta, method, max_states, max_table, n_threads,
+                 backward=True, what="marginals")
+    m_unit, m_pair = plan.mean_moments(np.zeros((1, plan.n_units)))
     p_on = np.where(plan.graph.spin, (m_unit + 1.0) / 2.0, m_unit)
-    return {g: p_on[off:off + model.units[g].n] for g, off in plan.graph.offsets.items()}
+    singles = {g: p_on[off:off + model.units[g].n] for g, off in plan.graph.offsets.items()}
+    return (singles, plan.graph.edges.copy(), m_pair) if pairwise else singles
 
 
-def _hidden_log_sum(model, X, *, beta=1.0, max_states=DEFAULT_MAX_STATES, n_threads=None):
+def sample(model: EnergyModel, n_samples: int, *, rng=None, beta: float = 1.0,
+           max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None) -> dict:
+    """Exact independent samples of all units, ``{group: (n_samples, n)}`` in native values.
+
+    Backward sampling through variable elimination: after the forward sweep, units are drawn
+    in reverse elimination order from ``P(s_v | units eliminated after v)``, which the tables
+    of ``v``'s bucket give exactly. One uniform per unit and sample, drawn at once as
+    ``rng.random((n_samples, n_units))`` (column ``k`` for the ``k``-th unit drawn). Refused
+    like :func:`marginals` (the sweep keeps all tables) beyond ``max_table``.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> ring = pe.Ising([(0, 1), (1, 2), (2, 0)], couplings=0.5)
+    >>> pe.exact.sample(ring, 4, rng=0)["s"].shape
+    (4, 3)
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
+        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
+    if n_samples < 0:
+        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+    gen = np.random.default_rng(rng)
+    plan = _plan(model, (), beta, "eliminate", DEFAULT_MAX_STATES, max_table, n_threads,
+                 backward=True, what="samples")
+    flat = plan.sample(int(n_samples), gen)
+    return {g: flat[:, off:off + model.units[g].n] for g, off in plan.graph.offsets.items()}
+
+
+def treewidth(model: EnergyModel) -> int:
+    """Width of the elimination order the engine would use for ``log Z``.
+
+    The most neighbours a unit has when it is summed out (an upper bound of the graph's
+    treewidth; the largest table spans ``width + 1`` units). Computed without building a
+    table, so it also answers for models that elimination refuses.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> pe.exact.treewidth(pe.Ising([(i, i + 1) for i in range(9)]))
+    1
+    """
+    if not isinstance(model, EnergyModel):
+        raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
+    graph = model.graph
+    return order_cost(graph.n_units, graph.edges).width
+
+
+def _hidden_log_sum(model, X, *, beta=1.0, method="auto", max_states=DEFAULT_MAX_STATES,
+                    max_table=DEFAULT_MAX_TABLE, n_threads=None):
     """``log sum_h exp(-beta E(x, h))`` per sample, and the plan used."""
-    plan = _Plan(model, model.visible, beta, max_states, n_threads)
+    plan = _plan(model, model.visible, beta, method, max_states, max_table, n_threads,
+                 what="the free energy")
     return plan.log_sum(plan.clamped_flat(X)), plan
+
+
+def _plan(model, clamped_groups, beta, method, max_states, max_table, n_threads, *,
+          backward=False, what="log Z"):
+    """The enumeration :class:`_Plan` or an :class:`~pgm_energy.eliminate.Elimination`.
+
+    ``"auto"`` builds both plans (no state is visited yet) and keeps the one with the lower
+    estimated cost: ``2^m (1 + m + |A|)`` for enumerating ``m`` units with ``|A|`` summed in
+    closed form; ``_ENTRY_COST`` per table entry read plus ``_STEP_OVERHEAD`` per contraction
+    for elimination, which ``"auto"`` also holds to ``max_states`` table entries.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "enumerate":
+        return _Plan(model, clamped_groups, beta, max_states, n_threads)
+    beta = check_beta(beta)
+    if not isinstance(model, EnergyModel):
+        raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
+    model.check_params()
+    options = dict(n_threads=_n_threads(n_threads), backward=backward, what=what)
+    if method == "eliminate":
+        return Elimination(model, clamped_groups, beta, max_table=max_table, **options)
+    enumeration_error = None
+    try:
+        enumeration = _Plan(model, clamped_groups, beta, max_states, n_threads)
+    except ValueError as exc:
+        enumeration, enumeration_error = None, exc
+    if max_table > max_states:
+        options.update(max_table=int(max_states), limit_name="max_states")
+    else:
+        options.update(max_table=max_table)
+    try:
+        eliminating = Elimination(model, clamped_groups, beta, **options)
+    except ValueError as exc:
+        if enumeration is None:
+            raise ValueError(f"{enumeration_error}; and {exc}") from exc
+        return enumeration
+    if enumeration is None:
+        return eliminating
+    enumeration_cost = 2.0 ** enumeration.m * (1 + enumeration.m + len(enumeration.A))
+    elimination_cost = (_ENTRY_COST * eliminating.cost.operations
+                        + _STEP_OVERHEAD * len(eliminating.plan.steps))
+    return eliminating if elimination_cost < enumeration_cost else enumeration
 
 
 class _Plan:

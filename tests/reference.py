@@ -88,3 +88,25 @@ def data_expectations(model, X, beta=1.0):
             for name, g in term.energy_grad(state).items():
                 out[name] = out.get(name, 0.0) + np.tensordot(p, g, axes=1) / batch
     return out
+
+
+def contract(tables, axes, n_axes, marginal=None):
+    """Numpy twin of ``_eliminate.contract`` for binary axes.
+
+    ``tables[f]`` is a flat log table over the joint axes ``axes[f]`` (most significant
+    first); the joint axes are ``0..n_axes-1`` with axis 0 summed. Returns
+    ``out = log sum_{x_0} exp(sum_f T_f)`` (shape ``2^(n_axes-1)``), and with ``marginal``
+    also ``joint = marginal * exp(sum_f T_f - out)`` (shape ``2^n_axes``, axis 0 first).
+    """
+    total = np.zeros((2,) * n_axes)
+    for table, ax in zip(tables, axes):
+        shape = [2 if a in ax else 1 for a in range(n_axes)]
+        order = np.argsort(ax)
+        cube = np.transpose(np.asarray(table).reshape((2,) * len(ax)), order)
+        total = total + cube.reshape(shape)
+    out = logsumexp(total, axis=0).ravel()
+    if marginal is None:
+        return out
+    joint = np.asarray(marginal).reshape((1,) + (2,) * (n_axes - 1)) * np.exp(
+        total - out.reshape((1,) + (2,) * (n_axes - 1)))
+    return out, joint.ravel()

@@ -1,0 +1,340 @@
+"""Variable elimination against enumeration, closed forms, transfer matrices and BP."""
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from scipy import stats
+from scipy.special import logsumexp
+
+import pgm_energy as pe
+from pgm_energy import _eliminate, exact
+from pgm_energy.eliminate import DEFAULT_MAX_TABLE, EliminationPlan, _addressing, order_cost
+from pgm_energy.testing import models, states
+
+import reference as ref
+
+REL = 1e-10
+K_CRITICAL = 0.5 * np.log(1 + np.sqrt(2))
+
+
+def close(a, b, rel=REL):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    scale = max(1.0, float(np.max(np.abs(b))) if b.size else 1.0)
+    np.testing.assert_allclose(a, b, rtol=0, atol=rel * scale)
+
+
+def lattice(rows, cols, periodic=False):
+    """Edges of a rows x cols square lattice, unit r * cols + c; periodic = a torus."""
+    edges = []
+    for r in range(rows):
+        for c in range(cols):
+            if c + 1 < cols or periodic:
+                edges.append((r * cols + c, r * cols + (c + 1) % cols))
+            if r + 1 < rows or periodic:
+                edges.append((r * cols + c, ((r + 1) % rows) * cols + c))
+    return edges
+
+
+# -- the kernel against its numpy twin -------------------------------------------------------
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_contract_matches_numpy_twin(seed, n_threads):
+    rng = np.random.default_rng(seed)
+    n_out = int(rng.integers(0, 14))
+    n_axes = n_out + 1
+    axes = [np.concatenate([[0], np.sort(rng.choice(np.arange(1, n_axes), k, replace=False))])
+            for k in rng.integers(0, n_out + 1, size=4)]
+    axes.append(np.arange(n_axes))                        # a contiguous (full) table
+    axes.append(np.array([0]))                            # a constant one over the block
+    tables = [rng.normal(scale=3.0, size=2 ** len(a)) for a in axes]
+    stride, inner, offset, kind = _addressing(axes, n_out)
+    out = np.empty(2 ** n_out)
+    card = np.full(n_axes, 2, np.int64)
+    _eliminate.contract(tables, stride, card, inner, offset, kind, out, n_threads=n_threads)
+    marginal = rng.dirichlet(np.ones(2 ** n_out))
+    want_out, want_joint = ref.contract(tables, axes, n_axes, marginal)
+    np.testing.assert_allclose(out, want_out, rtol=1e-13, atol=1e-12)
+    joint = np.empty(2 ** n_axes)
+    _eliminate.contract(tables, stride, card, inner, offset, kind, out, marginal, joint,
+                        n_threads=n_threads)
+    np.testing.assert_allclose(joint, want_joint, rtol=1e-12, atol=1e-15)
+
+
+def test_contract_rejects_inconsistent_arrays():
+    stride, inner, offset, kind = _addressing([np.array([0, 1])], 1)
+    card = np.full(2, 2, np.int64)
+    with pytest.raises(ValueError, match="tile the output"):
+        _eliminate.contract([np.zeros(4)], stride, card, inner, offset, kind, np.empty(3))
+    with pytest.raises(ValueError, match="backward"):
+        _eliminate.contract([np.zeros(4)], stride, card, inner, offset, kind, np.empty(2),
+                            np.ones(2), np.empty(3))
+
+
+# -- against enumeration on random small models -----------------------------------------------
+@given(models(), st.floats(0.2, 2.0))
+def test_log_partition_and_marginals_match_enumeration(model, beta):
+    close(exact.log_partition(model, beta, method="eliminate"),
+          exact.log_partition(model, beta, method="enumerate"))
+    got = exact.marginals(model, beta=beta, pairwise=True, method="eliminate")
+    want = exact.marginals(model, beta=beta, pairwise=True, method="enumerate")
+    for g in want[0]:
+        close(got[0][g], want[0][g])
+    np.testing.assert_array_equal(got[1], want[1])
+    close(got[2], want[2])
+    got, want = exact.expectations(model, beta=beta, method="eliminate"), ref.expectations(
+        model, beta)
+    for name in want:
+        close(got[name], want[name])
+
+
+@given(st.data())
+def test_likelihood_and_gradient_match_enumeration(data):
+    model = data.draw(models())
+    X = data.draw(states(model, model.visible))
+    close(exact.log_likelihood(model, X, method="eliminate"),
+          exact.log_likelihood(model, X, method="enumerate"))
+    got = exact.gradient(model, X, method="eliminate")
+    want = exact.gradient(model, X, method="enumerate")
+    for name in want:
+        close(got[name], want[name])
+
+
+def test_auto_picks_elimination_for_lattices_and_enumeration_for_dense_models():
+    grid = pe.Ising(lattice(8, 8), couplings=0.4)
+    assert isinstance(exact._plan(grid, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
+                                  DEFAULT_MAX_TABLE, 1), pe.eliminate.Elimination)
+    dense = pe.BoltzmannMachine(12, 4, rng=0)
+    assert isinstance(exact._plan(dense, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
+                                  DEFAULT_MAX_TABLE, 1), exact._Plan)
+    with pytest.raises(ValueError, match="method must be one of"):
+        exact.log_partition(grid, method="bp")
+
+
+# -- known answers: Kaufman's finite torus -------------------------------------------------------
+def kaufman_log_z(m, n, K):
+    """log Z of the m x n periodic Ising lattice with uniform coupling K (Kaufman 1949).
+
+    Z = 1/2 (2 sinh 2K)^(mn/2) (Z1 + Z2 + Z3 + Z4), with
+    Z1, Z2 = prod_{r<n} 2 cosh, 2 sinh (m gamma_{2r+1} / 2),
+    Z3, Z4 = prod_{r<n} 2 cosh, 2 sinh (m gamma_{2r} / 2),
+    cosh gamma_k = cosh 2K coth 2K - cos(pi k / n) for k > 0, gamma_0 = 2K + log tanh K
+    (negative below the critical point, so Z4 may be negative: summed with signs).
+    """
+    k = np.arange(2 * n)
+    gamma = np.arccosh(np.cosh(2 * K) / np.tanh(2 * K) - np.cos(np.pi * k / n))
+    gamma[0] = 2 * K + np.log(np.tanh(K))
+    logs, signs = [], []
+    for values in (gamma[1::2], gamma[0::2]):
+        for fn in (np.cosh, np.sinh):
+            v = 2 * fn(m * values / 2)
+            logs.append(np.sum(np.log(np.abs(v))))
+            signs.append(np.prod(np.sign(v)))
+    total, sign = logsumexp(logs, b=signs, return_sign=True)
+    assert sign > 0
+    return -np.log(2) + m * n / 2 * np.log(2 * np.sinh(2 * K)) + total
+
+
+@pytest.mark.parametrize("m, n", [(4, 4), (3, 5)])
+@pytest.mark.parametrize("K", [0.2, K_CRITICAL, 0.6])
+def test_kaufman_formula_against_enumeration(m, n, K):
+    model = pe.Ising(lattice(m, n, periodic=True), couplings=K)
+    want = exact.log_partition(model, method="enumerate")
+    assert kaufman_log_z(m, n, K) == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("L, K", [(10, 0.2), (10, K_CRITICAL), (10, 0.6),
+                                  (12, 0.3), (12, K_CRITICAL)])
+def test_torus_matches_kaufman(L, K):
+    model = pe.Ising(lattice(L, L, periodic=True), couplings=K)
+    assert exact.log_partition(model) == pytest.approx(kaufman_log_z(L, L, K), rel=1e-9)
+
+
+def test_torus_at_other_beta_and_sign():
+    """Antiferromagnet on an even torus: Z(-K) = Z(K) (flip one sublattice)."""
+    model = pe.Ising(lattice(10, 10, periodic=True), couplings=-0.25)
+    want = kaufman_log_z(10, 10, 0.5)
+    assert exact.log_partition(model, beta=2.0) == pytest.approx(want, rel=1e-9)
+
+
+# -- open grids by transfer matrix, trees by belief propagation ---------------------------------
+def transfer_matrix_log_z(rows, cols, J_right, J_down, h):
+    """log Z of an open rows x cols spin grid, column by column (2^rows column states).
+
+    ``J_right[r, c]`` couples (r, c)-(r, c+1), ``J_down[r, c]`` couples (r, c)-(r+1, c),
+    ``h[r, c]`` is the field of (r, c).
+    """
+    s = 1.0 - 2.0 * ((np.arange(2 ** rows)[:, None] >> np.arange(rows)) & 1)  # (2^rows, rows)
+
+    def column(c):
+        return s @ h[:, c] + np.sum(s[:, :-1] * s[:, 1:] * J_down[:-1, c], axis=1)
+
+    log_v = column(0)
+    for c in range(1, cols):
+        pair = (s * J_right[:, c - 1]) @ s.T                     # (previous, next)
+        log_v = logsumexp(log_v[:, None] + pair, axis=0) + column(c)
+    return float(logsumexp(log_v))
+
+
+def test_open_grid_matches_transfer_matrix():
+    rows, cols = 10, 24                                       # 240 spins
+    rng = np.random.default_rng(5)
+    J_right, J_down = rng.normal(0.3, 0.5, (rows, cols)), rng.normal(0.3, 0.5, (rows, cols))
+    h = rng.normal(0.0, 0.3, (rows, cols))
+    edges, J = [], []
+    for r in range(rows):
+        for c in range(cols):
+            if c + 1 < cols:
+                edges.append((r * cols + c, r * cols + c + 1))
+                J.append(J_right[r, c])
+            if r + 1 < rows:
+                edges.append((r * cols + c, (r + 1) * cols + c))
+                J.append(J_down[r, c])
+    model = pe.Ising(edges, couplings=J, fields=h.ravel())
+    want = transfer_matrix_log_z(rows, cols, J_right, J_down, h)
+    assert exact.log_partition(model) == pytest.approx(want, rel=1e-11)
+    assert exact.treewidth(model) <= rows + 1          # the sweep order (RCM layout)
+
+
+def tree_bp(n, parent, J, h):
+    """Sum-product on a spin tree rooted at 0 (``parent[i] < i``): log Z, P(s_i = +1), E[s_i s_p].
+
+    ``J[i]`` couples i to parent[i] (i >= 1).
+    """
+    s = np.array([-1.0, 1.0])
+    up = np.zeros((n, 2))                      # log of the subtree sum below i, by s_i
+    for i in range(n):
+        up[i] = h[i] * s
+    for i in range(n - 1, 0, -1):              # children have larger indices
+        up[parent[i]] += logsumexp(up[i][None, :] + J[i] * np.outer(s, s), axis=1)
+    log_z = float(logsumexp(up[0]))
+    down = np.zeros((n, 2))                    # log of everything outside i's subtree, by s_i
+    belief = np.zeros((n, 2))
+    pair = np.zeros(n)
+    belief[0] = up[0] - log_z
+    for i in range(1, n):
+        p = parent[i]
+        msg = logsumexp(up[i][None, :] + J[i] * np.outer(s, s), axis=1)     # into p, by s_p
+        outside_p = belief[p] + log_z - msg                                  # by s_p
+        joint = outside_p[:, None] + J[i] * np.outer(s, s) + up[i][None, :] - log_z
+        belief[i] = logsumexp(joint, axis=0)
+        pair[i] = np.sum(np.exp(joint) * np.outer(s, s))
+    return log_z, np.exp(belief[:, 1]), pair
+
+
+def test_tree_matches_belief_propagation():
+    n = 400
+    rng = np.random.default_rng(7)
+    parent = np.concatenate([[0], [rng.integers(0, i) for i in range(1, n)]])
+    J, h = rng.normal(0, 1.0, n), rng.normal(0, 0.5, n)
+    model = pe.Ising([(int(parent[i]), i) for i in range(1, n)], couplings=J[1:], fields=h)
+    log_z, p_up, pair = tree_bp(n, parent, J, h)
+    assert exact.log_partition(model) == pytest.approx(log_z, rel=1e-12)
+    assert exact.treewidth(model) == 1
+    singles, edges, moments = exact.marginals(model, pairwise=True)
+    close(singles["s"], p_up)
+    child = edges.max(axis=1)                   # the child end of each tree edge
+    close(moments, pair[child])
+
+
+# -- exact samples ----------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1])
+def test_samples_follow_the_exact_distribution(seed):
+    """Chi-square goodness of fit over all joint states; false alarm 1e-6 per test."""
+    rng = np.random.default_rng(100 + seed)
+    model = pe.BoltzmannMachine(4, 3, rng=seed)
+    for v in model.params.values():
+        v += rng.normal(scale=0.8, size=v.shape) * (v.ndim == 1)
+    model.params["W"][...] = rng.normal(scale=0.8, size=(3, 4))
+    s, p = ref.joint_probabilities(model)
+    n = 40_000
+    draws = exact.sample(model, n, rng=seed)
+    assert draws["x"].shape == (n, 4) and draws["h"].shape == (n, 3)
+    code_of = {tuple(row): k for k, row in enumerate(np.concatenate([s["x"], s["h"]], 1))}
+    codes = np.array([code_of[tuple(row)] for row in np.concatenate([draws["x"], draws["h"]], 1)])
+    observed = np.bincount(codes, minlength=len(p))
+    expected = n * p
+    big = expected >= 5                         # pool the rare states into one bin
+    obs = np.append(observed[big], observed[~big].sum())
+    exp_ = np.append(expected[big], expected[~big].sum())
+    assert stats.chisquare(obs, exp_).pvalue > 1e-6
+
+
+def test_sample_frequencies_match_grid_marginals():
+    rng = np.random.default_rng(11)
+    edges = lattice(8, 8)
+    model = pe.Ising(edges, couplings=rng.normal(0.3, 0.3, len(edges)),
+                     fields=rng.normal(0, 0.3, 64))
+    n = 20_000
+    spins = exact.sample(model, n, rng=3)["s"]
+    assert set(np.unique(spins)) <= {-1.0, 1.0}
+    p = exact.marginals(model)["s"]
+    z = ((spins > 0).mean(axis=0) - p) / np.sqrt(p * (1 - p) / n)
+    assert np.max(np.abs(z)) < 5.6              # two-sided 1e-6 over the 64 units (Bonferroni)
+    again = exact.sample(model, 50, rng=3)["s"]
+    np.testing.assert_array_equal(again, exact.sample(model, 50, rng=3)["s"])
+
+
+def test_sample_argument_checks():
+    model = pe.Ising([(0, 1)])
+    with pytest.raises(TypeError, match="n_samples"):
+        exact.sample(model, 2.5)
+    with pytest.raises(ValueError, match="n_samples"):
+        exact.sample(model, -1)
+    assert exact.sample(model, 0)["s"].shape == (0, 2)
+
+
+# -- cost, refusal, threads -------------------------------------------------------------------
+def test_treewidth_of_known_graphs():
+    assert exact.treewidth(pe.Ising([(i, i + 1) for i in range(20)])) == 1
+    assert exact.treewidth(pe.Ising([(i, (i + 1) % 20) for i in range(20)])) == 2
+    assert exact.treewidth(pe.Ising(lattice(12, 12))) == 12
+    assert exact.treewidth(pe.Ising(lattice(12, 12, periodic=True))) <= 24
+    assert exact.treewidth(pe.RBM(30, 4)) == 4
+
+
+def _dense(n, seed=0):
+    rng = np.random.default_rng(seed)
+    U = np.triu(0.1 * rng.normal(size=(n, n)), 1)
+    return pe.EnergyModel({"x": pe.Binary(n)}, [pe.Bias("x"), pe.Lateral("x", value=U + U.T)])
+
+
+def test_refuses_a_dense_model_quickly():
+    model = _dense(200)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"2\^200.*treewidth 199.*max_table.*pe\.ais"):
+        exact.log_partition(model, method="eliminate")
+    with pytest.raises(ValueError, match=r"2\^199.*treewidth 199.*pe\.ais"):
+        exact.marginals(model)
+    assert exact.treewidth(model) == 199
+    assert time.perf_counter() - start < 5.0
+
+
+def test_refusal_names_the_cap_and_the_backward_store():
+    grid = pe.Ising(lattice(10, 10), couplings=0.4)
+    with pytest.raises(ValueError, match=r"treewidth 10.*max_table=1000\b"):
+        exact.log_partition(grid, method="eliminate", max_table=1000)
+    assert np.isfinite(exact.log_partition(grid, method="eliminate", max_table=2048))
+    with pytest.raises(ValueError, match="backward sweep"):
+        exact.marginals(grid, method="eliminate", max_table=2048)
+    with pytest.raises(TypeError, match="max_table"):
+        exact.log_partition(grid, method="eliminate", max_table=1e6)
+
+
+def test_threads_give_identical_answers():
+    rng = np.random.default_rng(2)
+    edges = lattice(16, 16)
+    model = pe.Ising(edges, couplings=rng.normal(0.4, 0.2, len(edges)),
+                     fields=rng.normal(0, 0.2, 256))
+    one = exact.marginals(model, pairwise=True, n_threads=1)
+    two = exact.marginals(model, pairwise=True, n_threads=2)
+    np.testing.assert_array_equal(one[0]["s"], two[0]["s"])
+    np.testing.assert_array_equal(one[2], two[2])
+    assert exact.log_partition(model, n_threads=1) == exact.log_partition(model, n_threads=2)
+
+
+def test_plan_cost_is_known_before_work():
+    cost = order_cost(144, lattice(12, 12, periodic=True))
+    assert cost.largest_table == 2.0 ** (cost.width + 1)
+    plan = EliminationPlan(100, np.array(lattice(10, 10)), np.ones(100, bool))
+    assert plan.cost.width == 10 and len(plan.steps) == 100
