@@ -413,8 +413,9 @@ def _n_threads(n_threads) -> int:
     return int(n_threads)
 
 
-def _split_independent(free: np.ndarray, edges: np.ndarray):
-    """Greedy maximal independent set ``A`` of the free subgraph (lowest degree first).
+def _split_independent(free: np.ndarray, edges: np.ndarray, first: np.ndarray | None = None):
+    """Greedy maximal independent set ``A`` of the free subgraph (lowest degree first;
+    units where the boolean mask ``first`` is set before all others).
 
     Returns ``(S, A)``: the units to enumerate and the units to sum in closed form.
     """
@@ -425,7 +426,8 @@ def _split_independent(free: np.ndarray, edges: np.ndarray):
     degree = np.diff(adj.indptr)
     blocked = np.zeros(n, bool)
     chosen = np.zeros(n, bool)
-    for u in free[np.argsort(degree[free], kind="stable")]:
+    rank = degree[free] if first is None else degree[free] - n * first[free]
+    for u in free[np.argsort(rank, kind="stable")]:
         if not blocked[u]:
             chosen[u] = True
             blocked[adj.indices[adj.indptr[u]:adj.indptr[u + 1]]] = True
