@@ -47,6 +47,8 @@ BACKWARD_STORE = 4
 _BLOCK_AXES = 10            # a kernel block spans the last 10 output axes (1024 entries)
 _PARALLEL_MIN = 2**14       # smaller outputs run on one thread
 _ORDER_BUDGET = 2 * 10**6   # word operations one greedy order search may spend on scores
+_PLAN_CACHE_SIZE = 8
+_PLANS = {}                 # (structure key) -> EliminationPlan, least recently used first
 _GATHER, _CONTIGUOUS, _CONSTANT = 0, 1, 2
 
 
@@ -287,6 +289,9 @@ class Elimination:
         As for :class:`EliminationPlan`.
     n_threads : int
         OpenMP threads for the large contractions.
+
+    Plans (orders and addressing, no numbers) are kept for the last ``_PLAN_CACHE_SIZE``
+    graph structures, so repeated calls on one model (a training loop) plan once.
     """
 
     def __init__(self, model, clamped_groups, beta: float, *, max_table: int,
@@ -301,9 +306,15 @@ class Elimination:
         self.clamped = np.zeros(graph.n_units, bool)
         for g in self.clamped_groups:
             self.clamped[graph.offsets[g]:graph.offsets[g] + model.units[g].n] = True
-        self.plan = EliminationPlan(graph.n_units, graph.edges, ~self.clamped,
-                                    max_table=max_table, backward=backward, what=what,
-                                    limit_name=limit_name)
+        key = (graph.n_units, graph.edges.tobytes(), self.clamped.tobytes(), max_table, backward)
+        self.plan = _PLANS.pop(key, None)
+        if self.plan is None:
+            self.plan = EliminationPlan(graph.n_units, graph.edges, ~self.clamped,
+                                        max_table=max_table, backward=backward, what=what,
+                                        limit_name=limit_name)
+        _PLANS[key] = self.plan                 # most recently used last
+        while len(_PLANS) > _PLAN_CACHE_SIZE:
+            _PLANS.pop(next(iter(_PLANS)))
         self.cost = self.plan.cost
         self.adjacency = symmetric_adjacency(graph.n_units, graph.edges, self.form.coupling)
 
@@ -440,11 +451,17 @@ def _best_order(n_free, pairs, max_table):
         return np.zeros(0, np.int64), [], Cost(0, 1.0, 0.0, 0.0, 0)
     cap_bits = int(np.floor(np.log2(max_table)))
     rank = _layout_rank(n_free, pairs)
-    candidates = [_greedy_order(n_free, pairs, criterion, first, cap_bits, rank)
-                  for criterion in ("layout", "min_degree", "min_fill")
-                  for first in (False, True)]
-    return min(((o, s, _cost(s, o)) for o, s in filter(None, candidates)),
-               key=lambda c: (c[2].largest_table, c[2].operations))
+    best, bound = None, n_free
+    for criterion in ("layout", "min_degree", "min_fill"):
+        for first in (False, True):
+            found = _greedy_order(n_free, pairs, criterion, first, cap_bits, rank, bound)
+            if found is None:
+                continue
+            candidate = (*found, _cost(found[1], found[0]))
+            if best is None or ((candidate[2].largest_table, candidate[2].operations)
+                                < (best[2].largest_table, best[2].operations)):
+                best, bound = candidate, candidate[2].width
+    return best
 
 
 def _layout_rank(n, pairs):
@@ -461,16 +478,16 @@ def _layout_rank(n, pairs):
     return rank
 
 
-def _greedy_order(n, pairs, criterion, closed_first, cap_bits, rank):
+def _greedy_order(n, pairs, criterion, closed_first, cap_bits, rank, bound):
     """Greedy elimination order on ``n`` units joined by ``pairs`` (local ids).
 
     ``criterion`` is ``"min_fill"`` (fewest fill edges, then fewest neighbours),
     ``"min_degree"`` (the reverse) or ``"layout"`` (by ``rank`` alone); ties go to the lower
     ``rank``. With ``closed_first``, a greedy maximal independent set (lowest degree first)
     is eliminated before everything else. Units with more than ``cap_bits`` neighbours are
-    not scored (their tables are over the cap anyway), and a search that has spent
-    ``_ORDER_BUDGET`` word operations on scores gives up (returns None), so planning stays
-    cheap next to the work it plans.
+    not scored (their tables are over the cap anyway). A search gives up (returns None) when
+    a unit has more than ``bound`` neighbours (the width of the best order so far) or after
+    ``_ORDER_BUDGET`` word operations on scores, so planning stays cheap next to the work.
     Returns ``(order, scopes)``: ``scopes[s]`` = the neighbours of ``order[s]`` when eliminated.
     Neighbourhoods are Python-int bitsets, so a step costs O(degree^2) word operations.
     """
@@ -508,6 +525,8 @@ def _greedy_order(n, pairs, criterion, closed_first, cap_bits, rank):
         if done >> v & 1 or ver != version[v]:
             continue
         nb = adj[v]
+        if nb.bit_count() > bound:
+            return None
         order.append(v)
         scopes.append(list(_bits(nb)))
         done |= 1 << v
