@@ -1,77 +1,97 @@
 /*
- * _ais.h -- the per-unit updates of annealed importance sampling on a bipartite model.
+ * _ais.h -- one run's updates in annealed importance sampling on a bipartite model.
  *
- * Layout: every array is (units, stride) row-major, runs in columns, so one unit's values over
- * a block of runs are contiguous and each loop below runs over runs (lanes), each run with its
- * own xoshiro256+ stream (structure of arrays, as in _gibbs.h).
+ * Layout: runs in rows; a run's units are contiguous, so each loop below runs over the units
+ * of one run (vectorised), and each run draws from its own xoshiro256+ stream, serially, in
+ * unit order.
  *
- * The model is in binary form (units in {0, 1}). Kept units x, summed units h, couplings C:
- *   log f_beta(x) = (1 - beta) base.x + beta field.x + sum_j softplus(beta (c_j + (C x)_j))
- * A step from beta_prev to beta adds log f_beta(x) - log f_beta_prev(x) to each run's log
+ * The model is in binary form (units in {0, 1}). Kept units x, summed units h, couplings C,
+ * and the fields a = c + C x (summed) and g = b + C^T h (kept) kept up to date per run:
+ *   log f_beta(x) = (1 - beta) b0.x + beta b.x + sum_j softplus(beta a_j)
+ * A step from beta_prev to beta adds log f_beta(x) - log f_beta_prev(x) to the run's log
  * weight, then (unless it is the last step) makes one Gibbs transition that leaves f_beta
- * invariant: h_j ~ Bernoulli(sigmoid(beta (c_j + (C x)_j))), then
- * x_i ~ Bernoulli(sigmoid((1 - beta) base_i + beta (field_i + (C^T h)_i))).
+ * invariant: h_j ~ Bernoulli(sigmoid(beta a_j)), then
+ * x_i ~ Bernoulli(sigmoid((1 - beta) b0_i + beta g_i)).
+ * Units that changed are listed, so the fields can be updated by adding the changed rows of
+ * C (or C^T) when few changed, instead of a full matrix product.
  *
- * Bernoulli draw: a unit is on iff u < sigmoid(z) (pe_sigmoid of _vecmath.h, vectorisable),
- * u a uniform in [0, 1) from the run's stream.
- *
- * Each function is defined for double (suffix _d) and float (suffix _f) unit arrays; the
- * fields, the log weights and all arithmetic are double.
+ * Sums go through pe_sum (fixed order), so results do not depend on the thread count. Unit
+ * and coupling arrays are double (suffix _d) or float (suffix _f); fields, log weights and
+ * all arithmetic are double.
  */
 #ifndef PGM_ENERGY_AIS_H
 #define PGM_ENERGY_AIS_H
 
-#include "_gibbs.h"   /* pe__uniform; it includes _vecmath.h (pe_softplus, pe_sigmoid) */
+#include "_gibbs.h"   /* pe__uniform; it includes _vecmath.h (pe_softplus, pe_sigmoid, pe_sum) */
+
+/* sum_j softplus(beta a_j) - softplus(beta_prev a_j); buf: n doubles of scratch. */
+PE_CLONES PE_UNUSED
+static double pe_ais_summed_weight(const double *PE_RESTRICT a, double beta, double beta_prev,
+                                   double *PE_RESTRICT buf, long n)
+{
+    PE_SIMD
+    for (long j = 0; j < n; ++j)
+        buf[j] = pe_softplus(beta * a[j]) - pe_softplus(beta_prev * a[j]);
+    return pe_sum(buf, n);
+}
+
+/* Draw n uniforms in [0, 1) from one stream into u. */
+static inline void pe_ais_uniforms(double *PE_RESTRICT u, uint64_t *s0, uint64_t *s1,
+                                   uint64_t *s2, uint64_t *s3, long n)
+{
+    uint64_t t0 = *s0, t1 = *s1, t2 = *s2, t3 = *s3;
+    for (long j = 0; j < n; ++j)
+        u[j] = pe__uniform(&t0, &t1, &t2, &t3);
+    *s0 = t0; *s1 = t1; *s2 = t2; *s3 = t3;
+}
 
 #define PE_AIS_DEFINE(S, T)                                                                    \
-/* A summed unit with field c over n runs: a[r] = (C x)_j of run r.                            \
- * log_w[r] += softplus(beta z) - softplus(beta_prev z), z = c + a[r]; if sample, also         \
- * h[r] = [u_r < sigmoid(beta z)] with one uniform from run r's stream. */                     \
+/* sum_i slope_i x_i; buf: n doubles of scratch. */                                            \
 PE_CLONES PE_UNUSED                                                                            \
-static void pe_ais_summed_unit_##S(const T *PE_RESTRICT a, T *PE_RESTRICT h,                   \
-                                   double *PE_RESTRICT log_w, double c, double beta,            \
-                                   double beta_prev, int sample, uint64_t *PE_RESTRICT s0,      \
-                                   uint64_t *PE_RESTRICT s1, uint64_t *PE_RESTRICT s2,          \
-                                   uint64_t *PE_RESTRICT s3, long n)                            \
+static double pe_ais_dot_##S(const T *PE_RESTRICT x, const double *PE_RESTRICT slope,          \
+                             double *PE_RESTRICT buf, long n)                                  \
 {                                                                                              \
-    if (!sample) {                                                                             \
-        PE_SIMD                                                                                \
-        for (long r = 0; r < n; ++r) {                                                         \
-            double z = c + (double)a[r];                                                       \
-            log_w[r] += pe_softplus(beta * z) - pe_softplus(beta_prev * z);                    \
-        }                                                                                      \
-        return;                                                                                \
-    }                                                                                          \
     PE_SIMD                                                                                    \
-    for (long r = 0; r < n; ++r) {                                                             \
-        double z = c + (double)a[r];                                                           \
-        log_w[r] += pe_softplus(beta * z) - pe_softplus(beta_prev * z);                        \
-        double u = pe__uniform(s0 + r, s1 + r, s2 + r, s3 + r);                                \
-        h[r] = (T)(u < pe_sigmoid(beta * z));                                                    \
-    }                                                                                          \
+    for (long i = 0; i < n; ++i)                                                               \
+        buf[i] = slope[i] * (double)x[i];                                                      \
+    return pe_sum(buf, n);                                                                     \
 }                                                                                              \
                                                                                                \
-/* A kept unit with target field b and base field b0 over n runs: g[r] = (C^T h)_i of run r.   \
- * log_w[r] += (beta - beta_prev) (b - b0) x[r]; if sample, then                               \
- * x[r] = [u_r < sigmoid((1 - beta) b0 + beta (b + g[r]))]. */                                 \
+/* Resample a layer of one run: value[j] = [u_j < sigmoid(beta field_j + (1 - beta) base_j)],  \
+ * u_j drawn in unit order from the run's stream (u: n doubles of scratch). Lists the units    \
+ * that changed in changed[0 .. m) and returns m. */                                           \
 PE_CLONES PE_UNUSED                                                                            \
-static void pe_ais_kept_unit_##S(const T *PE_RESTRICT g, T *PE_RESTRICT x,                     \
-                                 double *PE_RESTRICT log_w, double b, double b0, double beta,   \
-                                 double beta_prev, int sample, uint64_t *PE_RESTRICT s0,        \
-                                 uint64_t *PE_RESTRICT s1, uint64_t *PE_RESTRICT s2,            \
-                                 uint64_t *PE_RESTRICT s3, long n)                              \
+static long pe_ais_layer_##S(T *PE_RESTRICT value, const double *PE_RESTRICT field,            \
+                             const double *PE_RESTRICT base, double beta,                      \
+                             double *PE_RESTRICT u, int32_t *PE_RESTRICT changed,              \
+                             uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)   \
 {                                                                                              \
-    double slope = (beta - beta_prev) * (b - b0);                                              \
+    pe_ais_uniforms(u, s0, s1, s2, s3, n);                                                     \
     PE_SIMD                                                                                    \
-    for (long r = 0; r < n; ++r)                                                               \
-        log_w[r] += slope * (double)x[r];                                                      \
-    if (!sample)                                                                               \
-        return;                                                                                \
-    double base = (1.0 - beta) * b0;                                                           \
-    PE_SIMD                                                                                    \
-    for (long r = 0; r < n; ++r) {                                                             \
-        double u = pe__uniform(s0 + r, s1 + r, s2 + r, s3 + r);                                \
-        x[r] = (T)(u < pe_sigmoid(base + beta * (b + (double)g[r])));                        \
+    for (long j = 0; j < n; ++j)                                                               \
+        u[j] = (double)(u[j] < pe_sigmoid(beta * field[j] + (1.0 - beta) * base[j]));          \
+    long m = 0;                                                                                \
+    for (long j = 0; j < n; ++j) {                                                             \
+        changed[m] = (int32_t)j;                                                               \
+        m += u[j] != (double)value[j];                                                         \
+        value[j] = (T)u[j];                                                                    \
+    }                                                                                          \
+    return m;                                                                                  \
+}                                                                                              \
+                                                                                               \
+/* field[k] += sum_t (2 value[changed[t]] - 1) rows[changed[t]][k], rows of length n: the     \
+ * change in C x (or C^T h) when the listed units flipped to their current values. */          \
+PE_CLONES PE_UNUSED                                                                            \
+static void pe_ais_add_rows_##S(double *PE_RESTRICT field, const T *PE_RESTRICT rows,          \
+                                const int32_t *PE_RESTRICT changed,                            \
+                                const T *PE_RESTRICT value, long m, long n)                    \
+{                                                                                              \
+    for (long t = 0; t < m; ++t) {                                                             \
+        const T *row = rows + (long)changed[t] * n;                                            \
+        double sign = 2.0 * (double)value[changed[t]] - 1.0;                                   \
+        PE_SIMD                                                                                \
+        for (long k = 0; k < n; ++k)                                                           \
+            field[k] += sign * (double)row[k];                                                 \
     }                                                                                          \
 }
 

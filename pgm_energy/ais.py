@@ -49,6 +49,9 @@ DEFAULT_N_BETAS = 1000
 #: Runs per block of the bipartite kernel at most: blocks share the runs evenly, and each
 #: block's BLAS products are large enough to reuse the weights from cache.
 RUN_BLOCK = 64
+#: The bipartite kernel updates a layer's field on the other layer by adding the rows of the
+#: units that changed while at most this fraction of them changed, else by a BLAS product.
+DELTA_FRACTION = 0.1
 BASES = ("biases", "uniform")
 
 
@@ -262,7 +265,7 @@ def reverse_log_partition(model: EnergyModel, samples, n_betas: int | None = Non
     schedule = _schedule(n_betas, betas)[::-1].copy()
     state = path.load(samples)
     gen = np.random.default_rng(rng)
-    streams = chain_streams(gen, state.n_runs)
+    streams = chain_streams(gen, len(state))
     log_w = path.anneal(state, schedule, streams, _n_threads(n_threads))
     return _estimate(log_w, path.log_z_base, "reverse", len(schedule))
 
@@ -387,14 +390,6 @@ def _estimate(log_w, log_z_base, direction, n_betas) -> AISEstimate:
 
 
 # -- annealing paths ------------------------------------------------------------------------
-class _State:
-    """Units of all runs, (n_units, stride) row-major: run ``r`` is column ``r``."""
-
-    def __init__(self, n_units, n_runs, dtype):
-        self.n_runs = n_runs
-        self.units = aligned_zeros((n_units, -(-n_runs // 8) * 8), dtype)
-
-
 def _path(model, base, dtype):
     """The annealing path for ``model``: bipartite (summed layer) or joint."""
     if not isinstance(model, EnergyModel):
@@ -409,8 +404,7 @@ def _path(model, base, dtype):
     for g in model.visible:
         kept[graph.offsets[g]:graph.offsets[g] + model.units[g].n] = True
     i, j = graph.edges[:, 0], graph.edges[:, 1]
-    bipartite = (not kept.all()) and not np.any(kept[i] == kept[j])
-    if bipartite:
+    if not kept.all() and not np.any(kept[i] == kept[j]):
         return _BipartitePath(model, graph, form, base_field, kept, dtype)
     if dtype != np.float64:
         raise ValueError("dtype=float32 is for RBM-like models (hidden units conditionally "
@@ -436,54 +430,68 @@ def _base_field(model, graph, base):
     return out
 
 
-class _BipartitePath:
+class _Path:
+    """What a path anneals: the units of ``groups`` (binary form), from base fields ``base``.
+
+    States are (n_runs, n) arrays of 0/1 in ``dtype``; ``log_z_base`` includes the binary
+    form's constant, so ``log Z = log_z_base + log E[w]``.
+    """
+
+    model: EnergyModel
+    groups: list
+    base: np.ndarray
+    dtype: np.dtype
+    log_z_base: float
+
+    def base_sample(self, gen, n_runs):
+        """Exact samples of the base, one row per run."""
+        return (gen.random((n_runs, len(self.base))) < expit(self.base)).astype(self.dtype)
+
+    def load(self, samples):
+        """Validated samples of the target as rows of the annealed units."""
+        return np.ascontiguousarray(_binary_rows(self.model, samples, self.groups, "samples"),
+                                    dtype=self.dtype)
+
+
+class _BipartitePath(_Path):
     """Kept (visible) units annealed, summed (hidden) units in closed form: ``_ais`` kernel."""
 
     def __init__(self, model, graph, form, base_field, kept, dtype):
-        self.model, self.dtype = model, dtype
-        self.kept, self.summed = np.flatnonzero(kept), np.flatnonzero(~kept)
+        self.model, self.groups, self.dtype = model, model.visible, dtype
+        kept_units, summed_units = np.flatnonzero(kept), np.flatnonzero(~kept)
         pos = np.empty(graph.n_units, np.int64)
-        pos[self.kept] = np.arange(len(self.kept))
-        pos[self.summed] = np.arange(len(self.summed))
+        pos[kept_units] = np.arange(len(kept_units))
+        pos[summed_units] = np.arange(len(summed_units))
         i, j = graph.edges[:, 0], graph.edges[:, 1]
         s_end, k_end = np.where(kept[i], j, i), np.where(kept[i], i, j)
-        coupling = np.zeros((len(self.summed), len(self.kept)))
+        coupling = np.zeros((len(summed_units), len(kept_units)))
         coupling[pos[s_end], pos[k_end]] = form.coupling
         self.coupling = np.ascontiguousarray(coupling, dtype)
-        self.field_kept = form.field[self.kept]
-        self.field_summed = form.field[self.summed]
-        self.base_kept = base_field[self.kept]
-        self.log_z_base = float(form.const + np.logaddexp(0.0, self.base_kept).sum()
-                                + len(self.summed) * np.log(2.0))
+        self.coupling_t = np.ascontiguousarray(coupling.T, dtype)
+        self.field_kept = form.field[kept_units]
+        self.field_summed = form.field[summed_units]
+        self.base = base_field[kept_units]
+        self.log_z_base = float(form.const + np.logaddexp(0.0, self.base).sum()
+                                + len(summed_units) * np.log(2.0))
 
-    def base_sample(self, gen, n_runs):
-        state = _State(len(self.kept), n_runs, self.dtype)
-        state.units[:, :n_runs] = (gen.random((n_runs, len(self.kept)))
-                                   < expit(self.base_kept)).T
-        return state
-
-    def load(self, samples):
-        flat = _binary_rows(self.model, samples, self.model.visible, "samples")
-        state = _State(len(self.kept), len(flat), self.dtype)
-        state.units[:, :state.n_runs] = flat.T
-        return state
-
-    def anneal(self, state, betas, streams, n_threads):
-        log_w = np.zeros(state.n_runs)
-        summed = np.zeros((len(self.summed), state.units.shape[1]), self.dtype)
-        n_blocks = -(-state.n_runs // RUN_BLOCK)
+    def anneal(self, x, betas, streams, n_threads):
+        """Walk ``betas`` from states ``x`` (updated in place); return the log weights."""
+        n_runs = len(x)
+        log_w = np.zeros(n_runs)
+        summed = np.zeros((n_runs, len(self.field_summed)), self.dtype)
+        n_blocks = -(-n_runs // RUN_BLOCK)
         with threadpoolctl.threadpool_limits(1, user_api="blas"):
-            _ais.anneal_bipartite(state.units, summed, self.coupling, self.field_kept,
-                                  self.field_summed, self.base_kept, betas, log_w, streams,
-                                  -(-state.n_runs // n_blocks), n_threads)
+            _ais.anneal_bipartite(x, summed, self.coupling, self.coupling_t, self.field_kept,
+                                  self.field_summed, self.base, betas, log_w, streams,
+                                  -(-n_runs // n_blocks), DELTA_FRACTION, n_threads)
         return log_w
 
 
-class _JointPath:
+class _JointPath(_Path):
     """All units annealed with chromatic Gibbs sweeps (``_gibbs.sweep_sparse``)."""
 
     def __init__(self, model, graph, form, base_field):
-        self.model, self.graph = model, graph
+        self.model, self.groups, self.dtype = model, list(model.units), np.dtype(np.float64)
         n = graph.n_units
         i, j = graph.edges[:, 0], graph.edges[:, 1]
         self.edges, self.coupling = graph.edges, form.coupling
@@ -495,41 +503,32 @@ class _JointPath:
         self.indices = adjacency.indices.astype(np.int32)
         self.weights = adjacency.data.astype(np.float64)
         self.order = np.argsort(graph.colouring(), kind="stable").astype(np.int32)
-        self.field, self.base_field = form.field, base_field
+        self.field, self.base = form.field, base_field
         self.log_z_base = float(form.const + np.logaddexp(0.0, base_field).sum())
 
-    def base_sample(self, gen, n_runs):
-        state = _State(self.graph.n_units, n_runs, np.float64)
-        state.units[:, :n_runs] = (gen.random((n_runs, self.graph.n_units))
-                                   < expit(self.base_field)).T
-        return state
-
-    def load(self, samples):
-        flat = _binary_rows(self.model, samples, list(self.model.units), "samples")
-        state = _State(self.graph.n_units, len(flat), np.float64)
-        state.units[:, :state.n_runs] = flat.T
-        return state
-
-    def anneal(self, state, betas, streams, n_threads):
+    def anneal(self, x, betas, streams, n_threads):
         """Per step: ``log w += (beta_k - beta_{k-1}) (log f_1 - log f_0)(x)``, then a sweep
         of ``f_k``, whose fields are ``beta_k (field + ((1 - beta_k) / beta_k) base)``."""
-        R = state.n_runs
-        x = state.units[:, :R]
-        log_w = np.zeros(R)
-        ones, zeros = np.ones(self.graph.n_units), np.zeros(self.graph.n_units)
-        block = _chain_block(R)
-        difference = self.field - self.base_field
+        n_runs, n = x.shape
+        state = aligned_zeros((n, -(-n_runs // 8) * 8))     # the sweep kernel's layout
+        state[:, :n_runs] = x.T
+        units = state[:, :n_runs]
+        log_w = np.zeros(n_runs)
+        ones, zeros = np.ones(n), np.zeros(n)
+        block = _chain_block(n_runs)
+        difference = self.field - self.base
         i, j = self.edges[:, 0], self.edges[:, 1]
         for k in range(1, len(betas)):
-            log_ratio = difference @ x + self.coupling @ (x[i] * x[j])
-            log_w += (betas[k] - betas[k - 1]) * log_ratio
+            log_w += (betas[k] - betas[k - 1]) * (difference @ units
+                                                  + self.coupling @ (units[i] * units[j]))
             if k == len(betas) - 1:
                 break
             beta = betas[k]
-            field = self.field + ((1.0 - beta) / beta) * self.base_field
-            _gibbs.sweep_sparse(state.units, field, self.indptr, self.indices, self.weights,
-                                self.order, ones, zeros, np.full(R, beta), streams, 1, block,
-                                n_threads)
+            field = self.field + ((1.0 - beta) / beta) * self.base
+            _gibbs.sweep_sparse(state, field, self.indptr, self.indices, self.weights,
+                                self.order, ones, zeros, np.full(n_runs, beta), streams, 1,
+                                block, n_threads)
+        x[...] = units.T
         return log_w
 
 
