@@ -17,3 +17,14 @@ def test_code_blocks_run(page, monkeypatch, tmp_path):
     namespace = {}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
+
+
+def test_sphinx_build_is_clean(tmp_path):
+    """The documentation builds with warnings as errors (API pages from the docstrings)."""
+    pytest.importorskip("myst_parser")
+    pytest.importorskip("numpydoc")
+    from sphinx.cmd.build import build_main
+
+    status = build_main(["-W", "--keep-going", "-q", "-b", "html", "-d", str(tmp_path / "doctrees"),
+                         str(ROOT / "docs"), str(tmp_path / "html")])
+    assert status == 0
