@@ -48,6 +48,8 @@ cdef struct Problem:
     const double *sa_w
     const int32_t *sa_eid
     const int32_t *sa_first     # (m,) first column of a row whose columns are consecutive, else -1
+    const int32_t *gen_bit      # (m,) bit of the unit in the generic-term code, else -1
+    const double *gen_table     # (2^g,) log weight of the generic terms per code, or NULL
 
 
 cdef struct Scratch:
@@ -150,14 +152,16 @@ cdef inline int lowest_bit(uint64_t t) noexcept nogil:
 
 
 cdef void walk_piece(const Problem *P, int n_free, uint64_t prefix, bint moments, double shift,
-                     double *out, double *unit_acc, double *edge_acc) noexcept nogil:
+                     double *out, double *unit_acc, double *edge_acc,
+                     double *code_acc) noexcept nogil:
     """Enumerate one piece. out = (max log weight, sum exp(lw - max)); NaN on no memory.
 
-    With ``moments``, accumulate exp(lw - shift)-weighted moments instead.
+    With ``moments``, accumulate exp(lw - shift)-weighted moments instead (and the weight of
+    each code of the generic-term units in ``code_acc``).
     """
     cdef Scratch s
     cdef int j
-    cdef uint64_t t, n_states = (<uint64_t> 1) << n_free
+    cdef uint64_t t, code = 0, n_states = (<uint64_t> 1) << n_free
     cdef double lw_s, lw, w, top = -INFINITY, total = 0.0
     if not scratch_alloc(&s, P.m, P.n_a):
         scratch_free(&s)
@@ -165,17 +169,26 @@ cdef void walk_piece(const Problem *P, int n_free, uint64_t prefix, bint moments
         return
     for j in range(P.m):
         s.x[j] = (prefix >> (j - n_free)) & 1 if j >= n_free else 0
+        if s.x[j] and P.gen_bit[j] >= 0:
+            code |= (<uint64_t> 1) << P.gen_bit[j]
     lw_s = resync(P, &s)
     for t in range(n_states):
         if t:
-            lw_s = flip(P, &s, lowest_bit(t), lw_s)
+            j = lowest_bit(t)
+            lw_s = flip(P, &s, j, lw_s)
+            if P.gen_bit[j] >= 0:
+                code ^= (<uint64_t> 1) << P.gen_bit[j]
             if (t & RESYNC_MASK) == 0:
                 lw_s = resync(P, &s)
         lw = lw_s + pe_sum(s.sp, P.n_a)
+        if P.gen_table != NULL:
+            lw += P.gen_table[code]
         if moments:
             w = exp(lw - shift)
             if w > 0.0:
                 accumulate_moments(P, &s, w, unit_acc, edge_acc)
+                if code_acc != NULL:
+                    code_acc[code] += w
         elif lw > top:
             total = total * exp(top - lw) + 1.0
             top = lw
@@ -198,6 +211,8 @@ def enumerate_pieces(
     const double[::1] sa_w,         # IN
     const int32_t[::1] sa_eid,      # IN
     const int32_t[::1] sa_first,    # IN (m,)
+    const int32_t[::1] gen_bit,     # IN (m,) bit in the generic code, -1 for others
+    const double[::1] gen_table,    # IN (2^g,) generic log weights per code; empty: none
     int n_edges,
     int n_prefix,
     uint64_t piece_start,
@@ -209,9 +224,9 @@ def enumerate_pieces(
     """Run pieces ``piece_start <= p < piece_stop`` of the enumeration.
 
     Returns ``(top, total)`` arrays, one entry per piece (``log sum = top + log total``),
-    or, with ``moments``, ``(unit_acc, edge_acc)`` per piece: sums of
-    ``exp(lw - shift)`` times ``x_j`` / ``E[x_a | x_S]`` (units S then A) and times the pair
-    products for each edge id.
+    or, with ``moments``, ``(unit_acc, edge_acc, code_acc)`` per piece: sums of
+    ``exp(lw - shift)`` times ``x_j`` / ``E[x_a | x_S]`` (units S then A), times the pair
+    products for each edge id, and per code of the generic-term units.
     """
     cdef Problem P
     cdef int m = field_s.shape[0], n_a = field_a.shape[0]
@@ -219,8 +234,13 @@ def enumerate_pieces(
     cdef Py_ssize_t p, n_pieces = <Py_ssize_t> (piece_stop - piece_start)
     if n_prefix < 0 or n_free < 0 or n_free > 62 or piece_stop > ((<uint64_t> 1) << n_prefix):
         raise ValueError("enumerate_pieces: invalid piece range")
-    if ss_ptr.shape[0] != m + 1 or sa_ptr.shape[0] != m + 1 or sa_first.shape[0] != m:
+    if (ss_ptr.shape[0] != m + 1 or sa_ptr.shape[0] != m + 1 or sa_first.shape[0] != m
+            or gen_bit.shape[0] != m):
         raise ValueError("enumerate_pieces: inconsistent problem arrays")
+    cdef Py_ssize_t n_codes = gen_table.shape[0]
+    for p in range(m):
+        if gen_bit[p] >= 0 and (gen_bit[p] > 62 or (<uint64_t> 1) << gen_bit[p] >= n_codes):
+            raise ValueError("enumerate_pieces: gen_bit does not fit gen_table")
     P.m = m
     P.n_a = n_a
     P.field_s = &field_s[0] if m else NULL
@@ -234,22 +254,29 @@ def enumerate_pieces(
     P.sa_w = &sa_w[0] if sa_w.shape[0] else NULL
     P.sa_eid = &sa_eid[0] if sa_eid.shape[0] else NULL
     P.sa_first = &sa_first[0] if m else NULL
+    P.gen_bit = &gen_bit[0] if m else NULL
+    P.gen_table = &gen_table[0] if n_codes else NULL
 
     summary = np.zeros((n_pieces, 2))
     unit_acc = np.zeros((n_pieces if moments else 0, m + n_a))
     edge_acc = np.zeros((n_pieces if moments else 0, n_edges))
+    code_acc = np.zeros((n_pieces if moments else 0, n_codes))
     cdef double[:, ::1] out = summary
     cdef double[:, ::1] ua = unit_acc
     cdef double[:, ::1] ea = edge_acc
+    cdef double[:, ::1] ca = code_acc
     cdef double *ua_row
     cdef double *ea_row
+    cdef double *ca_row
     with nogil:
         for p in prange(n_pieces, schedule="dynamic", num_threads=max(n_threads, 1)):
             ua_row = &ua[p, 0] if moments and m + n_a else NULL
             ea_row = &ea[p, 0] if moments and n_edges else NULL
-            walk_piece(&P, n_free, piece_start + p, moments, shift, &out[p, 0], ua_row, ea_row)
+            ca_row = &ca[p, 0] if moments and n_codes else NULL
+            walk_piece(&P, n_free, piece_start + p, moments, shift, &out[p, 0], ua_row, ea_row,
+                       ca_row)
     if np.isnan(summary[:, 0]).any():
         raise MemoryError("exact enumeration: could not allocate scratch memory")
     if moments:
-        return unit_acc, edge_acc
+        return unit_acc, edge_acc, code_acc
     return summary[:, 0], summary[:, 1]

@@ -299,6 +299,7 @@ class Elimination:
                  limit_name: str = "max_table"):
         self.model = model
         self.graph = graph = model.graph
+        graph.require_compiled("variable elimination (method='eliminate')")
         self.form = graph.binary_form(beta)
         self.n_units = graph.n_units
         self.clamped_groups = list(clamped_groups)

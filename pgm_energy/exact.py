@@ -35,6 +35,8 @@ DEFAULT_MAX_STATES = 2**32
 _MIN_PIECE_BITS = 14      # pieces hold at least 2^14 states ...
 _MAX_PREFIX_BITS = 6      # ... and there are at most 64 of them
 _BATCH_CHUNK = 256
+_MAX_GENERIC_BITS = 24    # user terms: their energy is tabulated over at most 2^24 states
+_CODE_CHUNK = 1 << 14     # ... evaluated this many states at a time
 # Elimination cost in units of one enumerated state-unit: a table entry read costs about 3
 # (measured on dense models, grids and RBMs), a contraction's Python overhead about 10^4.
 _ENTRY_COST = 3.0
@@ -104,8 +106,7 @@ def expectations(model: EnergyModel, *, beta: float = 1.0, method: str = "auto",
     """
     plan = _plan(model, (), beta, method, max_states, max_table, n_threads,
                  backward=True, what="expectations")
-    m_unit, m_pair = plan.mean_moments(np.zeros((1, plan.n_units)))
-    return plan.graph.grad_from_moments(m_unit, m_pair)
+    return _mean_grads(plan, np.zeros((1, plan.n_units)))
 
 
 def gradient(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
@@ -120,9 +121,15 @@ def gradient(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
                               max_table=max_table, n_threads=n_threads)
     plan = _plan(model, model.visible, beta, method, max_states, max_table, n_threads,
                  backward=True, what="the data side of the gradient")
-    m_unit, m_pair = plan.mean_moments(plan.clamped_flat(X))
-    data_side = plan.graph.grad_from_moments(m_unit, m_pair)
+    data_side = _mean_grads(plan, plan.clamped_flat(X))
     return {k: beta * (model_side[k] - data_side[k]) for k in model_side}
+
+
+def _mean_grads(plan, x) -> dict:
+    """``E[dE/dtheta]`` for every parameter, averaged over the clamped rows of ``x``."""
+    if isinstance(plan, _Plan):
+        return plan.mean_grads(x)
+    return plan.graph.grad_from_moments(*plan.mean_moments(x))
 
 
 def marginals(model: EnergyModel, *, beta: float = 1.0, pairwise: bool = False,
@@ -219,7 +226,8 @@ def _plan(model, clamped_groups, beta, method, max_states, max_table, n_threads,
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "enumerate":
+    if method == "enumerate" or (method == "auto" and isinstance(model, EnergyModel)
+                                 and model.graph.generic_terms):
         return _Plan(model, clamped_groups, beta, max_states, n_threads)
     beta = check_beta(beta)
     if not isinstance(model, EnergyModel):
@@ -277,8 +285,20 @@ class _Plan:
         free = np.flatnonzero(~clamped)
         ei, ej = graph.edges[:, 0], graph.edges[:, 1]
         free_edge = ~clamped[ei] & ~clamped[ej]
-        self.S, self.A = _split_independent(free, graph.edges[free_edge])
+        # Units read by generic terms are enumerated; their energy is a table over their
+        # 2^g states (a code the kernel keeps as it flips units).
+        self.generic_free = np.flatnonzero(graph.generic & ~clamped)
+        self.generic_clamped = bool(np.any(graph.generic & clamped))
+        S, self.A = _split_independent(free[~graph.generic[free]], graph.edges[free_edge])
+        self.S = np.union1d(S, self.generic_free).astype(np.int64)
         self.m = len(self.S)
+        self.beta = beta
+        if len(self.generic_free) > _MAX_GENERIC_BITS:
+            raise ValueError(
+                f"exact computation tabulates the energy of user terms over the states of the "
+                f"{len(self.generic_free)} free units they read (2^{len(self.generic_free)} "
+                f"entries), more than 2^{_MAX_GENERIC_BITS}; give the term a compile() method, "
+                "or estimate log Z with pe.ais.log_partition")
         states = 2.0 ** self.m
         if self.m > 62 or states > max_states:
             raise ValueError(
@@ -326,6 +346,9 @@ class _Plan:
                 first[r] = cols_r[0]
         self.sa_first = first
         self.free_edges = np.flatnonzero(ss | sa)
+        gen_bit = np.full(self.m, -1, np.int32)
+        gen_bit[np.searchsorted(self.S, self.generic_free)] = np.arange(len(self.generic_free))
+        self.gen_bit = gen_bit
 
     # -- inputs ---------------------------------------------------------------------------
     def clamped_flat(self, X) -> np.ndarray:
@@ -345,35 +368,90 @@ class _Plan:
             "bi,bi->b", x, (self.adjacency @ x.T).T)
         return fields, const
 
+    # -- generic terms ----------------------------------------------------------------------
+    def _generic_rows(self, x_row, codes):
+        """Native flat states: clamped units from ``x_row``, free generic units from the bits
+        of ``codes``, other units 0 (generic terms do not read them)."""
+        rows = np.repeat(np.where(self.graph.spin, 2.0 * x_row - 1.0, x_row)[None] *
+                         self.clamped, len(codes), axis=0)
+        bits = (codes[:, None] >> np.arange(len(self.generic_free))) & 1
+        rows[:, self.generic_free] = np.where(self.graph.spin[self.generic_free],
+                                              2.0 * bits - 1.0, bits)
+        return rows
+
+    def _chunks(self):
+        n_codes = 1 << len(self.generic_free)
+        for lo in range(0, n_codes, _CODE_CHUNK):
+            yield np.arange(lo, min(lo + _CODE_CHUNK, n_codes), dtype=np.int64)
+
+    def generic_table(self, x_row) -> np.ndarray:
+        """``-beta E_generic`` for each code of the free generic units (empty: no such terms)."""
+        if not self.graph.generic_terms:
+            return np.zeros(0)
+        return np.concatenate([
+            -self.beta * self.graph.generic_energy(self._generic_rows(x_row, codes), self.model)
+            for codes in self._chunks()])
+
+    def _generic_grads(self, x_row, code_weights) -> dict:
+        """``sum_c P(c) dE/dtheta`` of the generic terms' parameters."""
+        out = {}
+        for codes in self._chunks():
+            rows = self._generic_rows(x_row, codes)
+            state = {g: rows[:, off:off + self.model.units[g].n]
+                     for g, off in self.graph.offsets.items()}
+            for term in self.graph.generic_terms:
+                for name, grad in term.energy_grad(state).items():
+                    part = np.tensordot(code_weights[codes], grad, axes=1)
+                    out[name] = out[name] + part if name in out else part
+        return out
+
     # -- sums -----------------------------------------------------------------------------
     def log_sum(self, x) -> np.ndarray:
         """``log sum over free units of exp(-beta E)`` for each clamped row of ``x``."""
         out = np.empty(len(x))
+        shared = None if self.generic_clamped else self.generic_table(x[0])
         for lo in range(0, len(x), _BATCH_CHUNK):
             fields, const = self._conditioned(x[lo:lo + _BATCH_CHUNK])
             closed = np.logaddexp(0.0, fields[:, self.A]).sum(axis=1)
             for b in range(len(fields)):
-                out[lo + b] = const[b] + (self._enumerate(fields[b])[0] if self.m else closed[b])
+                table = self.generic_table(x[lo + b]) if shared is None else shared
+                if self.m:
+                    out[lo + b] = const[b] + self._enumerate(fields[b], table)[0]
+                else:
+                    out[lo + b] = const[b] + closed[b] + (table[0] if len(table) else 0.0)
         return out
 
-    def _enumerate(self, fields, moments=False, shift=0.0):
+    def _enumerate(self, fields, table, moments=False, shift=0.0):
         args = (np.ascontiguousarray(fields[self.S]), *self.ss,
-                np.ascontiguousarray(fields[self.A]), *self.sa, self.sa_first,
-                self.graph.n_edges, self.n_prefix, 0, 1 << self.n_prefix)
+                np.ascontiguousarray(fields[self.A]), *self.sa, self.sa_first, self.gen_bit,
+                table, self.graph.n_edges, self.n_prefix, 0, 1 << self.n_prefix)
         if moments:
-            unit_acc, edge_acc = _exact.enumerate_pieces(*args, moments=True, shift=shift,
-                                                         n_threads=self.n_threads)
-            return unit_acc.sum(axis=0), edge_acc.sum(axis=0)
+            accs = _exact.enumerate_pieces(*args, moments=True, shift=shift,
+                                           n_threads=self.n_threads)
+            return tuple(acc.sum(axis=0) for acc in accs)
         top, total = _exact.enumerate_pieces(*args, n_threads=self.n_threads)
         peak = top.max()
         return (peak + np.log(np.sum(total * np.exp(top - peak))),)
 
     def mean_moments(self, x):
         """Native moments ``E[s_i]``, ``E[s_i s_j]`` averaged over the clamped rows of ``x``."""
+        return self._moments(x)[:2]
+
+    def mean_grads(self, x) -> dict:
+        """``E[dE/dtheta]`` for every parameter (compiled and generic terms), averaged over
+        the clamped rows of ``x``."""
+        m_unit, m_pair, generic = self._moments(x)
+        grads = self.graph.grad_from_moments(m_unit, m_pair)
+        grads.update(generic)
+        return grads
+
+    def _moments(self, x):
         graph = self.graph
         ei, ej = graph.edges[:, 0], graph.edges[:, 1]
         sum_unit = np.zeros(self.n_units)
         sum_pair = np.zeros(graph.n_edges)
+        generic = {}
+        shared = None if self.generic_clamped else self.generic_table(x[0])
         for lo in range(0, len(x), _BATCH_CHUNK):
             xb = x[lo:lo + _BATCH_CHUNK]
             fields, const = self._conditioned(xb)
@@ -381,20 +459,27 @@ class _Plan:
             q_free = np.zeros((len(xb), graph.n_edges))
             if self.m == 0:
                 p[:, self.A] = _sigmoid(fields[:, self.A])
-            else:
-                for b in range(len(xb)):
-                    shift = self._enumerate(fields[b])[0]
-                    unit_acc, edge_acc = self._enumerate(fields[b], True, shift)
+            for b in range(len(xb)):
+                table = self.generic_table(xb[b]) if shared is None else shared
+                code_weights = np.ones(1)
+                if self.m:
+                    shift = self._enumerate(fields[b], table)[0]
+                    unit_acc, edge_acc, code_weights = self._enumerate(fields[b], table, True,
+                                                                       shift)
                     p[b, self.S] = unit_acc[:self.m]
                     p[b, self.A] = unit_acc[self.m:]
                     q_free[b] = edge_acc
+                if graph.generic_terms:
+                    for name, g in self._generic_grads(xb[b], code_weights).items():
+                        generic[name] = generic[name] + g if name in generic else g
             # Pair moments: from the kernel where both ends are free; products otherwise
             # (a clamped end is a constant, a free end contributes its mean).
             q = p[:, ei] * p[:, ej]
             q[:, self.free_edges] = q_free[:, self.free_edges]
             sum_unit += p.sum(axis=0)
             sum_pair += q.sum(axis=0)
-        return graph.native_moments(sum_unit / len(x), sum_pair / len(x))
+        m_unit, m_pair = graph.native_moments(sum_unit / len(x), sum_pair / len(x))
+        return m_unit, m_pair, {name: g / len(x) for name, g in generic.items()}
 
 
 def _sigmoid(z):
@@ -419,7 +504,7 @@ def _split_independent(free: np.ndarray, edges: np.ndarray, first: np.ndarray | 
 
     Returns ``(S, A)``: the units to enumerate and the units to sum in closed form.
     """
-    n = int(free.max()) + 1 if free.size else 0
+    n = int(max(free.max(initial=-1), edges.max(initial=-1))) + 1
     i, j = edges[:, 0], edges[:, 1]
     adj = sp.csr_matrix((np.ones(2 * len(i)), (np.concatenate([i, j]), np.concatenate([j, i]))),
                         shape=(n, n))

@@ -67,14 +67,18 @@ class FlatGraph:
                 self.spin[self.offsets[g]:self.offsets[g] + grp.n] = True
 
         linears = []
+        #: Terms that do not compile (a user's own ``energy``/``energy_grad`` only): they run
+        #: through the generic path, and ``generic`` marks the units of the groups they read.
+        self.generic_terms = []
+        self.generic = np.zeros(n, dtype=bool)
         for term in model.terms:
             compiled = term.compile(self.offsets)
             if compiled is None:
-                raise TypeError(
-                    f"term {term!r} does not compile to the flat graph; the compiled kernels "
-                    "need terms that implement compile()"
-                )
-            linears.extend((term, lin) for lin in compiled)
+                self.generic_terms.append(term)
+                for g in term.groups:
+                    self.generic[self.offsets[g]:self.offsets[g] + model.units[g].n] = True
+            else:
+                linears.extend((term, lin) for lin in compiled)
 
         # Unique unordered pairs over all pairwise couplings.
         keys = []
@@ -105,6 +109,25 @@ class FlatGraph:
         self.coupling = np.zeros(self.n_edges)
         self._adjacency = None
         self.sync()
+
+    def require_compiled(self, what: str) -> None:
+        """Raise ``TypeError`` if a term only has the generic path, naming ``what`` needs more."""
+        if self.generic_terms:
+            names = ", ".join(type(t).__name__ for t in self.generic_terms)
+            raise TypeError(
+                f"{what} needs every term compiled to the flat graph, but {names} only "
+                "define(s) energy/energy_grad. pe.exact (enumeration), GibbsSampler "
+                "(sequential/chromatic), pe.fit and model.conditional handle such terms; or "
+                "give the term a compile() method")
+
+    def generic_energy(self, flat: np.ndarray, model) -> np.ndarray:
+        """Energy of the generic terms for flat states ``(batch, n_units)``, shape (batch,)."""
+        total = np.zeros(len(flat))
+        if self.generic_terms:
+            state = {g: flat[:, off:off + model.units[g].n] for g, off in self.offsets.items()}
+            for term in self.generic_terms:
+                total += term.energy(state)
+        return total
 
     def sync(self) -> None:
         """Re-read the live parameters into ``field`` and ``coupling``."""
