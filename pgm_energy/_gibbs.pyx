@@ -17,6 +17,7 @@ from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef extern from "_gibbs.h" nogil:
+    double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
     void pe_gibbs_unit(double *state, long stride, long unit, const int32_t *neighbour,
                        const double *weight, long degree, double field, const double *beta,
                        double scale, double low, uint64_t *s0, uint64_t *s1, uint64_t *s2,
@@ -157,3 +158,16 @@ def sweep_block(
                 layer_fields(fields_b, field_b, state_a, coupling, False)
                 sample_layer(state_b, fields_b, scale_b, low_b, free_b, beta, streams,
                              n_threads)
+
+
+def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):
+    """One uniform in [0, 1) from each of the first ``n_chains`` streams (advancing them)."""
+    import numpy as np
+    if n_chains < 0 or streams.shape[1] < n_chains:
+        raise ValueError("uniforms: more chains than streams")
+    out = np.empty(n_chains)
+    cdef double[::1] values = out
+    cdef Py_ssize_t c
+    for c in range(n_chains):
+        values[c] = pe__uniform(&streams[0, c], &streams[1, c], &streams[2, c], &streams[3, c])
+    return out

@@ -120,14 +120,29 @@ class FlatGraph:
                 "(sequential/chromatic), pe.fit and model.conditional handle such terms; or "
                 "give the term a compile() method")
 
-    def generic_energy(self, flat: np.ndarray, model) -> np.ndarray:
-        """Energy of the generic terms for flat states ``(batch, n_units)``, shape (batch,)."""
+    def generic_energy(self, flat: np.ndarray, model, terms=None) -> np.ndarray:
+        """Energy of the generic terms (or of ``terms``) for flat states ``(batch, n_units)``."""
         total = np.zeros(len(flat))
-        if self.generic_terms:
+        terms = self.generic_terms if terms is None else terms
+        if terms:
             state = {g: flat[:, off:off + model.units[g].n] for g, off in self.offsets.items()}
-            for term in self.generic_terms:
+            for term in terms:
                 total += term.energy(state)
         return total
+
+    def generic_delta(self, flat: np.ndarray, unit: int, model) -> np.ndarray:
+        """``E_generic(unit off) - E_generic(unit on)`` for each row of ``flat`` (batch, n),
+        from the generic terms that read the unit's group (``flat`` is restored after)."""
+        group = next(g for g, off in self.offsets.items() if off <= unit < off + model.units[g].n)
+        terms = [t for t in self.generic_terms if group in t.groups]
+        low, high = model.units[group].values
+        saved = flat[:, unit].copy()
+        flat[:, unit] = low
+        off_energy = self.generic_energy(flat, model, terms)
+        flat[:, unit] = high
+        on_energy = self.generic_energy(flat, model, terms)
+        flat[:, unit] = saved
+        return off_energy - on_energy
 
     def sync(self) -> None:
         """Re-read the live parameters into ``field`` and ``coupling``."""

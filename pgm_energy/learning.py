@@ -49,13 +49,16 @@ class _Layout:
         free = np.flatnonzero(~self.visible)
         ei, ej = graph.edges[:, 0], graph.edges[:, 1]
         hidden_edges = graph.edges[~self.visible[ei] & ~self.visible[ej]]
-        # Hidden units summed in closed form given the visible ones (and the other hidden).
-        _, self.hidden_closed = exact._split_independent(free, hidden_edges)
+        # Hidden units summed in closed form given the visible ones (and the other hidden);
+        # units read by generic terms never are.
+        compiled = ~graph.generic
+        _, self.hidden_closed = exact._split_independent(free[compiled[free]], hidden_edges)
         self.hidden_independent = len(self.hidden_closed) == len(free)
         # Units replaced by conditional means in the negative phase (Rao-Blackwellisation),
         # hidden units first: for an RBM, E[h | x] of the chains' x.
-        _, self.model_closed = exact._split_independent(np.arange(graph.n_units), graph.edges,
+        _, self.model_closed = exact._split_independent(np.flatnonzero(compiled), graph.edges,
                                                         first=~self.visible)
+        self.model = model
         self.dense_gram = graph.n_units ** 2 <= 4 * max(graph.n_edges, 1)
 
 
@@ -76,7 +79,9 @@ def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) ->
 
 
 def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
-    """``E[dE/dtheta]`` from expected-state rows: their mean unit and pair products."""
+    """``E[dE/dtheta]`` from expected-state rows: their mean unit and pair products for the
+    compiled terms, the mean of ``energy_grad`` for generic terms (whose units are never
+    replaced by means)."""
     graph = layout.graph
     m_unit = rows.mean(axis=0)
     ei, ej = graph.edges[:, 0], graph.edges[:, 1]
@@ -84,7 +89,13 @@ def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
         m_pair = (rows.T @ rows)[ei, ej] / len(rows)
     else:
         m_pair = np.einsum("bi,bi->i", rows[:, ei], rows[:, ej]) / len(rows)
-    return graph.grad_from_moments(m_unit, m_pair)
+    grads = graph.grad_from_moments(m_unit, m_pair)
+    if graph.generic_terms:
+        state = {g: rows[:, off:off + layout.model.units[g].n]
+                 for g, off in graph.offsets.items()}
+        for term in graph.generic_terms:
+            grads.update({name: g.mean(axis=0) for name, g in term.energy_grad(state).items()})
+    return grads
 
 
 def _flat_visible(model, layout, X):
@@ -436,7 +447,7 @@ class _CompiledPCD:
         graph = model.graph
         engine = sampler._engine
         layout = method._layout
-        if not (sampler.schedule == "block"
+        if graph.generic_terms or not (sampler.schedule == "block"
                 and np.array_equal(engine.units_a, np.flatnonzero(layout.visible))
                 and graph.n_edges == len(engine.units_a) * len(engine.units_b)):
             raise _NotCompiled

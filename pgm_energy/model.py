@@ -206,7 +206,9 @@ class EnergyModel:
 
         "On" is 1 for binary units and +1 for spins. With the local field
         ``f_i = -dE/ds_i`` (which counts a lateral pair twice, ``2 (U x)_i``):
-        ``sigmoid(beta f_i)`` for binary units and ``sigmoid(2 beta f_i)`` for spins.
+        ``sigmoid(beta f_i)`` for binary units and ``sigmoid(2 beta f_i)`` for spins. Terms
+        that only define ``energy`` add their energy difference
+        ``E(unit off) - E(unit on)`` inside the sigmoid (times beta).
         """
         if group not in self.units:
             raise ValueError(f"unknown group {group!r}; the groups are {list(self.units)}")
@@ -214,10 +216,14 @@ class EnergyModel:
         graph = self.graph
         s = self.flat_state(self.as_state(state))
         sl = slice(graph.offsets[group], graph.offsets[group] + self.units[group].n)
-        scale = 2.0 * beta if isinstance(self.units[group], Spin) else beta
+        scale = 2.0 if isinstance(self.units[group], Spin) else 1.0
+        z = scale * graph.local_field(s)[:, sl]
+        for k, unit in enumerate(range(sl.start, sl.stop)):
+            if graph.generic[unit]:
+                z[:, k] += graph.generic_delta(s, unit, self)
         from scipy.special import expit
 
-        return expit(scale * graph.local_field(s)[:, sl])
+        return expit(beta * z)
 
 
 # -- presets ------------------------------------------------------------------------------

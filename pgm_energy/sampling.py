@@ -21,6 +21,7 @@ import os
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy.special import expit
 
 from . import _gibbs
 from ._checks import check_beta, nonnegative_int, positive_int
@@ -116,7 +117,7 @@ class GibbsSampler:
         else:
             order = (np.argsort(self._colour, kind="stable") if self.schedule == "chromatic"
                      else np.arange(graph.n_units))
-            self._engine = _SparseEngine(graph, order, self.n_chains)
+            self._engine = _SparseEngine(model, graph, order, self.n_chains)
         low = np.where(graph.spin, -1.0, 0.0)
         random_flat = low + (1.0 - low) * gen.integers(0, 2, size=(self.n_chains, graph.n_units))
         self._engine.load(random_flat)
@@ -204,7 +205,8 @@ class GibbsSampler:
 class _SparseEngine:
     """State as (n_units, n_chains): each unit's values over chains are contiguous."""
 
-    def __init__(self, graph, order, n_chains):
+    def __init__(self, model, graph, order, n_chains):
+        self.model = model
         self.offsets = graph.offsets
         self.order = np.asarray(order, np.int32)
         self.scale = np.where(graph.spin, 2.0, 1.0)
@@ -222,9 +224,34 @@ class _SparseEngine:
     def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
         adj = graph.adjacency()
         order = self.order[free[self.order]]
-        _gibbs.sweep_sparse(self.state, graph.field, adj.indptr.astype(np.int64),
-                            adj.indices.astype(np.int32), adj.data, order, self.scale,
-                            self.low, betas, streams, n_sweeps, self.chain_block, n_threads)
+        arrays = (graph.field, adj.indptr.astype(np.int64), adj.indices.astype(np.int32),
+                  adj.data)
+        if not graph.generic_terms:
+            _gibbs.sweep_sparse(self.state, *arrays, order, self.scale, self.low, betas,
+                                streams, n_sweeps, self.chain_block, n_threads)
+            return
+        # Units read by generic terms are updated here, from energy differences, with the
+        # same draws as the kernel (one uniform per chain per update); runs of other units
+        # go to the kernel.
+        cut = np.flatnonzero(np.diff(graph.generic[order].astype(np.int8))) + 1
+        runs = np.split(order, cut)
+        for _ in range(n_sweeps):
+            for run in runs:
+                if not graph.generic[run[0]]:
+                    _gibbs.sweep_sparse(self.state, *arrays, run, self.scale, self.low, betas,
+                                        streams, 1, self.chain_block, n_threads)
+                    continue
+                for unit in run:
+                    self._generic_update(graph, unit, betas, streams)
+
+    def _generic_update(self, graph, unit, betas, streams):
+        """``s_unit = low + scale [u < sigmoid(beta (scale f + E_gen(off) - E_gen(on)))]``."""
+        chains = self.state[:, :self.n_chains]
+        flat = chains.T
+        field = graph.field[unit] + graph.adjacency()[unit] @ chains
+        z = self.scale[unit] * np.ravel(field) + graph.generic_delta(flat, unit, self.model)
+        u = _gibbs.uniforms(streams, self.n_chains)
+        chains[unit] = self.low[unit] + self.scale[unit] * (u < expit(betas * z))
 
 
 class _BlockEngine:
@@ -270,7 +297,9 @@ class _BlockEngine:
 def _resolve_schedule(schedule, graph, colour):
     n_colours = int(colour.max()) + 1 if colour.size else 0
     dense_bipartite = False
-    if n_colours == 2:
+    if schedule == "block":
+        graph.require_compiled("schedule='block'")
+    if n_colours == 2 and not graph.generic_terms:
         n_a = int(np.sum(colour == 0))
         dense_bipartite = graph.n_edges >= _DENSE_FRACTION * n_a * (graph.n_units - n_a)
     if schedule == "block" and not dense_bipartite:

@@ -32,8 +32,19 @@ def sweeps(model, flat, order, betas, streams, n_sweeps):
     low = np.where(graph.spin, -1.0, 0.0)
     for _ in range(n_sweeps):
         for i in order:
-            f = graph.field[i] + adj[i] @ flat.T
+            if graph.generic[i]:       # a user term reads the unit: total energy difference
+                z = energy_with(model, flat, i, low[i]) - energy_with(model, flat, i,
+                                                                       low[i] + scale[i])
+            else:
+                z = scale[i] * np.ravel(graph.field[i] + adj[i] @ flat.T)
             u = xoshiro_uniform(streams)
-            on = u < expit(scale[i] * betas * np.ravel(f))
-            flat[:, i] = low[i] + scale[i] * on
+            flat[:, i] = low[i] + scale[i] * (u < expit(betas * z))
     return flat
+
+
+def energy_with(model, flat, unit, value):
+    """model.energy of the rows of ``flat`` with ``unit`` set to ``value``."""
+    rows = flat.copy()
+    rows[:, unit] = value
+    offsets = model.graph.offsets
+    return model.energy({g: rows[:, off:off + model.units[g].n] for g, off in offsets.items()})
