@@ -1,7 +1,8 @@
 """Saving and loading models as ``.npz`` files: arrays plus a JSON description, no pickle.
 
 A file holds ``__pgm_energy__``, a JSON text naming the unit groups, the terms (by
-registered class name, with their constructor arguments) and the visible groups, and one
+registered class name, with their constructor arguments, or for a user's term without
+``config()`` its own attributes) and the visible groups, and one
 array per parameter (``param/<name>``) and per array-valued constructor argument
 (``term<k>/<key>``). Loading reads it with ``allow_pickle=False`` and builds terms only from
 classes registered by subclassing ``pe.Term``: nothing in a file can run code.
@@ -14,7 +15,7 @@ import os
 import numpy as np
 
 from .model import EnergyModel
-from .terms.base import term_class
+from .terms.base import Term, term_class
 from .units import UNIT_REGISTRY
 
 __all__ = ["save", "load", "model_arrays", "model_from_arrays"]
@@ -28,14 +29,20 @@ def model_arrays(model: EnergyModel) -> dict:
     arrays = {}
     terms = []
     for k, term in enumerate(model.terms):
+        try:
+            values, how = term.config(), "config"
+        except NotImplementedError:
+            values, how = _attributes(term), "attributes"
         config, array_keys = {}, []
-        for key, value in term.config().items():
+        for key, value in values.items():
             if isinstance(value, np.ndarray):
                 arrays[f"term{k}/{key}"] = value
                 array_keys.append(key)
             else:
                 config[key] = value
-        terms.append({"class": type(term).__name__, "config": config, "arrays": array_keys})
+        terms.append({"class": type(term).__name__, "how": how, "config": config,
+                      "arrays": array_keys, "groups": list(term.groups),
+                      "params": list(term.param_names)})
     header = {
         "format": FORMAT,
         "units": {g: {"class": type(u).__name__, **u.config()} for g, u in model.units.items()},
@@ -67,11 +74,40 @@ def model_from_arrays(arrays) -> EnergyModel:
         kwargs = dict(spec["config"])
         for key in spec["arrays"]:
             kwargs[key] = arrays[f"term{k}/{key}"]
-        terms.append(term_class(spec["class"])(**kwargs))
+        cls = term_class(spec["class"])
+        if spec.get("how", "config") == "config":
+            terms.append(cls(**kwargs))
+        else:
+            term = cls.__new__(cls)
+            Term.__init__(term, spec["groups"],
+                          {name: arrays[f"param/{name}"] for name in spec["params"]})
+            vars(term).update(kwargs)
+            terms.append(term)
     model = EnergyModel(units, terms, visible=header["visible"])
     for name in model.params:
         model.params[name] = arrays[f"param/{name}"]
     return model
+
+
+def _attributes(term) -> dict:
+    """A user term without ``config()``: its own attributes (JSON values or arrays), restored
+    on load without calling its ``__init__``."""
+    out = {}
+    for key, value in vars(term).items():
+        if key in ("groups", "params", "param_names"):
+            continue
+        if isinstance(value, np.ndarray):
+            out[key] = value
+            continue
+        try:
+            json.dumps(value)
+        except TypeError:
+            raise TypeError(
+                f"cannot save {type(term).__name__}: attribute {key!r} is neither a JSON value "
+                "nor an array; give the term a config() method returning its constructor "
+                "arguments") from None
+        out[key] = value
+    return out
 
 
 def save(model: EnergyModel, path: str | os.PathLike) -> None:

@@ -1,0 +1,165 @@
+"""Users' own terms (only energy and energy_grad) in every face, against brute force."""
+import numpy as np
+import pytest
+
+import pgm_energy as pe
+from pgm_energy import learning as L
+
+import reference as ref
+from test_sampling import P_FLOOR, chi_square_pvalue, exact_state_probabilities, state_codes
+
+
+class CountPenalty(pe.Term):
+    """E = theta * (sum_i x_i - k)^2, as in DESIGN.md."""
+
+    def __init__(self, group, k, theta=0.0, name="theta"):
+        super().__init__(groups=(group,), params={name: np.array(theta, dtype=float)})
+        self.k = k
+
+    def energy(self, state):
+        t = self.params[self.param_names[0]]
+        return t * (state[self.groups[0]].sum(axis=1) - self.k) ** 2
+
+    def energy_grad(self, state):
+        return {self.param_names[0]: (state[self.groups[0]].sum(axis=1) - self.k) ** 2.0}
+
+
+class Parity(pe.Term):
+    """E = -theta * s_0 s_1 s_2 on a spin group: a three-unit interaction."""
+
+    def __init__(self, group, theta=0.0):
+        super().__init__(groups=(group,), params={"parity": np.array(theta, dtype=float)})
+
+    def energy(self, state):
+        s = state[self.groups[0]]
+        return -self.params["parity"] * s[:, 0] * s[:, 1] * s[:, 2]
+
+    def energy_grad(self, state):
+        s = state[self.groups[0]]
+        return {"parity": -s[:, 0] * s[:, 1] * s[:, 2]}
+
+
+class Agreement(pe.Term):
+    """E = -a (sum x)(sum h): a term over two groups."""
+
+    def __init__(self, a=0.0):
+        super().__init__(groups=("x", "h"), params={"a": np.array(a, dtype=float)})
+
+    def energy(self, state):
+        return -self.params["a"] * state["x"].sum(axis=1) * state["h"].sum(axis=1)
+
+    def energy_grad(self, state):
+        return {"a": -state["x"].sum(axis=1) * state["h"].sum(axis=1)}
+
+
+def models_with_user_terms():
+    rng = np.random.default_rng(0)
+    count = pe.EnergyModel(
+        {"x": 6, "h": 3},
+        [pe.Bias("x", value=rng.normal(size=6)), pe.Pairwise("h", "x", value=rng.normal(size=(3, 6))),
+         CountPenalty("x", k=3, theta=0.3)], visible=["x"])
+    parity = pe.EnergyModel(
+        {"s": pe.Spin(4), "h": 2},
+        [pe.Bias("s", value=0.3 * rng.normal(size=4)), Parity("s", theta=0.8),
+         pe.Pairwise("h", "s", value=0.5 * rng.normal(size=(2, 4)))], visible=["s"])
+    two_groups = pe.EnergyModel(
+        {"x": pe.Spin(3), "h": 3},
+        [pe.Bias("h", value=rng.normal(size=3)), pe.Pairwise("h", "x", value=0.5 * rng.normal(size=(3, 3))),
+         Agreement(a=0.3)], visible=["x"])
+    return {"count": count, "parity": parity, "two_groups": two_groups}
+
+
+MODELS = models_with_user_terms()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_exact_functions_match_brute_force(name):
+    model = MODELS[name]
+    X = ref.all_states(model, model.visible)
+    np.testing.assert_allclose(pe.exact.log_partition(model), ref.log_partition(model),
+                               rtol=1e-12)
+    np.testing.assert_allclose(pe.exact.log_likelihood(model, X), ref.log_likelihood(model, X),
+                               rtol=1e-11, atol=1e-11)
+    got, want = pe.exact.expectations(model), ref.expectations(model)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], atol=1e-11)
+    grad = pe.exact.gradient(model, X)
+    data = ref.data_expectations(model, X)
+    for k in want:
+        np.testing.assert_allclose(grad[k], want[k] - data[k], atol=1e-11)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("schedule", ["sequential", "chromatic"])
+def test_every_schedule_samples_the_exact_distribution(name, schedule):
+    model = MODELS[name]
+    _, p = exact_state_probabilities(model)
+    sampler = pe.GibbsSampler(model, n_chains=4000, schedule=schedule, rng=3)
+    codes = state_codes(model, sampler.run(40).state)
+    assert chi_square_pvalue(codes, p) > P_FLOOR
+
+
+def test_conditional_with_a_user_term():
+    model = MODELS["count"]
+    state = {"x": np.array([[1, 1, 0, 0, 1, 0.0]]), "h": np.array([[0, 1, 0.0]])}
+    got = model.conditional("x", state)
+    for i in range(6):
+        on, off = {k: v.copy() for k, v in state.items()}, {k: v.copy() for k, v in state.items()}
+        on["x"][:, i], off["x"][:, i] = 1, 0
+        d = model.energy(off) - model.energy(on)
+        np.testing.assert_allclose(got[:, i], 1 / (1 + np.exp(-d)), rtol=1e-12)
+
+
+def test_block_schedule_and_ais_refuse_user_terms_clearly():
+    model = MODELS["count"]
+    with pytest.raises(TypeError, match="CountPenalty only define"):
+        pe.GibbsSampler(model, 2, schedule="block")
+    with pytest.raises(TypeError, match="compile"):
+        pe.ais.log_partition(model, n_betas=10, n_runs=2)
+    assert pe.GibbsSampler(model, 2).schedule in ("sequential", "chromatic")
+
+
+@pytest.mark.parametrize("method", [lambda: L.ExactGradient(), lambda: L.PCD(n_chains=200, k=3)])
+def test_training_with_a_user_term_improves_the_likelihood(method):
+    rng = np.random.default_rng(5)
+    X = np.array([rng.permutation([1.0, 1, 1, 0, 0, 0]) for _ in range(80)])  # three on
+    model = pe.EnergyModel({"x": 6, "h": 3},
+                           [pe.Bias("x"), pe.Pairwise("h", "x", value=0.01 * rng.normal(size=(3, 6))),
+                            CountPenalty("x", k=3)], visible=["x"])
+    before = pe.exact.log_likelihood(model, X).mean()
+    L.fit(model, X, method(), L.SGD(lr=0.05, momentum=0.5), epochs=30, batch_size=20, rng=1)
+    after = pe.exact.log_likelihood(model, X).mean()
+    assert after > before + 0.1
+    assert model.params["theta"] > 0.05               # the penalty learned to favour k = 3
+
+
+def test_save_and_load_a_user_term(tmp_path):
+    model = MODELS["count"]
+    model.save(tmp_path / "m.npz")
+    loaded = pe.load(tmp_path / "m.npz")
+    assert isinstance(loaded.terms[2], CountPenalty) and loaded.terms[2].k == 3
+    assert pe.exact.log_partition(loaded) == pytest.approx(pe.exact.log_partition(model))
+
+
+def test_a_user_term_with_unsaveable_state(tmp_path):
+    class Opaque(CountPenalty):
+        pass
+
+    model = pe.EnergyModel({"x": 2}, [Opaque("x", k=1)])
+    model.terms[0].k = object()
+    with pytest.raises(TypeError, match="config"):
+        model.save(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_generic_updates_equal_the_numpy_twin(name):
+    """Units read by user terms use the chains' own streams, one draw per update."""
+    import reference_gibbs as twin
+
+    model = MODELS[name]
+    sampler = pe.GibbsSampler(model, n_chains=9, schedule="sequential", rng=4)
+    streams = sampler._streams[:, :9].copy()
+    flat = sampler._engine.flat()
+    twin.sweeps(model, flat, np.arange(model.graph.n_units), np.ones(9), streams, 3)
+    sampler.run(3)
+    np.testing.assert_array_equal(sampler._engine.flat(), flat)
