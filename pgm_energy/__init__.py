@@ -21,6 +21,7 @@ from .model import RBM, BoltzmannMachine, EnergyModel, Ising
 from .sampling import GibbsSampler, ParallelTempering
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
 from .units import Binary, Spin
+from . import plotting  # noqa: E402  (matplotlib itself is imported on first use)
 
 __version__ = "0.1.0"
 
@@ -30,5 +31,5 @@ __all__ = [
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ParallelTempering",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
-    "ais", "exact", "io", "load",
+    "ais", "exact", "io", "load", "plotting",
 ]
