@@ -1,8 +1,10 @@
-"""Hypothesis strategies and checks for testing models and users' own terms.
+"""Hypothesis strategies and checks for testing models, users' own terms and samplers.
 
-Strategies build random small models from the built-in terms, small enough for brute-force
-enumeration, so any identity of ``DESIGN.md`` can be checked against the exact answer.
-Requires the optional dependency ``hypothesis``.
+Strategies build random small models (built-in terms, and optionally the user's own term
+classes), small enough for brute-force enumeration, so any identity of ``DESIGN.md`` can be
+checked against the exact answer. The checks (:func:`check_term`, :func:`check_model`,
+:func:`check_sampler`) raise ``AssertionError`` with what went wrong, and return a short
+report when all is well. Requires the optional dependency ``hypothesis``.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from .model import EnergyModel
 from .terms import Bias, Lateral, Pairwise, SparsePairwise
 from .units import Binary, Spin
 
-__all__ = ["unit_groups", "models", "states", "weights"]
+__all__ = ["unit_groups", "models", "states", "datasets", "weights", "brute_force",
+           "check_term", "check_model", "check_sampler"]
 
 
 def weights(shape, *, scale: float = 2.0, large: bool = True):
@@ -42,13 +45,16 @@ def unit_groups(draw, max_units: int = 4, kinds=(Binary, Spin)):
 
 @st.composite
 def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
-           kinds=(Binary, Spin), large_weights: bool = True, scale: float = 2.0):
+           kinds=(Binary, Spin), large_weights: bool = True, scale: float = 2.0,
+           extra_terms=()):
     """Strategy for a random small ``EnergyModel``: any mix of built-in terms.
 
     Up to ``max_groups`` groups of at most ``max_units`` units (``max_total`` in all), each
     group binary or spin; biases, dense pairwise couplings between groups, laterals and sparse
     couplings within groups, all with random ``N(0, scale)`` (sometimes very large)
-    parameters; a non-empty random subset of the groups is visible.
+    parameters; a non-empty random subset of the groups is visible. ``extra_terms`` are
+    factories ``f(group_name, unit_group, rng) -> Term`` (e.g. a user's term class with
+    random parameters): each is applied, or not, to a random group.
     """
     def w(shape):
         return draw(weights(shape, scale=scale, large=large_weights))
@@ -84,6 +90,11 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
                                       value=w(shape)))
     if not terms:
         terms.append(Bias(names[0], name="b", value=w((units[names[0]].n,))))
+    for k, factory in enumerate(extra_terms):
+        if draw(st.booleans(), label="use extra term"):
+            g = draw(st.sampled_from(names))
+            seed = draw(st.integers(0, 2**32 - 1), label="extra term seed")
+            terms.append(factory(g, units[g], np.random.default_rng(seed)))
     visible = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
     return EnergyModel(units, terms, visible=visible)
 
@@ -100,3 +111,213 @@ def states(model: EnergyModel, groups=None, *, min_batch: int = 1, max_batch: in
         return {g: rng.choice(model.units[g].values, size=(batch, model.units[g].n)).astype(float)
                 for g in groups}
     return build()
+
+
+def datasets(model: EnergyModel, *, min_rows: int = 1, max_rows: int = 20):
+    """Strategy for a data set of the model's visible groups (a dict of (rows, n) arrays)."""
+    return states(model, model.visible, min_batch=min_rows, max_batch=max_rows)
+
+
+# -- brute force ------------------------------------------------------------------------------
+def brute_force(model: EnergyModel, beta: float = 1.0):
+    """Every joint state and its exact probability, by listing them (no kernel involved).
+
+    Returns ``(states, p)``: a state dict of ``(n_states, n)`` arrays and ``P(s)`` from
+    ``model.energy``; refuses models with more than 2^20 joint states.
+    """
+    import itertools
+
+    n = sum(u.n for u in model.units.values())
+    if n > 20:
+        raise ValueError(f"brute force lists 2^{n} states; use models of at most 20 units")
+    values = [v for u in model.units.values() for v in [u.values] * u.n]
+    grid = np.array(list(itertools.product(*values)), dtype=float).reshape(-1, n)
+    cuts = np.cumsum([u.n for u in model.units.values()])[:-1]
+    states = dict(zip(model.units, np.split(grid, cuts, axis=1)))
+    log_w = -beta * model.energy(states)
+    p = np.exp(log_w - log_w.max())
+    return states, p / p.sum()
+
+
+# -- checks -------------------------------------------------------------------------------------
+def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6,
+               rtol: float = 1e-5, atol: float = 1e-7) -> str:
+    """Check a term: shapes, ``energy_grad`` against central differences of ``energy``, and
+    its compiled form (if any) against ``energy``.
+
+    Parameters
+    ----------
+    term : Term
+        The term to check. If it is not part of a model yet, ``units`` (group name to
+        ``UnitGroup`` or int) gives its groups (default ``Binary(4)`` each).
+    n_states : int
+        Random states to test on.
+
+    Notes
+    -----
+    For a parameter named in ``term.symmetric_params`` (symmetric, zero diagonal, as
+    ``Lateral``), entries ``(i, j)`` and ``(j, i)`` move together and the diagonal is skipped.
+    Returns a one-line report; raises ``AssertionError`` on the first mismatch.
+    """
+    from .units import as_unit_group
+
+    gen = np.random.default_rng(rng)
+    given = units is not None
+    units = {g: as_unit_group(u, g) for g, u in
+             (units if given else {g: Binary(4) for g in term.groups}).items()}
+    if given or any(v is None for v in term.params.values()):
+        term.bind(units)
+    shapes = term.param_shapes(units)
+    for name, shape in shapes.items():
+        if term.params[name].shape != tuple(shape):
+            raise ValueError(f"check_term: parameter {name!r} has shape "
+                             f"{term.params[name].shape}; pass units= with the group sizes "
+                             "the term was built for")
+    state = {g: gen.choice(units[g].values, size=(n_states, units[g].n)).astype(float)
+             for g in term.groups}
+    energy = np.asarray(term.energy(state))
+    assert energy.shape == (n_states,), f"energy must have shape ({n_states},), got {energy.shape}"
+    grads = term.energy_grad(state)
+    assert set(grads) == set(term.param_names), (
+        f"energy_grad must return {sorted(term.param_names)}, got {sorted(grads)}")
+    symmetric = set(getattr(term, "symmetric_params", ()))
+    checked = 0
+    for name in term.param_names:
+        theta = term.params[name]
+        grad = np.asarray(grads[name])
+        assert grad.shape == (n_states,) + theta.shape, (
+            f"energy_grad[{name!r}] must have shape {(n_states,) + theta.shape}, got {grad.shape}")
+        for idx in np.ndindex(theta.shape):
+            entries = [idx]
+            if name in symmetric:
+                if idx[0] >= idx[1]:
+                    continue
+                entries.append(idx[::-1])
+            values = []
+            for sign in (1.0, -1.0):
+                for e in entries:
+                    theta[e] += sign * eps
+                values.append(np.asarray(term.energy(state), dtype=float))
+                for e in entries:
+                    theta[e] -= sign * eps
+            fd = (values[0] - values[1]) / (2 * eps)
+            want = sum(grad[(slice(None),) + e] for e in entries)
+            bad = ~np.isclose(fd, want, rtol=rtol, atol=atol)
+            assert not bad.any(), (
+                f"energy_grad[{name!r}]{idx} = {want[bad][0]:.6g} but central differences of "
+                f"energy give {fd[bad][0]:.6g} (state {int(np.flatnonzero(bad)[0])})")
+            checked += 1
+    compiled = term.compile({g: sum(units[h].n for h in list(units)[:k])
+                             for k, g in enumerate(units)})
+    if compiled is not None:
+        flat = np.concatenate([state.get(g, np.zeros((n_states, units[g].n))) for g in units],
+                              axis=1)
+        e = np.zeros(n_states)
+        for lin in compiled:
+            theta = term.params[lin.param].ravel()
+            i = np.asarray(lin.i)
+            j = i if lin.j is None else np.asarray(lin.j)
+            keep = (i != j) | (lin.j is None)
+            prod = flat[:, i] if lin.j is None else flat[:, i] * flat[:, j]
+            e -= (prod[:, keep] * (np.asarray(lin.coef) * theta)[keep]).sum(axis=1)
+        assert np.allclose(e, energy, rtol=1e-10, atol=1e-10), (
+            "the compiled form of the term gives other energies than term.energy")
+    return (f"{type(term).__name__}: {checked} parameter entries match central differences"
+            + ("; compiled form matches energy" if compiled is not None else ""))
+
+
+def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: int = 200,
+                p_floor: float = 1e-6, eps: float = 1e-5) -> str:
+    """Check a small model's exact identities and its Gibbs sampler against brute force.
+
+    * ``pe.exact.log_partition`` equals the brute-force ``log Z``;
+    * ``sum_x P(x) = 1`` and ``-F(x) - log Z`` equals the brute-force marginal;
+    * ``pe.exact.gradient`` equals central differences of the mean log-likelihood of a
+      random data set (laterals' symmetric pairs move together);
+    * the joint distribution of ``GibbsSampler`` chains passes a chi-square test against the
+      exact one; the test fails a correct sampler with probability ``p_floor``.
+
+    Returns a report; raises ``AssertionError`` on the first failure.
+    """
+    from . import exact
+    from .sampling import GibbsSampler
+
+    gen = np.random.default_rng(rng)
+    states, p = brute_force(model)
+    log_w = -model.energy(states)
+    log_z = float(np.logaddexp.reduce(log_w))
+    got = exact.log_partition(model)
+    assert np.isclose(got, log_z, rtol=1e-10, atol=1e-10), (
+        f"exact log Z {got!r} differs from brute force {log_z!r}")
+    vis = np.concatenate([states[g] for g in model.visible], axis=1)
+    rows, inverse = np.unique(vis, axis=0, return_inverse=True)
+    marginal = np.log(np.bincount(inverse.ravel(), weights=p))
+    cuts = np.cumsum([model.units[g].n for g in model.visible])[:-1]
+    X = dict(zip(model.visible, np.split(rows, cuts, axis=1)))
+    log_p = exact.log_likelihood(model, X)
+    assert np.isclose(np.exp(log_p).sum(), 1.0, atol=1e-9), "sum over x of P(x) is not 1"
+    assert np.allclose(log_p, marginal, atol=1e-9), "log P(x) differs from the brute-force marginal"
+    data = {g: v[gen.integers(0, len(rows), 5)] for g, v in X.items()}
+    grad = exact.gradient(model, data)
+    symmetric = {name for t in model.terms for name in getattr(t, "symmetric_params", ())}
+    for name, theta in model.params.items():
+        for idx in np.ndindex(theta.shape):
+            entries = [idx]
+            if name in symmetric:
+                if idx[0] >= idx[1]:
+                    continue
+                entries.append(idx[::-1])
+            values = []
+            for sign in (1.0, -1.0):
+                for e in entries:
+                    theta[e] += sign * eps
+                values.append(exact.log_likelihood(model, data).mean())
+                for e in entries:
+                    theta[e] -= sign * eps
+            fd = (values[0] - values[1]) / (2 * eps)
+            want = sum(grad[name][e] for e in entries)
+            assert np.isclose(fd, want, rtol=1e-4, atol=1e-6), (
+                f"gradient[{name!r}]{idx} = {want:.6g}, central differences {fd:.6g}")
+    report = check_sampler(lambda m, n, r: GibbsSampler(m, n, rng=r), model, n_chains=n_chains,
+                           n_sweeps=n_sweeps, p_floor=p_floor, rng=gen)
+    return f"exact identities hold; {report}"
+
+
+def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
+                  n_sweeps: int = 200, p_floor: float = 1e-6, rng=0) -> str:
+    """Chi-square test of a sampler's joint distribution against the exact one.
+
+    ``sampler_factory(model, n_chains, rng)`` returns an object with ``run(n_sweeps)``
+    whose ``state`` (after the run) is ``{group: (n_chains, n)}``; one state per chain,
+    after ``n_sweeps`` sweeps from the sampler's own start, is one sample. Cells with an
+    expected count under 5 are pooled. A correct sampler that has mixed fails with
+    probability ``p_floor``; one that has not mixed (strong couplings, too few sweeps) fails
+    too, so give strongly coupled models more sweeps. Returns a report; raises ``AssertionError`` if ``p < p_floor``.
+    """
+    from scipy import stats
+
+    _, p = brute_force(model)
+    sampler = sampler_factory(model, n_chains, np.random.default_rng(rng))
+    sampler.run(n_sweeps)
+    state = sampler.state
+    lows = np.concatenate([np.full(u.n, u.values[0]) for u in model.units.values()])
+    flat = np.concatenate([np.asarray(state[g]) for g in model.units], axis=1)
+    codes = (flat != lows).astype(np.int64) @ (1 << np.arange(flat.shape[1])[::-1])
+    observed = np.bincount(codes, minlength=len(p)).astype(float)
+    expected = n_chains * p
+    order = np.argsort(expected)
+    obs, exp_, acc_o, acc_e = [], [], 0.0, 0.0
+    for k in order:
+        acc_o, acc_e = acc_o + observed[k], acc_e + expected[k]
+        if acc_e >= 5:
+            obs.append(acc_o)
+            exp_.append(acc_e)
+            acc_o = acc_e = 0.0
+    if exp_:
+        obs[-1] += acc_o
+        exp_[-1] += acc_e
+    p_value = 1.0 if len(exp_) < 2 else float(stats.chisquare(obs, exp_).pvalue)
+    assert p_value >= p_floor, (
+        f"the sampler's states are unlikely under the exact distribution: chi-square p = "
+        f"{p_value:.3g} < {p_floor:g} ({len(exp_)} cells, {n_chains} chains)")
+    return f"sampler agrees with the exact distribution (chi-square p = {p_value:.3g})"

@@ -124,6 +124,7 @@ class Lateral(Term):
 
     def __init__(self, group: str, *, name: str = "U", value=None):
         super().__init__(groups=(group,), params={name: value})
+        self.symmetric_params = (name,)
 
     def param_shapes(self, units):
         n = units[self.groups[0]].n
