@@ -36,33 +36,55 @@ static inline double pe__bernoulli(double u, double z)
     return (double)(u < pe_sigmoid(z));
 }
 
-/* One unit over a run of n chains (lanes = chains, each with its own stream). The state is
- * row-major (n_units, stride): unit k of chain c is state[k * stride + c]. First the local
- * field f[c] = field + sum_q weight[q] state[neighbour[q], c], then
+/* One unit over a run of n chains (lanes = chains, each with its own stream), n a multiple
+ * of PE_LANES: the loops run over whole groups of PE_LANES chains, so they compile to full
+ * vectors with no remainder (a single chain pays for one group, not for loop overhead).
+ * The state is row-major (n_units, stride): unit k of chain c is state[k * stride + c].
+ * First the local field f[c] = field + sum_q weight[q] state[neighbour[q], c], then
  * state[unit, c] = low + scale * [u_c < sigmoid(scale * beta[c] * f[c])]. */
-PE_CLONES PE_UNUSED
-static void pe_gibbs_unit(double *state, long stride, long unit,
-                          const int32_t *PE_RESTRICT neighbour,
-                          const double *PE_RESTRICT weight, long degree, double field,
-                          const double *PE_RESTRICT beta, double scale, double low,
-                          uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
-                          uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3,
-                          double *PE_RESTRICT f, long n)
+#define PE_LANES 8
+
+static inline void pe__gibbs_unit(double *state, long stride, long unit,
+                                  const int32_t *PE_RESTRICT neighbour,
+                                  const double *PE_RESTRICT weight, long degree, double field,
+                                  const double *PE_RESTRICT beta, double scale, double low,
+                                  uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
+                                  uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n)
 {
-    for (long c = 0; c < n; ++c)
-        f[c] = field;
-    for (long q = 0; q < degree; ++q) {
-        const double *x = state + neighbour[q] * stride;
-        double w = weight[q];
-        PE_SIMD
-        for (long c = 0; c < n; ++c)
-            f[c] += w * x[c];
-    }
     double *value = state + unit * stride;
-    PE_SIMD
-    for (long c = 0; c < n; ++c) {
-        double u = pe__uniform(s0 + c, s1 + c, s2 + c, s3 + c);
-        value[c] = low + scale * pe__bernoulli(u, scale * beta[c] * f[c]);
+    for (long g = 0; g < n; g += PE_LANES) {
+        double acc[PE_LANES];
+        for (int c = 0; c < PE_LANES; ++c)
+            acc[c] = field;
+        for (long q = 0; q < degree; ++q) {
+            const double *x = state + neighbour[q] * stride + g;
+            double w = weight[q];
+            for (int c = 0; c < PE_LANES; ++c)
+                acc[c] += w * x[c];
+        }
+        for (int c = 0; c < PE_LANES; ++c) {
+            double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
+            value[g + c] = low + scale * pe__bernoulli(u, scale * beta[g + c] * acc[c]);
+        }
+    }
+}
+
+/* n_sweeps sweeps over the units in order[] for a block of n chains (n a multiple of
+ * PE_LANES; see pe__gibbs_unit); the whole loop is one call. */
+PE_CLONES PE_UNUSED
+static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
+                            const int64_t *indptr, const int32_t *indices,
+                            const double *weight, const double *field, const double *scale,
+                            const double *low, const double *beta, uint64_t *s0,
+                            uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
+{
+    for (long sweep = 0; sweep < n_sweeps; ++sweep) {
+        for (long t = 0; t < n_order; ++t) {
+            long i = order[t];
+            pe__gibbs_unit(state, stride, i, indices + indptr[i], weight + indptr[i],
+                           indptr[i + 1] - indptr[i], field[i], beta, scale[i], low[i],
+                           s0, s1, s2, s3, n);
+        }
     }
 }
 

@@ -13,41 +13,35 @@ chains come from one BLAS ``dgemm``, then each chain samples its layer from its 
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef extern from "_gibbs.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
-    void pe_gibbs_unit(double *state, long stride, long unit, const int32_t *neighbour,
-                       const double *weight, long degree, double field, const double *beta,
-                       double scale, double low, uint64_t *s0, uint64_t *s1, uint64_t *s2,
-                       uint64_t *s3, double *f, long n)
+    enum: PE_LANES
+    void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
+                         const int64_t *indptr, const int32_t *indices, const double *weight,
+                         const double *field, const double *scale, const double *low,
+                         const double *beta, uint64_t *s0, uint64_t *s1, uint64_t *s2,
+                         uint64_t *s3, long n, long n_sweeps)
     void pe_layer_probabilities(double *field, double beta, const double *scale, long n)
     void pe_gibbs_layer(double *value, const double *prob, const double *scale,
                         const double *low, const unsigned char *free, uint64_t *s0,
                         uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
 
-cdef int sweep_chain_block(double[:, ::1] state, const double[::1] field,
-                           const int64_t[::1] indptr, const int32_t[::1] indices,
-                           const double[::1] weights, const int32_t[::1] order,
-                           const double[::1] scale, const double[::1] low,
-                           const double[::1] beta, uint64_t[:, ::1] streams,
-                           int n_sweeps, Py_ssize_t c0, Py_ssize_t n) noexcept nogil:
-    """All sweeps for chains c0 .. c0+n-1. Returns 0, or -1 if out of memory."""
-    cdef double *f = <double *> malloc(n * sizeof(double))
-    cdef Py_ssize_t t
-    cdef int sweep, i
-    if f == NULL:
-        return -1
-    for sweep in range(n_sweeps):
-        for t in range(order.shape[0]):
-            i = order[t]
-            pe_gibbs_unit(&state[0, c0], state.shape[1], i, &indices[indptr[i]],
-                          &weights[indptr[i]], indptr[i + 1] - indptr[i], field[i],
-                          &beta[c0], scale[i], low[i], &streams[0, c0], &streams[1, c0],
-                          &streams[2, c0], &streams[3, c0], f, n)
-    free(f)
-    return 0
+cdef void sweep_chain_block(double[:, ::1] state, const double[::1] field,
+                            const int64_t[::1] indptr, const int32_t[::1] indices,
+                            const double[::1] weights, const int32_t[::1] order,
+                            const double[::1] scale, const double[::1] low,
+                            const double[::1] beta, uint64_t[:, ::1] streams,
+                            int n_sweeps, Py_ssize_t c0, Py_ssize_t n) noexcept nogil:
+    """All sweeps for the chains c0 .. c0+n-1 (n a multiple of PE_LANES)."""
+    cdef const int32_t *units = &order[0] if order.shape[0] else NULL
+    cdef const int32_t *neighbours = &indices[0] if indices.shape[0] else NULL
+    cdef const double *couplings = &weights[0] if weights.shape[0] else NULL
+    pe_gibbs_sweeps(&state[0, c0], state.shape[1], units, order.shape[0], &indptr[0],
+                    neighbours, couplings, &field[0], &scale[0], &low[0], &beta[c0],
+                    &streams[0, c0], &streams[1, c0], &streams[2, c0], &streams[3, c0], n,
+                    n_sweeps)
 
 
 def sweep_sparse(
@@ -65,24 +59,30 @@ def sweep_sparse(
     int chain_block,
     int n_threads,
 ):
-    """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain."""
-    cdef Py_ssize_t n_chains = beta.shape[0]
+    """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain.
+
+    Chains go in blocks of ``chain_block`` (a multiple of 8); the kernel computes whole
+    groups of 8 lanes, so ``state`` and ``streams`` need a multiple of 8 columns (the
+    padding columns are scratch).
+    """
+    cdef Py_ssize_t n_chains = beta.shape[0], stride = state.shape[1]
     cdef Py_ssize_t n_blocks = (n_chains + chain_block - 1) // chain_block
     cdef Py_ssize_t blk, c0
-    cdef int failed = 0
     if (field.shape[0] != state.shape[0] or indptr.shape[0] != state.shape[0] + 1
-            or state.shape[1] < n_chains or streams.shape[1] < n_chains or chain_block < 1
+            or stride < n_chains or stride % PE_LANES or streams.shape[1] != stride
+            or chain_block < 1 or chain_block % PE_LANES
             or scale.shape[0] != state.shape[0] or low.shape[0] != state.shape[0]):
         raise ValueError("sweep_sparse: inconsistent array shapes")
+    import numpy as np
+    padded = np.ones(stride)
+    padded[:n_chains] = beta
+    cdef const double[::1] lanes_beta = padded
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
             c0 = blk * chain_block
-            if sweep_chain_block(state, field, indptr, indices, weights, order, scale, low,
-                                 beta, streams, n_sweeps, c0,
-                                 min(<Py_ssize_t> chain_block, n_chains - c0)) != 0:
-                failed = 1
-    if failed:
-        raise MemoryError("sweep_sparse: out of memory")
+            sweep_chain_block(state, field, indptr, indices, weights, order, scale, low,
+                              lanes_beta, streams, n_sweeps, c0,
+                              min(<Py_ssize_t> chain_block, stride - c0))
 
 
 cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,
