@@ -19,7 +19,7 @@ from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingD
                        fit)
 from .model import RBM, BoltzmannMachine, EnergyModel, Ising
 from .sampling import GibbsSampler, ParallelTempering
-from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
+from .terms import Bias, Lateral, LinearCoupling, Pairwise, SparsePairwise, Term
 from .units import Binary, Spin
 from . import plotting  # noqa: E402  (matplotlib itself is imported on first use)
 
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Binary", "Spin",
-    "Term", "Bias", "Pairwise", "Lateral", "SparsePairwise",
+    "Term", "LinearCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ParallelTempering",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",

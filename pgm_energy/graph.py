@@ -132,17 +132,15 @@ class FlatGraph:
 
     def generic_delta(self, flat: np.ndarray, unit: int, model) -> np.ndarray:
         """``E_generic(unit off) - E_generic(unit on)`` for each row of ``flat`` (batch, n),
-        from the generic terms that read the unit's group (``flat`` is restored after)."""
+        from the generic terms that read the unit's group (their ``delta_energy``)."""
         group = next(g for g, off in self.offsets.items() if off <= unit < off + model.units[g].n)
-        terms = [t for t in self.generic_terms if group in t.groups]
-        low, high = model.units[group].values
-        saved = flat[:, unit].copy()
-        flat[:, unit] = low
-        off_energy = self.generic_energy(flat, model, terms)
-        flat[:, unit] = high
-        on_energy = self.generic_energy(flat, model, terms)
-        flat[:, unit] = saved
-        return off_energy - on_energy
+        state = {g: flat[:, off:off + model.units[g].n] for g, off in self.offsets.items()}
+        delta = np.zeros(len(flat))
+        for term in self.generic_terms:
+            if group in term.groups:
+                delta -= term.delta_energy(state, group, unit - self.offsets[group],
+                                           model.units[group].values)
+        return delta
 
     def sync(self) -> None:
         """Re-read the live parameters into ``field`` and ``coupling``."""

@@ -213,6 +213,9 @@ class _SparseEngine:
         self.low = np.where(graph.spin, -1.0, 0.0)
         self.n_chains = n_chains
         self.chain_block = _chain_block(n_chains)
+        self._group_of = np.empty(graph.n_units, dtype=object)
+        for g, off in graph.offsets.items():
+            self._group_of[off:off + model.units[g].n] = g
         self.state = aligned_zeros((graph.n_units, _padded(n_chains)))
 
     def load(self, flat):
@@ -235,6 +238,9 @@ class _SparseEngine:
         # go to the kernel.
         cut = np.flatnonzero(np.diff(graph.generic[order].astype(np.int8))) + 1
         runs = np.split(order, cut)
+        chains = self.state[:, :self.n_chains]
+        views = {g: chains[off:off + self.model.units[g].n].T for g, off in self.offsets.items()}
+        readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
         for _ in range(n_sweeps):
             for run in runs:
                 if not graph.generic[run[0]]:
@@ -242,16 +248,25 @@ class _SparseEngine:
                                         streams, 1, self.chain_block, n_threads)
                     continue
                 for unit in run:
-                    self._generic_update(graph, unit, betas, streams)
+                    self._generic_update(graph, arrays, unit, chains, views, readers, betas,
+                                         streams)
 
-    def _generic_update(self, graph, unit, betas, streams):
-        """``s_unit = low + scale [u < sigmoid(beta (scale f + E_gen(off) - E_gen(on)))]``."""
-        chains = self.state[:, :self.n_chains]
-        flat = chains.T
-        field = graph.field[unit] + graph.adjacency()[unit] @ chains
-        z = self.scale[unit] * np.ravel(field) + graph.generic_delta(flat, unit, self.model)
+    def _generic_update(self, graph, arrays, unit, chains, views, readers, betas, streams):
+        """``s_unit = low + scale [u < sigmoid(beta (scale f + E_gen(off) - E_gen(on)))]``.
+
+        ``views`` are the groups' live views of ``chains`` (what the generic terms read),
+        ``readers[g]`` the generic terms that read group ``g``; ``E(on) - E(off)`` comes from
+        their ``delta_energy``.
+        """
+        field, indptr, indices, weights = arrays
+        lo, hi = indptr[unit], indptr[unit + 1]
+        f = field[unit] + weights[lo:hi] @ chains[indices[lo:hi]]
+        group = self._group_of[unit]
+        low, scale = self.low[unit], self.scale[unit]
+        index, values = unit - self.offsets[group], (low, low + scale)
+        delta = sum(term.delta_energy(views, group, index, values) for term in readers[group])
         u = _gibbs.uniforms(streams, self.n_chains)
-        chains[unit] = self.low[unit] + self.scale[unit] * (u < expit(betas * z))
+        chains[unit] = low + scale * (u < expit(betas * (scale * f - delta)))
 
 
 class _BlockEngine:

@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
     raise ImportError("pgm_energy.testing needs hypothesis: pip install hypothesis") from exc
 
 from .model import EnergyModel
-from .terms import Bias, Lateral, Pairwise, SparsePairwise
+from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
 from .units import Binary, Spin
 
 __all__ = ["unit_groups", "models", "states", "datasets", "weights", "brute_force",
@@ -143,7 +143,7 @@ def brute_force(model: EnergyModel, beta: float = 1.0):
 def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6,
                rtol: float = 1e-5, atol: float = 1e-7) -> str:
     """Check a term: shapes, ``energy_grad`` against central differences of ``energy``, and
-    its compiled form (if any) against ``energy``.
+    its fast paths (an overridden ``delta_energy``, a compiled form) against ``energy``.
 
     Parameters
     ----------
@@ -207,6 +207,15 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
                 f"energy_grad[{name!r}]{idx} = {want[bad][0]:.6g} but central differences of "
                 f"energy give {fd[bad][0]:.6g} (state {int(np.flatnonzero(bad)[0])})")
             checked += 1
+    fast_delta = type(term).delta_energy is not Term.delta_energy
+    if fast_delta:
+        for g in term.groups:
+            for unit in range(units[g].n):
+                got = np.asarray(term.delta_energy(state, g, unit, units[g].values))
+                want = Term.delta_energy(term, state, g, unit, units[g].values)
+                assert np.allclose(got, want, rtol=1e-10, atol=1e-10), (
+                    f"delta_energy for unit {unit} of {g!r} differs from energy(on) - "
+                    "energy(off)")
     compiled = term.compile({g: sum(units[h].n for h in list(units)[:k])
                              for k, g in enumerate(units)})
     if compiled is not None:
@@ -223,6 +232,7 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
         assert np.allclose(e, energy, rtol=1e-10, atol=1e-10), (
             "the compiled form of the term gives other energies than term.energy")
     return (f"{type(term).__name__}: {checked} parameter entries match central differences"
+            + ("; delta_energy matches energy" if fast_delta else "")
             + ("; compiled form matches energy" if compiled is not None else ""))
 
 

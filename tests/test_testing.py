@@ -93,3 +93,38 @@ def test_check_sampler_catches_a_factor_two_error():
                                                              name=f"theta_{g}")]))
 def test_strategies_with_a_users_term_pass_every_check(model):
     T.check_model(model)
+
+
+class ChainWithDelta(pe.Term):
+    """E = -J sum_i x_i x_{i+1} with a closed-form delta_energy (right, or off by a sign)."""
+
+    def __init__(self, group, J=0.7, wrong=False):
+        super().__init__(groups=(group,), params={"J": np.array(J)})
+        self.wrong = wrong
+
+    def energy(self, state):
+        x = state[self.groups[0]]
+        return -self.params["J"] * (x[:, :-1] * x[:, 1:]).sum(axis=1)
+
+    def energy_grad(self, state):
+        x = state[self.groups[0]]
+        return {"J": -(x[:, :-1] * x[:, 1:]).sum(axis=1)}
+
+    def delta_energy(self, state, group, unit, values):
+        x = state[group]
+        n = x.shape[1]
+        neighbours = sum(x[:, j] for j in (unit - 1, unit + 1) if 0 <= j < n)
+        delta = -self.params["J"] * (values[1] - values[0]) * neighbours
+        return -delta if self.wrong else delta
+
+
+def test_check_term_checks_a_fast_delta_energy():
+    assert "delta_energy matches" in T.check_term(ChainWithDelta("s"), {"s": pe.Spin(5)})
+    with pytest.raises(AssertionError, match="delta_energy"):
+        T.check_term(ChainWithDelta("s", wrong=True), {"s": pe.Spin(5)})
+
+
+def test_sampler_uses_a_terms_delta_energy():
+    model = pe.EnergyModel({"s": pe.Spin(5)}, [pe.Bias("s", value=[0.2, 0, -0.1, 0, 0.3]),
+                                               ChainWithDelta("s", J=0.8)])
+    assert "agrees" in T.check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, rng=r), model)
