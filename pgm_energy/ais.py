@@ -18,8 +18,10 @@ units summed in closed form (Salakhutdinov & Murray 2008):
     f_k(x) = exp((1 - beta_k) a.x + beta_k b.x) prod_j (1 + exp(beta_k (c_j + W_j x)))
 
 (in the binary form of the model, see :meth:`FlatGraph.binary_form`), with the compiled
-kernel ``_ais.anneal_bipartite`` doing two BLAS products per step for all runs at once. Other
-models are annealed on the joint state with the Gibbs engine's ``sweep_sparse`` kernel.
+kernel ``_ais.anneal_bipartite`` walking the whole schedule for blocks of runs on threads; it
+keeps each run's fields ``c + W x`` and ``b + W^T h`` up to date by adding the rows of the
+units that changed, or by a BLAS product over the block when many changed. Other models are
+annealed on the joint state with the Gibbs engine's ``sweep_sparse`` kernel.
 Every run has its own random stream, so the estimate depends on the seed only, never on the
 thread count.
 
@@ -379,8 +381,8 @@ def _estimate(log_w, log_z_base, direction, n_betas) -> AISEstimate:
     """Mean, standard error and ESS of the weights, all from ``w / max(w)``."""
     n = len(log_w)
     if not np.all(np.isfinite(log_w)):
-        raise FloatingPointError("AIS produced non-finite log weights; the model's parameters "
-                                 "are too large for the schedule, use more betas")
+        raise ValueError("AIS produced non-finite log weights: the model's parameters are "
+                         "too large to evaluate; rescale them")
     log_mean = float(logsumexp(log_w) - np.log(n))
     ratio = np.exp(log_w - log_w.max())
     stderr = float(ratio.std(ddof=1) / (np.sqrt(n) * ratio.mean())) if n > 1 else np.inf
