@@ -44,9 +44,21 @@ static inline double pe__bernoulli(double u, double z)
  * state[unit, c] = low + scale * [u_c < sigmoid(scale * beta[c] * f[c])]. */
 #define PE_LANES 8
 
+/* The k-ary product factors of the flat graph (all may be empty): factor f has members
+ * members[f * width + k] (-1 padded) and weight weight[f]; it adds
+ * weight * prod_{other members} s to each member's local field. */
+typedef struct {
+    const int32_t *ids;      /* factor ids of the unit being updated */
+    long count;
+    const int32_t *members;  /* (n_factors, width) */
+    long width;
+    const double *weight;    /* (n_factors,) */
+} pe_factors;
+
 static inline void pe__gibbs_unit(double *state, long stride, long unit,
                                   const int32_t *PE_RESTRICT neighbour,
                                   const double *PE_RESTRICT weight, long degree, double field,
+                                  pe_factors factors,
                                   const double *PE_RESTRICT beta, double scale, double low,
                                   uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
                                   uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n)
@@ -62,6 +74,21 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
             for (int c = 0; c < PE_LANES; ++c)
                 acc[c] += w * x[c];
         }
+        for (long q = 0; q < factors.count; ++q) {
+            const int32_t *member = factors.members + factors.ids[q] * factors.width;
+            double product[PE_LANES];
+            for (int c = 0; c < PE_LANES; ++c)
+                product[c] = factors.weight[factors.ids[q]];
+            for (long k = 0; k < factors.width; ++k) {
+                if (member[k] < 0 || member[k] == unit)
+                    continue;
+                const double *x = state + member[k] * stride + g;
+                for (int c = 0; c < PE_LANES; ++c)
+                    product[c] *= x[c];
+            }
+            for (int c = 0; c < PE_LANES; ++c)
+                acc[c] += product[c];
+        }
         for (int c = 0; c < PE_LANES; ++c) {
             double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
             value[g + c] = low + scale * pe__bernoulli(u, scale * beta[g + c] * acc[c]);
@@ -74,16 +101,21 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
 PE_CLONES PE_UNUSED
 static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
                             const int64_t *indptr, const int32_t *indices,
-                            const double *weight, const double *field, const double *scale,
+                            const double *weight, const double *field,
+                            const int64_t *factor_ptr, const int32_t *factor_ids,
+                            const int32_t *factor_members, long factor_width,
+                            const double *factor_weight, const double *scale,
                             const double *low, const double *beta, uint64_t *s0,
                             uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
 {
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
         for (long t = 0; t < n_order; ++t) {
             long i = order[t];
+            pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
+                                  factor_members, factor_width, factor_weight};
             pe__gibbs_unit(state, stride, i, indices + indptr[i], weight + indptr[i],
-                           indptr[i + 1] - indptr[i], field[i], beta, scale[i], low[i],
-                           s0, s1, s2, s3, n);
+                           indptr[i + 1] - indptr[i], field[i], factors, beta, scale[i],
+                           low[i], s0, s1, s2, s3, n);
         }
     }
 }

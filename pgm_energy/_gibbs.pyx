@@ -20,28 +20,28 @@ cdef extern from "_gibbs.h" nogil:
     enum: PE_LANES
     void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
                          const int64_t *indptr, const int32_t *indices, const double *weight,
-                         const double *field, const double *scale, const double *low,
-                         const double *beta, uint64_t *s0, uint64_t *s1, uint64_t *s2,
-                         uint64_t *s3, long n, long n_sweeps)
+                         const double *field, const int64_t *factor_ptr,
+                         const int32_t *factor_ids, const int32_t *factor_members,
+                         long factor_width, const double *factor_weight, const double *scale,
+                         const double *low, const double *beta, uint64_t *s0, uint64_t *s1,
+                         uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
     void pe_layer_probabilities(double *field, double beta, const double *scale, long n)
     void pe_gibbs_layer(double *value, const double *prob, const double *scale,
                         const double *low, const unsigned char *free, uint64_t *s0,
                         uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
 
-cdef void sweep_chain_block(double[:, ::1] state, const double[::1] field,
-                            const int64_t[::1] indptr, const int32_t[::1] indices,
-                            const double[::1] weights, const int32_t[::1] order,
-                            const double[::1] scale, const double[::1] low,
-                            const double[::1] beta, uint64_t[:, ::1] streams,
-                            int n_sweeps, Py_ssize_t c0, Py_ssize_t n) noexcept nogil:
-    """All sweeps for the chains c0 .. c0+n-1 (n a multiple of PE_LANES)."""
-    cdef const int32_t *units = &order[0] if order.shape[0] else NULL
-    cdef const int32_t *neighbours = &indices[0] if indices.shape[0] else NULL
-    cdef const double *couplings = &weights[0] if weights.shape[0] else NULL
-    pe_gibbs_sweeps(&state[0, c0], state.shape[1], units, order.shape[0], &indptr[0],
-                    neighbours, couplings, &field[0], &scale[0], &low[0], &beta[c0],
-                    &streams[0, c0], &streams[1, c0], &streams[2, c0], &streams[3, c0], n,
-                    n_sweeps)
+cdef struct Graph:
+    const double *field
+    const int64_t *indptr
+    const int32_t *indices
+    const double *weights
+    const int64_t *factor_ptr
+    const int32_t *factor_ids
+    const int32_t *factor_members
+    long factor_width
+    const double *factor_weight
+    const double *scale
+    const double *low
 
 
 def sweep_sparse(
@@ -50,39 +50,60 @@ def sweep_sparse(
     const int64_t[::1] indptr,       # IN (n_units+1,) symmetric CSR adjacency
     const int32_t[::1] indices,      # IN
     const double[::1] weights,       # IN
+    const int64_t[::1] factor_ptr,   # IN (n_units+1,) unit -> product factors (CSR)
+    const int32_t[::1] factor_ids,   # IN
+    const int32_t[:, ::1] factor_members,  # IN (n_factors, width), -1 padded
+    const double[::1] factor_weight, # IN (n_factors,)
     const int32_t[::1] order,        # IN units to update, in order
     const double[::1] scale,         # IN (n_units,) 1 binary, 2 spin
     const double[::1] low,           # IN (n_units,) 0 binary, -1 spin
     const double[::1] beta,          # IN (n_chains,)
-    uint64_t[:, ::1] streams,        # IN/OUT (4, >= n_chains)
+    uint64_t[:, ::1] streams,        # IN/OUT (4, stride)
     int n_sweeps,
     int chain_block,
     int n_threads,
 ):
     """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain.
 
-    Chains go in blocks of ``chain_block`` (a multiple of 8); the kernel computes whole
-    groups of 8 lanes, so ``state`` and ``streams`` need a multiple of 8 columns (the
-    padding columns are scratch).
+    A unit's local field sums its pairwise couplings and its product factors. Chains go in
+    blocks of ``chain_block`` (a multiple of 8); the kernel computes whole groups of 8 lanes,
+    so ``state`` and ``streams`` need a multiple of 8 columns (the padding is scratch).
     """
-    cdef Py_ssize_t n_chains = beta.shape[0], stride = state.shape[1]
+    cdef Py_ssize_t n_chains = beta.shape[0], stride = state.shape[1], n_units = state.shape[0]
     cdef Py_ssize_t n_blocks = (n_chains + chain_block - 1) // chain_block
     cdef Py_ssize_t blk, c0
-    if (field.shape[0] != state.shape[0] or indptr.shape[0] != state.shape[0] + 1
+    cdef Graph G
+    if (field.shape[0] != n_units or indptr.shape[0] != n_units + 1
+            or factor_ptr.shape[0] != n_units + 1 or factor_weight.shape[0] != factor_members.shape[0]
             or stride < n_chains or stride % PE_LANES or streams.shape[1] != stride
             or chain_block < 1 or chain_block % PE_LANES
-            or scale.shape[0] != state.shape[0] or low.shape[0] != state.shape[0]):
+            or scale.shape[0] != n_units or low.shape[0] != n_units):
         raise ValueError("sweep_sparse: inconsistent array shapes")
     import numpy as np
     padded = np.ones(stride)
     padded[:n_chains] = beta
     cdef const double[::1] lanes_beta = padded
+    G.field = &field[0]
+    G.indptr = &indptr[0]
+    G.indices = &indices[0] if indices.shape[0] else NULL
+    G.weights = &weights[0] if weights.shape[0] else NULL
+    G.factor_ptr = &factor_ptr[0]
+    G.factor_ids = &factor_ids[0] if factor_ids.shape[0] else NULL
+    G.factor_members = &factor_members[0, 0] if factor_members.shape[0] else NULL
+    G.factor_width = factor_members.shape[1]
+    G.factor_weight = &factor_weight[0] if factor_weight.shape[0] else NULL
+    G.scale = &scale[0]
+    G.low = &low[0]
+    cdef const int32_t *units = &order[0] if order.shape[0] else NULL
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
             c0 = blk * chain_block
-            sweep_chain_block(state, field, indptr, indices, weights, order, scale, low,
-                              lanes_beta, streams, n_sweeps, c0,
-                              min(<Py_ssize_t> chain_block, stride - c0))
+            pe_gibbs_sweeps(&state[0, c0], stride, units, order.shape[0], G.indptr, G.indices,
+                            G.weights, G.field, G.factor_ptr, G.factor_ids, G.factor_members,
+                            G.factor_width, G.factor_weight, G.scale, G.low, &lanes_beta[c0],
+                            &streams[0, c0], &streams[1, c0], &streams[2, c0],
+                            &streams[3, c0], min(<Py_ssize_t> chain_block, stride - c0),
+                            n_sweeps)
 
 
 cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,

@@ -71,14 +71,23 @@ class FlatGraph:
         #: through the generic path, and ``generic`` marks the units of the groups they read.
         self.generic_terms = []
         self.generic = np.zeros(n, dtype=bool)
+        #: Units read by generic terms that have no product-factor form: the Gibbs sampler
+        #: updates them in Python from energy differences.
+        self.python_units = np.zeros(n, dtype=bool)
+        factors = []
         for term in model.terms:
             compiled = term.compile(self.offsets)
-            if compiled is None:
-                self.generic_terms.append(term)
-                for g in term.groups:
-                    self.generic[self.offsets[g]:self.offsets[g] + model.units[g].n] = True
-            else:
+            if compiled is not None:
                 linears.extend((term, lin) for lin in compiled)
+                continue
+            self.generic_terms.append(term)
+            product_form = term.compile_factors(self.offsets)
+            for g in term.groups:
+                units = slice(self.offsets[g], self.offsets[g] + model.units[g].n)
+                self.generic[units] = True
+                self.python_units[units] |= product_form is None
+            factors.extend((term, f) for f in product_form or ())
+        self._build_factors(factors)
 
         # Unique unordered pairs over all pairwise couplings.
         keys = []
@@ -109,6 +118,24 @@ class FlatGraph:
         self.coupling = np.zeros(self.n_edges)
         self._adjacency = None
         self.sync()
+
+    def _build_factors(self, factors):
+        """Product factors for the Gibbs kernels: members (n_factors, width) padded with -1,
+        a unit -> factors CSR, and the live parameter behind each factor's weight."""
+        width = max((f.members.shape[1] for _, f in factors), default=1)
+        members = [np.pad(np.asarray(f.members, np.int64), ((0, 0), (0, width - f.members.shape[1])),
+                          constant_values=-1) for _, f in factors]
+        self.factor_members = (np.concatenate(members) if members
+                               else np.zeros((0, width), np.int64)).astype(np.int32)
+        self._factor_sources = [(term.params[f.param], np.asarray(f.coef, float))
+                                for term, f in factors]
+        self.factor_weight = np.zeros(len(self.factor_members))
+        rows, cols = np.nonzero(self.factor_members >= 0)
+        units = self.factor_members[rows, cols]
+        order = np.lexsort((rows, units))
+        self.factor_ptr = np.zeros(self.n_units + 1, np.int64)
+        np.cumsum(np.bincount(units, minlength=self.n_units), out=self.factor_ptr[1:])
+        self.factor_ids = rows[order].astype(np.int32)
 
     def require_compiled(self, what: str) -> None:
         """Raise ``TypeError`` if a term only has the generic path, naming ``what`` needs more."""
@@ -154,6 +181,9 @@ class FlatGraph:
                                minlength=out.size)
         if self._adjacency is not None:
             self._adjacency.data[:] = self.coupling[self._adjacency_order]
+        if self._factor_sources:
+            self.factor_weight[:] = np.concatenate(
+                [coef * np.ravel(theta) for theta, coef in self._factor_sources])
 
     # -- derived forms ------------------------------------------------------------------
     def adjacency(self):
@@ -179,7 +209,8 @@ class FlatGraph:
         """Greedy colouring of the unit graph restricted to ``units`` (default all).
 
         Returns ``colour`` per unit (-1 outside ``units``): units of one colour share no
-        coupling, so they are conditionally independent given the other colours. Units are
+        coupling and no product factor, so they are conditionally independent given the other
+        colours. Units are
         coloured in index order with the smallest colour free among their neighbours: an RBM
         gets 2 colours, a square lattice 2 (a checkerboard), a dense Boltzmann machine n.
         """
@@ -187,7 +218,9 @@ class FlatGraph:
         units = np.arange(self.n_units) if units is None else np.asarray(units)
         colour = np.full(self.n_units, -1, np.int64)
         for u in units:
-            taken = colour[adj.indices[adj.indptr[u]:adj.indptr[u + 1]]]
+            fellows = self.factor_members[self.factor_ids[self.factor_ptr[u]:self.factor_ptr[u + 1]]]
+            taken = colour[np.concatenate([adj.indices[adj.indptr[u]:adj.indptr[u + 1]],
+                                           fellows[fellows >= 0]])]
             free = np.ones(len(taken) + 1, bool)
             free[taken[(taken >= 0) & (taken <= len(taken))]] = False
             colour[u] = int(np.argmax(free))

@@ -228,22 +228,23 @@ class _SparseEngine:
         adj = graph.adjacency()
         order = self.order[free[self.order]]
         arrays = (graph.field, adj.indptr.astype(np.int64), adj.indices.astype(np.int32),
-                  adj.data)
-        if not graph.generic_terms:
+                  adj.data, graph.factor_ptr, graph.factor_ids, graph.factor_members,
+                  graph.factor_weight)
+        if not graph.python_units.any():
             _gibbs.sweep_sparse(self.state, *arrays, order, self.scale, self.low, betas,
                                 streams, n_sweeps, self.chain_block, n_threads)
             return
-        # Units read by generic terms are updated here, from energy differences, with the
-        # same draws as the kernel (one uniform per chain per update); runs of other units
-        # go to the kernel.
-        cut = np.flatnonzero(np.diff(graph.generic[order].astype(np.int8))) + 1
+        # Units read by generic terms without a product-factor form are updated here, from
+        # energy differences, with the same draws as the kernel (one uniform per chain per
+        # update); runs of other units go to the kernel.
+        cut = np.flatnonzero(np.diff(graph.python_units[order].astype(np.int8))) + 1
         runs = np.split(order, cut)
         chains = self.state[:, :self.n_chains]
         views = {g: chains[off:off + self.model.units[g].n].T for g, off in self.offsets.items()}
         readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
         for _ in range(n_sweeps):
             for run in runs:
-                if not graph.generic[run[0]]:
+                if not graph.python_units[run[0]]:
                     _gibbs.sweep_sparse(self.state, *arrays, run, self.scale, self.low, betas,
                                         streams, 1, self.chain_block, n_threads)
                     continue
@@ -258,7 +259,7 @@ class _SparseEngine:
         ``readers[g]`` the generic terms that read group ``g``; ``E(on) - E(off)`` comes from
         their ``delta_energy``.
         """
-        field, indptr, indices, weights = arrays
+        field, indptr, indices, weights = arrays[:4]
         lo, hi = indptr[unit], indptr[unit + 1]
         f = field[unit] + weights[lo:hi] @ chains[indices[lo:hi]]
         group = self._group_of[unit]

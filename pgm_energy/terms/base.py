@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Term", "LinearCoupling", "TERM_REGISTRY", "term_class"]
+__all__ = ["Term", "LinearCoupling", "FactorCoupling", "TERM_REGISTRY", "term_class"]
 
 #: Term classes by name, filled by ``Term.__init_subclass__``; ``pe.load`` builds terms only
 #: from this registry (never by importing or unpickling anything).
@@ -38,6 +38,20 @@ class LinearCoupling:
     param: str
     i: np.ndarray
     j: np.ndarray | None
+    coef: np.ndarray
+
+
+@dataclass(frozen=True)
+class FactorCoupling:
+    """Products of units that one parameter of a term weights (k-ary factors).
+
+    Parameter entry ``p`` contributes ``-coef[p] * theta[p] * prod_k s[members[p, k]]`` to
+    the energy (``members`` is (size, width), padded with -1). The energy is linear in each
+    unit, so a Gibbs kernel adds ``coef theta prod_{others} s`` to a member's local field.
+    """
+
+    param: str
+    members: np.ndarray
     coef: np.ndarray
 
 
@@ -149,6 +163,12 @@ class Term:
         raise NotImplementedError(
             f"{type(self).__name__} does not implement config(); add it to save models with it"
         )
+
+    def compile_factors(self, offsets: Mapping[str, int]) -> list[FactorCoupling] | None:
+        """For a term that does not :meth:`compile`: the term as k-ary product factors, which
+        the Gibbs kernels evaluate natively (or None, the default: Python energy differences).
+        The other engines keep using ``energy``/``energy_grad``."""
+        return None
 
     def compile(self, offsets: Mapping[str, int]) -> list[LinearCoupling] | None:
         """The term as linear couplings of the flat graph, or None if it cannot compile.

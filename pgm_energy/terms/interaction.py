@@ -5,7 +5,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .base import Term
+from .base import FactorCoupling, Term
 
 __all__ = ["Interaction"]
 
@@ -30,8 +30,9 @@ class Interaction(Term):
     ``dE/dtheta_c = -prod_{i in c} s_i``. The energy is linear in each unit, so the change
     when unit ``i`` goes from ``off`` to ``on`` is
     ``-(on - off) sum_{c ni i} theta_c prod_{j in c, j != i} s_j`` (:meth:`delta_energy`,
-    used by the Gibbs sampler). The term runs on the generic path (its energy is tabulated by
-    the exact functions); it does not compile to the pairwise flat graph.
+    used to check the sampler). The Gibbs kernels evaluate the cliques natively as product
+    factors (:meth:`compile_factors`); the exact functions tabulate the term's energy over
+    the states of its units and look it up in the Gray-code walk.
 
     Examples
     --------
@@ -66,6 +67,10 @@ class Interaction(Term):
     def config(self):
         return {"group": self.groups[0], "cliques": [list(c) for c in self.cliques],
                 "name": self.param_names[0]}
+
+    def compile_factors(self, offsets):
+        members = np.where(self._members >= 0, self._members + offsets[self.groups[0]], -1)
+        return [FactorCoupling(self.param_names[0], members, np.ones(len(self.cliques)))]
 
     def _products(self, s: np.ndarray, skip: int | None = None) -> np.ndarray:
         """``prod_{i in c, i != skip} s_i`` for every clique, shape (batch, n_cliques)."""
