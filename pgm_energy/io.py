@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .model import EnergyModel
-from .terms.base import Term, term_class
+from .terms.base import Term, term_class, term_key
 from .units import UNIT_REGISTRY
 
 __all__ = ["save", "load", "model_arrays", "model_from_arrays"]
@@ -40,7 +40,7 @@ def model_arrays(model: EnergyModel) -> dict:
                 array_keys.append(key)
             else:
                 config[key] = value
-        terms.append({"class": type(term).__name__, "how": how, "config": config,
+        terms.append({"class": term_key(type(term)), "how": how, "config": config,
                       "arrays": array_keys, "groups": list(term.groups),
                       "params": list(term.param_names)})
     header = {

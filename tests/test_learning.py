@@ -201,7 +201,7 @@ def test_load_refuses_unknown_terms_and_non_model_files(tmp_path):
         pe.load(tmp_path / "junk.npz")
     arrays = pe.io.model_arrays(pe.RBM(3, 2))
     arrays["__pgm_energy__"] = np.array(str(arrays["__pgm_energy__"][()]).replace(
-        '"Bias"', '"os.system"'))
+        '"pgm_energy.terms.linear.Bias"', '"os.system"'))
     np.savez(tmp_path / "evil.npz", **arrays)
     with pytest.raises(ValueError, match="unknown term class 'os.system'"):
         pe.load(tmp_path / "evil.npz")

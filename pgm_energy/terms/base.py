@@ -6,15 +6,22 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Term", "LinearCoupling", "FactorCoupling", "TERM_REGISTRY", "term_class"]
+__all__ = ["Term", "LinearCoupling", "FactorCoupling", "TERM_REGISTRY", "term_class",
+           "term_key"]
 
-#: Term classes by name, filled by ``Term.__init_subclass__``; ``pe.load`` builds terms only
-#: from this registry (never by importing or unpickling anything).
+#: Term classes by qualified name (``module.QualName``), filled by ``Term.__init_subclass__``;
+#: ``pe.load`` builds terms only from this registry (never by importing or unpickling).
 TERM_REGISTRY: dict[str, type] = {}
 
 
+def term_key(cls: type) -> str:
+    """The registry key of a term class: ``module.QualName``, so equal names in two modules
+    do not collide."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def term_class(name: str) -> type:
-    """The registered term class called ``name`` (``ValueError`` if there is none)."""
+    """The registered term class with key ``name`` (``ValueError`` if there is none)."""
     try:
         return TERM_REGISTRY[name]
     except KeyError:
@@ -76,7 +83,7 @@ class Term:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        TERM_REGISTRY[cls.__name__] = cls
+        TERM_REGISTRY[term_key(cls)] = cls
 
     def __init__(self, groups: Sequence[str], params: Mapping[str, object]):
         if isinstance(groups, str):
