@@ -1,36 +1,101 @@
-"""Log-space factor contraction: the one kernel of variable elimination.
+"""Variable elimination kernels: the order search, the step list, and the log-space sweeps.
 
-One elimination step sums a unit ``v`` out of the log-space tables ``T_f`` that mention it.
-Over the joint axes ``(v, o_1, ..., o_n)`` (``v`` first, the output axes after it) every
-table is addressed through a stride per axis (0 where the table does not have that axis), and
+**Contraction.** One elimination step sums a unit ``v`` out of the log-space tables ``T_f``
+that mention it. Over the joint axes ``(v, o_1, ..., o_n)`` (``v`` first, the output axes
+after it) every table is addressed through a stride per axis (0 where the table does not
+have that axis), and
 
     forward:   out[o] = log sum_{x_v} exp(S(x_v, o)),      S(x_v, o) = sum_f T_f[x_v, o]
     backward:  joint[x_v, o] = marginal[o] * exp(S(x_v, o) - out[o])
 
-(``backward`` turns the marginal of the output scope into the marginal of the joint scope,
-from which the Python side reads the marginals of every input table by summing axes).
+The output index runs in blocks: the trailing output axes (up to ``BLOCK_AXES``) form one
+block, the leading ones pick the block. Per block each table is read at precomputed inner
+offsets, as a contiguous run, or as one constant, so the inner loops are plain array adds;
+blocks are independent and run on OpenMP threads (``prange``) when the output has at least
+``PARALLEL_MIN`` entries, so the result does not depend on the thread count. Binary axes
+take the vectorised ``logaddexp`` through ``pe_softplus_array``. ``contract`` runs one step
+(the numpy twin ``tests/reference.py:contract`` checks it); the sweeps run every step of a
+plan through the same block loop.
 
-The output index runs in blocks: the trailing output axes (``n_inner`` entries) form one block,
-the leading ones pick the block. Per block each table is read at precomputed inner offsets,
-as a contiguous run, or as one constant, so the inner loops are plain array adds; blocks are
-independent and run on OpenMP threads (``prange``), so the result does not depend on the
-thread count. Cardinalities are general (``card``), binary axes take the vectorised
-``logaddexp`` through ``pe_softplus_array``.
+**Step list.** A plan is six flat int64 arrays (built once by ``build_program``):
+
+* ``steps`` (n_steps, 8): unit (flat id), scope start and length, bucket-edge start and
+  count, incoming start and count, offset of the step's table in the table store;
+* ``scope``: each step's scope (flat unit ids), in elimination order: output axis ``a``
+  (1-based) is ``scope[start + a - 1]``; the step's table is over its scope, axis 1 most
+  significant;
+* ``edge``, ``edge_axis``: the graph edges in each bucket (first end eliminated at that
+  step) and the joint axis of their other end, sorted by axis;
+* ``incoming`` (n_incoming, 2): the steps whose tables are in the bucket, and where their
+  joint axes start in ``incoming_axes`` (a table of scope length ``d`` has ``d`` axes, the
+  first one 0: its first unit is the one summed out).
+
+Each step's local table ``x_v (f_v + sum_e c_e x_u)`` (over ``v`` and the bucket edges' other
+ends, in axis order) is built in the kernel from ``field`` and ``coupling``.
+
+**Order search.** ``greedy_order`` is the greedy elimination (min-fill, min-degree or a given
+layout) over bitset neighbourhoods with an indexed heap; its twin is
+``tests/reference.py:greedy_order`` (identical orders).
 """
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, exp, log
-from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.math cimport INFINITY, exp, ldexp, log
+from libc.stdint cimport int8_t, int64_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memset
 
 import numpy as np
 
 cdef extern from "_vecmath.h" nogil:
     void pe_softplus_array(const double *x, double *out, long n)
+    void pe_sigmoid_array(const double *x, double *out, long n)
+
+cdef extern from *:
+    """
+    /* Bits set in x. The builtin is a library call unless the build targets POPCNT (the
+     * default build does not), so without it: the branch-free SWAR count, inlined. */
+    #if defined(__POPCNT__) && (defined(__GNUC__) || defined(__clang__))
+    static inline int pe_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
+    #else
+    static inline int pe_popcount64(unsigned long long x)
+    {
+        x = x - ((x >> 1) & 0x5555555555555555ULL);
+        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+        x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+        return (int)((x * 0x0101010101010101ULL) >> 56);
+    }
+    #endif
+    """
+    int pe_popcount64(uint64_t x) noexcept nogil
 
 cdef enum:
     GATHER = 0        # table read at inner_offset[f, k]
     CONTIGUOUS = 1    # table read at base + k
     CONSTANT = 2      # table constant over the block
+
+cdef enum:
+    BLOCK_AXES = 10         # a block spans the last 10 output axes (1024 entries)
+    PARALLEL_MIN = 16384    # smaller outputs run on one thread
+    MAX_AXES = 63           # joint axes of one step (tables of 2^62 entries are refused long before)
+
+# columns of ``steps``
+cdef enum:
+    UNIT = 0
+    SCOPE = 1
+    N_SCOPE = 2
+    EDGE = 3
+    N_EDGE = 4
+    IN = 5
+    N_IN = 6
+    TABLE = 7
+    STEP_FIELDS = 8
+
+# order search criteria (``greedy_order``)
+cdef enum:
+    ORDER_LAYOUT = 0
+    ORDER_MIN_DEGREE = 1
+    ORDER_MIN_FILL = 2
+    KEY = 5                 # key words per unit
+LAYOUT, MIN_DEGREE, MIN_FILL = ORDER_LAYOUT, ORDER_MIN_DEGREE, ORDER_MIN_FILL
 
 
 cdef struct Contraction:
@@ -45,10 +110,27 @@ cdef struct Contraction:
     const int *kind             # (n_tables,) GATHER / CONTIGUOUS / CONSTANT
 
 
+cdef int64_t BINARY[MAX_AXES + 1]
+for _a in range(MAX_AXES + 1):
+    BINARY[_a] = 2
+
+
+# -- the contraction (one block at a time) -------------------------------------------------------
+cdef inline int64_t block_base(const Contraction *C, int f, int64_t block) noexcept nogil:
+    """Offset of table ``f`` at the first entry of ``block`` (x_v = 0)."""
+    cdef int a
+    cdef int64_t rest = block, base = 0, digit
+    for a in range(C.n_outer, 0, -1):
+        digit = rest % C.card[a]
+        rest = rest // C.card[a]
+        base += digit * C.stride[f * C.n_axes + a]
+    return base
+
+
 cdef void block_sums(const Contraction *C, int64_t block, double *acc) noexcept nogil:
     """acc[x_v * n_inner + k] = S(x_v, block entry k) for every state x_v of the summed unit."""
-    cdef int f, a
-    cdef int64_t k, x, rest, base, digit, card_v = C.card[0], n = C.n_inner
+    cdef int f
+    cdef int64_t k, x, base, card_v = C.card[0], n = C.n_inner
     cdef const double *t
     cdef const int64_t *off
     cdef double *row
@@ -56,12 +138,7 @@ cdef void block_sums(const Contraction *C, int64_t block, double *acc) noexcept 
     for k in range(card_v * n):
         acc[k] = 0.0
     for f in range(C.n_tables):
-        base = 0
-        rest = block
-        for a in range(C.n_outer, 0, -1):
-            digit = rest % C.card[a]
-            rest = rest // C.card[a]
-            base += digit * C.stride[f * C.n_axes + a]
+        base = block_base(C, f, block)
         off = C.inner_offset + f * n
         for x in range(card_v):
             t = C.table[f] + base + x * C.stride[f * C.n_axes]
@@ -105,81 +182,891 @@ cdef void log_sum_block(const Contraction *C, double *acc, double *out) noexcept
         out[k] = hi + log(total) if hi > -INFINITY else -INFINITY
 
 
-cdef void joint_block(const Contraction *C, const double *acc, const double *out,
+cdef void joint_block(const Contraction *C, double *acc, const double *out,
                       const double *marginal, double *joint, int64_t n_out) noexcept nogil:
-    """joint[x * n_out + k] = marginal[k] * exp(acc[x * n_inner + k] - out[k])."""
+    """joint[x * n_out + k] = marginal[k] * exp(acc[x * n_inner + k] - out[k]); acc is
+    overwritten. Binary: P(x | o) = sigmoid(S(x, o) - S(1 - x, o)), vectorised, without out."""
     cdef int64_t k, x, n = C.n_inner
+    cdef double diff
+    if C.card[0] == 2:
+        for k in range(n):
+            diff = acc[n + k] - acc[k]
+            acc[k] = -diff
+            acc[n + k] = diff
+        pe_sigmoid_array(acc, acc, 2 * n)
+        for x in range(2):
+            for k in range(n):
+                joint[x * n_out + k] = marginal[k] * acc[x * n + k]
+        return
     for x in range(C.card[0]):
         for k in range(n):
             joint[x * n_out + k] = marginal[k] * exp(acc[x * n + k] - out[k])
 
 
+cdef int run_blocks(const Contraction *C, double *out, const double *marginal, double *joint,
+                    int64_t n_out, int n_threads) noexcept nogil:
+    """Every block of one contraction: forward when ``marginal`` is NULL, else backward
+    (``out`` then holds the forward result). Returns -1 if a block buffer failed."""
+    cdef int64_t n_blocks = n_out // C.n_inner, block
+    cdef int64_t size = C.card[0] * C.n_inner
+    cdef double *acc = NULL
+    cdef int failed = 0
+    if n_out < PARALLEL_MIN or n_threads <= 1 or n_blocks < 2:
+        acc = <double *> malloc(size * sizeof(double))
+        if acc == NULL:
+            return -1
+        for block in range(n_blocks):
+            block_sums(C, block, acc)
+            if marginal != NULL:
+                joint_block(C, acc, out + block * C.n_inner, marginal + block * C.n_inner,
+                            joint + block * C.n_inner, n_out)
+            else:
+                log_sum_block(C, acc, out + block * C.n_inner)
+        free(acc)
+        return 0
+    with parallel(num_threads=n_threads if n_threads < n_blocks else n_blocks):
+        acc = <double *> malloc(size * sizeof(double))
+        for block in prange(n_blocks, schedule="static"):
+            if acc == NULL:
+                failed += 1
+                continue
+            block_sums(C, block, acc)
+            if marginal != NULL:
+                joint_block(C, acc, out + block * C.n_inner, marginal + block * C.n_inner,
+                            joint + block * C.n_inner, n_out)
+            else:
+                log_sum_block(C, acc, out + block * C.n_inner)
+        free(acc)
+    return -1 if failed else 0
+
+
+# -- addressing of binary tables -------------------------------------------------------------------
+cdef inline void set_stride(int64_t *row, const int64_t *axes, int64_t n) noexcept nogil:
+    """Strides of a table over the joint axes ``axes`` (its own order, most significant first)."""
+    cdef int64_t i
+    for i in range(n):
+        row[axes[i]] = (<int64_t> 1) << (n - 1 - i)
+
+
+cdef void finish_addressing(Contraction *C, int64_t *stride, int64_t *offset, int *kind,
+                            int n_out) noexcept nogil:
+    """Blocks over the last ``min(n_out, BLOCK_AXES)`` output axes: in-block offsets and kinds
+    from the strides (rows of ``stride`` already set, ``n_out + 1`` per table)."""
+    cdef int inner = n_out if n_out < BLOCK_AXES else BLOCK_AXES
+    cdef int64_t n_inner = (<int64_t> 1) << inner, k, half, step
+    cdef int f, b
+    cdef bint contiguous, constant
+    cdef int64_t *off
+    C.n_axes = n_out + 1
+    C.n_outer = n_out - inner
+    C.n_inner = n_inner
+    C.card = BINARY
+    C.stride = stride
+    C.inner_offset = offset
+    C.kind = kind
+    for f in range(C.n_tables):
+        contiguous = constant = True    # from the inner axes' strides
+        for b in range(inner):          # bit b of k (from the least significant) = axis n_out - b
+            step = stride[f * (n_out + 1) + n_out - b]
+            contiguous = contiguous and step == (<int64_t> 1) << b
+            constant = constant and step == 0
+        if constant or contiguous:      # offsets not read
+            kind[f] = CONSTANT if constant else CONTIGUOUS
+            continue
+        kind[f] = GATHER
+        off = offset + f * n_inner
+        off[0] = 0
+        for b in range(inner):
+            half = (<int64_t> 1) << b
+            step = stride[f * (n_out + 1) + n_out - b]
+            for k in range(half):
+                off[half + k] = off[k] + step
+
+
 def contract(
     list tables,                            # IN  n_tables C-contiguous float64 log tables
-    const int64_t[:, ::1] stride,           # IN  (n_tables, n_axes) strides over the joint axes
-    const int64_t[::1] card,                # IN  (n_axes,) states per axis; axis 0 is summed
-    int n_inner_axes,                       # IN  trailing output axes that form a block
-    const int64_t[:, ::1] inner_offset,     # IN  (n_tables, n_inner) offsets within a block
-    const int[::1] kind,                    # IN  (n_tables,) GATHER, CONTIGUOUS or CONSTANT
-    double[::1] out,                        # IN/OUT (n_out,) log sums (written when forward)
-    const double[::1] marginal=None,        # IN  (n_out,) marginal of the output (backward)
-    double[::1] joint=None,                 # OUT (card[0] * n_out,) joint marginal (backward)
+    list axes,                              # IN  joint axes of each table (int64, increasing)
+    double[::1] out,                        # IN/OUT (2^n_out,) log sums (written when forward)
+    const double[::1] marginal=None,        # IN  (2^n_out,) marginal of the output (backward)
+    double[::1] joint=None,                 # OUT (2^(n_out + 1),) joint marginal (backward)
     int n_threads=1,
 ):
-    """Sum axis 0 out of the log tables (forward), or spread a marginal back (backward).
+    """One contraction of binary tables: sum axis 0 out (forward) or spread a marginal back.
 
-    Forward (``marginal is None``): ``out[o] = log sum_x exp(sum_f T_f[x, o])``.
-    Backward: ``joint[x, o] = marginal[o] exp(sum_f T_f[x, o] - out[o])`` with ``out`` from
-    the forward call. Blocks are split over ``n_threads`` OpenMP threads.
+    ``tables[f]`` is a flat log table over the joint axes ``axes[f]`` (most significant
+    first; axis 0 is the summed unit, ``1..n_out`` the output). Forward (``marginal`` None):
+    ``out[o] = log sum_x exp(sum_f T_f[x, o])``. Backward: ``joint[x, o] = marginal[o]
+    exp(sum_f T_f[x, o] - out[o])`` with ``out`` from the forward call. The sweeps run every
+    step of a plan through the same block loop.
     """
-    cdef Contraction C
-    cdef int n_tables = len(tables), n_axes = card.shape[0], f
-    cdef int64_t n_out = out.shape[0], n_blocks, block, n_inner
+    cdef int n_tables = len(tables), f, n_out = 0, failed = 0
+    cdef int64_t n_entries = out.shape[0]
     cdef bint backward = marginal is not None
     cdef const double[::1] view
-    cdef double *acc
-    cdef int failed = 0
-    if stride.shape[0] != n_tables or stride.shape[1] != n_axes or kind.shape[0] != n_tables:
-        raise ValueError("contract: stride and kind must have one row per table")
-    if n_inner_axes < 0 or n_inner_axes > n_axes - 1:
-        raise ValueError("contract: n_inner_axes out of range")
-    n_inner = inner_offset.shape[1]
-    if inner_offset.shape[0] != n_tables or n_inner < 1 or n_out % n_inner:
-        raise ValueError("contract: inner_offset does not tile the output")
-    if backward and (marginal.shape[0] != n_out or joint is None
-                     or joint.shape[0] != card[0] * n_out):
-        raise ValueError("contract: backward needs marginal (n_out,) and joint (card[0] * n_out,)")
+    cdef const int64_t[::1] ax
+    cdef Contraction C
+    while ((<int64_t> 1) << n_out) < n_entries and n_out < MAX_AXES - 1:
+        n_out += 1
+    if ((<int64_t> 1) << n_out) != n_entries:
+        raise ValueError(f"contract: out must have 2^n_out entries, got {n_entries}")
+    if len(axes) != n_tables:
+        raise ValueError("contract: one axes list per table")
+    if backward and (marginal.shape[0] != n_entries or joint is None
+                     or joint.shape[0] != 2 * n_entries):
+        raise ValueError("contract: backward needs marginal (2^n_out,) and joint (2^(n_out+1),)")
+    inner = (<int64_t> 1) << (n_out if n_out < BLOCK_AXES else BLOCK_AXES)
+    stride = np.zeros((max(n_tables, 1), n_out + 1), np.int64)
+    offset = np.zeros((max(n_tables, 1), inner), np.int64)
+    kind = np.zeros(max(n_tables, 1), np.intc)
+    cdef int64_t[:, ::1] stride_v = stride
+    cdef int64_t[:, ::1] offset_v = offset
+    cdef int[::1] kind_v = kind
     pointers = <const double **> malloc((n_tables + 1) * sizeof(double *))
     if pointers == NULL:
         raise MemoryError()
     try:
         for f in range(n_tables):
+            axis_array = np.ascontiguousarray(axes[f], np.int64)
+            ax = axis_array
             view = tables[f]
+            if (ax.shape[0] < 1 or ax[0] != 0 or np.any(np.diff(axis_array) <= 0)
+                    or ax[ax.shape[0] - 1] > n_out
+                    or view.shape[0] != (<int64_t> 1) << ax.shape[0]):
+                raise ValueError(f"contract: table {f} must have axes 0 < ... <= {n_out} "
+                                 f"and 2^len(axes) entries")
+            set_stride(&stride_v[f, 0], &ax[0], ax.shape[0])
             pointers[f] = &view[0]
         C.n_tables = n_tables
-        C.n_axes = n_axes
-        C.n_outer = n_axes - 1 - n_inner_axes
-        C.n_inner = n_inner
         C.table = pointers
-        C.stride = &stride[0, 0] if n_tables else NULL
-        C.card = &card[0]
-        C.inner_offset = &inner_offset[0, 0] if n_tables else NULL
-        C.kind = &kind[0] if n_tables else NULL
-        n_blocks = n_out // n_inner
-        with nogil, parallel(num_threads=max(1, min(n_threads, n_blocks))):
-            acc = <double *> malloc(card[0] * n_inner * sizeof(double))
-            for block in prange(n_blocks, schedule="static"):
-                if acc == NULL:
-                    failed += 1
-                    continue
-                block_sums(&C, block, acc)
-                if backward:
-                    joint_block(&C, acc, &out[block * n_inner], &marginal[block * n_inner],
-                                &joint[block * n_inner], n_out)
-                else:
-                    log_sum_block(&C, acc, &out[block * n_inner])
-            free(acc)
+        finish_addressing(&C, &stride_v[0, 0], &offset_v[0, 0], &kind_v[0], n_out)
+        with nogil:
+            failed = run_blocks(&C, &out[0], &marginal[0] if backward else NULL,
+                                &joint[0] if backward else NULL, n_entries, n_threads)
     finally:
         free(pointers)
     if failed:
         raise MemoryError("contract: could not allocate a block buffer")
+
+
+# -- the step list -----------------------------------------------------------------------------------
+cdef struct Program:
+    int64_t n_steps
+    const int64_t *steps            # (n_steps, STEP_FIELDS)
+    const int64_t *scope
+    const int64_t *edge
+    const int64_t *edge_axis
+    const int64_t *incoming         # (n_incoming, 2)
+    const int64_t *incoming_axes
+
+
+cdef struct Work:               # per-step scratch, sized once for the largest step
+    double *local                   # the step's local table
+    const double **table            # (max tables,) pointers
+    int64_t *stride                 # (max tables, max axes)
+    int64_t *offset                 # (max tables, max inner)
+    int *kind
+
+
+cdef int work_alloc(const Program *P, Work *W) noexcept nogil:
+    """Allocate the scratch (the pointers are NULL on failure or valid; work_free either way)."""
+    cdef int64_t s, max_tables = 1, max_axes = 1, max_edges = 0, max_inner = 1, d
+    cdef const int64_t *row
+    for s in range(P.n_steps):
+        row = P.steps + s * STEP_FIELDS
+        d = row[N_SCOPE]
+        if 1 + row[N_IN] > max_tables:
+            max_tables = 1 + row[N_IN]
+        if d + 1 > max_axes:
+            max_axes = d + 1
+        if row[N_EDGE] > max_edges:
+            max_edges = row[N_EDGE]
+        if ((<int64_t> 1) << (d if d < BLOCK_AXES else BLOCK_AXES)) > max_inner:
+            max_inner = (<int64_t> 1) << (d if d < BLOCK_AXES else BLOCK_AXES)
+    W.local = <double *> malloc((<int64_t> 2 << max_edges) * sizeof(double))
+    W.table = <const double **> malloc(max_tables * sizeof(double *))
+    W.stride = <int64_t *> malloc(max_tables * max_axes * sizeof(int64_t))
+    W.offset = <int64_t *> malloc(max_tables * max_inner * sizeof(int64_t))
+    W.kind = <int *> malloc(max_tables * sizeof(int))
+    if (W.local == NULL or W.table == NULL or W.stride == NULL or W.offset == NULL
+            or W.kind == NULL):
+        return -1
+    return 0
+
+
+cdef void work_free(Work *W) noexcept nogil:
+    free(W.local)
+    free(W.table)
+    free(W.stride)
+    free(W.offset)
+    free(W.kind)
+
+
+cdef void prepare(const Program *P, int64_t s, const double *field, const double *coupling,
+                  double **tables, Work *W, Contraction *C) noexcept nogil:
+    """Local table, table pointers and addressing of step ``s`` (inputs from ``tables``)."""
+    cdef const int64_t *row = P.steps + s * STEP_FIELDS
+    cdef int64_t d = row[N_SCOPE], k = row[N_EDGE], i, j, size, t, n_axes = d + 1
+    cdef const int64_t *edges = P.edge + row[EDGE]
+    cdef const int64_t *edge_axis = P.edge_axis + row[EDGE]
+    cdef const int64_t *entry
+    cdef double *g = W.local + ((<int64_t> 1) << k)
+    cdef double c
+    cdef int f
+    C.n_tables = <int> (1 + row[N_IN])
+    memset(W.stride, 0, C.n_tables * n_axes * sizeof(int64_t))
+    # local table x_v (f_v + sum_e c_e x_u) over (x_v, the edges' other ends in axis order)
+    for i in range((<int64_t> 1) << k):
+        W.local[i] = 0.0
+    g[0] = field[row[UNIT]]
+    size = 1
+    for i in range(k):
+        c = coupling[edges[i]]
+        for j in range(size - 1, -1, -1):
+            g[2 * j + 1] = g[j] + c
+            g[2 * j] = g[j]
+        size *= 2
+    W.table[0] = W.local
+    W.stride[0] = (<int64_t> 1) << k
+    for i in range(k):
+        W.stride[edge_axis[i]] = (<int64_t> 1) << (k - 1 - i)
+    for f in range(1, C.n_tables):
+        entry = P.incoming + 2 * (row[IN] + f - 1)
+        t = entry[0]
+        W.table[f] = tables[t]
+        set_stride(W.stride + f * n_axes, P.incoming_axes + entry[1],
+                   P.steps[t * STEP_FIELDS + N_SCOPE])
+    C.table = W.table
+    finish_addressing(C, W.stride, W.offset, W.kind, <int> d)
+
+
+cdef Program program_of(const int64_t[:, ::1] steps, const int64_t[::1] scope,
+                        const int64_t[::1] edge, const int64_t[::1] edge_axis,
+                        const int64_t[:, ::1] incoming, const int64_t[::1] incoming_axes):
+    cdef Program P
+    P.n_steps = steps.shape[0]
+    P.steps = &steps[0, 0] if steps.shape[0] else NULL
+    P.scope = &scope[0] if scope.shape[0] else NULL
+    P.edge = &edge[0] if edge.shape[0] else NULL
+    P.edge_axis = &edge_axis[0] if edge_axis.shape[0] else NULL
+    P.incoming = &incoming[0, 0] if incoming.shape[0] else NULL
+    P.incoming_axes = &incoming_axes[0] if incoming_axes.shape[0] else NULL
+    return P
+
+
+def forward(
+    const int64_t[:, ::1] steps,            # IN  the step list (see module docstring)
+    const int64_t[::1] scope,               # IN
+    const int64_t[::1] edge,                # IN
+    const int64_t[::1] edge_axis,           # IN
+    const int64_t[:, ::1] incoming,         # IN
+    const int64_t[::1] incoming_axes,       # IN
+    const double[::1] field,                # IN  (n_units,) binary-form fields
+    const double[::1] coupling,             # IN  (n_edges,) binary-form couplings
+    double[::1] store=None,                 # OUT every step's table at steps[:, TABLE], or None
+    int n_threads=1,
+):
+    """The whole forward sweep: ``log sum_x exp(sum_i f_i x_i + sum_e c_e x_i x_j)``.
+
+    With ``store`` every table is kept there (for :func:`backward` and :func:`sample`);
+    without, each table is freed once its consumer has run.
+    """
+    cdef Program P = program_of(steps, scope, edge, edge_axis, incoming, incoming_axes)
+    cdef Work W
+    cdef Contraction C
+    cdef bint keep = store is not None
+    cdef double **tables = NULL
+    cdef double total = 0.0
+    cdef int64_t s, f, d, t
+    cdef int status = 0
+    cdef const int64_t *row
+    W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
+    tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
+    if tables == NULL or work_alloc(&P, &W) < 0:
+        free(tables)
+        work_free(&W)
+        raise MemoryError("forward: could not allocate the step buffers")
+    with nogil:
+        for s in range(P.n_steps):
+            row = P.steps + s * STEP_FIELDS
+            d = row[N_SCOPE]
+            if keep:
+                tables[s] = &store[row[TABLE]]
+            else:
+                tables[s] = <double *> malloc(((<int64_t> 1) << d) * sizeof(double))
+                if tables[s] == NULL:
+                    status = -1
+                    break
+            prepare(&P, s, &field[0], &coupling[0], tables, &W, &C)
+            if run_blocks(&C, tables[s], NULL, NULL, (<int64_t> 1) << d, n_threads) < 0:
+                status = -1
+                break
+            if d == 0:
+                total += tables[s][0]
+            if not keep:
+                for f in range(row[N_IN]):
+                    t = P.incoming[2 * (row[IN] + f)]
+                    free(tables[t])
+                    tables[t] = NULL
+                if d == 0:
+                    free(tables[s])
+                    tables[s] = NULL
+        if not keep:
+            for s in range(P.n_steps):
+                free(tables[s])
+        free(tables)
+        work_free(&W)
+    if status < 0:
+        raise MemoryError("forward: could not allocate a table")
+    return total
+
+
+def backward(
+    const int64_t[:, ::1] steps,            # IN  the step list
+    const int64_t[::1] scope,               # IN
+    const int64_t[::1] edge,                # IN
+    const int64_t[::1] edge_axis,           # IN
+    const int64_t[:, ::1] incoming,         # IN
+    const int64_t[::1] incoming_axes,       # IN
+    const double[::1] field,                # IN  (n_units,)
+    const double[::1] coupling,             # IN  (n_edges,)
+    const double[::1] store,                # IN  the tables of a forward sweep with store
+    double[::1] unit_marginal,              # OUT (n_units,) P(x_v = 1) at each step's unit
+    double[::1] edge_marginal,              # OUT (n_edges,) P(x_i = 1, x_j = 1) at bucket edges
+    int n_threads=1,
+):
+    """The whole backward sweep: unit and edge marginals from the forward tables.
+
+    In reverse order, ``joint = P(x_N) exp(S(x_v, x_N) - tau(x_N))`` per step; its sums give
+    ``P(x_v = 1)``, ``P(x_v = 1, x_u = 1)`` for the bucket edges, and the marginal of each
+    incoming table's scope (summed in a fixed order, so the result does not depend on the
+    thread count). Entries of units and edges not in the plan are not written.
+    """
+    cdef Program P = program_of(steps, scope, edge, edge_axis, incoming, incoming_axes)
+    cdef Work W
+    cdef Contraction C
+    cdef double **tables = NULL
+    cdef double **marginal = NULL
+    cdef double *joint = NULL
+    cdef double *m
+    cdef double *on
+    cdef double one = 1.0, acc
+    cdef int64_t s, f, d, t, i, o, n_out, bit, block, n_blocks, x, k, base, dt
+    cdef int status = 0
+    cdef const int64_t *row
+    cdef const int64_t *off
+    cdef const double *src
+    W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
+    tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
+    marginal = <double **> calloc(P.n_steps + 1, sizeof(double *))
+    if tables == NULL or marginal == NULL or work_alloc(&P, &W) < 0:
+        free(tables)
+        free(marginal)
+        work_free(&W)
+        raise MemoryError("backward: could not allocate the step buffers")
+    with nogil:
+        for s in range(P.n_steps):
+            tables[s] = <double *> &store[P.steps[s * STEP_FIELDS + TABLE]]
+        for s in range(P.n_steps - 1, -1, -1):
+            row = P.steps + s * STEP_FIELDS
+            d = row[N_SCOPE]
+            n_out = (<int64_t> 1) << d
+            m = &one if d == 0 else marginal[s]
+            prepare(&P, s, &field[0], &coupling[0], tables, &W, &C)
+            joint = <double *> malloc(2 * n_out * sizeof(double))
+            if joint == NULL or m == NULL:
+                status = -1
+                break
+            if run_blocks(&C, tables[s], m, joint, n_out, n_threads) < 0:
+                status = -1
+                break
+            on = joint + n_out
+            acc = 0.0
+            for o in range(n_out):
+                acc = acc + on[o]
+            unit_marginal[row[UNIT]] = acc
+            for i in range(row[N_EDGE]):          # runs of 2^bit entries with the bit set
+                bit = d - P.edge_axis[row[EDGE] + i]
+                acc = 0.0
+                base = (<int64_t> 1) << bit
+                while base < n_out:
+                    for o in range((<int64_t> 1) << bit):
+                        acc = acc + on[base + o]
+                    base += (<int64_t> 2) << bit
+                edge_marginal[P.edge[row[EDGE] + i]] = acc
+            n_blocks = n_out // C.n_inner
+            for f in range(1, C.n_tables):        # marginal of each incoming table's scope
+                t = P.incoming[2 * (row[IN] + f - 1)]
+                dt = P.steps[t * STEP_FIELDS + N_SCOPE]
+                marginal[t] = <double *> calloc((<int64_t> 1) << dt, sizeof(double))
+                if marginal[t] == NULL:
+                    status = -1
+                    break
+                off = C.inner_offset + f * C.n_inner
+                for block in range(n_blocks):
+                    base = block_base(&C, <int> f, block)
+                    for x in range(2):
+                        m = marginal[t] + base + x * C.stride[f * C.n_axes]
+                        src = joint + x * n_out + block * C.n_inner
+                        if C.kind[f] == CONTIGUOUS:
+                            for k in range(C.n_inner):
+                                m[k] += src[k]
+                        elif C.kind[f] == CONSTANT:
+                            acc = 0.0
+                            for k in range(C.n_inner):
+                                acc = acc + src[k]
+                            m[0] += acc
+                        else:
+                            for k in range(C.n_inner):
+                                m[off[k]] += src[k]
+            if status < 0:
+                break
+            free(joint)
+            joint = NULL
+            if d > 0:
+                free(marginal[s])
+                marginal[s] = NULL
+        free(joint)
+        for s in range(P.n_steps):
+            free(marginal[s])
+        free(marginal)
+        free(tables)
+        work_free(&W)
+    if status < 0:
+        raise MemoryError("backward: could not allocate a marginal table")
+
+
+def sample(
+    const int64_t[:, ::1] steps,            # IN  the step list
+    const int64_t[::1] scope,               # IN
+    const int64_t[::1] edge,                # IN
+    const int64_t[::1] edge_axis,           # IN
+    const int64_t[:, ::1] incoming,         # IN
+    const int64_t[::1] incoming_axes,       # IN
+    const double[::1] field,                # IN  (n_units,)
+    const double[::1] coupling,             # IN  (n_edges,)
+    const double[::1] store,                # IN  the tables of a forward sweep with store
+    const double[:, ::1] uniforms,          # IN  (n_samples, n_steps): column k for step n-1-k
+    int8_t[:, ::1] x,                       # OUT (n_samples, n_units) 0/1 at the plan's units
+    int n_threads=1,
+):
+    """Backward sampling: steps in reverse order, ``x_v = [u (1 + exp(-logit)) < 1]`` with
+    ``logit = sum_f T_f[1, x_N] - T_f[0, x_N]`` (samples are independent: any thread count
+    gives the same draws)."""
+    cdef Program P = program_of(steps, scope, edge, edge_axis, incoming, incoming_axes)
+    cdef Work W
+    cdef Contraction C
+    cdef double **tables = NULL
+    cdef int64_t s, k, n, a, index, d, v, n_samples = x.shape[0]
+    cdef int f
+    cdef double logit
+    cdef const int64_t *row
+    cdef const int64_t *sc
+    cdef const int64_t *st
+    if uniforms.shape[0] != n_samples or uniforms.shape[1] != steps.shape[0]:
+        raise ValueError("sample: uniforms must have shape (n_samples, n_steps)")
+    W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
+    tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
+    if tables == NULL or work_alloc(&P, &W) < 0:
+        free(tables)
+        work_free(&W)
+        raise MemoryError("sample: could not allocate the step buffers")
+    with nogil:
+        for s in range(P.n_steps):
+            tables[s] = <double *> &store[P.steps[s * STEP_FIELDS + TABLE]]
+        for k in range(P.n_steps):
+            s = P.n_steps - 1 - k
+            row = P.steps + s * STEP_FIELDS
+            d = row[N_SCOPE]
+            v = row[UNIT]
+            sc = P.scope + row[SCOPE]
+            prepare(&P, s, &field[0], &coupling[0], tables, &W, &C)
+            for n in prange(n_samples, schedule="static",
+                            num_threads=n_threads if n_samples >= 4096 else 1):
+                logit = 0.0
+                for f in range(C.n_tables):
+                    st = C.stride + f * C.n_axes
+                    index = 0
+                    for a in range(1, d + 1):
+                        index = index + x[n, sc[a - 1]] * st[a]
+                    logit = logit + (C.table[f][index + st[0]] - C.table[f][index])
+                x[n, v] = uniforms[n, k] * (1.0 + exp(-logit)) < 1.0
+        free(tables)
+        work_free(&W)
+
+
+# -- building the step list ------------------------------------------------------------------------
+def build_program(
+    const int64_t[:, ::1] pairs,            # IN  (n_pairs, 2) edges between plan units (local ids)
+    const int64_t[::1] order,               # IN  (n,) local unit eliminated at each step
+    const int64_t[::1] scope_start,         # IN  (n + 1,) each step's scope in scope_units
+    const int64_t[::1] scope_units,         # IN  neighbours when eliminated (local ids, any order)
+    const int64_t[::1] unit_id,             # IN  (n,) flat id of each local unit
+    const int64_t[::1] pair_id,             # IN  (n_pairs,) graph edge id of each pair
+):
+    """The step list (``steps, scope, edge, edge_axis, incoming, incoming_axes``) of an order.
+
+    Scopes are sorted by elimination position; each pair goes to the bucket of its first
+    eliminated end; a step's table goes to the bucket of its scope's first unit.
+    """
+    cdef int64_t n = order.shape[0], n_pairs = pairs.shape[0], s, i, j, u, p, c, a, tmp
+    cdef int64_t total_scope = scope_units.shape[0], n_incoming = 0, n_axes_total = 0, table = 0
+    cdef int64_t first, other
+    position_a = np.empty(n, np.int64)
+    axis_a = np.zeros(n, np.int64)
+    steps_a = np.zeros((n, STEP_FIELDS), np.int64)
+    scope_a = np.empty(total_scope, np.int64)
+    local_a = np.empty(total_scope, np.int64)
+    edge_a = np.empty(n_pairs, np.int64)
+    edge_axis_a = np.empty(n_pairs, np.int64)
+    cdef int64_t[::1] position = position_a, axis_of = axis_a
+    cdef int64_t[:, ::1] steps = steps_a
+    cdef int64_t[::1] scope = scope_a, local = local_a, edge = edge_a, edge_axis = edge_axis_a
+    for s in range(n):
+        position[order[s]] = s
+    for s in range(n):              # scopes in elimination order (insertion sort: short)
+        steps[s, UNIT] = unit_id[order[s]]
+        steps[s, SCOPE] = scope_start[s]
+        steps[s, N_SCOPE] = scope_start[s + 1] - scope_start[s]
+        steps[s, TABLE] = table
+        table += (<int64_t> 1) << steps[s, N_SCOPE]
+        for i in range(scope_start[s], scope_start[s + 1]):
+            u = scope_units[i]
+            j = i
+            while j > scope_start[s] and position[local[j - 1]] > position[u]:
+                local[j] = local[j - 1]
+                j -= 1
+            local[j] = u
+        for i in range(scope_start[s], scope_start[s + 1]):
+            scope[i] = unit_id[local[i]]
+        if steps[s, N_SCOPE]:
+            c = position[local[scope_start[s]]]
+            steps[c, N_IN] += 1
+            n_incoming += 1
+            n_axes_total += steps[s, N_SCOPE]
+    for p in range(n_pairs):        # bucket sizes
+        first = pairs[p, 0] if position[pairs[p, 0]] < position[pairs[p, 1]] else pairs[p, 1]
+        steps[position[first], N_EDGE] += 1
+    a = 0
+    c = 0
+    for s in range(n):
+        steps[s, EDGE] = a
+        a += steps[s, N_EDGE]
+        steps[s, IN] = c
+        c += steps[s, N_IN]
+        steps[s, N_EDGE] = 0
+        steps[s, N_IN] = 0
+    incoming_a = np.empty((n_incoming, 2), np.int64)
+    incoming_axes_a = np.empty(n_axes_total, np.int64)
+    cdef int64_t[:, ::1] incoming = incoming_a
+    cdef int64_t[::1] incoming_axes = incoming_axes_a
+    for p in range(n_pairs):        # pairs in bucket order (stable), other end's local id for now
+        if position[pairs[p, 0]] < position[pairs[p, 1]]:
+            first, other = pairs[p, 0], pairs[p, 1]
+        else:
+            first, other = pairs[p, 1], pairs[p, 0]
+        s = position[first]
+        i = steps[s, EDGE] + steps[s, N_EDGE]
+        steps[s, N_EDGE] += 1
+        edge[i] = pair_id[p]
+        edge_axis[i] = other
+    for s in range(n):              # tables into their consumer's bucket, in step order
+        if steps[s, N_SCOPE]:
+            c = position[local[scope_start[s]]]
+            incoming[steps[c, IN] + steps[c, N_IN], 0] = s
+            steps[c, N_IN] += 1
+    a = 0
+    for c in range(n):
+        for i in range(steps[c, SCOPE], steps[c, SCOPE] + steps[c, N_SCOPE]):
+            axis_of[local[i]] = i - steps[c, SCOPE] + 1
+        for i in range(steps[c, EDGE], steps[c, EDGE] + steps[c, N_EDGE]):
+            edge_axis[i] = axis_of[edge_axis[i]]
+            j = i               # sort the bucket by axis (stable)
+            while j > steps[c, EDGE] and edge_axis[j - 1] > edge_axis[j]:
+                tmp = edge_axis[j]; edge_axis[j] = edge_axis[j - 1]; edge_axis[j - 1] = tmp
+                tmp = edge[j]; edge[j] = edge[j - 1]; edge[j - 1] = tmp
+                j -= 1
+        for i in range(steps[c, IN], steps[c, IN] + steps[c, N_IN]):
+            s = incoming[i, 0]
+            incoming[i, 1] = a
+            incoming_axes[a] = 0
+            for j in range(1, steps[s, N_SCOPE]):
+                incoming_axes[a + j] = axis_of[local[steps[s, SCOPE] + j]]
+            a += steps[s, N_SCOPE]
+    return steps_a, scope_a, edge_a, edge_axis_a, incoming_a, incoming_axes_a, table
+
+
+# -- the order search --------------------------------------------------------------------------------
+cdef inline bint key_less(const int64_t *a, const int64_t *b) noexcept nogil:
+    cdef int i
+    for i in range(KEY):
+        if a[i] != b[i]:
+            return a[i] < b[i]
+    return False
+
+
+cdef struct Heap:
+    int64_t size
+    int64_t *unit           # heap slots -> unit
+    int64_t *slot           # unit -> heap slot (-1 when out)
+    const int64_t *key      # (n, KEY)
+
+
+cdef inline void heap_swap(Heap *H, int64_t i, int64_t j) noexcept nogil:
+    cdef int64_t u = H.unit[i], w = H.unit[j]
+    H.unit[i] = w
+    H.unit[j] = u
+    H.slot[w] = i
+    H.slot[u] = j
+
+
+cdef void heap_fix(Heap *H, int64_t i) noexcept nogil:
+    """Restore the heap order around slot ``i`` after its key changed."""
+    cdef int64_t parent
+    while i > 0:
+        parent = (i - 1) // 2
+        if not key_less(H.key + KEY * H.unit[i], H.key + KEY * H.unit[parent]):
+            break
+        heap_swap(H, i, parent)
+        i = parent
+    heap_down(H, i)
+
+
+cdef void heap_down(Heap *H, int64_t i) noexcept nogil:
+    """Sift slot ``i`` down to its place (its subtrees are heaps)."""
+    cdef int64_t child, best
+    while True:
+        best = i
+        for child in range(2 * i + 1, 2 * i + 3):
+            if child < H.size and key_less(H.key + KEY * H.unit[child], H.key + KEY * H.unit[best]):
+                best = child
+        if best == i:
+            return
+        heap_swap(H, i, best)
+        i = best
+
+
+cdef inline int64_t count_bits(const uint64_t *x, int64_t n_words) noexcept nogil:
+    cdef int64_t w, total = 0
+    for w in range(n_words):
+        total += pe_popcount64(x[w])
+    return total
+
+
+cdef void set_key(int64_t u, int criterion, const uint64_t *adj, int64_t n_words,
+                  const int8_t *first, int64_t cap_bits, const int64_t *rank,
+                  int64_t *key) noexcept nogil:
+    """The greedy key of unit ``u`` (lexicographic, smallest first; see greedy_order)."""
+    cdef const uint64_t *nb = adj + u * n_words
+    cdef const uint64_t *other
+    cdef int64_t degree, fill = 0, w, bit, word
+    cdef uint64_t bits, low
+    cdef int64_t *k = key + KEY * u
+    k[0] = 0 if first[u] else 1
+    k[4] = rank[u]
+    if criterion == ORDER_LAYOUT:
+        k[1] = k[2] = k[3] = 0
+        return
+    degree = count_bits(nb, n_words)
+    if degree > cap_bits:
+        k[1] = 1
+        k[2] = k[3] = degree
+        return
+    for word in range(n_words):
+        bits = nb[word]
+        while bits:
+            low = bits & (~bits + 1)
+            bit = word * 64 + pe_popcount64(low - 1)
+            bits ^= low
+            other = adj + bit * n_words
+            for w in range(n_words):
+                fill += pe_popcount64(nb[w] & ~other[w])
+            fill -= 1
+    fill //= 2
+    k[1] = 0
+    if criterion == ORDER_MIN_FILL:
+        k[2] = fill
+        k[3] = degree
+    else:
+        k[2] = degree
+        k[3] = fill
+
+
+def greedy_order(
+    int64_t n,                              # IN  units (local ids 0..n-1)
+    const int64_t[:, ::1] pairs,            # IN  (n_pairs, 2) edges
+    int criterion,                          # IN  LAYOUT, MIN_DEGREE or MIN_FILL
+    bint closed_first,                      # IN  eliminate a greedy maximal independent set first
+    int64_t cap_bits,                       # IN  units with more neighbours are not scored
+    const int64_t[::1] rank,                # IN  (n,) distinct tie-break ranks
+    int64_t bound,                          # IN  give up when a unit has more neighbours
+    int64_t budget,                         # IN  give up after this many word operations
+):
+    """Greedy elimination order: ``(order, scope_start, scope_units, cost)`` or None.
+
+    The key of a unit, smallest first: ``(not in the closed-form set, 0, fill, degree, rank)``
+    for min-fill, ``(..., 0, degree, fill, rank)`` for min-degree, ``(..., 1, degree, degree,
+    rank)`` for a unit with more than ``cap_bits`` neighbours (not scored) and ``(..., rank)``
+    for the layout. Keys are recomputed for the units whose degree (min-degree) or
+    neighbourhood (min-fill: the neighbours of the eliminated unit's neighbours) changed, as
+    the twin's lazy heap does. The search gives up when a unit has more than ``bound``
+    neighbours or after ``budget`` re-keyed neighbourhood sizes. ``scope_units[scope_start[s]:
+    scope_start[s+1]]`` are the neighbours of ``order[s]`` when eliminated (increasing ids);
+    ``cost = (width, largest_table, stored_entries, operations, n_closed_form)``.
+    """
+    if rank.shape[0] != n or (pairs.shape[0] and pairs.shape[1] != 2):
+        raise ValueError("greedy_order: rank must have n entries and pairs two columns")
+    cdef int64_t n_words = (n + 63) // 64, i, j, u, v, w, word, bit, s, degree, work = 0
+    cdef int64_t n_scope = 0, capacity = 16, p
+    cdef int gave_up = 0
+    cdef uint64_t bits, low
+    cdef uint64_t *adj = <uint64_t *> calloc(n * n_words + 1, sizeof(uint64_t))
+    cdef uint64_t *done = <uint64_t *> calloc(n_words + 1, sizeof(uint64_t))
+    cdef uint64_t *touched = <uint64_t *> calloc(n_words + 1, sizeof(uint64_t))
+    cdef uint64_t *nb
+    cdef int8_t *first = <int8_t *> calloc(n + 1, sizeof(int8_t))
+    cdef int64_t *key = <int64_t *> malloc((n + 1) * KEY * sizeof(int64_t))
+    cdef int64_t *by_degree = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *count = <int64_t *> calloc(n + 2, sizeof(int64_t))
+    cdef int64_t *scope_units = <int64_t *> malloc(capacity * sizeof(int64_t))
+    cdef int64_t *grown
+    cdef Heap H
+    H.unit = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    H.slot = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    order_a = np.empty(n, np.int64)
+    start_a = np.zeros(n + 1, np.int64)
+    cdef int64_t[::1] order = order_a, start = start_a
+    if (adj == NULL or done == NULL or touched == NULL or first == NULL or key == NULL
+            or by_degree == NULL or count == NULL or scope_units == NULL or H.unit == NULL
+            or H.slot == NULL):
+        gave_up = -1
+    with nogil:
+        if gave_up == 0:
+            for p in range(pairs.shape[0]):
+                i = pairs[p, 0]
+                j = pairs[p, 1]
+                adj[i * n_words + j // 64] |= (<uint64_t> 1) << (j % 64)
+                adj[j * n_words + i // 64] |= (<uint64_t> 1) << (i % 64)
+            if closed_first:        # greedy maximal independent set, lowest degree first (stable)
+                for u in range(n):
+                    count[count_bits(adj + u * n_words, n_words) + 1] += 1
+                for i in range(n):
+                    count[i + 1] += count[i]
+                for u in range(n):
+                    degree = count_bits(adj + u * n_words, n_words)
+                    by_degree[count[degree]] = u
+                    count[degree] += 1
+                for i in range(n):          # touched serves as the blocked set here
+                    u = by_degree[i]
+                    if not (touched[u // 64] >> (u % 64)) & 1:
+                        first[u] = 1
+                        for w in range(n_words):
+                            touched[w] |= adj[u * n_words + w]
+            H.size = n
+            H.key = key
+            for u in range(n):
+                set_key(u, criterion, adj, n_words, first, cap_bits, &rank[0], key)
+                H.unit[u] = u
+                H.slot[u] = u
+            for i in range(n // 2 - 1, -1, -1):
+                heap_down(&H, i)
+            for s in range(n):
+                v = H.unit[0]
+                H.size -= 1
+                if H.size:
+                    heap_swap(&H, 0, H.size)
+                    heap_down(&H, 0)
+                H.slot[v] = -1
+                nb = adj + v * n_words
+                degree = count_bits(nb, n_words)
+                if degree > bound:
+                    gave_up = 1
+                    break
+                order[s] = v
+                if n_scope + degree > capacity:
+                    while n_scope + degree > capacity:
+                        capacity *= 2
+                    grown = <int64_t *> realloc(scope_units, capacity * sizeof(int64_t))
+                    if grown == NULL:
+                        gave_up = -1
+                        break
+                    scope_units = grown
+                done[v // 64] |= (<uint64_t> 1) << (v % 64)
+                for w in range(n_words):
+                    touched[w] = 0 if criterion == ORDER_LAYOUT else nb[w]
+                for word in range(n_words):
+                    bits = nb[word]
+                    while bits:
+                        low = bits & (~bits + 1)
+                        u = word * 64 + pe_popcount64(low - 1)
+                        bits ^= low
+                        scope_units[n_scope] = u
+                        n_scope += 1
+                        for w in range(n_words):
+                            adj[u * n_words + w] |= nb[w]
+                        adj[u * n_words + u // 64] &= ~((<uint64_t> 1) << (u % 64))
+                        adj[u * n_words + v // 64] &= ~((<uint64_t> 1) << (v % 64))
+                        if criterion == ORDER_MIN_FILL:
+                            for w in range(n_words):
+                                touched[w] |= adj[u * n_words + w]
+                start[s + 1] = n_scope
+                for word in range(n_words):
+                    bits = touched[word] & ~done[word]
+                    while bits:
+                        low = bits & (~bits + 1)
+                        u = word * 64 + pe_popcount64(low - 1)
+                        bits ^= low
+                        set_key(u, criterion, adj, n_words, first, cap_bits, &rank[0], key)
+                        heap_fix(&H, H.slot[u])
+                        work += count_bits(adj + u * n_words, n_words)
+                if work > budget:
+                    gave_up = 1
+                    break
+        free(adj)
+        free(done)
+        free(touched)
+        free(first)
+        free(key)
+        free(by_degree)
+        free(count)
+        free(H.unit)
+        free(H.slot)
+    if gave_up < 0:
+        free(scope_units)
+        raise MemoryError("greedy_order: could not allocate the search buffers")
+    if gave_up:
+        free(scope_units)
+        return None
+    scope_a = np.empty(n_scope, np.int64)
+    cdef int64_t[::1] scope_view = scope_a
+    for i in range(n_scope):
+        scope_view[i] = scope_units[i]
+    free(scope_units)
+    return order_a, start_a, scope_a, order_cost(order, start, scope_view)
+
+
+cdef tuple order_cost(const int64_t[::1] order, const int64_t[::1] start,
+                      const int64_t[::1] scope):
+    """(width, largest_table, stored_entries, operations, n_closed_form) of an order."""
+    cdef int64_t n = order.shape[0], s, i, target, d, width = 0, n_closed = 0
+    cdef double stored = 0.0, operations = 0.0, largest = 0.0, size
+    position_a = np.empty(n, np.int64)
+    n_tables_a = np.ones(n, np.int64)
+    cdef int64_t[::1] position = position_a, n_tables = n_tables_a
+    for s in range(n):
+        position[order[s]] = s
+    for s in range(n):
+        if start[s + 1] > start[s]:
+            target = n
+            for i in range(start[s], start[s + 1]):
+                if position[scope[i]] < target:
+                    target = position[scope[i]]
+            n_tables[target] += 1
+    for s in range(n):
+        d = start[s + 1] - start[s]
+        size = ldexp(1.0, <int> d)
+        width = d if d > width else width
+        largest = size if size > largest else largest
+        stored += size
+        operations += 2.0 * size * (n_tables[s] + 1)
+        n_closed += n_tables[s] == 1
+    return width, 2.0 * largest if n else 1.0, stored, operations, n_closed

@@ -29,7 +29,6 @@ conditionals, read in reverse elimination order, draw exact independent samples.
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,12 +43,9 @@ DEFAULT_MAX_TABLE = 2**27
 #: The backward sweep (marginals, moments, samples) keeps every table: it refuses when
 #: their entries add up to more than this many times the table cap.
 BACKWARD_STORE = 4
-_BLOCK_AXES = 10            # a kernel block spans the last 10 output axes (1024 entries)
-_PARALLEL_MIN = 2**14       # smaller outputs run on one thread
 _ORDER_BUDGET = 2 * 10**6   # word operations one greedy order search may spend on scores
 _PLAN_CACHE_SIZE = 8
 _PLANS = {}                 # (structure key) -> EliminationPlan, least recently used first
-_GATHER, _CONTIGUOUS, _CONSTANT = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -77,27 +73,13 @@ class Cost:
     n_closed_form: int
 
 
-@dataclass
-class _Step:
-    """One contraction: unit ``unit`` summed out of its bucket into a table over ``scope``."""
-
-    unit: int                   # the unit summed out
-    scope: np.ndarray           # its neighbours when eliminated, in elimination order
-    edges: np.ndarray           # edge ids in the bucket (first end eliminated here)
-    edge_axis: np.ndarray       # joint axis (1..) of the other end of each bucket edge
-    incoming: list              # steps whose tables are in the bucket
-    axes: list                  # joint axes of each input table (local table first)
-    stride: np.ndarray          # (1 + len(incoming), 1 + len(scope)) strides over the joint
-    inner_axes: int
-    inner_offset: np.ndarray    # (1 + len(incoming), n_inner)
-    kind: np.ndarray            # (1 + len(incoming),)
-
-
 class EliminationPlan:
     """An elimination order over the free units of a graph, and its contractions.
 
     The structure depends only on the graph and on which units are free; the numbers
-    (fields and couplings in binary form, see module docstring) come with each call.
+    (fields and couplings in binary form, see module docstring) come with each call. The
+    steps are flat arrays (the *step list* of :mod:`pgm_energy._eliminate`), built once, and
+    each sweep (forward, backward, sampling) is one kernel call over all of them.
 
     Parameters
     ----------
@@ -133,9 +115,10 @@ class EliminationPlan:
         self.free_edges = np.flatnonzero(free_edge)
         local = np.full(self.n_units, -1, np.int64)
         local[self.free_units] = np.arange(len(self.free_units))
-        pairs = local[self.edges[free_edge]]
+        pairs = np.ascontiguousarray(local[self.edges[free_edge]])
 
-        order, scopes, self.cost = _best_order(len(self.free_units), pairs, max_table)
+        order, scope_start, scope_units, self.cost = _best_order(len(self.free_units), pairs,
+                                                                 max_table)
         self.order = self.free_units[order]
         self.width = self.cost.width
         budget = (self.cost.largest_table > max_table
@@ -152,74 +135,23 @@ class EliminationPlan:
                 f"more than {limit_name}={max_table}; estimate log Z with "
                 f"pe.ais.log_partition instead, or raise {limit_name}= if you have the memory"
             )
-        self._build_steps(order, scopes, pairs, local)
-
-    # -- structure ------------------------------------------------------------------------
-    def _build_steps(self, order, scopes, pairs, local):
-        n_free = len(order)
-        position = np.empty(n_free, np.int64)
-        position[order] = np.arange(n_free)
-        # each edge goes to the bucket of its first eliminated end
-        first = np.where(position[pairs[:, 0]] < position[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
-        other = pairs[:, 0] + pairs[:, 1] - first
-        by_bucket = np.argsort(position[first], kind="stable")
-        starts = np.searchsorted(position[first][by_bucket], np.arange(n_free + 1))
-        incoming = [[] for _ in range(n_free)]
-        self.steps = []
-        for s, v in enumerate(order):
-            scope = np.array(sorted(scopes[s], key=position.__getitem__), np.int64)
-            if len(scope):
-                incoming[position[scope[0]]].append(s)
-            bucket = by_bucket[starts[s]:starts[s + 1]]
-            axis = {u: a + 1 for a, u in enumerate(scope)}
-            edge_axis = np.array([axis[u] for u in other[bucket]], np.int64)
-            # axis 0 is v; an incoming table's scope starts with v (its first eliminated unit)
-            tables = [np.concatenate([[0], np.sort(edge_axis)]).astype(np.int64)]
-            tables += [np.array([0] + [axis[u] for u in self.steps[t].scope[1:]], np.int64)
-                       for t in incoming[s]]
-            stride, inner_axes, offset, kind = _addressing(tables, len(scope))
-            self.steps.append(_Step(int(v), scope, self.free_edges[bucket], edge_axis,
-                                    incoming[s], tables, stride, inner_axes, offset, kind))
-        for step in self.steps:            # flat unit ids from here on
-            step.unit = int(self.free_units[step.unit])
-            step.scope = self.free_units[step.scope]
+        *self.program, self.n_stored = _eliminate.build_program(
+            pairs, order, scope_start, scope_units, self.free_units, self.free_edges)
+        self.steps = _Steps(self.program)
 
     # -- numbers --------------------------------------------------------------------------
-    def _local_table(self, step, field, coupling):
-        """``x_v (f_v + sum_u c_vu x_u)`` over ``(x_v, x_u...)``, the bucket edges' ends sorted."""
-        order = np.argsort(step.edge_axis, kind="stable")
-        g = np.array([field[step.unit]])
-        for c in coupling[step.edges[order]]:
-            g = (g[:, None] + np.array([0.0, c])).ravel()
-        return np.concatenate([np.zeros_like(g), g])
-
-    def _contract(self, step, inputs, out, n_threads, marginal=None, joint=None):
-        threads = n_threads if out.size >= _PARALLEL_MIN else 1
-        _eliminate.contract(inputs, step.stride, np.full(len(step.scope) + 1, 2, np.int64),
-                            step.inner_axes, step.inner_offset, step.kind, out,
-                            marginal, joint, threads)
-
     def forward(self, field: np.ndarray, coupling: np.ndarray, *, keep: bool = False,
                 n_threads: int = 1):
         """``log sum_x exp(sum_i f_i x_i + sum_e c_e x_i x_j)`` over the free units.
 
         ``field`` has one entry per unit (clamped units' entries are not read) and
-        ``coupling`` one per edge of the graph. Returns ``(log_sum, tables)``; ``tables``
-        holds every step's output when ``keep`` (for :meth:`backward` and :meth:`sample`).
+        ``coupling`` one per edge of the graph. Returns ``(log_sum, tables)``; ``tables`` is
+        the flat store of every step's table when ``keep`` (for :meth:`backward` and
+        :meth:`sample`), else None.
         """
-        tables = [None] * len(self.steps)
-        total = 0.0
-        for s, step in enumerate(self.steps):
-            inputs = [self._local_table(step, field, coupling)]
-            inputs += [tables[t] for t in step.incoming]
-            out = np.empty(1 << len(step.scope))
-            self._contract(step, inputs, out, n_threads)
-            tables[s] = out
-            if not len(step.scope):
-                total += out[0]
-            if not keep:
-                for t in step.incoming:
-                    tables[t] = None
+        field, coupling = _as_float(field), _as_float(coupling)
+        tables = np.empty(self.n_stored) if keep else None
+        total = _eliminate.forward(*self.program, field, coupling, tables, n_threads)
         return total, tables
 
     def backward(self, field: np.ndarray, coupling: np.ndarray, tables, *, n_threads: int = 1):
@@ -229,46 +161,56 @@ class EliminationPlan:
         """
         p_unit = np.zeros(self.n_units)
         p_pair = np.zeros(len(self.edges))
-        marginal = [None] * len(self.steps)
-        for s in range(len(self.steps) - 1, -1, -1):
-            step = self.steps[s]
-            d = len(step.scope)
-            inputs = [self._local_table(step, field, coupling)]
-            inputs += [tables[t] for t in step.incoming]
-            joint = np.empty(2 << d)
-            self._contract(step, inputs, tables[s],
-                           n_threads, np.ones(1) if d == 0 else marginal[s], joint)
-            marginal[s] = tables[s] = None
-            on = joint[1 << d:]
-            p_unit[step.unit] = on.sum()
-            p_pair[step.edges] = [_axis_sum(on, d, a - 1)[1] for a in step.edge_axis]
-            cube = joint.reshape((2,) * (d + 1))
-            for t, axes in zip(step.incoming, step.axes[1:]):
-                drop = tuple(np.setdiff1d(np.arange(d + 1), axes))
-                marginal[t] = cube.sum(axis=drop).ravel() if drop else joint
+        _eliminate.backward(*self.program, _as_float(field), _as_float(coupling), tables,
+                            p_unit, p_pair, n_threads)
         return p_unit, p_pair
 
-    def sample(self, field: np.ndarray, coupling: np.ndarray, tables, uniforms: np.ndarray):
+    def sample(self, field: np.ndarray, coupling: np.ndarray, tables, uniforms: np.ndarray,
+               *, n_threads: int = 1):
         """Exact samples of the free units by backward sampling, binary values.
 
         ``uniforms`` has shape ``(n_samples, n_free)``; column ``k`` draws the ``k``-th unit
         sampled, which is the ``k``-th unit of the *reversed* elimination order:
         ``x_v = [u < P(x_v = 1 | units eliminated after v)]``.
-        Returns ``(n_samples, n_units)`` with zeros at clamped units.
+        Returns ``(n_samples, n_units)`` int8 with zeros at clamped units.
         """
-        n = uniforms.shape[0]
-        x = np.zeros((n, self.n_units), np.int64)
-        for k, s in enumerate(range(len(self.steps) - 1, -1, -1)):
-            step = self.steps[s]
-            inputs = [self._local_table(step, field, coupling)]
-            inputs += [tables[t] for t in step.incoming]
-            index = x[:, step.scope] @ step.stride[:, 1:].T          # (n, n_tables)
-            logit = np.zeros(n)
-            for f, table in enumerate(inputs):
-                logit += table[index[:, f] + step.stride[f, 0]] - table[index[:, f]]
-            with np.errstate(over="ignore"):
-                x[:, step.unit] = uniforms[:, k] * (1.0 + np.exp(-logit)) < 1.0
+        uniforms = np.ascontiguousarray(uniforms, np.float64)
+        x = np.zeros((uniforms.shape[0], self.n_units), np.int8)
+        _eliminate.sample(*self.program, _as_float(field), _as_float(coupling), tables,
+                          uniforms, x, n_threads)
         return x
+
+
+class _Steps:
+    """Read-only view of a plan's steps: ``len()`` and ``steps[s]`` -> :class:`Step`."""
+
+    def __init__(self, program):
+        self._program = program
+
+    def __len__(self):
+        return len(self._program[0])
+
+    def __getitem__(self, s):
+        steps, scope, edge, edge_axis, incoming, _ = self._program
+        row = steps[range(len(self))[s]]
+        unit, sc, n_sc, e, n_e, i, n_i, _ = (int(v) for v in row)
+        return Step(unit, scope[sc:sc + n_sc].copy(), edge[e:e + n_e].copy(),
+                    edge_axis[e:e + n_e].copy(), incoming[i:i + n_i, 0].copy())
+
+
+@dataclass(frozen=True)
+class Step:
+    """One contraction: ``unit`` summed out of its bucket into a table over ``scope``."""
+
+    unit: int                   # the unit summed out (flat id)
+    scope: np.ndarray           # its neighbours when eliminated, in elimination order
+    edges: np.ndarray           # graph edges in the bucket (first end eliminated here)
+    edge_axis: np.ndarray       # joint axis (1..) of the other end of each bucket edge
+    incoming: np.ndarray        # steps whose tables are in the bucket
+
+
+def _as_float(x):
+    return np.ascontiguousarray(x, np.float64)
 
 
 class Elimination:
@@ -317,7 +259,7 @@ class Elimination:
         while len(_PLANS) > _PLAN_CACHE_SIZE:
             _PLANS.pop(next(iter(_PLANS)))
         self.cost = self.plan.cost
-        self.adjacency = symmetric_adjacency(graph.n_units, graph.edges, self.form.coupling)
+        self._adjacency = None
 
     def clamped_flat(self, X) -> np.ndarray:
         """Flat binary-form state with the clamped groups from ``X``, zeros elsewhere."""
@@ -327,7 +269,18 @@ class Elimination:
             x[:, self.graph.offsets[g]:self.graph.offsets[g] + arr.shape[1]] = arr
         return np.where(self.graph.spin, (x + 1.0) / 2.0, x) * self.clamped
 
+    @property
+    def adjacency(self):
+        """Symmetric CSR couplings in binary form (built on first use)."""
+        if self._adjacency is None:
+            self._adjacency = symmetric_adjacency(self.n_units, self.graph.edges,
+                                                  self.form.coupling)
+        return self._adjacency
+
     def _conditioned(self, x):
+        if not self.clamped.any():          # nothing to fold in
+            return (np.broadcast_to(self.form.field, x.shape),
+                    np.full(len(x), float(self.form.const)))
         induced = (self.adjacency @ x.T).T
         const = self.form.const + x @ self.form.field + 0.5 * np.einsum("bi,bi->b", x, induced)
         return self.form.field + induced, const
@@ -367,58 +320,6 @@ class Elimination:
         return np.where(self.graph.spin, 2.0 * x - 1.0, x)
 
 
-def _axis_sum(flat, d, a):
-    """Sum a ``2^d`` table (axis 0 most significant) over every axis but ``a``: shape (2,)."""
-    return flat.reshape(1 << a, 2, 1 << (d - 1 - a)).sum(axis=(0, 2))
-
-
-def _addressing(tables, n_out):
-    """Kernel addressing of binary tables over joint axes ``0..n_out``.
-
-    ``tables[f]`` lists the joint axes of table ``f`` in its own order (most significant
-    first). Returns strides ``(n_tables, 1 + n_out)``, the number of trailing output axes in
-    a block, the in-block offsets ``(n_tables, 2^inner)`` and each table's read kind.
-    """
-    stride = np.zeros((len(tables), n_out + 1), np.int64)
-    for f, axes in enumerate(tables):
-        stride[f, np.asarray(axes, np.int64)] = 1 << np.arange(len(axes) - 1, -1, -1)
-    inner = min(n_out, _BLOCK_AXES)
-    bits = (np.arange(1 << inner)[:, None] >> np.arange(inner - 1, -1, -1)) & 1
-    offset = np.ascontiguousarray(bits @ stride[:, n_out + 1 - inner:].T).T
-    kind = np.full(len(tables), _GATHER, np.int32)
-    kind[np.all(offset == np.arange(1 << inner), axis=1)] = _CONTIGUOUS
-    kind[np.all(offset == 0, axis=1)] = _CONSTANT
-    return stride, inner, np.ascontiguousarray(offset, np.int64), kind
-
-
-def _cost(scopes, order):
-    """:class:`Cost` of an order from the scopes its steps produce."""
-    n_free = len(order)
-    position = np.empty(n_free, np.int64)
-    position[order] = np.arange(n_free)
-    n_tables = np.ones(n_free)                     # the local table of each bucket
-    closed = np.ones(n_free, bool)
-    for scope in scopes:
-        if scope:
-            target = min(position[u] for u in scope)
-            n_tables[target] += 1
-            closed[target] = False
-    size = np.array([2.0 ** len(s) for s in scopes])
-    return Cost(width=max((len(s) for s in scopes), default=0),
-                largest_table=float(2 * size.max()) if n_free else 1.0,
-                stored_entries=float(size.sum()),
-                operations=float(np.sum(2 * size * (n_tables + 1))),
-                n_closed_form=int(closed.sum()))
-
-
-def _bits(mask):
-    """Indices of the set bits of a Python int, lowest first."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
-
-
 def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_TABLE) -> Cost:
     """:class:`Cost` of the elimination order the engine picks, without building anything.
 
@@ -443,25 +344,36 @@ def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_T
     local = np.full(n_units, -1, np.int64)
     local[free] = np.arange(int(free.sum()))
     pairs = local[edges[free[edges[:, 0]] & free[edges[:, 1]]]]
-    return _best_order(int(free.sum()), pairs, max_table)[2]
+    return _best_order(int(free.sum()), pairs, max_table)[3]
+
+
+_CRITERIA = {"layout": _eliminate.LAYOUT, "min_degree": _eliminate.MIN_DEGREE,
+             "min_fill": _eliminate.MIN_FILL}
 
 
 def _best_order(n_free, pairs, max_table):
-    """The cheapest candidate order (largest table, then operations): (order, scopes, cost)."""
+    """The cheapest candidate order (largest table, then operations).
+
+    Returns ``(order, scope_start, scope_units, cost)``: ``scope_units[scope_start[s]:
+    scope_start[s + 1]]`` are the neighbours (local ids) of ``order[s]`` when eliminated.
+    """
     if n_free == 0:
-        return np.zeros(0, np.int64), [], Cost(0, 1.0, 0.0, 0.0, 0)
+        empty = np.zeros(0, np.int64)
+        return empty, np.zeros(1, np.int64), empty, Cost(0, 1.0, 0.0, 0.0, 0)
     cap_bits = int(np.floor(np.log2(max_table)))
+    pairs = np.ascontiguousarray(pairs, np.int64).reshape(-1, 2)
     rank = _layout_rank(n_free, pairs)
     best, bound = None, n_free
     for criterion in ("layout", "min_degree", "min_fill"):
         for first in (False, True):
-            found = _greedy_order(n_free, pairs, criterion, first, cap_bits, rank, bound)
+            found = _eliminate.greedy_order(n_free, pairs, _CRITERIA[criterion], first,
+                                            cap_bits, rank, bound, _ORDER_BUDGET)
             if found is None:
                 continue
-            candidate = (*found, _cost(found[1], found[0]))
-            if best is None or ((candidate[2].largest_table, candidate[2].operations)
-                                < (best[2].largest_table, best[2].operations)):
-                best, bound = candidate, candidate[2].width
+            cost = Cost(*found[3])
+            if best is None or ((cost.largest_table, cost.operations)
+                                < (best[3].largest_table, best[3].operations)):
+                best, bound = (*found[:3], cost), cost.width
     return best
 
 
@@ -469,80 +381,20 @@ def _layout_rank(n, pairs):
     """Rank of each unit in the reverse Cuthill-McKee layout of the graph.
 
     Eliminating along a layout of bandwidth ``b`` has width at most ``b``: this is the sweep
-    (transfer-matrix) order on lattices, where greedy orders are known to be poor.
+    (transfer-matrix) order on lattices, where greedy orders are known to be poor. The
+    adjacency goes to scipy in canonical CSR form (sorted, no duplicates), built directly.
     """
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    adjacency = symmetric_adjacency(n, pairs, np.ones(len(pairs)))
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    key = np.unique(rows * n + cols)
+    indptr = np.searchsorted(key, np.arange(n + 1) * n)
+    adjacency = sp.csr_matrix((np.ones(len(key)), (key % n).astype(np.int32),
+                               indptr.astype(np.int32)), shape=(n, n))
     rank = np.empty(n, np.int64)
     rank[reverse_cuthill_mckee(adjacency, symmetric_mode=True)] = np.arange(n)
     return rank
-
-
-def _greedy_order(n, pairs, criterion, closed_first, cap_bits, rank, bound):
-    """Greedy elimination order on ``n`` units joined by ``pairs`` (local ids).
-
-    ``criterion`` is ``"min_fill"`` (fewest fill edges, then fewest neighbours),
-    ``"min_degree"`` (the reverse) or ``"layout"`` (by ``rank`` alone); ties go to the lower
-    ``rank``. With ``closed_first``, a greedy maximal independent set (lowest degree first)
-    is eliminated before everything else. Units with more than ``cap_bits`` neighbours are
-    not scored (their tables are over the cap anyway). A search gives up (returns None) when
-    a unit has more than ``bound`` neighbours (the width of the best order so far) or after
-    ``_ORDER_BUDGET`` word operations on scores, so planning stays cheap next to the work.
-    Returns ``(order, scopes)``: ``scopes[s]`` = the neighbours of ``order[s]`` when eliminated.
-    Neighbourhoods are Python-int bitsets, so a step costs O(degree^2) word operations.
-    """
-    adj = [0] * n
-    for i, j in pairs:
-        adj[i] |= 1 << int(j)
-        adj[j] |= 1 << int(i)
-    first = np.zeros(n, bool)
-    if closed_first:
-        blocked = 0
-        for u in sorted(range(n), key=lambda u: adj[u].bit_count()):
-            if not blocked >> u & 1:
-                first[u] = True
-                blocked |= adj[u]
-
-    def key(u):
-        nb = adj[u]
-        degree = nb.bit_count()
-        if criterion == "layout":
-            return (not first[u], rank[u])
-        if degree > cap_bits:
-            return (not first[u], 1, degree, degree, rank[u])
-        fill = sum((nb & ~adj[w]).bit_count() - 1 for w in _bits(nb)) // 2
-        score = (fill, degree) if criterion == "min_fill" else (degree, fill)
-        return (not first[u], 0, *score, rank[u])
-
-    work = 0
-    version = [0] * n
-    heap = [(key(u), 0, u) for u in range(n)]
-    heapq.heapify(heap)
-    done = 0
-    order, scopes = [], []
-    while heap:
-        _, ver, v = heapq.heappop(heap)
-        if done >> v & 1 or ver != version[v]:
-            continue
-        nb = adj[v]
-        if nb.bit_count() > bound:
-            return None
-        order.append(v)
-        scopes.append(list(_bits(nb)))
-        done |= 1 << v
-        touched = 0 if criterion == "layout" else nb      # units whose key changed
-        for u in _bits(nb):
-            adj[u] = (adj[u] | nb) & ~(1 << u) & ~(1 << v)
-            if criterion == "min_fill":
-                touched |= adj[u]
-        for u in _bits(touched & ~done):
-            version[u] += 1
-            heapq.heappush(heap, (key(u), version[u], u))
-            work += adj[u].bit_count()
-        if work > _ORDER_BUDGET:
-            return None
-    return np.array(order, np.int64), scopes
 
 
 def symmetric_adjacency(n_units, edges, weights):

@@ -3,6 +3,7 @@
 Nothing here uses the flat graph or a kernel: it lists every joint state with
 ``itertools.product`` and evaluates the model's own ``energy`` and ``energy_grad``.
 """
+import heapq
 import itertools
 
 import numpy as np
@@ -110,3 +111,173 @@ def contract(tables, axes, n_axes, marginal=None):
     joint = np.asarray(marginal).reshape((1,) + (2,) * (n_axes - 1)) * np.exp(
         total - out.reshape((1,) + (2,) * (n_axes - 1)))
     return out, joint.ravel()
+
+
+# -- twins of the elimination kernels (pgm_energy/_eliminate.pyx) --------------------------------
+def _local_table(field_v, couplings):
+    """``x_v (f_v + sum_e c_e x_u)`` over ``(x_v, x_u...)``, the edges' other ends in order."""
+    g = np.array([field_v])
+    for c in couplings:
+        g = (g[:, None] + np.array([0.0, c])).ravel()
+    return np.concatenate([np.zeros_like(g), g])
+
+
+def _step_inputs(program, s, field, coupling, tables):
+    """Tables and joint axes of step ``s`` (local table first), and its scope length."""
+    steps, _, edge, edge_axis, incoming, incoming_axes = program
+    unit, _, d, e, n_e, i, n_i, _ = (int(v) for v in steps[s])
+    inputs = [_local_table(field[unit], coupling[edge[e:e + n_e]])]
+    axes = [np.concatenate([[0], edge_axis[e:e + n_e]])]
+    for t, a in incoming[i:i + n_i]:
+        inputs.append(tables[t])
+        axes.append(incoming_axes[a:a + steps[t, 2]])
+    return inputs, axes, d
+
+
+def forward_sweep(program, field, coupling):
+    """Twin of ``_eliminate.forward``: ``(log_sum, [table of each step])``."""
+    tables, total = [], 0.0
+    for s in range(len(program[0])):
+        inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
+        tables.append(contract(inputs, axes, d + 1))
+        if d == 0:
+            total += tables[s][0]
+    return total, tables
+
+
+def backward_sweep(program, field, coupling, tables, n_units, n_edges):
+    """Twin of ``_eliminate.backward``: ``(P(x_i = 1), P(x_i = 1, x_j = 1))``."""
+    steps, _, edge, edge_axis, incoming, _ = program
+    p_unit, p_pair = np.zeros(n_units), np.zeros(n_edges)
+    marginal = [None] * len(steps)
+    for s in range(len(steps) - 1, -1, -1):
+        inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
+        _, joint = contract(inputs, axes, d + 1, np.ones(1) if d == 0 else marginal[s])
+        cube = joint.reshape((2,) * (d + 1))
+        p_unit[steps[s, 0]] = cube[1].sum()
+        e, n_e = steps[s, 3], steps[s, 4]
+        for k, a in zip(edge[e:e + n_e], edge_axis[e:e + n_e]):
+            p_pair[k] = np.take(cube[1], 1, axis=a - 1).sum()
+        for f, t in enumerate(incoming[steps[s, 5]:steps[s, 5] + steps[s, 6], 0], start=1):
+            drop = tuple(sorted(set(range(d + 1)) - set(axes[f].tolist())))
+            marginal[t] = cube.sum(axis=drop).ravel()
+    return p_unit, p_pair
+
+
+def sample_sweep(program, field, coupling, tables, uniforms, n_units):
+    """Twin of ``_eliminate.sample``: steps in reverse, ``x_v = [u (1 + e^-logit) < 1]``."""
+    steps, scope = program[0], program[1]
+    x = np.zeros((uniforms.shape[0], n_units), np.int8)
+    for k, s in enumerate(range(len(steps) - 1, -1, -1)):
+        inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
+        units = scope[steps[s, 1]:steps[s, 1] + d]
+        logit = np.zeros(len(x))
+        for table, ax in zip(inputs, axes):
+            stride = np.zeros(d + 1, np.int64)
+            stride[ax] = 1 << np.arange(len(ax) - 1, -1, -1)
+            index = x[:, units].astype(np.int64) @ stride[1:]
+            logit = logit + (table[index + stride[0]] - table[index])
+        with np.errstate(over="ignore"):
+            x[:, steps[s, 0]] = uniforms[:, k] * (1.0 + np.exp(-logit)) < 1.0
+    return x
+
+
+def _order_cost(scopes, order):
+    """(width, largest_table, stored_entries, operations, n_closed_form) of an order."""
+    n_free = len(order)
+    position = np.empty(n_free, np.int64)
+    position[order] = np.arange(n_free)
+    n_tables = np.ones(n_free)                     # the local table of each bucket
+    closed = np.ones(n_free, bool)
+    for scope in scopes:
+        if scope:
+            target = min(position[u] for u in scope)
+            n_tables[target] += 1
+            closed[target] = False
+    size = np.array([2.0 ** len(s) for s in scopes])
+    return (max((len(s) for s in scopes), default=0),
+            float(2 * size.max()) if n_free else 1.0,
+            float(size.sum()),
+            float(np.sum(2 * size * (n_tables + 1))),
+            int(closed.sum()))
+
+
+def _bits(mask):
+    """Indices of the set bits of a Python int, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+def greedy_order(n, pairs, criterion, closed_first, cap_bits, rank, bound, budget):
+    """Twin of ``_eliminate.greedy_order`` (the engine's Python order search until the
+    kernel took it over): Python-int bitsets and a lazy heap.
+
+    Greedy elimination order on ``n`` units joined by ``pairs`` (local ids).
+
+    ``criterion`` is ``"min_fill"`` (fewest fill edges, then fewest neighbours),
+    ``"min_degree"`` (the reverse) or ``"layout"`` (by ``rank`` alone); ties go to the lower
+    ``rank``. With ``closed_first``, a greedy maximal independent set (lowest degree first)
+    is eliminated before everything else. Units with more than ``cap_bits`` neighbours are
+    not scored (their tables are over the cap anyway). A search gives up (returns None) when
+    a unit has more than ``bound`` neighbours (the width of the best order so far) or after
+    ``budget`` word operations on scores, so planning stays cheap next to the work.
+    Returns ``(order, scope_start, scope_units, cost)`` as the kernel does.
+    Neighbourhoods are Python-int bitsets, so a step costs O(degree^2) word operations.
+    """
+    criterion = {0: "layout", 1: "min_degree", 2: "min_fill"}[criterion]
+    adj = [0] * n
+    for i, j in pairs:
+        adj[i] |= 1 << int(j)
+        adj[j] |= 1 << int(i)
+    first = np.zeros(n, bool)
+    if closed_first:
+        blocked = 0
+        for u in sorted(range(n), key=lambda u: adj[u].bit_count()):
+            if not blocked >> u & 1:
+                first[u] = True
+                blocked |= adj[u]
+
+    def key(u):
+        nb = adj[u]
+        degree = nb.bit_count()
+        if criterion == "layout":
+            return (not first[u], rank[u])
+        if degree > cap_bits:
+            return (not first[u], 1, degree, degree, rank[u])
+        fill = sum((nb & ~adj[w]).bit_count() - 1 for w in _bits(nb)) // 2
+        score = (fill, degree) if criterion == "min_fill" else (degree, fill)
+        return (not first[u], 0, *score, rank[u])
+
+    work = 0
+    version = [0] * n
+    heap = [(key(u), 0, u) for u in range(n)]
+    heapq.heapify(heap)
+    done = 0
+    order, scopes = [], []
+    while heap:
+        _, ver, v = heapq.heappop(heap)
+        if done >> v & 1 or ver != version[v]:
+            continue
+        nb = adj[v]
+        if nb.bit_count() > bound:
+            return None
+        order.append(v)
+        scopes.append(list(_bits(nb)))
+        done |= 1 << v
+        touched = 0 if criterion == "layout" else nb      # units whose key changed
+        for u in _bits(nb):
+            adj[u] = (adj[u] | nb) & ~(1 << u) & ~(1 << v)
+            if criterion == "min_fill":
+                touched |= adj[u]
+        for u in _bits(touched & ~done):
+            version[u] += 1
+            heapq.heappush(heap, (key(u), version[u], u))
+            work += adj[u].bit_count()
+        if work > budget:
+            return None
+    order = np.array(order, np.int64)
+    start = np.cumsum([0] + [len(sc) for sc in scopes]).astype(np.int64)
+    units = np.array([u for sc in scopes for u in sc], np.int64)
+    return order, start, units, _order_cost(scopes, order)

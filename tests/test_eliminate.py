@@ -9,7 +9,7 @@ from scipy.special import logsumexp
 
 import pgm_energy as pe
 from pgm_energy import _eliminate, exact
-from pgm_energy.eliminate import DEFAULT_MAX_TABLE, EliminationPlan, _addressing, order_cost
+from pgm_energy.eliminate import DEFAULT_MAX_TABLE, EliminationPlan, order_cost
 from pgm_energy.testing import models, states
 
 import reference as ref
@@ -36,39 +36,103 @@ def lattice(rows, cols, periodic=False):
     return edges
 
 
-# -- the kernel against its numpy twin -------------------------------------------------------
+# -- the kernels against their numpy twins ----------------------------------------------------
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("seed", range(6))
 def test_contract_matches_numpy_twin(seed, n_threads):
     rng = np.random.default_rng(seed)
-    n_out = int(rng.integers(0, 14))
+    n_out = int(rng.integers(0, 16))
     n_axes = n_out + 1
     axes = [np.concatenate([[0], np.sort(rng.choice(np.arange(1, n_axes), k, replace=False))])
             for k in rng.integers(0, n_out + 1, size=4)]
     axes.append(np.arange(n_axes))                        # a contiguous (full) table
     axes.append(np.array([0]))                            # a constant one over the block
     tables = [rng.normal(scale=3.0, size=2 ** len(a)) for a in axes]
-    stride, inner, offset, kind = _addressing(axes, n_out)
     out = np.empty(2 ** n_out)
-    card = np.full(n_axes, 2, np.int64)
-    _eliminate.contract(tables, stride, card, inner, offset, kind, out, n_threads=n_threads)
+    _eliminate.contract(tables, axes, out, n_threads=n_threads)
     marginal = rng.dirichlet(np.ones(2 ** n_out))
     want_out, want_joint = ref.contract(tables, axes, n_axes, marginal)
     np.testing.assert_allclose(out, want_out, rtol=1e-13, atol=1e-12)
     joint = np.empty(2 ** n_axes)
-    _eliminate.contract(tables, stride, card, inner, offset, kind, out, marginal, joint,
-                        n_threads=n_threads)
+    _eliminate.contract(tables, axes, out, marginal, joint, n_threads=n_threads)
     np.testing.assert_allclose(joint, want_joint, rtol=1e-12, atol=1e-15)
 
 
 def test_contract_rejects_inconsistent_arrays():
-    stride, inner, offset, kind = _addressing([np.array([0, 1])], 1)
-    card = np.full(2, 2, np.int64)
-    with pytest.raises(ValueError, match="tile the output"):
-        _eliminate.contract([np.zeros(4)], stride, card, inner, offset, kind, np.empty(3))
+    axes = [np.array([0, 1])]
+    with pytest.raises(ValueError, match="2\\^n_out"):
+        _eliminate.contract([np.zeros(4)], axes, np.empty(3))
+    with pytest.raises(ValueError, match="axes"):
+        _eliminate.contract([np.zeros(4)], [np.array([0, 2])], np.empty(2))
     with pytest.raises(ValueError, match="backward"):
-        _eliminate.contract([np.zeros(4)], stride, card, inner, offset, kind, np.empty(2),
-                            np.ones(2), np.empty(3))
+        _eliminate.contract([np.zeros(4)], axes, np.empty(2), np.ones(2), np.empty(3))
+
+
+def _random_graph(rng, n, kind):
+    """Edges (i < j) of a random graph: a tree, a sparse graph or a grid with extra edges."""
+    if kind == "tree":
+        edges = {(int(rng.integers(0, i)), i) for i in range(1, n)}
+    elif kind == "sparse":
+        edges = {tuple(sorted(map(int, rng.choice(n, 2, replace=False))))
+                 for _ in range(2 * n)}
+    else:
+        side = int(np.sqrt(n))
+        edges = {tuple(sorted(e)) for e in lattice(side, n // side)}
+        edges |= {tuple(sorted(map(int, rng.choice(side * (n // side), 2, replace=False))))
+                  for _ in range(n // 8)}
+    return np.array(sorted(edges), np.int64).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("kind", ["tree", "sparse", "grid"])
+@pytest.mark.parametrize("seed", range(4))
+def test_order_search_matches_numpy_twin(kind, seed):
+    """The compiled greedy search gives the twin's orders, scopes and costs exactly."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 90))
+    pairs = _random_graph(rng, n, kind)
+    rank = rng.permutation(n).astype(np.int64)
+    for criterion in (_eliminate.LAYOUT, _eliminate.MIN_DEGREE, _eliminate.MIN_FILL):
+        for first in (False, True):
+            for cap_bits, bound, budget in [(27, n, 10**9), (3, n, 10**9), (27, 3, 10**9),
+                                            (27, n, 200)]:
+                got = _eliminate.greedy_order(n, pairs, criterion, first, cap_bits, rank,
+                                              bound, budget)
+                want = ref.greedy_order(n, pairs, criterion, first, cap_bits, rank, bound,
+                                        budget)
+                assert (got is None) == (want is None)
+                if got is not None:
+                    for g, w in zip(got[:3], want[:3]):
+                        np.testing.assert_array_equal(g, w)
+                    assert got[3] == want[3]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("kind", ["tree", "sparse", "grid"])
+@pytest.mark.parametrize("seed", range(3))
+def test_sweeps_match_numpy_twin(kind, seed, n_threads):
+    """Forward, backward and sampling sweeps of a whole plan against the per-step twin."""
+    rng = np.random.default_rng(10 + seed)
+    n = int(rng.integers(2, 60))
+    edges = _random_graph(rng, n, kind)
+    free = rng.random(n) < 0.9
+    plan = EliminationPlan(n, edges, free, max_table=2**16)
+    field, coupling = rng.normal(size=n), rng.normal(size=len(edges))
+    total, tables = plan.forward(field, coupling, keep=True, n_threads=n_threads)
+    want_total, want_tables = ref.forward_sweep(plan.program, field, coupling)
+    assert total == pytest.approx(want_total, rel=1e-13)
+    assert plan.forward(field, coupling, n_threads=n_threads)[0] == total
+    offsets = plan.program[0][:, 7]
+    for t, want in zip(offsets, want_tables):
+        np.testing.assert_allclose(tables[t:t + len(want)], want, rtol=1e-13, atol=1e-12)
+    p_unit, p_pair = plan.backward(field, coupling, tables, n_threads=n_threads)
+    want_unit, want_pair = ref.backward_sweep(plan.program, field, coupling, want_tables, n,
+                                              len(edges))
+    np.testing.assert_allclose(p_unit, want_unit, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(p_pair, want_pair, rtol=0, atol=1e-13)
+    uniforms = rng.random((500, len(plan.free_units)))
+    np.testing.assert_array_equal(
+        plan.sample(field, coupling, tables, uniforms, n_threads=n_threads),
+        ref.sample_sweep(plan.program, field, coupling, want_tables, uniforms, n))
 
 
 # -- against enumeration on random small models -----------------------------------------------
