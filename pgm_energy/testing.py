@@ -180,33 +180,19 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
     grads = term.energy_grad(state)
     assert set(grads) == set(term.param_names), (
         f"energy_grad must return {sorted(term.param_names)}, got {sorted(grads)}")
-    symmetric = set(getattr(term, "symmetric_params", ()))
-    checked = 0
     for name in term.param_names:
-        theta = term.params[name]
-        grad = np.asarray(grads[name])
-        assert grad.shape == (n_states,) + theta.shape, (
-            f"energy_grad[{name!r}] must have shape {(n_states,) + theta.shape}, got {grad.shape}")
-        for idx in np.ndindex(theta.shape):
-            entries = [idx]
-            if name in symmetric:
-                if idx[0] >= idx[1]:
-                    continue
-                entries.append(idx[::-1])
-            values = []
-            for sign in (1.0, -1.0):
-                for e in entries:
-                    theta[e] += sign * eps
-                values.append(np.asarray(term.energy(state), dtype=float))
-                for e in entries:
-                    theta[e] -= sign * eps
-            fd = (values[0] - values[1]) / (2 * eps)
-            want = sum(grad[(slice(None),) + e] for e in entries)
-            bad = ~np.isclose(fd, want, rtol=rtol, atol=atol)
-            assert not bad.any(), (
-                f"energy_grad[{name!r}]{idx} = {want[bad][0]:.6g} but central differences of "
-                f"energy give {fd[bad][0]:.6g} (state {int(np.flatnonzero(bad)[0])})")
-            checked += 1
+        shape = (n_states,) + term.params[name].shape
+        assert np.shape(grads[name]) == shape, (
+            f"energy_grad[{name!r}] must have shape {shape}, got {np.shape(grads[name])}")
+    checked = 0
+    for name, entries, fd in _central_differences(
+            term.params, getattr(term, "symmetric_params", ()), lambda: term.energy(state), eps):
+        want = sum(np.asarray(grads[name])[(slice(None),) + e] for e in entries)
+        bad = ~np.isclose(fd, want, rtol=rtol, atol=atol)
+        assert not bad.any(), (
+            f"energy_grad[{name!r}]{entries[0]} = {want[bad][0]:.6g} but central differences "
+            f"of energy give {fd[bad][0]:.6g} (state {int(np.flatnonzero(bad)[0])})")
+        checked += 1
     fast_delta = type(term).delta_energy is not Term.delta_energy
     if fast_delta:
         for g in term.groups:
@@ -234,6 +220,27 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
     return (f"{type(term).__name__}: {checked} parameter entries match central differences"
             + ("; delta_energy matches energy" if fast_delta else "")
             + ("; compiled form matches energy" if compiled is not None else ""))
+
+
+def _central_differences(params, symmetric, function, eps):
+    """Yield ``(name, entries, fd)``: the central difference of ``function()`` for every free
+    entry of every parameter; a parameter in ``symmetric`` moves ``(i, j)`` and ``(j, i)``
+    together (``entries`` lists both) and skips its diagonal."""
+    for name, theta in params.items():
+        for idx in np.ndindex(theta.shape):
+            entries = [idx]
+            if name in symmetric:
+                if idx[0] >= idx[1]:
+                    continue
+                entries.append(idx[::-1])
+            values = []
+            for sign in (1.0, -1.0):
+                for e in entries:
+                    theta[e] += sign * eps
+                values.append(np.asarray(function(), dtype=float))
+                for e in entries:
+                    theta[e] -= sign * eps
+            yield name, entries, (values[0] - values[1]) / (2 * eps)
 
 
 def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: int = 200,
@@ -270,24 +277,11 @@ def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: in
     data = {g: v[gen.integers(0, len(rows), 5)] for g, v in X.items()}
     grad = exact.gradient(model, data)
     symmetric = {name for t in model.terms for name in getattr(t, "symmetric_params", ())}
-    for name, theta in model.params.items():
-        for idx in np.ndindex(theta.shape):
-            entries = [idx]
-            if name in symmetric:
-                if idx[0] >= idx[1]:
-                    continue
-                entries.append(idx[::-1])
-            values = []
-            for sign in (1.0, -1.0):
-                for e in entries:
-                    theta[e] += sign * eps
-                values.append(exact.log_likelihood(model, data).mean())
-                for e in entries:
-                    theta[e] -= sign * eps
-            fd = (values[0] - values[1]) / (2 * eps)
-            want = sum(grad[name][e] for e in entries)
-            assert np.isclose(fd, want, rtol=1e-4, atol=1e-6), (
-                f"gradient[{name!r}]{idx} = {want:.6g}, central differences {fd:.6g}")
+    for name, entries, fd in _central_differences(
+            model.params, symmetric, lambda: exact.log_likelihood(model, data).mean(), eps):
+        want = sum(grad[name][e] for e in entries)
+        assert np.isclose(fd, want, rtol=1e-4, atol=1e-6), (
+            f"gradient[{name!r}]{entries[0]} = {want:.6g}, central differences {fd:.6g}")
     report = check_sampler(lambda m, n, r: GibbsSampler(m, n, rng=r), model, n_chains=n_chains,
                            n_sweeps=n_sweeps, p_floor=p_floor, rng=gen)
     return f"exact identities hold; {report}"
