@@ -66,7 +66,7 @@ cdef void refresh(double[:, ::1] field, const double[::1] bias, floating[:, ::1]
             field[r, k] = bias[k] + product[r, k]
 
 
-cdef bint update_field(double[:, ::1] field, const double[::1] bias, floating[:, ::1] product,
+cdef void update_field(double[:, ::1] field, const double[::1] bias, floating[:, ::1] product,
                        const floating[:, ::1] coupling, const floating[:, ::1] rows,
                        floating[:, ::1] units, const int32_t[:, ::1] changed,
                        const int64_t[::1] n_changed, bint valid, double delta_fraction,
@@ -74,8 +74,7 @@ cdef bint update_field(double[:, ::1] field, const double[::1] bias, floating[:,
     """Bring ``field = bias + units @ coupling^T`` up to date for rows r0 .. r0+n-1.
 
     By adding the changed ``rows`` (``rows`` is ``coupling^T``, contiguous) when the field
-    was valid and at most ``delta_fraction`` of the units changed, else by a product.
-    Returns True (the field is then valid).
+    was ``valid`` and at most ``delta_fraction`` of the units changed, else by a product.
     """
     cdef Py_ssize_t r
     cdef int64_t total = 0
@@ -83,7 +82,7 @@ cdef bint update_field(double[:, ::1] field, const double[::1] bias, floating[:,
         total += n_changed[r]
     if not valid or total > delta_fraction * n * units.shape[1]:
         refresh(field, bias, product, coupling, units, r0, n)
-        return True
+        return
     for r in range(r0, r0 + n):
         if floating is double:
             pe_ais_add_rows_d(&field[r, 0], &rows[0, 0], &changed[r, 0], &units[r, 0],
@@ -91,7 +90,6 @@ cdef bint update_field(double[:, ::1] field, const double[::1] bias, floating[:,
         else:
             pe_ais_add_rows_f(&field[r, 0], &rows[0, 0], &changed[r, 0], &units[r, 0],
                               n_changed[r], field.shape[1])
-    return True
 
 
 cdef void anneal_block(floating[:, ::1] x, floating[:, ::1] h, const floating[:, ::1] coupling,
@@ -113,8 +111,9 @@ cdef void anneal_block(floating[:, ::1] x, floating[:, ::1] h, const floating[:,
         beta = betas[k]
         beta_prev = betas[k - 1]
         sample = k < betas.shape[0] - 1
-        a_valid = update_field(a, field_summed, product_a, coupling, coupling_t, x, changed_x,
-                               n_changed_x, a_valid, delta_fraction, r0, n)
+        update_field(a, field_summed, product_a, coupling, coupling_t, x, changed_x,
+                     n_changed_x, a_valid, delta_fraction, r0, n)
+        a_valid = True
         for r in range(r0, r0 + n):
             log_w[r] += pe_ais_summed_weight(&a[r, 0], beta, beta_prev, &scratch[r, 0],
                                              n_summed)
@@ -131,8 +130,9 @@ cdef void anneal_block(floating[:, ::1] x, floating[:, ::1] h, const floating[:,
                                                 &streams[0, r], &streams[1, r],
                                                 &streams[2, r], &streams[3, r], n_summed)
         if sample:
-            g_valid = update_field(g, field_kept, product_g, coupling_t, coupling, h,
-                                   changed_h, n_changed_h, g_valid, delta_fraction, r0, n)
+            update_field(g, field_kept, product_g, coupling_t, coupling, h, changed_h,
+                         n_changed_h, g_valid, delta_fraction, r0, n)
+            g_valid = True
         for r in range(r0, r0 + n):
             if floating is double:
                 log_w[r] += (beta - beta_prev) * pe_ais_dot_d(&x[r, 0], &slope[0],

@@ -21,7 +21,7 @@ units summed in closed form (Salakhutdinov & Murray 2008):
 kernel ``_ais.anneal_bipartite`` walking the whole schedule for blocks of runs on threads; it
 keeps each run's fields ``c + W x`` and ``b + W^T h`` up to date by adding the rows of the
 units that changed, or by a BLAS product over the block when many changed. Other models are
-annealed on the joint state with the Gibbs engine's ``sweep_sparse`` kernel.
+annealed on the joint state by the Gibbs sampler (``pe.GibbsSampler``) on a rescaled copy.
 Every run has its own random stream, so the estimate depends on the seed only, never on the
 thread count.
 
@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 import threadpoolctl
 from scipy.special import expit, logit, logsumexp
 
-from . import _ais, _gibbs
+from . import _ais
 from .model import EnergyModel
-from .sampling import _chain_block, aligned_zeros, chain_streams
+from .sampling import GibbsSampler, chain_streams
+from .terms import Bias
 
 __all__ = ["AISEstimate", "LogLikelihoodEstimate", "log_partition", "reverse_log_partition",
            "log_likelihood", "sigmoid_schedule", "AISMonitor"]
@@ -223,9 +224,8 @@ def log_partition(model: EnergyModel, n_betas: int | None = None, n_runs: int = 
     schedule = _schedule(n_betas, betas)
     n_runs = _int_at_least(n_runs, 1, "n_runs")
     gen = np.random.default_rng(rng)
-    streams = chain_streams(gen, n_runs)
     state = path.base_sample(gen, n_runs)
-    log_w = path.anneal(state, schedule, streams, _n_threads(n_threads))
+    log_w = path.anneal(state, schedule, gen, _n_threads(n_threads))
     return _estimate(log_w, path.log_z_base, "forward", len(schedule))
 
 
@@ -266,9 +266,7 @@ def reverse_log_partition(model: EnergyModel, samples, n_betas: int | None = Non
     path = _path(model, base, dtype)
     schedule = _schedule(n_betas, betas)[::-1].copy()
     state = path.load(samples)
-    gen = np.random.default_rng(rng)
-    streams = chain_streams(gen, len(state))
-    log_w = path.anneal(state, schedule, streams, _n_threads(n_threads))
+    log_w = path.anneal(state, schedule, np.random.default_rng(rng), _n_threads(n_threads))
     return _estimate(log_w, path.log_z_base, "reverse", len(schedule))
 
 
@@ -477,9 +475,12 @@ class _BipartitePath(_Path):
         self.log_z_base = float(form.const + np.logaddexp(0.0, self.base).sum()
                                 + len(summed_units) * np.log(2.0))
 
-    def anneal(self, x, betas, streams, n_threads):
-        """Walk ``betas`` from states ``x`` (updated in place); return the log weights."""
+    def anneal(self, x, betas, gen, n_threads):
+        """Walk ``betas`` from states ``x`` (updated in place); return the log weights.
+
+        Each run's stream is seeded from ``gen`` (``sampling.chain_streams``)."""
         n_runs = len(x)
+        streams = chain_streams(gen, n_runs)
         log_w = np.zeros(n_runs)
         summed = np.zeros((n_runs, len(self.field_summed)), self.dtype)
         n_blocks = -(-n_runs // RUN_BLOCK)
@@ -491,47 +492,49 @@ class _BipartitePath(_Path):
 
 
 class _JointPath(_Path):
-    """All units annealed with chromatic Gibbs sweeps (``_gibbs.sweep_sparse``)."""
+    """All units annealed by the Gibbs sampler on a copy of the model that ``anneal`` rescales.
+
+    ``-beta E - (1 - beta) E_0`` is the energy of the copy with every parameter times ``beta``
+    (the built-in terms are linear in their parameters) plus one bias term per group holding
+    ``(1 - beta)`` times the base fields.
+    """
 
     def __init__(self, model, graph, form, base_field):
         self.model, self.groups, self.dtype = model, list(model.units), np.dtype(np.float64)
-        n = graph.n_units
-        i, j = graph.edges[:, 0], graph.edges[:, 1]
-        self.edges, self.coupling = graph.edges, form.coupling
-        adjacency = sp.csr_matrix((np.concatenate([form.coupling] * 2),
-                                   (np.concatenate([i, j]), np.concatenate([j, i]))),
-                                  shape=(n, n))
-        adjacency.sort_indices()
-        self.indptr = adjacency.indptr.astype(np.int64)
-        self.indices = adjacency.indices.astype(np.int32)
-        self.weights = adjacency.data.astype(np.float64)
-        self.order = np.argsort(graph.colouring(), kind="stable").astype(np.int32)
-        self.field, self.base = form.field, base_field
-        self.log_z_base = float(form.const + np.logaddexp(0.0, base_field).sum())
+        self.low = np.where(graph.spin, -1.0, 0.0)
+        self.base = base_field                              # binary form: -E_0 = base.x + ...
+        self.base_native = base_field / np.where(graph.spin, 2.0, 1.0)  # E_0 = -base_native.s
+        # log sum_v exp(f v) is softplus(f) for v in {0, 1}, softplus(2 f) - f for {-1, +1}.
+        self.log_z_base = float(np.logaddexp(0.0, base_field).sum() + self.base_native @ self.low)
 
-    def anneal(self, x, betas, streams, n_threads):
-        """Per step: ``log w += (beta_k - beta_{k-1}) (log f_1 - log f_0)(x)``, then a sweep
-        of ``f_k``, whose fields are ``beta_k (field + ((1 - beta_k) / beta_k) base)``."""
-        n_runs, n = x.shape
-        state = aligned_zeros((n, -(-n_runs // 8) * 8))     # the sweep kernel's layout
-        state[:, :n_runs] = x.T
-        units = state[:, :n_runs]
-        log_w = np.zeros(n_runs)
-        ones, zeros = np.ones(n), np.zeros(n)
-        block = _chain_block(n_runs)
-        difference = self.field - self.base
-        i, j = self.edges[:, 0], self.edges[:, 1]
+    def anneal(self, x, betas, gen, n_threads):
+        """Per step: ``log w += (beta_k - beta_{k-1}) (-E(s) + E_0(s))``, then one sweep of
+        the copy rescaled to ``beta_k``."""
+        model = self.model
+        copy = deepcopy(model)
+        names = {g: f"ais_base_{g}" for g in copy.units}
+        scaled = EnergyModel(copy.units,
+                             copy.terms + [Bias(g, name=names[g]) for g in copy.units],
+                             visible=copy.visible)
+        sampler = GibbsSampler(scaled, n_chains=len(x), rng=gen, n_threads=n_threads)
+        flat = self.low + (1.0 - self.low) * x           # native values: s = low + (1-low) x
+        starts = np.cumsum([0] + [copy.units[g].n for g in self.groups])
+        sampler.state = {g: flat[:, starts[i]:starts[i + 1]] for i, g in enumerate(self.groups)}
+        log_w = np.zeros(len(x))
         for k in range(1, len(betas)):
-            log_w += (betas[k] - betas[k - 1]) * (difference @ units
-                                                  + self.coupling @ (units[i] * units[j]))
+            state = sampler.state
+            flat = np.concatenate([state[g] for g in self.groups], axis=1)
+            log_w += (betas[k] - betas[k - 1]) * (-model.energy(state)
+                                                  - flat @ self.base_native)
             if k == len(betas) - 1:
                 break
             beta = betas[k]
-            field = self.field + ((1.0 - beta) / beta) * self.base
-            _gibbs.sweep_sparse(state, field, self.indptr, self.indices, self.weights,
-                                self.order, ones, zeros, np.full(n_runs, beta), streams, 1,
-                                block, n_threads)
-        x[...] = units.T
+            for name, value in model.params.items():
+                np.multiply(value, beta, out=scaled.params[name])
+            for i, g in enumerate(self.groups):
+                scaled.params[names[g]][...] = (1.0 - beta) * self.base_native[starts[i]:
+                                                                                starts[i + 1]]
+            sampler.run(1)
         return log_w
 
 
