@@ -644,10 +644,12 @@ def _restore(path, model, method, optimizer, gen, history):
 
 
 class _Progress:
-    """A tqdm bar over epochs when available and verbose; plain lines otherwise."""
+    """A tqdm bar over epochs when available and verbose; otherwise a plain line for about
+    every twentieth epoch and the last one."""
 
     def __init__(self, epochs, start, verbose):
         self.verbose, self.bar, self.t0 = verbose, None, time.perf_counter()
+        self.epochs, self.every = epochs, max(1, epochs // 20)
         if verbose:
             try:
                 from tqdm.auto import tqdm
@@ -662,7 +664,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in latest.items()})
             self.bar.update(1)
-        else:
+        elif history["epoch"][-1] % self.every == 0 or history["epoch"][-1] == self.epochs:
             items = "  ".join(f"{k} {v:.4g}" for k, v in latest.items())
             print(f"epoch {history['epoch'][-1]}  {items}  "
                   f"({time.perf_counter() - self.t0:.1f} s)", file=sys.stderr)
