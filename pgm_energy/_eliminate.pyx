@@ -41,13 +41,14 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, exp, ldexp, log
 from libc.stdint cimport int8_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
 cdef extern from "_vecmath.h" nogil:
     void pe_softplus_array(const double *x, double *out, long n)
     void pe_sigmoid_array(const double *x, double *out, long n)
+    double pe_sum(const double *x, long n)
 
 cdef extern from *:
     """
@@ -66,6 +67,32 @@ cdef extern from *:
     #endif
     """
     int pe_popcount64(uint64_t x) noexcept nogil
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stdlib.h>
+    #include <string.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    /* A table of n doubles (zeroed when zero != 0). Large ones get transparent huge pages,
+     * as numpy's allocator does (>= 4 MiB): the gathers of a big contraction then miss the
+     * TLB far less often. Freed with free(). */
+    static double *pe_table_alloc(int64_t n, int zero)
+    {
+        size_t size = (size_t)n * sizeof(double);
+        double *p = zero ? (double *)calloc((size_t)n, sizeof(double)) : (double *)malloc(size);
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        if (p != NULL && size >= ((size_t)1 << 22)) {
+            uintptr_t offset = 4096u - (uintptr_t)p % 4096u;
+            madvise((char *)p + offset, size - offset, MADV_HUGEPAGE);
+        }
+    #endif
+        return p;
+    }
+    """
+    double *pe_table_alloc(int64_t n, int zero) noexcept nogil
 
 cdef enum:
     GATHER = 0        # table read at inner_offset[f, k]
@@ -492,7 +519,7 @@ def forward(
             if keep:
                 tables[s] = &store[row[TABLE]]
             else:
-                tables[s] = <double *> malloc(((<int64_t> 1) << d) * sizeof(double))
+                tables[s] = pe_table_alloc((<int64_t> 1) << d, 0)
                 if tables[s] == NULL:
                     status = -1
                     break
@@ -518,6 +545,90 @@ def forward(
     if status < 0:
         raise MemoryError("forward: could not allocate a table")
     return total
+
+
+cdef double bit_sums(const double *on, int64_t n_out, int64_t d, const int64_t *edge,
+                     const int64_t *edge_axis, int64_t n_edges,
+                     double *edge_marginal) noexcept nogil:
+    """Sum of ``on`` (2^d entries), and into ``edge_marginal[edge[i]]`` the sum of the entries
+    whose output axis ``edge_axis[i]`` is 1. Eight independent partial sums per lane of the
+    lowest three bits (no serial add chain); runs of 8 or more by ``pe_sum``."""
+    cdef double lane[8]
+    cdef double acc
+    cdef int64_t h, j, i, bit, base, run
+    if n_out < 8:
+        acc = 0.0
+        for j in range(n_out):
+            acc += on[j]
+        for i in range(n_edges):
+            bit = d - edge_axis[i]
+            edge_marginal[edge[i]] = 0.0
+            for j in range(n_out):
+                if (j >> bit) & 1:
+                    edge_marginal[edge[i]] += on[j]
+        return acc
+    for j in range(8):
+        lane[j] = 0.0
+    for h in range(0, n_out, 8):
+        for j in range(8):
+            lane[j] += on[h + j]
+    for i in range(n_edges):
+        bit = d - edge_axis[i]
+        acc = 0.0
+        if bit < 3:
+            for j in range(8):
+                if (j >> bit) & 1:
+                    acc += lane[j]
+        else:
+            run = (<int64_t> 1) << bit
+            base = run
+            while base < n_out:
+                acc += pe_sum(on + base, run)
+                base += 2 * run
+        edge_marginal[edge[i]] = acc
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))
+
+
+cdef void sum_out_bit(const double *src, double *dst, int64_t size, int64_t bit) noexcept nogil:
+    """``dst[hi, lo] = src[hi, 0, lo] + src[hi, 1, lo]`` over bit ``bit`` of ``size`` entries
+    (``dst == src`` is allowed: every entry is read before it is written)."""
+    cdef int64_t run = (<int64_t> 1) << bit, hi, lo
+    cdef const double *a
+    cdef const double *b
+    cdef double *o
+    for hi in range(size >> (bit + 1)):
+        a = src + 2 * hi * run
+        b = a + run
+        o = dst + hi * run
+        for lo in range(run):
+            o[lo] = a[lo] + b[lo]
+
+
+cdef int sum_out_axes(const double *joint, int64_t d, const int64_t *axes, int64_t n_axes,
+                      double *out) noexcept nogil:
+    """Marginal of a table over the joint axes ``axes`` (increasing, axis 0 among them) from
+    the joint over axes ``0..d`` (2^(d+1) entries): the other axes summed out one at a time,
+    from the most significant. Returns -1 if the scratch could not be allocated."""
+    cdef int64_t a, i = 0, size = (<int64_t> 2) << d, n_missing = d + 1 - n_axes, done = 0
+    cdef const double *src = joint
+    cdef double *scratch = NULL
+    if n_missing == 0:
+        memcpy(out, joint, size * sizeof(double))
+        return 0
+    if n_missing > 1:
+        scratch = pe_table_alloc(size // 2, 0)
+        if scratch == NULL:
+            return -1
+    for a in range(d + 1):
+        if i < n_axes and axes[i] == a:
+            i += 1
+            continue
+        done += 1
+        sum_out_bit(src, out if done == n_missing else scratch, size, d - a)
+        src = scratch
+        size //= 2
+    free(scratch)
+    return 0
 
 
 def backward(
@@ -549,12 +660,10 @@ def backward(
     cdef double *joint = NULL
     cdef double *m
     cdef double *on
-    cdef double one = 1.0, acc
-    cdef int64_t s, f, d, t, i, o, n_out, bit, block, n_blocks, x, k, base, dt
+    cdef double one = 1.0
+    cdef int64_t s, f, d, t, n_out, dt
     cdef int status = 0
     cdef const int64_t *row
-    cdef const int64_t *off
-    cdef const double *src
     W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
     tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
     marginal = <double **> calloc(P.n_steps + 1, sizeof(double *))
@@ -572,7 +681,7 @@ def backward(
             n_out = (<int64_t> 1) << d
             m = &one if d == 0 else marginal[s]
             prepare(&P, s, &field[0], &coupling[0], tables, &W, &C)
-            joint = <double *> malloc(2 * n_out * sizeof(double))
+            joint = pe_table_alloc(2 * n_out, 0)
             if joint == NULL or m == NULL:
                 status = -1
                 break
@@ -580,44 +689,18 @@ def backward(
                 status = -1
                 break
             on = joint + n_out
-            acc = 0.0
-            for o in range(n_out):
-                acc = acc + on[o]
-            unit_marginal[row[UNIT]] = acc
-            for i in range(row[N_EDGE]):          # runs of 2^bit entries with the bit set
-                bit = d - P.edge_axis[row[EDGE] + i]
-                acc = 0.0
-                base = (<int64_t> 1) << bit
-                while base < n_out:
-                    for o in range((<int64_t> 1) << bit):
-                        acc = acc + on[base + o]
-                    base += (<int64_t> 2) << bit
-                edge_marginal[P.edge[row[EDGE] + i]] = acc
-            n_blocks = n_out // C.n_inner
+            unit_marginal[row[UNIT]] = bit_sums(on, n_out, d, P.edge + row[EDGE],
+                                                P.edge_axis + row[EDGE], row[N_EDGE],
+                                                &edge_marginal[0])
             for f in range(1, C.n_tables):        # marginal of each incoming table's scope
                 t = P.incoming[2 * (row[IN] + f - 1)]
                 dt = P.steps[t * STEP_FIELDS + N_SCOPE]
-                marginal[t] = <double *> calloc((<int64_t> 1) << dt, sizeof(double))
-                if marginal[t] == NULL:
+                marginal[t] = pe_table_alloc((<int64_t> 1) << dt, 0)
+                if marginal[t] == NULL or sum_out_axes(
+                        joint, d, P.incoming_axes + P.incoming[2 * (row[IN] + f - 1) + 1],
+                        dt, marginal[t]) < 0:
                     status = -1
                     break
-                off = C.inner_offset + f * C.n_inner
-                for block in range(n_blocks):
-                    base = block_base(&C, <int> f, block)
-                    for x in range(2):
-                        m = marginal[t] + base + x * C.stride[f * C.n_axes]
-                        src = joint + x * n_out + block * C.n_inner
-                        if C.kind[f] == CONTIGUOUS:
-                            for k in range(C.n_inner):
-                                m[k] += src[k]
-                        elif C.kind[f] == CONSTANT:
-                            acc = 0.0
-                            for k in range(C.n_inner):
-                                acc = acc + src[k]
-                            m[0] += acc
-                        else:
-                            for k in range(C.n_inner):
-                                m[off[k]] += src[k]
             if status < 0:
                 break
             free(joint)
@@ -793,6 +876,49 @@ def build_program(
                 incoming_axes[a + j] = axis_of[local[steps[s, SCOPE] + j]]
             a += steps[s, N_SCOPE]
     return steps_a, scope_a, edge_a, edge_axis_a, incoming_a, incoming_axes_a, table
+
+
+def symmetric_csr(int64_t n, const int64_t[:, ::1] pairs):
+    """``(indptr, indices)`` (int32) of the symmetric adjacency of ``pairs`` in canonical CSR
+    form: each row's columns sorted, no duplicates, no diagonal."""
+    cdef int64_t p, u, i, j, k, row_start, kept = 0, n_pairs = pairs.shape[0]
+    if n >= 2**31 or 2 * n_pairs >= 2**31:
+        raise ValueError("symmetric_csr: more than 2^31 units or entries")
+    count_a = np.zeros(n + 1, np.int64)
+    cols_a = np.empty(2 * n_pairs, np.int32)
+    indptr_a = np.zeros(n + 1, np.int32)
+    cdef int64_t[::1] count = count_a
+    cdef int[::1] cols = cols_a, indptr = indptr_a
+    cdef int c
+    for p in range(n_pairs):
+        count[pairs[p, 0] + 1] += 1
+        count[pairs[p, 1] + 1] += 1
+    for u in range(n):
+        count[u + 1] += count[u]
+    for p in range(n_pairs):            # (count[u] is the next free slot of row u)
+        i, j = pairs[p, 0], pairs[p, 1]
+        if i == j:
+            continue
+        cols[count[i]] = <int> j
+        count[i] += 1
+        cols[count[j]] = <int> i
+        count[j] += 1
+    row_start = 0
+    for u in range(n):                  # count[u] is now the end of row u
+        for k in range(row_start + 1, count[u]):      # insertion sort (rows are short)
+            c = cols[k]
+            j = k
+            while j > row_start and cols[j - 1] > c:
+                cols[j] = cols[j - 1]
+                j -= 1
+            cols[j] = c
+        for k in range(row_start, count[u]):
+            if k == row_start or cols[k] != cols[k - 1]:
+                cols[kept] = cols[k]
+                kept += 1
+        indptr[u + 1] = <int> kept
+        row_start = count[u]
+    return indptr_a, cols_a[:kept].copy()
 
 
 # -- the order search --------------------------------------------------------------------------------

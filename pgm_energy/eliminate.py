@@ -386,12 +386,8 @@ def _layout_rank(n, pairs):
     """
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
-    cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
-    key = np.unique(rows * n + cols)
-    indptr = np.searchsorted(key, np.arange(n + 1) * n)
-    adjacency = sp.csr_matrix((np.ones(len(key)), (key % n).astype(np.int32),
-                               indptr.astype(np.int32)), shape=(n, n))
+    indptr, indices = _eliminate.symmetric_csr(n, pairs)
+    adjacency = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
     rank = np.empty(n, np.int64)
     rank[reverse_cuthill_mckee(adjacency, symmetric_mode=True)] = np.arange(n)
     return rank
