@@ -1,5 +1,6 @@
 """pe.plotting: figures under Agg, their argument checks, and the numeric helpers."""
 import io
+import pathlib
 import subprocess
 import sys
 
@@ -62,7 +63,10 @@ def test_import_pgm_energy_does_not_import_pyplot():
             "pe.plotting.plot_filters(pe.RBM(4, 2, rng=0), (2, 2)).savefig(\n"
             "    __import__('io').BytesIO(), format='png')\n"
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # Run next to the package the tests import (the installed one, or the in-place build),
+    # not in the source tree, whose package has no compiled kernels.
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   cwd=pathlib.Path(pe.__file__).resolve().parents[1])
 
 
 def test_plotting_is_public():
