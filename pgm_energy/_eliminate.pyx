@@ -480,6 +480,28 @@ cdef Program program_of(const int64_t[:, ::1] steps, const int64_t[::1] scope,
     return P
 
 
+cdef int64_t check_program(const Program *P, int64_t n_units, int64_t n_edges,
+                           int64_t n_store, bint scopes) except -1:
+    """ValueError unless the step list only names units, edges and store entries that exist
+    (each step's table inside the store; ``n_store < 0``: no store). O(size of the list)."""
+    cdef int64_t s, i
+    cdef const int64_t *row
+    for s in range(P.n_steps):
+        row = P.steps + s * STEP_FIELDS
+        if not 0 <= row[UNIT] < n_units:
+            raise ValueError(f"step {s}: unit {row[UNIT]} outside the {n_units} units")
+        for i in range(row[EDGE], row[EDGE] + row[N_EDGE]):
+            if not 0 <= P.edge[i] < n_edges:
+                raise ValueError(f"step {s}: edge {P.edge[i]} outside the {n_edges} edges")
+        if scopes:
+            for i in range(row[SCOPE], row[SCOPE] + row[N_SCOPE]):
+                if not 0 <= P.scope[i] < n_units:
+                    raise ValueError(f"step {s}: unit {P.scope[i]} outside the {n_units} units")
+        if n_store >= 0 and row[TABLE] + ((<int64_t> 1) << row[N_SCOPE]) > n_store:
+            raise ValueError(f"step {s}: its table does not fit in a store of {n_store} entries")
+    return 0
+
+
 def forward(
     const int64_t[:, ::1] steps,            # IN  the step list (see module docstring)
     const int64_t[::1] scope,               # IN
@@ -503,6 +525,9 @@ def forward(
     cdef bint keep = store is not None
     cdef double **tables = NULL
     cdef double total = 0.0
+    cdef const double *field_p = &field[0] if field.shape[0] else NULL
+    cdef const double *coupling_p = &coupling[0] if coupling.shape[0] else NULL
+    check_program(&P, field.shape[0], coupling.shape[0], store.shape[0] if keep else -1, False)
     cdef int64_t s, f, d, t
     cdef int status = 0
     cdef const int64_t *row
@@ -523,7 +548,7 @@ def forward(
                 if tables[s] == NULL:
                     status = -1
                     break
-            prepare(&P, s, &field[0], &coupling[0], tables, &W, &C)
+            prepare(&P, s, field_p, coupling_p, tables, &W, &C)
             if run_blocks(&C, tables[s], NULL, NULL, (<int64_t> 1) << d, n_threads) < 0:
                 status = -1
                 break
@@ -662,6 +687,11 @@ def backward(
     cdef double *on
     cdef double one = 1.0
     cdef int64_t s, f, d, t, n_out, dt
+    cdef const double *field_p = &field[0] if field.shape[0] else NULL
+    cdef const double *coupling_p = &coupling[0] if coupling.shape[0] else NULL
+    cdef double *edge_p = &edge_marginal[0] if edge_marginal.shape[0] else NULL
+    check_program(&P, min(field.shape[0], unit_marginal.shape[0]),
+                  min(coupling.shape[0], edge_marginal.shape[0]), store.shape[0], False)
     cdef int status = 0
     cdef const int64_t *row
     W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
@@ -680,7 +710,7 @@ def backward(
             d = row[N_SCOPE]
             n_out = (<int64_t> 1) << d
             m = &one if d == 0 else marginal[s]
-            prepare(&P, s, &field[0], &coupling[0], tables, &W, &C)
+            prepare(&P, s, field_p, coupling_p, tables, &W, &C)
             joint = pe_table_alloc(2 * n_out, 0)
             if joint == NULL or m == NULL:
                 status = -1
@@ -691,7 +721,7 @@ def backward(
             on = joint + n_out
             unit_marginal[row[UNIT]] = bit_sums(on, n_out, d, P.edge + row[EDGE],
                                                 P.edge_axis + row[EDGE], row[N_EDGE],
-                                                &edge_marginal[0])
+                                                edge_p)
             for f in range(1, C.n_tables):        # marginal of each incoming table's scope
                 t = P.incoming[2 * (row[IN] + f - 1)]
                 dt = P.steps[t * STEP_FIELDS + N_SCOPE]
@@ -745,8 +775,11 @@ def sample(
     cdef const int64_t *row
     cdef const int64_t *sc
     cdef const int64_t *st
+    cdef const double *field_p = &field[0] if field.shape[0] else NULL
+    cdef const double *coupling_p = &coupling[0] if coupling.shape[0] else NULL
     if uniforms.shape[0] != n_samples or uniforms.shape[1] != steps.shape[0]:
         raise ValueError("sample: uniforms must have shape (n_samples, n_steps)")
+    check_program(&P, min(field.shape[0], x.shape[1]), coupling.shape[0], store.shape[0], True)
     W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
     tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
     if tables == NULL or work_alloc(&P, &W) < 0:
@@ -762,7 +795,7 @@ def sample(
             d = row[N_SCOPE]
             v = row[UNIT]
             sc = P.scope + row[SCOPE]
-            prepare(&P, s, &field[0], &coupling[0], tables, &W, &C)
+            prepare(&P, s, field_p, coupling_p, tables, &W, &C)
             for n in prange(n_samples, schedule="static",
                             num_threads=n_threads if n_samples >= 4096 else 1):
                 logit = 0.0

@@ -66,6 +66,16 @@ def test_contract_rejects_inconsistent_arrays():
         _eliminate.contract([np.zeros(4)], [np.array([0, 2])], np.empty(2))
     with pytest.raises(ValueError, match="backward"):
         _eliminate.contract([np.zeros(4)], axes, np.empty(2), np.ones(2), np.empty(3))
+    plan = EliminationPlan(3, np.array([(0, 1), (1, 2)]), np.ones(3, bool))
+    field, coupling = np.zeros(3), np.zeros(2)
+    with pytest.raises(ValueError, match="outside the 2 units"):
+        _eliminate.forward(*plan.program, field[:2], coupling)
+    with pytest.raises(ValueError, match="outside the 1 edges"):
+        _eliminate.forward(*plan.program, field, coupling[:1])
+    _, tables = plan.forward(field, coupling, keep=True)
+    with pytest.raises(ValueError, match="store"):
+        _eliminate.backward(*plan.program, field, coupling, tables[:-1], np.zeros(3),
+                            np.zeros(2))
 
 
 def _random_graph(rng, n, kind):
