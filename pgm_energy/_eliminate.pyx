@@ -1050,6 +1050,224 @@ cdef void set_key(int64_t u, int criterion, const uint64_t *adj, int64_t n_words
         k[3] = fill
 
 
+cdef struct Search:
+    int64_t n
+    int64_t n_words
+    const int64_t *rank         # (n,) distinct tie-break ranks
+    uint64_t *adj0              # (n, n_words) the graph
+    uint64_t *adj               # (n, n_words) the graph with fill, as the search goes
+    uint64_t *done              # (n_words,) eliminated units
+    uint64_t *touched           # (n_words,) units to re-key
+    int8_t *first               # (n,) in the closed-form set
+    int64_t *key                # (n, KEY)
+    int64_t *work               # (2 n + 2,) counting sort, positions, table counts
+    int64_t *unit               # heap slots
+    int64_t *slot
+    int64_t *order              # (n,) the order found
+    int64_t *start              # (n + 1,) scope of each step in scope
+    int64_t *scope              # (capacity,) neighbours when eliminated
+    int64_t capacity
+
+
+cdef int search_init(Search *S, int64_t n, const int64_t[:, ::1] pairs,
+                     const int64_t *rank) noexcept nogil:
+    """Buffers and the graph's bitsets; -1 if out of memory (search_free either way)."""
+    cdef int64_t p, i, j, n_words = (n + 63) // 64
+    S.n = n
+    S.n_words = n_words
+    S.rank = rank
+    S.capacity = 16
+    S.adj0 = <uint64_t *> calloc(n * n_words + 1, sizeof(uint64_t))
+    S.adj = <uint64_t *> malloc((n * n_words + 1) * sizeof(uint64_t))
+    S.done = <uint64_t *> malloc((n_words + 1) * sizeof(uint64_t))
+    S.touched = <uint64_t *> malloc((n_words + 1) * sizeof(uint64_t))
+    S.first = <int8_t *> malloc((n + 1) * sizeof(int8_t))
+    S.key = <int64_t *> malloc((n + 1) * KEY * sizeof(int64_t))
+    S.work = <int64_t *> malloc((2 * n + 2) * sizeof(int64_t))
+    S.unit = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    S.slot = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    S.order = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    S.start = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    S.scope = <int64_t *> malloc(S.capacity * sizeof(int64_t))
+    if (S.adj0 == NULL or S.adj == NULL or S.done == NULL or S.touched == NULL
+            or S.first == NULL or S.key == NULL or S.work == NULL or S.unit == NULL
+            or S.slot == NULL or S.order == NULL or S.start == NULL or S.scope == NULL):
+        return -1
+    for p in range(pairs.shape[0]):
+        i = pairs[p, 0]
+        j = pairs[p, 1]
+        S.adj0[i * n_words + j // 64] |= (<uint64_t> 1) << (j % 64)
+        S.adj0[j * n_words + i // 64] |= (<uint64_t> 1) << (i % 64)
+    return 0
+
+
+cdef void search_free(Search *S) noexcept nogil:
+    free(S.adj0)
+    free(S.adj)
+    free(S.done)
+    free(S.touched)
+    free(S.first)
+    free(S.key)
+    free(S.work)
+    free(S.unit)
+    free(S.slot)
+    free(S.order)
+    free(S.start)
+    free(S.scope)
+
+
+cdef int run_search(Search *S, int criterion, bint closed_first, int64_t cap_bits,
+                    int64_t bound, int64_t budget) noexcept nogil:
+    """One greedy search (see greedy_order) into S.order, S.start, S.scope: 0 done, 1 gave up,
+    -1 out of memory."""
+    cdef int64_t n = S.n, n_words = S.n_words, i, u, v, w, word, s, degree, n_scope = 0
+    cdef int64_t work = 0
+    cdef uint64_t bits, low
+    cdef uint64_t *adj = S.adj
+    cdef uint64_t *nb
+    cdef int64_t *count = S.work
+    cdef int64_t *scope
+    cdef Heap H
+    memcpy(adj, S.adj0, n * n_words * sizeof(uint64_t))
+    memset(S.done, 0, n_words * sizeof(uint64_t))
+    memset(S.touched, 0, n_words * sizeof(uint64_t))
+    memset(S.first, 0, n * sizeof(int8_t))
+    if closed_first:        # greedy maximal independent set, lowest degree first (stable)
+        memset(count, 0, (n + 2) * sizeof(int64_t))
+        for u in range(n):
+            count[count_bits(adj + u * n_words, n_words) + 1] += 1
+        for i in range(n):
+            count[i + 1] += count[i]
+        for u in range(n):
+            degree = count_bits(adj + u * n_words, n_words)
+            S.work[n + 1 + count[degree]] = u
+            count[degree] += 1
+        for i in range(n):          # touched serves as the blocked set here
+            u = S.work[n + 1 + i]
+            if not (S.touched[u // 64] >> (u % 64)) & 1:
+                S.first[u] = 1
+                for w in range(n_words):
+                    S.touched[w] |= adj[u * n_words + w]
+    H.size = n
+    H.key = S.key
+    H.unit = S.unit
+    H.slot = S.slot
+    for u in range(n):
+        set_key(u, criterion, adj, n_words, S.first, cap_bits, S.rank, S.key)
+        H.unit[u] = u
+        H.slot[u] = u
+    for i in range(n // 2 - 1, -1, -1):
+        heap_down(&H, i)
+    S.start[0] = 0
+    for s in range(n):
+        v = H.unit[0]
+        H.size -= 1
+        if H.size:
+            heap_swap(&H, 0, H.size)
+            heap_down(&H, 0)
+        H.slot[v] = -1
+        nb = adj + v * n_words
+        degree = count_bits(nb, n_words)
+        if degree > bound:
+            return 1
+        S.order[s] = v
+        if n_scope + degree > S.capacity:
+            while n_scope + degree > S.capacity:
+                S.capacity *= 2
+            scope = <int64_t *> realloc(S.scope, S.capacity * sizeof(int64_t))
+            if scope == NULL:
+                return -1
+            S.scope = scope
+        S.done[v // 64] |= (<uint64_t> 1) << (v % 64)
+        for w in range(n_words):
+            S.touched[w] = 0 if criterion == ORDER_LAYOUT else nb[w]
+        for word in range(n_words):
+            bits = nb[word]
+            while bits:
+                low = bits & (~bits + 1)
+                u = word * 64 + pe_popcount64(low - 1)
+                bits ^= low
+                S.scope[n_scope] = u
+                n_scope += 1
+                for w in range(n_words):
+                    adj[u * n_words + w] |= nb[w]
+                adj[u * n_words + u // 64] &= ~((<uint64_t> 1) << (u % 64))
+                adj[u * n_words + v // 64] &= ~((<uint64_t> 1) << (v % 64))
+                if criterion == ORDER_MIN_FILL:
+                    for w in range(n_words):
+                        S.touched[w] |= adj[u * n_words + w]
+        S.start[s + 1] = n_scope
+        for word in range(n_words):
+            bits = S.touched[word] & ~S.done[word]
+            while bits:
+                low = bits & (~bits + 1)
+                u = word * 64 + pe_popcount64(low - 1)
+                bits ^= low
+                # A unit next to at most one of nb (and not in it) keeps its neighbours and
+                # gains no edge among them: its key is unchanged (the twin re-pushes the same).
+                if (criterion != ORDER_MIN_FILL or (nb[u // 64] >> (u % 64)) & 1
+                        or common_bits(adj + u * n_words, nb, n_words) > 1):
+                    set_key(u, criterion, adj, n_words, S.first, cap_bits, S.rank, S.key)
+                    heap_fix(&H, H.slot[u])
+                work += count_bits(adj + u * n_words, n_words)
+        if work > budget:
+            return 1
+    return 0
+
+
+cdef inline int64_t common_bits(const uint64_t *x, const uint64_t *y,
+                                int64_t n_words) noexcept nogil:
+    cdef int64_t w, total = 0
+    for w in range(n_words):
+        total += pe_popcount64(x[w] & y[w])
+    return total
+
+
+cdef void search_cost(Search *S, double *cost) noexcept nogil:
+    """(width, largest_table, stored_entries, operations, n_closed_form) of S's order."""
+    cdef int64_t n = S.n, s, i, target, d, width = 0, n_closed = 0
+    cdef int64_t *position = S.work
+    cdef int64_t *n_tables = S.work + n
+    cdef double stored = 0.0, operations = 0.0, largest = 0.0, size
+    for s in range(n):
+        position[S.order[s]] = s
+        n_tables[s] = 1                     # the local table of each bucket
+    for s in range(n):
+        if S.start[s + 1] > S.start[s]:
+            target = n
+            for i in range(S.start[s], S.start[s + 1]):
+                if position[S.scope[i]] < target:
+                    target = position[S.scope[i]]
+            n_tables[target] += 1
+    for s in range(n):
+        d = S.start[s + 1] - S.start[s]
+        size = ldexp(1.0, <int> d)
+        width = d if d > width else width
+        largest = size if size > largest else largest
+        stored += size
+        operations += 2.0 * size * (n_tables[s] + 1)
+        n_closed += n_tables[s] == 1
+    cost[0] = width
+    cost[1] = 2.0 * largest if n else 1.0
+    cost[2] = stored
+    cost[3] = operations
+    cost[4] = n_closed
+
+
+cdef tuple search_result(Search *S, const double *cost):
+    """(order, scope_start, scope_units, cost) as numpy arrays and a tuple."""
+    order = np.empty(S.n, np.int64)
+    start = np.empty(S.n + 1, np.int64)
+    scope = np.empty(S.start[S.n], np.int64)
+    cdef int64_t[::1] o = order, st = start, sc = scope
+    if S.n:
+        memcpy(&o[0], S.order, S.n * sizeof(int64_t))
+    memcpy(&st[0], S.start, (S.n + 1) * sizeof(int64_t))
+    if S.start[S.n]:
+        memcpy(&sc[0], S.scope, S.start[S.n] * sizeof(int64_t))
+    return order, start, scope, (int(cost[0]), cost[1], cost[2], cost[3], int(cost[4]))
+
+
 def greedy_order(
     int64_t n,                              # IN  units (local ids 0..n-1)
     const int64_t[:, ::1] pairs,            # IN  (n_pairs, 2) edges
@@ -1072,160 +1290,94 @@ def greedy_order(
     scope_start[s+1]]`` are the neighbours of ``order[s]`` when eliminated (increasing ids);
     ``cost = (width, largest_table, stored_entries, operations, n_closed_form)``.
     """
-    if rank.shape[0] != n or (pairs.shape[0] and pairs.shape[1] != 2):
-        raise ValueError("greedy_order: rank must have n entries and pairs two columns")
-    cdef int64_t n_words = (n + 63) // 64, i, j, u, v, w, word, bit, s, degree, work = 0
-    cdef int64_t n_scope = 0, capacity = 16, p
-    cdef int gave_up = 0
-    cdef uint64_t bits, low
-    cdef uint64_t *adj = <uint64_t *> calloc(n * n_words + 1, sizeof(uint64_t))
-    cdef uint64_t *done = <uint64_t *> calloc(n_words + 1, sizeof(uint64_t))
-    cdef uint64_t *touched = <uint64_t *> calloc(n_words + 1, sizeof(uint64_t))
-    cdef uint64_t *nb
-    cdef int8_t *first = <int8_t *> calloc(n + 1, sizeof(int8_t))
-    cdef int64_t *key = <int64_t *> malloc((n + 1) * KEY * sizeof(int64_t))
-    cdef int64_t *by_degree = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *count = <int64_t *> calloc(n + 2, sizeof(int64_t))
-    cdef int64_t *scope_units = <int64_t *> malloc(capacity * sizeof(int64_t))
-    cdef int64_t *grown
-    cdef Heap H
-    H.unit = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    H.slot = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    order_a = np.empty(n, np.int64)
-    start_a = np.zeros(n + 1, np.int64)
-    cdef int64_t[::1] order = order_a, start = start_a
-    if (adj == NULL or done == NULL or touched == NULL or first == NULL or key == NULL
-            or by_degree == NULL or count == NULL or scope_units == NULL or H.unit == NULL
-            or H.slot == NULL):
-        gave_up = -1
+    cdef Search S
+    cdef double cost[5]
+    cdef int status
+    check_search(n, pairs, rank)
     with nogil:
-        if gave_up == 0:
-            for p in range(pairs.shape[0]):
-                i = pairs[p, 0]
-                j = pairs[p, 1]
-                adj[i * n_words + j // 64] |= (<uint64_t> 1) << (j % 64)
-                adj[j * n_words + i // 64] |= (<uint64_t> 1) << (i % 64)
-            if closed_first:        # greedy maximal independent set, lowest degree first (stable)
-                for u in range(n):
-                    count[count_bits(adj + u * n_words, n_words) + 1] += 1
-                for i in range(n):
-                    count[i + 1] += count[i]
-                for u in range(n):
-                    degree = count_bits(adj + u * n_words, n_words)
-                    by_degree[count[degree]] = u
-                    count[degree] += 1
-                for i in range(n):          # touched serves as the blocked set here
-                    u = by_degree[i]
-                    if not (touched[u // 64] >> (u % 64)) & 1:
-                        first[u] = 1
-                        for w in range(n_words):
-                            touched[w] |= adj[u * n_words + w]
-            H.size = n
-            H.key = key
-            for u in range(n):
-                set_key(u, criterion, adj, n_words, first, cap_bits, &rank[0], key)
-                H.unit[u] = u
-                H.slot[u] = u
-            for i in range(n // 2 - 1, -1, -1):
-                heap_down(&H, i)
-            for s in range(n):
-                v = H.unit[0]
-                H.size -= 1
-                if H.size:
-                    heap_swap(&H, 0, H.size)
-                    heap_down(&H, 0)
-                H.slot[v] = -1
-                nb = adj + v * n_words
-                degree = count_bits(nb, n_words)
-                if degree > bound:
-                    gave_up = 1
-                    break
-                order[s] = v
-                if n_scope + degree > capacity:
-                    while n_scope + degree > capacity:
-                        capacity *= 2
-                    grown = <int64_t *> realloc(scope_units, capacity * sizeof(int64_t))
-                    if grown == NULL:
-                        gave_up = -1
-                        break
-                    scope_units = grown
-                done[v // 64] |= (<uint64_t> 1) << (v % 64)
-                for w in range(n_words):
-                    touched[w] = 0 if criterion == ORDER_LAYOUT else nb[w]
-                for word in range(n_words):
-                    bits = nb[word]
-                    while bits:
-                        low = bits & (~bits + 1)
-                        u = word * 64 + pe_popcount64(low - 1)
-                        bits ^= low
-                        scope_units[n_scope] = u
-                        n_scope += 1
-                        for w in range(n_words):
-                            adj[u * n_words + w] |= nb[w]
-                        adj[u * n_words + u // 64] &= ~((<uint64_t> 1) << (u % 64))
-                        adj[u * n_words + v // 64] &= ~((<uint64_t> 1) << (v % 64))
-                        if criterion == ORDER_MIN_FILL:
-                            for w in range(n_words):
-                                touched[w] |= adj[u * n_words + w]
-                start[s + 1] = n_scope
-                for word in range(n_words):
-                    bits = touched[word] & ~done[word]
-                    while bits:
-                        low = bits & (~bits + 1)
-                        u = word * 64 + pe_popcount64(low - 1)
-                        bits ^= low
-                        set_key(u, criterion, adj, n_words, first, cap_bits, &rank[0], key)
-                        heap_fix(&H, H.slot[u])
-                        work += count_bits(adj + u * n_words, n_words)
-                if work > budget:
-                    gave_up = 1
-                    break
-        free(adj)
-        free(done)
-        free(touched)
-        free(first)
-        free(key)
-        free(by_degree)
-        free(count)
-        free(H.unit)
-        free(H.slot)
-    if gave_up < 0:
-        free(scope_units)
-        raise MemoryError("greedy_order: could not allocate the search buffers")
-    if gave_up:
-        free(scope_units)
-        return None
-    scope_a = np.empty(n_scope, np.int64)
-    cdef int64_t[::1] scope_view = scope_a
-    for i in range(n_scope):
-        scope_view[i] = scope_units[i]
-    free(scope_units)
-    return order_a, start_a, scope_a, order_cost(order, start, scope_view)
+        status = search_init(&S, n, pairs, &rank[0] if n else NULL)
+        if status == 0:
+            status = run_search(&S, criterion, closed_first, cap_bits, bound, budget)
+        if status == 0:
+            search_cost(&S, cost)
+    try:
+        if status < 0:
+            raise MemoryError("greedy_order: could not allocate the search buffers")
+        return None if status else search_result(&S, cost)
+    finally:
+        search_free(&S)
 
 
-cdef tuple order_cost(const int64_t[::1] order, const int64_t[::1] start,
-                      const int64_t[::1] scope):
-    """(width, largest_table, stored_entries, operations, n_closed_form) of an order."""
-    cdef int64_t n = order.shape[0], s, i, target, d, width = 0, n_closed = 0
-    cdef double stored = 0.0, operations = 0.0, largest = 0.0, size
-    position_a = np.empty(n, np.int64)
-    n_tables_a = np.ones(n, np.int64)
-    cdef int64_t[::1] position = position_a, n_tables = n_tables_a
-    for s in range(n):
-        position[order[s]] = s
-    for s in range(n):
-        if start[s + 1] > start[s]:
-            target = n
-            for i in range(start[s], start[s + 1]):
-                if position[scope[i]] < target:
-                    target = position[scope[i]]
-            n_tables[target] += 1
-    for s in range(n):
-        d = start[s + 1] - start[s]
-        size = ldexp(1.0, <int> d)
-        width = d if d > width else width
-        largest = size if size > largest else largest
-        stored += size
-        operations += 2.0 * size * (n_tables[s] + 1)
-        n_closed += n_tables[s] == 1
-    return width, 2.0 * largest if n else 1.0, stored, operations, n_closed
+def best_order(
+    int64_t n,                              # IN  units (local ids 0..n-1)
+    const int64_t[:, ::1] pairs,            # IN  (n_pairs, 2) edges
+    int64_t cap_bits,                       # IN  as for greedy_order
+    const int64_t[::1] rank,                # IN  (n,) the layout's ranks
+    int64_t budget,                         # IN  per candidate, as for greedy_order
+):
+    """The cheapest of six greedy candidates (largest table, then operations; the first on
+    ties): the layout, min-degree and min-fill orders, each without then with the closed-form
+    set first. Each search is bounded by the width of the best so far. Returns
+    ``greedy_order``'s tuple (never None for n >= 1: the first candidate is unbounded)."""
+    cdef Search S
+    cdef double cost[5]
+    cdef double best[5]
+    cdef int status = 0, criterion, found = 0
+    cdef bint first
+    cdef int64_t bound = n
+    cdef int64_t *swap
+    cdef int64_t *best_order_ = NULL
+    cdef int64_t *best_start = NULL
+    cdef int64_t *best_scope = NULL
+    cdef int64_t best_capacity = 0
+    check_search(n, pairs, rank)
+    with nogil:
+        status = search_init(&S, n, pairs, &rank[0] if n else NULL)
+        best_order_ = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+        best_start = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+        best_scope = <int64_t *> malloc(16 * sizeof(int64_t))
+        best_capacity = 16
+        if best_order_ == NULL or best_start == NULL or best_scope == NULL:
+            status = -1
+        for criterion in range(3):
+            if status < 0:
+                break
+            for first in range(2):
+                status = run_search(&S, criterion, first, cap_bits, bound, budget)
+                if status < 0:
+                    break
+                if status:
+                    continue
+                search_cost(&S, cost)
+                if found and (cost[1] > best[1] or (cost[1] == best[1] and cost[3] >= best[3])):
+                    continue
+                found = 1       # keep it: swap S's buffers with the best ones
+                memcpy(best, cost, 5 * sizeof(double))
+                bound = <int64_t> cost[0]
+                swap = S.order; S.order = best_order_; best_order_ = swap
+                swap = S.start; S.start = best_start; best_start = swap
+                swap = S.scope; S.scope = best_scope; best_scope = swap
+                S.capacity, best_capacity = best_capacity, S.capacity
+    try:
+        if status < 0:
+            raise MemoryError("best_order: could not allocate the search buffers")
+        swap = S.order; S.order = best_order_; best_order_ = swap
+        swap = S.start; S.start = best_start; best_start = swap
+        swap = S.scope; S.scope = best_scope; best_scope = swap
+        return search_result(&S, best) if found else None
+    finally:
+        search_free(&S)
+        free(best_order_)
+        free(best_start)
+        free(best_scope)
+
+
+cdef int check_search(int64_t n, const int64_t[:, ::1] pairs,
+                      const int64_t[::1] rank) except -1:
+    cdef int64_t p
+    if n < 0 or rank.shape[0] != n or (pairs.shape[0] and pairs.shape[1] != 2):
+        raise ValueError("order search: rank must have n entries and pairs two columns")
+    for p in range(pairs.shape[0]):
+        if not (0 <= pairs[p, 0] < n and 0 <= pairs[p, 1] < n) or pairs[p, 0] == pairs[p, 1]:
+            raise ValueError(f"order search: pair {p} is not two distinct units below {n}")
+    return 0

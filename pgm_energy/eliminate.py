@@ -347,12 +347,10 @@ def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_T
     return _best_order(int(free.sum()), pairs, max_table)[3]
 
 
-_CRITERIA = {"layout": _eliminate.LAYOUT, "min_degree": _eliminate.MIN_DEGREE,
-             "min_fill": _eliminate.MIN_FILL}
-
-
 def _best_order(n_free, pairs, max_table):
-    """The cheapest candidate order (largest table, then operations).
+    """The cheapest candidate order (largest table, then operations; see
+    ``_eliminate.best_order``: layout, min-degree and min-fill, each without and with the
+    closed-form set first).
 
     Returns ``(order, scope_start, scope_units, cost)``: ``scope_units[scope_start[s]:
     scope_start[s + 1]]`` are the neighbours (local ids) of ``order[s]`` when eliminated.
@@ -362,19 +360,9 @@ def _best_order(n_free, pairs, max_table):
         return empty, np.zeros(1, np.int64), empty, Cost(0, 1.0, 0.0, 0.0, 0)
     cap_bits = int(np.floor(np.log2(max_table)))
     pairs = np.ascontiguousarray(pairs, np.int64).reshape(-1, 2)
-    rank = _layout_rank(n_free, pairs)
-    best, bound = None, n_free
-    for criterion in ("layout", "min_degree", "min_fill"):
-        for first in (False, True):
-            found = _eliminate.greedy_order(n_free, pairs, _CRITERIA[criterion], first,
-                                            cap_bits, rank, bound, _ORDER_BUDGET)
-            if found is None:
-                continue
-            cost = Cost(*found[3])
-            if best is None or ((cost.largest_table, cost.operations)
-                                < (best[3].largest_table, best[3].operations)):
-                best, bound = (*found[:3], cost), cost.width
-    return best
+    order, scope_start, scope_units, cost = _eliminate.best_order(
+        n_free, pairs, cap_bits, _layout_rank(n_free, pairs), _ORDER_BUDGET)
+    return order, scope_start, scope_units, Cost(*cost)
 
 
 def _layout_rank(n, pairs):

@@ -116,6 +116,26 @@ def test_order_search_matches_numpy_twin(kind, seed):
                     assert got[3] == want[3]
 
 
+@pytest.mark.parametrize("kind", ["tree", "sparse", "grid"])
+@pytest.mark.parametrize("seed", range(4))
+def test_best_order_is_the_cheapest_twin_candidate(kind, seed):
+    rng = np.random.default_rng(20 + seed)
+    n = int(rng.integers(1, 90))
+    pairs = _random_graph(rng, n, kind) if n > 1 else np.zeros((0, 2), np.int64)
+    rank = rng.permutation(n).astype(np.int64)
+    got = _eliminate.best_order(n, pairs, 27, rank, 10**9)
+    want, bound = None, n
+    for criterion in (_eliminate.LAYOUT, _eliminate.MIN_DEGREE, _eliminate.MIN_FILL):
+        for first in (False, True):
+            found = ref.greedy_order(n, pairs, criterion, first, 27, rank, bound, 10**9)
+            if found is not None and (want is None or (found[3][1], found[3][3])
+                                      < (want[3][1], want[3][3])):
+                want, bound = found, found[3][0]
+    for g, w in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(g, w)
+    assert got[3] == want[3]
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("kind", ["tree", "sparse", "grid"])
 @pytest.mark.parametrize("seed", range(3))
