@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from copy import deepcopy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -398,14 +397,13 @@ def _path(model, base, dtype):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
     graph = model.graph                    # validates: finite parameters, valid laterals
-    graph.require_compiled("pe.ais")
     form = graph.binary_form(1.0)
     base_field = _base_field(model, graph, base)
     kept = np.zeros(graph.n_units, bool)
     for g in model.visible:
         kept[graph.offsets[g]:graph.offsets[g] + model.units[g].n] = True
     i, j = graph.edges[:, 0], graph.edges[:, 1]
-    if not kept.all() and not np.any(kept[i] == kept[j]):
+    if not graph.generic_terms and not kept.all() and not np.any(kept[i] == kept[j]):
         return _BipartitePath(model, graph, form, base_field, kept, dtype)
     if dtype != np.float64:
         raise ValueError("dtype=float32 is for RBM-like models (hidden units conditionally "
@@ -492,11 +490,10 @@ class _BipartitePath(_Path):
 
 
 class _JointPath(_Path):
-    """All units annealed by the Gibbs sampler on a copy of the model that ``anneal`` rescales.
-
-    ``-beta E - (1 - beta) E_0`` is the energy of the copy with every parameter times ``beta``
-    (the built-in terms are linear in their parameters) plus one bias term per group holding
-    ``(1 - beta)`` times the base fields.
+    """All units annealed by the Gibbs sampler, at inverse temperature ``beta``, on the model
+    plus one bias term per group: ``-beta E - (1 - beta) E_0 = -beta (E + E_0 (1 - beta) /
+    beta)``, so the bias holds ``(1 - beta) / beta`` times the base fields. Any term works
+    (users' own too): nothing is rescaled but the temperature.
     """
 
     def __init__(self, model, graph, form, base_field):
@@ -511,14 +508,13 @@ class _JointPath(_Path):
         """Per step: ``log w += (beta_k - beta_{k-1}) (-E(s) + E_0(s))``, then one sweep of
         the copy rescaled to ``beta_k``."""
         model = self.model
-        copy = deepcopy(model)
-        names = {g: f"ais_base_{g}" for g in copy.units}
-        scaled = EnergyModel(copy.units,
-                             copy.terms + [Bias(g, name=names[g]) for g in copy.units],
-                             visible=copy.visible)
-        sampler = GibbsSampler(scaled, n_chains=len(x), rng=gen, n_threads=n_threads)
+        names = {g: f"ais_base_{g}" for g in model.units}
+        tempered = EnergyModel(model.units,
+                               model.terms + [Bias(g, name=names[g]) for g in model.units],
+                               visible=model.visible)
+        sampler = GibbsSampler(tempered, n_chains=len(x), rng=gen, n_threads=n_threads)
         flat = self.low + (1.0 - self.low) * x           # native values: s = low + (1-low) x
-        starts = np.cumsum([0] + [copy.units[g].n for g in self.groups])
+        starts = np.cumsum([0] + [model.units[g].n for g in self.groups])
         sampler.state = {g: flat[:, starts[i]:starts[i + 1]] for i, g in enumerate(self.groups)}
         log_w = np.zeros(len(x))
         for k in range(1, len(betas)):
@@ -529,11 +525,10 @@ class _JointPath(_Path):
             if k == len(betas) - 1:
                 break
             beta = betas[k]
-            for name, value in model.params.items():
-                np.multiply(value, beta, out=scaled.params[name])
+            sampler._betas[:] = beta
             for i, g in enumerate(self.groups):
-                scaled.params[names[g]][...] = (1.0 - beta) * self.base_native[starts[i]:
-                                                                                starts[i + 1]]
+                tempered.params[names[g]][...] = ((1.0 - beta) / beta
+                                                  * self.base_native[starts[i]:starts[i + 1]])
             sampler.run(1)
         return log_w
 

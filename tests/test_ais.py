@@ -283,12 +283,17 @@ class CountPenalty(pe.Term):
         return {self.param_names[0]: (state[self.groups[0]].sum(1) - self.k) ** 2.0}
 
 
-def test_terms_without_compiled_form_are_refused():
-    model = pe.EnergyModel(units={"x": 4, "h": 2},
-                           terms=[pe.Bias("x"), pe.Pairwise("h", "x"), CountPenalty("x", 2)],
+def test_terms_without_compiled_form_are_annealed_on_the_joint_state():
+    """A user term (energy/energy_grad only) goes through the joint path, tempered by beta."""
+    rng = np.random.default_rng(3)
+    model = pe.EnergyModel(units={"x": 6, "h": 3},
+                           terms=[pe.Bias("x", value=0.5 * rng.normal(size=6)),
+                                  pe.Pairwise("h", "x", value=rng.normal(size=(3, 6))),
+                                  CountPenalty("x", 2, theta=0.4)],
                            visible=["x"])
-    with pytest.raises(TypeError, match="pe.ais"):
-        pe.ais.log_partition(model)
+    estimate = pe.ais.log_partition(model, n_betas=300, n_runs=200, rng=1)
+    exact = pe.exact.log_partition(model)
+    assert abs(estimate.log_z - exact) < max(3 * estimate.stderr, 0.02)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])

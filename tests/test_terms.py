@@ -117,13 +117,20 @@ def test_conditional_with_a_user_term():
         np.testing.assert_allclose(got[:, i], 1 / (1 + np.exp(-d)), rtol=1e-12)
 
 
-def test_block_schedule_and_ais_refuse_user_terms_clearly():
+def test_block_schedule_and_elimination_refuse_user_terms_clearly():
     model = MODELS["count"]
     with pytest.raises(TypeError, match="CountPenalty only define"):
         pe.GibbsSampler(model, 2, schedule="block")
     with pytest.raises(TypeError, match="compile"):
-        pe.ais.log_partition(model, n_betas=10, n_runs=2)
+        pe.exact.log_partition(model, method="eliminate")
     assert pe.GibbsSampler(model, 2).schedule in ("sequential", "chromatic")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_ais_with_user_terms_agrees_with_exact(name):
+    model = MODELS[name]
+    estimate = pe.ais.log_partition(model, n_betas=300, n_runs=200, rng=2)
+    assert abs(estimate.log_z - pe.exact.log_partition(model)) < max(4 * estimate.stderr, 0.02)
 
 
 @pytest.mark.parametrize("method", [lambda: L.ExactGradient(), lambda: L.PCD(n_chains=200, k=3)])
