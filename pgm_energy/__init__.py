@@ -19,8 +19,8 @@ from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingD
                        fit)
 from .model import RBM, BoltzmannMachine, EnergyModel, Ising
 from .sampling import GibbsSampler, ParallelTempering
-from .terms import (Bias, Interaction, Lateral, LinearCoupling, Pairwise, SparsePairwise,
-                    Term)
+from .terms import (Bias, FactorCoupling, Interaction, Lateral, LinearCoupling, Pairwise,
+                    SparsePairwise, Term)
 from .units import Binary, Spin
 from . import plotting  # noqa: E402  (matplotlib itself is imported on first use)
 
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Binary", "Spin",
-    "Term", "LinearCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise", "Interaction",
+    "Term", "LinearCoupling", "FactorCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise", "Interaction",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ParallelTempering",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
