@@ -21,7 +21,7 @@ units summed in closed form (Salakhutdinov & Murray 2008):
 kernel ``_ais.anneal_bipartite`` walking the whole schedule for blocks of runs on threads; it
 keeps each run's fields ``c + W x`` and ``b + W^T h`` up to date by adding the rows of the
 units that changed, or by a BLAS product over the block when many changed. Other models are
-annealed on the joint state by the Gibbs sampler (``pe.GibbsSampler``) on a rescaled copy.
+annealed on the joint state by the Gibbs sampler (``pe.GibbsSampler``), tempered.
 Every run has its own random stream, so the estimate depends on the seed only, never on the
 thread count.
 
@@ -505,8 +505,8 @@ class _JointPath(_Path):
         self.log_z_base = float(np.logaddexp(0.0, base_field).sum() + self.base_native @ self.low)
 
     def anneal(self, x, betas, gen, n_threads):
-        """Per step: ``log w += (beta_k - beta_{k-1}) (-E(s) + E_0(s))``, then one sweep of
-        the copy rescaled to ``beta_k``."""
+        """Per step: ``log w += (beta_k - beta_{k-1}) (-E(s) + E_0(s))``, then one sweep at
+        inverse temperature ``beta_k`` with the base bias set for ``beta_k``."""
         model = self.model
         names = {g: f"ais_base_{g}" for g in model.units}
         tempered = EnergyModel(model.units,
