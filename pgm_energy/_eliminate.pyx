@@ -135,6 +135,7 @@ cdef struct Contraction:
     const int64_t *card         # (n_axes,)
     const int64_t *inner_offset # (n_tables, n_inner)
     const int *kind             # (n_tables,) GATHER / CONTIGUOUS / CONSTANT
+    int zero_first              # table 0 is 0 wherever x_v = 0 (a step's local table): skip it
 
 
 cdef int64_t BINARY[MAX_AXES + 1]
@@ -167,7 +168,7 @@ cdef void block_sums(const Contraction *C, int64_t block, double *acc) noexcept 
     for f in range(C.n_tables):
         base = block_base(C, f, block)
         off = C.inner_offset + f * n
-        for x in range(card_v):
+        for x in range(1 if f == 0 and C.zero_first else 0, card_v):
             t = C.table[f] + base + x * C.stride[f * C.n_axes]
             row = acc + x * n
             if C.kind[f] == CONTIGUOUS:
@@ -365,6 +366,7 @@ def contract(
             pointers[f] = &view[0]
         C.n_tables = n_tables
         C.table = pointers
+        C.zero_first = 0
         finish_addressing(&C, &stride_v[0, 0], &offset_v[0, 0], &kind_v[0], n_out)
         with nogil:
             failed = run_blocks(&C, &out[0], &marginal[0] if backward else NULL,
@@ -463,6 +465,7 @@ cdef void prepare(const Program *P, int64_t s, const double *field, const double
         set_stride(W.stride + f * n_axes, P.incoming_axes + entry[1],
                    P.steps[t * STEP_FIELDS + N_SCOPE])
     C.table = W.table
+    C.zero_first = 1
     finish_addressing(C, W.stride, W.offset, W.kind, <int> d)
 
 
