@@ -70,6 +70,31 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    #include "_vecmath.h"
+    /* row[k] += t[off[k]] and row[k] += t[k]: the block sums' inner loops, in the same
+     * feature-dispatched clones as the vecmath calls (AVX2/AVX-512 gathers and adds where
+     * the CPU has them). Plain adds in the same order: every clone gives the same bits. */
+    PE_CLONES PE_UNUSED
+    static void pe_add_gather(double *PE_RESTRICT row, const double *PE_RESTRICT t,
+                              const int64_t *PE_RESTRICT off, long n)
+    {
+        PE_SIMD
+        for (long k = 0; k < n; ++k)
+            row[k] += t[off[k]];
+    }
+    PE_CLONES PE_UNUSED
+    static void pe_add_run(double *PE_RESTRICT row, const double *PE_RESTRICT t, long n)
+    {
+        PE_SIMD
+        for (long k = 0; k < n; ++k)
+            row[k] += t[k];
+    }
+    """
+    void pe_add_gather(double *row, const double *t, const int64_t *off, long n) noexcept nogil
+    void pe_add_run(double *row, const double *t, long n) noexcept nogil
+
+cdef extern from *:
+    """
     #include <stdint.h>
     #include <stdlib.h>
     #include <string.h>
@@ -172,15 +197,13 @@ cdef void block_sums(const Contraction *C, int64_t block, double *acc) noexcept 
             t = C.table[f] + base + x * C.stride[f * C.n_axes]
             row = acc + x * n
             if C.kind[f] == CONTIGUOUS:
-                for k in range(n):
-                    row[k] += t[k]
+                pe_add_run(row, t, n)
             elif C.kind[f] == CONSTANT:
                 c = t[0]
                 for k in range(n):
                     row[k] += c
             else:
-                for k in range(n):
-                    row[k] += t[off[k]]
+                pe_add_gather(row, t, off, n)
 
 
 cdef void log_sum_block(const Contraction *C, double *acc, double *out) noexcept nogil:
