@@ -98,9 +98,9 @@ def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
     return grads
 
 
-def _flat_visible(model, layout, X):
+def _flat_visible(model, layout, X, expected_data=False):
     """Flat rows with the visible groups from ``X`` (validated), zeros elsewhere."""
-    state = model.as_state(X, model.visible, what="X")
+    state = model.as_state(X, model.visible, what="X", expectations=expected_data)
     batch = next(iter(state.values())).shape[0]
     flat = np.zeros((batch, layout.graph.n_units))
     for g, arr in state.items():
@@ -114,6 +114,8 @@ class _Estimator:
 
     #: Sweeps of the clamped chains for the positive phase when hidden units interact.
     positive_sweeps = 5
+    #: Whether ``gradient(..., expected_data=True)`` is meaningful (persistent chains only).
+    accepts_expected_data = True
 
     def __init__(self):
         self._layout = None
@@ -131,13 +133,17 @@ class _Estimator:
     def _start(self, model, rng):
         """Create persistent state (chains) on first use."""
 
-    def positive_rows(self, model, X, rng) -> np.ndarray:
+    def positive_rows(self, model, X, rng, expected_data=False) -> np.ndarray:
         """Expected states given the data: exact conditional means where the hidden units
         are independent given x, else clamped Gibbs chains (the last samples, with the
         closed-form hidden units as conditional means)."""
         layout = self._layout
-        flat = _flat_visible(model, layout, X)
+        flat = _flat_visible(model, layout, X, expected_data)
         if not layout.hidden_independent:
+            if expected_data:
+                raise ValueError("expected_data needs hidden units that are conditionally "
+                                 "independent given the visible ones (a mean-field positive "
+                                 "phase); this model's hidden units interact")
             if self._positive is None or self._positive.n_chains != len(flat):
                 self._positive = GibbsSampler(model, len(flat), rng=rng, n_threads=None)
             clamp = {g: flat[:, layout.graph.offsets[g]:layout.graph.offsets[g]
@@ -146,11 +152,19 @@ class _Estimator:
             flat = self._positive._engine.flat()
         return expected_states(model, flat, layout.hidden_closed)
 
-    def gradient(self, model: EnergyModel, X, rng=None) -> dict:
-        """Estimate ``d mean log P(X) / d theta`` on the batch ``X``."""
+    def gradient(self, model: EnergyModel, X, rng=None, *, expected_data: bool = False) -> dict:
+        """Estimate ``d mean log P(X) / d theta`` on the batch ``X``.
+
+        With ``expected_data``, ``X`` may hold expected values of the visible units (e.g.
+        grey levels in [0, 1] as probabilities of binary pixels); the positive phase then uses
+        them as expected states (scikit-learn's BernoulliRBM rule).
+        """
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
         layout = self._bind(model, rng)
-        positive = moments_gradient(layout, self.positive_rows(model, X, rng))
+        if expected_data and not self.accepts_expected_data:
+            raise ValueError(f"{type(self).__name__} cannot learn from expected data (its "
+                             "chains or its exact likelihood need states); use PCD or PT")
+        positive = moments_gradient(layout, self.positive_rows(model, X, rng, expected_data))
         negative = moments_gradient(layout, self.negative_rows(model, X, rng))
         return {k: negative[k] - positive[k] for k in positive}
 
@@ -168,7 +182,12 @@ class _Estimator:
 class ExactGradient(_Estimator):
     """The exact gradient (``pe.exact.gradient``), for models small enough to enumerate."""
 
-    def gradient(self, model, X, rng=None):
+    accepts_expected_data = False
+
+    def gradient(self, model, X, rng=None, *, expected_data: bool = False):
+        if expected_data:
+            raise ValueError("ExactGradient cannot learn from expected data (the exact "
+                             "likelihood needs states); use PCD or PT")
         return exact.gradient(model, X)
 
 
@@ -178,6 +197,8 @@ class CD(_Estimator):
     The hidden units are first drawn from ``P(h | x)``; the last state's closed-form units
     are replaced by their conditional means (Rao-Blackwellised statistics).
     """
+
+    accepts_expected_data = False
 
     def __init__(self, k: int = 1, *, schedule: str = "auto"):
         super().__init__()
@@ -511,7 +532,7 @@ def _threads_for(n_chains, n_threads):
 def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         batch_size: int = 100, rng=None, callbacks: Sequence[Callable] = (), verbose: int = 0,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        max_grad: float = 1e6, compiled: bool = True) -> History:
+        max_grad: float = 1e6, compiled: bool = True, expected_data: bool = False) -> History:
     """Train ``model`` on ``X`` by stochastic gradient ascent on the mean log-likelihood.
 
     Parameters
@@ -542,6 +563,11 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         Run whole epochs in compiled code where that applies (``PCD`` with ``SGD`` on a
         two-layer model such as an RBM): the same estimator and update, without Python
         overhead per minibatch. False forces the minibatch loop in Python.
+    expected_data : bool
+        ``X`` holds expected values of the visible units (e.g. grey levels in [0, 1] read as
+        probabilities of binary pixels), used as expected states in the positive phase
+        (scikit-learn's BernoulliRBM rule). Needs PCD or PT and hidden units that are
+        conditionally independent given the visible ones.
 
     Returns
     -------
@@ -560,7 +586,7 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     optimizer = SGD(lr=0.05, momentum=0.5) if optimizer is None else optimizer
     epochs = nonnegative_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
-    data = model.as_state(X, model.visible, what="X")
+    data = model.as_state(X, model.visible, what="X", expectations=expected_data)
     n_samples = next(iter(data.values())).shape[0]
     gen = np.random.default_rng(rng)
     history = History(epoch=[])
@@ -569,6 +595,7 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         start = _restore(checkpoint, model, method, optimizer, gen, history)
 
     progress = _Progress(epochs, start, verbose)
+    extra = {"expected_data": True} if expected_data else {}   # custom estimators need not know
     fast = None
     for epoch in range(start, epochs):
         order = gen.permutation(n_samples)
@@ -577,7 +604,7 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
                 fast = _CompiledPCD(model, method, optimizer, gen)
                 layout = method._layout
                 data_a = np.ascontiguousarray(
-                    _flat_visible(model, layout, data)[:, fast.engine.units_a])
+                    _flat_visible(model, layout, data, expected_data)[:, fast.engine.units_a])
             except _NotCompiled:
                 compiled = False
         if fast is not None:
@@ -585,7 +612,7 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         for lo in range(0, n_samples, batch_size) if fast is None else ():
             rows = order[lo:lo + batch_size]
             batch = {g: arr[rows] for g, arr in data.items()}
-            grads = method.gradient(model, batch, gen)
+            grads = method.gradient(model, batch, gen, **extra)
             _check_finite(grads, epoch, "gradient", max_grad)
             steps = optimizer.updates(model.params, grads, epoch)
             updated = {name: model.params[name] + step for name, step in steps.items()}

@@ -123,11 +123,14 @@ class EnergyModel:
         for term in self.terms:
             term.check_params()
 
-    def as_state(self, state, groups: Sequence[str] | None = None, what: str = "state"):
+    def as_state(self, state, groups: Sequence[str] | None = None, what: str = "state", *,
+                 expectations: bool = False):
         """Validate and coerce a state: ``{group: (batch, n_group) float64}``.
 
         ``state`` is a mapping holding every group of ``groups`` (all groups by default), or a
-        bare array when ``groups`` has one group. 1-D arrays are one sample.
+        bare array when ``groups`` has one group. 1-D arrays are one sample. With
+        ``expectations``, values may lie anywhere between a unit's two values (expected
+        states, such as grey levels read as pixel probabilities).
         """
         groups = list(self.units) if groups is None else list(groups)
         if not isinstance(state, Mapping):
@@ -159,7 +162,13 @@ class EnergyModel:
                                  f"({batch} and {arr.shape[0]} for {g!r})")
             batch = arr.shape[0]
             arr = arr.astype(np.float64)
-            self.units[g].validate(arr, f"{what}[{g!r}]")
+            if expectations:
+                low, high = self.units[g].values[0], self.units[g].values[-1]
+                if not np.all((arr >= low) & (arr <= high)):
+                    raise ValueError(f"{what}[{g!r}]: expected values of {self.units[g].kind} "
+                                     f"units lie in [{low}, {high}]")
+            else:
+                self.units[g].validate(arr, f"{what}[{g!r}]")
             out[g] = arr
         return out
 

@@ -30,26 +30,10 @@ except ImportError as error:  # pragma: no cover - exercised only without scikit
 from ._checks import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .learning import PCD, SGD, fit
 from .model import RBM
-from .units import Binary
 
 __all__ = ["BernoulliRBM"]
 
 BINARIZE = (None, "sample", "threshold")
-
-
-class _Expectations(Binary):
-    """Binary units whose *data* may be expectations in [0, 1].
-
-    The units still take the values {0, 1} (sampling, exact sums); only the check of data is
-    relaxed, so that ``pe.fit``'s positive phase evaluates ``E[h | x]`` and ``x`` at a grey
-    level ``x``: scikit-learn's mean-field positive phase. Used by :class:`BernoulliRBM`'s
-    private training twin of ``model_`` only.
-    """
-
-    def validate(self, values: np.ndarray, what: str) -> None:
-        if not np.all((values >= 0) & (values <= 1)):
-            raise ValueError(f"{what}: expectations of binary units lie in [0, 1], got values "
-                             f"in [{values.min():.4g}, {values.max():.4g}]")
 
 
 def _generator(random_state) -> np.random.Generator:
@@ -256,9 +240,6 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """A fresh model, chains and optimizer from ``random_state``."""
         self.random_state_ = _generator(self.random_state)
         self.model_ = RBM(n_features, self.n_components, rng=self.random_state_)
-        # Trained in place of model_ (whose data must be binary), parameters copied both ways.
-        self._twin = RBM(n_features, self.n_components, W=self.model_.params["W"],
-                         visible_units=_Expectations)
         self._method = PCD(n_chains=self.batch_size if self.n_chains is None else self.n_chains,
                            k=self.k)
         self._optimizer = SGD(lr=self.learning_rate, momentum=self.momentum,
@@ -273,12 +254,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             data = (gen.random(data.shape) < data).astype(np.float64)
         elif self.binarize == "threshold":
             data = (X >= 0.5).astype(np.float64)
-        for name in self.model_.params:
-            self._twin.params[name] = self.model_.params[name]
-        fit(self._twin, data, self._method, self._optimizer, epochs=1,
-            batch_size=self.batch_size, rng=gen)
-        for name in self.model_.params:
-            self.model_.params[name] = self._twin.params[name]
+        fit(self.model_, data, self._method, self._optimizer, epochs=1,
+            batch_size=self.batch_size, rng=gen, expected_data=self.binarize is None)
         if self.verbose:
             print(f"[{type(self).__name__}] Iteration {iteration}, pseudo-likelihood = "
                   f"{self.score_samples(X).mean():.2f}, time = "

@@ -281,3 +281,26 @@ def test_compiled_epoch_reports_divergence():
               max_grad=1e-6)
     for name in before:
         np.testing.assert_array_equal(model.params[name], before[name])
+
+
+def test_expected_data_in_the_positive_phase():
+    """Grey levels as pixel probabilities: the compiled and Python loops agree, and only
+    estimators with persistent chains accept them."""
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 9))
+    runs = []
+    for compiled in (True, False):
+        model = pe.RBM(9, 4, rng=0)
+        L.fit(model, X, L.PCD(n_chains=6), L.SGD(lr=0.1), epochs=2, batch_size=5, rng=1,
+              compiled=compiled, expected_data=True)
+        runs.append(model.params["W"].copy())
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"values \[0, 1\]"):
+        L.fit(pe.RBM(9, 4), X, epochs=1)
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        L.fit(pe.RBM(9, 4), X + 1, epochs=1, expected_data=True)
+    for method in (L.CD(), L.ExactGradient()):
+        with pytest.raises(ValueError, match="expected data"):
+            L.fit(pe.RBM(9, 4), X, method, epochs=1, expected_data=True)
+    with pytest.raises(ValueError, match="hidden units interact"):
+        L.fit(pe.BoltzmannMachine(9, 3), X, L.PCD(n_chains=4), epochs=1, expected_data=True)

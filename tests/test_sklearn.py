@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import pgm_energy as pe  # noqa: E402
-from pgm_energy.sklearn import BernoulliRBM, _Expectations  # noqa: E402
+from pgm_energy.sklearn import BernoulliRBM  # noqa: E402
 
 
 def grey_data(n=60, n_features=6, seed=0):
@@ -198,13 +198,12 @@ def test_grey_levels_are_read_as_binarize_says(binarize, low, high):
     assert np.all((marginals > low) & (marginals < high)), marginals
 
 
-def test_expectation_units_accept_only_the_unit_interval():
-    units = _Expectations(3)
-    units.validate(np.array([[0.0, 0.25, 1.0]]), "X")
-    assert units.values == (0, 1)
+def test_expected_data_accepts_only_the_unit_interval():
+    model = pe.RBM(3, 2)
+    model.as_state(np.array([[0.0, 0.25, 1.0]]), ["x"], expectations=True)
     for bad in ([[0.5, 1.5, 0.0]], [[-0.1, 0.5, 0.0]], [[np.nan, 0.5, 0.0]]):
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
-            units.validate(np.array(bad), "X")
+            model.as_state(np.array(bad), ["x"], expectations=True)
 
 
 @pytest.mark.parametrize("binarize", [None, "sample"])
