@@ -65,8 +65,67 @@ cdef extern from *:
         return (int)((x * 0x0101010101010101ULL) >> 56);
     }
     #endif
+
+    /* Index of the lowest set bit (x != 0). */
+    #if defined(_MSC_VER)
+    static inline int pe_ctz64(unsigned long long x)
+    {
+        unsigned long i;
+        _BitScanForward64(&i, x);
+        return (int)i;
+    }
+    #else
+    static inline int pe_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    #endif
+
+    /* The order search's bit counts, in feature-dispatched clones where GCC makes them (the
+     * x86-64-v3/v4 clones count with POPCNT; integer results: every clone agrees). */
+    #include "_vecmath.h"
+    #if PE_VECMATH_HAVE_CLONES
+    #  define PE_POPCOUNT(x) __builtin_popcountll(x)
+    #else
+    #  define PE_POPCOUNT(x) pe_popcount64(x)
+    #endif
+    PE_CLONES PE_UNUSED
+    static int64_t pe_count_bits(const uint64_t *x, int64_t n_words)
+    {
+        int64_t total = 0;
+        for (int64_t w = 0; w < n_words; ++w)
+            total += PE_POPCOUNT(x[w]);
+        return total;
+    }
+    PE_CLONES PE_UNUSED
+    static int64_t pe_common_bits(const uint64_t *x, const uint64_t *y, int64_t n_words)
+    {
+        int64_t total = 0;
+        for (int64_t w = 0; w < n_words; ++w)
+            total += PE_POPCOUNT(x[w] & y[w]);
+        return total;
+    }
+    /* Fill edges of eliminating a unit with neighbourhood nb: the pairs of nb not yet
+     * adjacent, sum over u in nb of (|nb without adj[u]| - 1), halved. */
+    PE_CLONES PE_UNUSED
+    static int64_t pe_fill_in(const uint64_t *adj, const uint64_t *nb, int64_t n_words)
+    {
+        int64_t fill = 0;
+        for (int64_t word = 0; word < n_words; ++word) {
+            uint64_t bits = nb[word];
+            while (bits) {
+                const uint64_t *other = adj + (word * 64 + pe_ctz64(bits)) * n_words;
+                bits &= bits - 1;
+                for (int64_t w = 0; w < n_words; ++w)
+                    fill += PE_POPCOUNT(nb[w] & ~other[w]);
+                fill -= 1;
+            }
+        }
+        return fill / 2;
+    }
     """
     int pe_popcount64(uint64_t x) noexcept nogil
+    int pe_ctz64(uint64_t x) noexcept nogil
+    int64_t pe_count_bits(const uint64_t *x, int64_t n_words) noexcept nogil
+    int64_t pe_common_bits(const uint64_t *x, const uint64_t *y, int64_t n_words) noexcept nogil
+    int64_t pe_fill_in(const uint64_t *adj, const uint64_t *nb, int64_t n_words) noexcept nogil
 
 cdef extern from *:
     """
@@ -1030,43 +1089,24 @@ cdef void heap_down(Heap *H, int64_t i) noexcept nogil:
         i = best
 
 
-cdef inline int64_t count_bits(const uint64_t *x, int64_t n_words) noexcept nogil:
-    cdef int64_t w, total = 0
-    for w in range(n_words):
-        total += pe_popcount64(x[w])
-    return total
-
-
 cdef void set_key(int64_t u, int criterion, const uint64_t *adj, int64_t n_words,
                   const int8_t *first, int64_t cap_bits, const int64_t *rank,
                   int64_t *key) noexcept nogil:
     """The greedy key of unit ``u`` (lexicographic, smallest first; see greedy_order)."""
     cdef const uint64_t *nb = adj + u * n_words
-    cdef const uint64_t *other
-    cdef int64_t degree, fill = 0, w, bit, word
-    cdef uint64_t bits, low
+    cdef int64_t degree, fill
     cdef int64_t *k = key + KEY * u
     k[0] = 0 if first[u] else 1
     k[4] = rank[u]
     if criterion == ORDER_LAYOUT:
         k[1] = k[2] = k[3] = 0
         return
-    degree = count_bits(nb, n_words)
+    degree = pe_count_bits(nb, n_words)
     if degree > cap_bits:
         k[1] = 1
         k[2] = k[3] = degree
         return
-    for word in range(n_words):
-        bits = nb[word]
-        while bits:
-            low = bits & (~bits + 1)
-            bit = word * 64 + pe_popcount64(low - 1)
-            bits ^= low
-            other = adj + bit * n_words
-            for w in range(n_words):
-                fill += pe_popcount64(nb[w] & ~other[w])
-            fill -= 1
-    fill //= 2
+    fill = pe_fill_in(adj, nb, n_words)
     k[1] = 0
     if criterion == ORDER_MIN_FILL:
         k[2] = fill
@@ -1161,11 +1201,11 @@ cdef int run_search(Search *S, int criterion, bint closed_first, int64_t cap_bit
     if closed_first:        # greedy maximal independent set, lowest degree first (stable)
         memset(count, 0, (n + 2) * sizeof(int64_t))
         for u in range(n):
-            count[count_bits(adj + u * n_words, n_words) + 1] += 1
+            count[pe_count_bits(adj + u * n_words, n_words) + 1] += 1
         for i in range(n):
             count[i + 1] += count[i]
         for u in range(n):
-            degree = count_bits(adj + u * n_words, n_words)
+            degree = pe_count_bits(adj + u * n_words, n_words)
             S.work[n + 1 + count[degree]] = u
             count[degree] += 1
         for i in range(n):          # touched serves as the blocked set here
@@ -1193,7 +1233,7 @@ cdef int run_search(Search *S, int criterion, bint closed_first, int64_t cap_bit
             heap_down(&H, 0)
         H.slot[v] = -1
         nb = adj + v * n_words
-        degree = count_bits(nb, n_words)
+        degree = pe_count_bits(nb, n_words)
         if degree > bound:
             return 1
         S.order[s] = v
@@ -1211,7 +1251,7 @@ cdef int run_search(Search *S, int criterion, bint closed_first, int64_t cap_bit
             bits = nb[word]
             while bits:
                 low = bits & (~bits + 1)
-                u = word * 64 + pe_popcount64(low - 1)
+                u = word * 64 + pe_ctz64(low)
                 bits ^= low
                 S.scope[n_scope] = u
                 n_scope += 1
@@ -1227,26 +1267,18 @@ cdef int run_search(Search *S, int criterion, bint closed_first, int64_t cap_bit
             bits = S.touched[word] & ~S.done[word]
             while bits:
                 low = bits & (~bits + 1)
-                u = word * 64 + pe_popcount64(low - 1)
+                u = word * 64 + pe_ctz64(low)
                 bits ^= low
                 # A unit next to at most one of nb (and not in it) keeps its neighbours and
                 # gains no edge among them: its key is unchanged (the twin re-pushes the same).
                 if (criterion != ORDER_MIN_FILL or (nb[u // 64] >> (u % 64)) & 1
-                        or common_bits(adj + u * n_words, nb, n_words) > 1):
+                        or pe_common_bits(adj + u * n_words, nb, n_words) > 1):
                     set_key(u, criterion, adj, n_words, S.first, cap_bits, S.rank, S.key)
                     heap_fix(&H, H.slot[u])
-                work += count_bits(adj + u * n_words, n_words)
+                work += pe_count_bits(adj + u * n_words, n_words)
         if work > budget:
             return 1
     return 0
-
-
-cdef inline int64_t common_bits(const uint64_t *x, const uint64_t *y,
-                                int64_t n_words) noexcept nogil:
-    cdef int64_t w, total = 0
-    for w in range(n_words):
-        total += pe_popcount64(x[w] & y[w])
-    return total
 
 
 cdef void search_cost(Search *S, double *cost) noexcept nogil:
