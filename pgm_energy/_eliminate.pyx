@@ -12,7 +12,7 @@ The output index runs in blocks: the trailing output axes (up to ``BLOCK_AXES``)
 block, the leading ones pick the block. Per block each table is read at precomputed inner
 offsets, as a contiguous run, or as one constant, so the inner loops are plain array adds;
 blocks are independent and run on OpenMP threads (``prange``) when the output has at least
-``PARALLEL_MIN`` entries, so the result does not depend on the thread count. Binary axes
+``PARALLEL_MIN`` (2^17) entries, so the result does not depend on the thread count. Binary axes
 take the vectorised ``logaddexp`` through ``pe_softplus_array``. ``contract`` runs one step
 (the numpy twin ``tests/reference.py:contract`` checks it); the sweeps run every step of a
 plan through the same block loop.
@@ -185,7 +185,9 @@ cdef enum:
 
 cdef enum:
     BLOCK_AXES = 10         # a block spans the last 10 output axes (1024 entries)
-    PARALLEL_MIN = 16384    # smaller outputs run on one thread
+    PARALLEL_MIN = 131072   # default: smaller outputs run on one thread: each step opens its own
+                            # parallel region, and waking the other thread cost as much as
+                            # it saved on 2^16-entry steps (16x16 grid, 2 cores)
     MAX_AXES = 63           # joint axes of one step (tables of 2^62 entries are refused long before)
 
 # columns of ``steps``
@@ -314,14 +316,14 @@ cdef void joint_block(const Contraction *C, double *acc, const double *out,
 
 
 cdef int run_blocks(const Contraction *C, double *out, const double *marginal, double *joint,
-                    int64_t n_out, int n_threads) noexcept nogil:
+                    int64_t n_out, int n_threads, int64_t parallel_min) noexcept nogil:
     """Every block of one contraction: forward when ``marginal`` is NULL, else backward
     (``out`` then holds the forward result). Returns -1 if a block buffer failed."""
     cdef int64_t n_blocks = n_out // C.n_inner, block
     cdef int64_t size = C.card[0] * C.n_inner
     cdef double *acc = NULL
     cdef int failed = 0
-    if n_out < PARALLEL_MIN or n_threads <= 1 or n_blocks < 2:
+    if n_out < parallel_min or n_threads <= 1 or n_blocks < 2:
         acc = <double *> malloc(size * sizeof(double))
         if acc == NULL:
             return -1
@@ -400,6 +402,7 @@ def contract(
     const double[::1] marginal=None,        # IN  (2^n_out,) marginal of the output (backward)
     double[::1] joint=None,                 # OUT (2^(n_out + 1),) joint marginal (backward)
     int n_threads=1,
+    int64_t parallel_min=PARALLEL_MIN,      # IN  outputs with fewer entries run on one thread
 ):
     """One contraction of binary tables: sum axis 0 out (forward) or spread a marginal back.
 
@@ -452,7 +455,8 @@ def contract(
         finish_addressing(&C, &stride_v[0, 0], &offset_v[0, 0], &kind_v[0], n_out)
         with nogil:
             failed = run_blocks(&C, &out[0], &marginal[0] if backward else NULL,
-                                &joint[0] if backward else NULL, n_entries, n_threads)
+                                &joint[0] if backward else NULL, n_entries, n_threads,
+                                parallel_min)
     finally:
         free(pointers)
     if failed:
@@ -598,6 +602,7 @@ def forward(
     const double[::1] coupling,             # IN  (n_edges,) binary-form couplings
     double[::1] store=None,                 # OUT every step's table at steps[:, TABLE], or None
     int n_threads=1,
+    int64_t parallel_min=PARALLEL_MIN,      # IN  outputs with fewer entries run on one thread
 ):
     """The whole forward sweep: ``log sum_x exp(sum_i f_i x_i + sum_e c_e x_i x_j)``.
 
@@ -634,7 +639,8 @@ def forward(
                     status = -1
                     break
             prepare(&P, s, field_p, coupling_p, tables, &W, &C)
-            if run_blocks(&C, tables[s], NULL, NULL, (<int64_t> 1) << d, n_threads) < 0:
+            if run_blocks(&C, tables[s], NULL, NULL, (<int64_t> 1) << d, n_threads,
+                          parallel_min) < 0:
                 status = -1
                 break
             if d == 0:
@@ -754,6 +760,7 @@ def backward(
     double[::1] unit_marginal,              # OUT (n_units,) P(x_v = 1) at each step's unit
     double[::1] edge_marginal,              # OUT (n_edges,) P(x_i = 1, x_j = 1) at bucket edges
     int n_threads=1,
+    int64_t parallel_min=PARALLEL_MIN,      # IN  outputs with fewer entries run on one thread
 ):
     """The whole backward sweep: unit and edge marginals from the forward tables.
 
@@ -800,7 +807,7 @@ def backward(
             if joint == NULL or m == NULL:
                 status = -1
                 break
-            if run_blocks(&C, tables[s], m, joint, n_out, n_threads) < 0:
+            if run_blocks(&C, tables[s], m, joint, n_out, n_threads, parallel_min) < 0:
                 status = -1
                 break
             on = joint + n_out

@@ -43,6 +43,7 @@ DEFAULT_MAX_TABLE = 2**27
 #: The backward sweep (marginals, moments, samples) keeps every table: it refuses when
 #: their entries add up to more than this many times the table cap.
 BACKWARD_STORE = 4
+_PARALLEL_MIN = 2**17      # outputs with fewer entries run on one thread (see _eliminate)
 _ORDER_BUDGET = 2 * 10**6   # word operations one greedy order search may spend on scores
 _PLAN_CACHE_SIZE = 8
 _PLANS = {}                 # (structure key) -> EliminationPlan, least recently used first
@@ -151,7 +152,8 @@ class EliminationPlan:
         """
         field, coupling = _as_float(field), _as_float(coupling)
         tables = np.empty(self.n_stored) if keep else None
-        total = _eliminate.forward(*self.program, field, coupling, tables, n_threads)
+        total = _eliminate.forward(*self.program, field, coupling, tables, n_threads,
+                                   _PARALLEL_MIN)
         return total, tables
 
     def backward(self, field: np.ndarray, coupling: np.ndarray, tables, *, n_threads: int = 1):
@@ -162,7 +164,7 @@ class EliminationPlan:
         p_unit = np.zeros(self.n_units)
         p_pair = np.zeros(len(self.edges))
         _eliminate.backward(*self.program, _as_float(field), _as_float(coupling), tables,
-                            p_unit, p_pair, n_threads)
+                            p_unit, p_pair, n_threads, _PARALLEL_MIN)
         return p_unit, p_pair
 
     def sample(self, field: np.ndarray, coupling: np.ndarray, tables, uniforms: np.ndarray,

@@ -49,12 +49,13 @@ def test_contract_matches_numpy_twin(seed, n_threads):
     axes.append(np.array([0]))                            # a constant one over the block
     tables = [rng.normal(scale=3.0, size=2 ** len(a)) for a in axes]
     out = np.empty(2 ** n_out)
-    _eliminate.contract(tables, axes, out, n_threads=n_threads)
+    _eliminate.contract(tables, axes, out, n_threads=n_threads, parallel_min=2**10)
     marginal = rng.dirichlet(np.ones(2 ** n_out))
     want_out, want_joint = ref.contract(tables, axes, n_axes, marginal)
     np.testing.assert_allclose(out, want_out, rtol=1e-13, atol=1e-12)
     joint = np.empty(2 ** n_axes)
-    _eliminate.contract(tables, axes, out, marginal, joint, n_threads=n_threads)
+    _eliminate.contract(tables, axes, out, marginal, joint, n_threads=n_threads,
+                        parallel_min=2**10)
     np.testing.assert_allclose(joint, want_joint, rtol=1e-12, atol=1e-15)
 
 
@@ -139,8 +140,9 @@ def test_best_order_is_the_cheapest_twin_candidate(kind, seed):
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("kind", ["tree", "sparse", "grid"])
 @pytest.mark.parametrize("seed", range(3))
-def test_sweeps_match_numpy_twin(kind, seed, n_threads):
+def test_sweeps_match_numpy_twin(kind, seed, n_threads, monkeypatch):
     """Forward, backward and sampling sweeps of a whole plan against the per-step twin."""
+    monkeypatch.setattr(pe.eliminate, "_PARALLEL_MIN", 2**10 if n_threads > 1 else 2**17)
     rng = np.random.default_rng(10 + seed)
     n = int(rng.integers(2, 60))
     edges = _random_graph(rng, n, kind)
@@ -415,7 +417,8 @@ def test_refusal_names_the_cap_and_the_backward_store():
         exact.log_partition(grid, method="eliminate", max_table=1e6)
 
 
-def test_threads_give_identical_answers():
+def test_threads_give_identical_answers(monkeypatch):
+    monkeypatch.setattr(pe.eliminate, "_PARALLEL_MIN", 2**10)   # thread the 16x16 grid's steps
     rng = np.random.default_rng(2)
     edges = lattice(16, 16)
     model = pe.Ising(edges, couplings=rng.normal(0.4, 0.2, len(edges)),
