@@ -196,12 +196,12 @@ def test_likelihood_and_gradient_match_enumeration(data):
         close(got[name], want[name])
 
 
-def test_auto_picks_elimination_for_lattices_and_enumeration_for_dense_models():
+def test_auto_picks_elimination_for_lattices_and_enumeration_for_wide_rbms():
     grid = pe.Ising(lattice(8, 8), couplings=0.4)
     assert isinstance(exact._plan(grid, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
                                   DEFAULT_MAX_TABLE, 1), pe.eliminate.Elimination)
-    dense = pe.BoltzmannMachine(12, 4, rng=0)
-    assert isinstance(exact._plan(dense, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
+    wide = pe.RBM(784, 12, rng=0)      # 2^12 states of h, each a vectorised softplus sum
+    assert isinstance(exact._plan(wide, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
                                   DEFAULT_MAX_TABLE, 1), exact._Plan)
     with pytest.raises(ValueError, match="method must be one of"):
         exact.log_partition(grid, method="bp")
