@@ -6,7 +6,8 @@ Two comparisons, all in one run, each printed as a table with speed ratios:
    edges (mean degree 6), J ~ N(0, 1), no fields, beta = 1.
    (a) pgm_energy ``schedule="chromatic"``, 100 chains, 1 thread; (b) the same on 2 threads;
    (c) a numpy chromatic sampler (greedy colouring, colours made contiguous, each colour's
-   fields for all chains from one scipy.sparse CSR product, then the sigmoid test);
+   fields for all chains from one scipy.sparse CSR product, then the sigmoid test, in place);
+   (c') for reference, its textbook form (fancy-indexed colour rows, 1 / (1 + exp), where);
    (d) a numpy sequential scan, vectorised over the 100 chains;
    (e) dwave-samplers' ``SimulatedAnnealingSampler``, one chain, fixed beta = 1 (its default
    Metropolis acceptance, and its Gibbs acceptance for information);
@@ -21,6 +22,12 @@ Two comparisons, all in one run, each printed as a table with speed ratios:
    same run, (1000x784)@(784x500) and (1000x500)@(500x784): on 2 threads (BLAS on its
    default 2 threads) and on 1 thread (BLAS limited to 1 thread by threadpoolctl).
    Target: sweep <= 1.3x the GEMMs on 2 threads.
+
+Timings are best-of-N; before each row the script waits for other processes in the VM to
+go quiet and retries a row they disturbed, then prints the CPU they used meanwhile ('other
+load', in cores). Rows on 2 threads also print how a float64 GEMM scaled from 1 to 2 BLAS
+threads right after them ('2-core'): on this VM that sometimes falls well under 2.0 while no
+process in the VM is busy, and such rows are retried too.
 
 Peers that are not installed are skipped (``pip install dwave-samplers threadpoolctl``).
 
@@ -86,12 +93,18 @@ class Timer:
     ``time(fn, repeat)`` waits (up to ``max_wait`` seconds) until other processes used under
     0.1 core for half a second, then times ``repeat`` calls after a warm-up; if other
     processes used 0.1 core or more meanwhile, it tries again (``retries`` times in all) and
-    keeps the attempt they disturbed least. Returns ``(best_s, other)``: the best time, and
-    the CPU other processes used during that attempt, in cores (1.0 = one core busy, so a
-    2-thread row with ``other`` near 1 really ran on one core).
+    keeps the attempt they disturbed least. With ``parallel=True`` (rows that need both
+    cores) it also measures, right after the timing, how much faster a float64 GEMM runs on
+    2 BLAS threads than on 1 (``two_core_scaling``): on this VM two cores are sometimes not
+    really available although no process in the VM is busy, and an attempt that scaled
+    under 1.8x is retried too.
+
+    Returns ``(best_s, other, scaling)``: the best time, the CPU other processes used during
+    that attempt in cores (1.0 = one core busy), and the GEMM scaling (None unless parallel).
     """
 
     QUIET = 0.1
+    TWO_CORES = 1.8
 
     def __init__(self, max_wait: float, retries: int = 3):
         self.max_wait = max_wait
@@ -107,17 +120,40 @@ class Timer:
                 return
             self.waited += 0.5
 
-    def time(self, fn, repeat: int, warmup: int = 1):
+    def time(self, fn, repeat: int, warmup: int = 1, parallel: bool = False):
         attempts = []
         for _ in range(max(self.retries, 1)):
             self.wait_quiet()
             meter = LoadMeter()
             best, _ = best_of(fn, repeat, warmup)
-            attempts.append((meter.cores(), best))
-            if attempts[-1][0] < self.QUIET:
+            other = meter.cores()
+            scaling = two_core_scaling() if parallel else None
+            disturbed = other >= self.QUIET or (parallel and scaling < self.TWO_CORES)
+            attempts.append((disturbed, other, best, scaling))
+            if not disturbed:
                 break
-        other, best = min(attempts)
-        return best, other
+        _, other, best, scaling = min(attempts, key=lambda a: a[:2])
+        return best, other, scaling
+
+
+_CHECK = {}
+
+
+def two_core_scaling() -> float:
+    """Time of a 600^3 float64 GEMM on 1 BLAS thread over its time on 2 (about 2.0 when both
+    cores are free; nan without threadpoolctl)."""
+    tpc = optional_import("threadpoolctl")
+    if tpc is None:
+        return float("nan")
+    if not _CHECK:
+        gen = np.random.default_rng(0)
+        _CHECK["a"], _CHECK["b"] = gen.random((600, 600)), gen.random((600, 600))
+    a, b = _CHECK["a"], _CHECK["b"]
+    with tpc.threadpool_limits(limits=2, user_api="blas"):
+        two, _ = best_of(lambda: a @ b, 5)
+    with tpc.threadpool_limits(limits=1, user_api="blas"):
+        one, _ = best_of(lambda: a @ b, 5)
+    return one / two
 
 
 class LoadMeter(OtherLoad):
@@ -131,9 +167,9 @@ class LoadMeter(OtherLoad):
         return max(busy - own, 0.0) / wall
 
 
-def fmt_load(cores: float) -> str:
-    """Other processes' CPU use during a timing, in cores."""
-    return f"{cores:.2f}"
+def fmt_load(cores: float, scaling=None) -> str:
+    """Other processes' CPU use during a timing, in cores, and the 2-core GEMM check."""
+    return f"{cores:.2f}" if scaling is None else f"{cores:.2f}; 2-core {scaling:.2f}x"
 
 
 def fmt_x(ratio: float) -> str:
@@ -312,9 +348,9 @@ def pe_sampler(model, n_chains, schedule, n_threads, beta=1.0, rng=0):
                            n_threads=n_threads)
 
 
-def time_sweeps(timer, run, n_sweeps, repeat):
-    """``(best time, other load)`` of ``run(n_sweeps)`` (after one warm-up call)."""
-    return timer.time(lambda: run(n_sweeps), repeat)
+def time_sweeps(timer, run, n_sweeps, repeat, parallel=False):
+    """``(best time, other load, 2-core scaling)`` of ``run(n_sweeps)`` (after a warm-up)."""
+    return timer.time(lambda: run(n_sweeps), repeat, parallel=parallel)
 
 
 def chain_blocks(n_chains) -> str:
@@ -346,7 +382,7 @@ def dwave_time(timer, samplers, bqm, criterion, sizes):
                                 proposal_acceptance_criteria=criterion, seed=1)
         kernel.append(result.info["timing"]["sampling_ns"] * 1e-9)
         return result
-    t, load = timer.time(call, sizes.repeat)
+    t, load, _ = timer.time(call, sizes.repeat)
     return t, min(kernel), load
 
 
@@ -363,7 +399,8 @@ def bench_sparse(sizes: Sizes, timer: Timer, checks: Checks, targets: Targets):
     pe_rows = {}
     for n_threads in (1, 2):
         sampler = pe_sampler(model, chains, "chromatic", n_threads)
-        pe_rows[n_threads] = time_sweeps(timer, sampler.run, sizes.sweeps_pe, sizes.repeat)
+        pe_rows[n_threads] = time_sweeps(timer, sampler.run, sizes.sweeps_pe, sizes.repeat,
+                                         parallel=n_threads > 1)
     # Same seed and sweeps on fresh samplers: the chains must not depend on the thread count.
     states = [pe_sampler(model, chains, "chromatic", k).run(10).state["s"] for k in (1, 2)]
     same = np.array_equal(*states)
@@ -373,18 +410,18 @@ def bench_sparse(sizes: Sizes, timer: Timer, checks: Checks, targets: Targets):
 
     # (c), (c'), (d): numpy
     chromatic = NumpyChromatic(adj, chains, 1.0, seed=0)
-    t_c, load_c = time_sweeps(timer, chromatic.run, sizes.sweeps_chromatic, sizes.repeat)
+    t_c, load_c, _ = time_sweeps(timer, chromatic.run, sizes.sweeps_chromatic, sizes.repeat)
     textbook = NumpyChromaticTextbook(adj, chains, 1.0, seed=0)
-    t_c2, load_c2 = time_sweeps(timer, textbook.run, sizes.sweeps_chromatic, sizes.repeat)
+    t_c2, load_c2, _ = time_sweeps(timer, textbook.run, sizes.sweeps_chromatic, sizes.repeat)
     sequential = NumpySequential(adj, chains, 1.0, seed=0)
-    t_d, load_d = time_sweeps(timer, sequential.run, sizes.sweeps_sequential,
-                              max(sizes.repeat // 2, 1))
+    t_d, load_d, _ = time_sweeps(timer, sequential.run, sizes.sweeps_sequential,
+                                 max(sizes.repeat // 2, 1))
     rate_c, rate_c2 = rate(t_c, sizes.sweeps_chromatic), rate(t_c2, sizes.sweeps_chromatic)
     rate_d = rate(t_d, sizes.sweeps_sequential)
 
     # (e), (f): one chain
     one = pe_sampler(model, 1, "sequential", 1)
-    t_f, load_f = time_sweeps(timer, one.run, sizes.sweeps_one_chain, sizes.repeat)
+    t_f, load_f, _ = time_sweeps(timer, one.run, sizes.sweeps_one_chain, sizes.repeat)
     rate_f = rate(t_f, sizes.sweeps_one_chain, 1)
     samplers, dimod = optional_import("dwave.samplers"), optional_import("dimod")
     bqm = dwave_bqm(dimod, edges, couplings, n) if samplers and dimod else None
@@ -401,7 +438,7 @@ def bench_sparse(sizes: Sizes, timer: Timer, checks: Checks, targets: Targets):
     table.add("", None, None, None, None, None, f"{fmt_x(rate_a / rate_c2)} (c')", None,
               targets.check("(a) updates/s", rate_a, 2.5e8) + " >=2.5e8")
     table.add("(b) pgm_energy chromatic", chains, 2, sizes.sweeps_pe, fmt_time(pe_rows[2][0]),
-              fmt_rate(rate_b), f"{fmt_x(rate_b / rate_a)} (a)", fmt_load(pe_rows[2][1]),
+              fmt_rate(rate_b), f"{fmt_x(rate_b / rate_a)} (a)", fmt_load(*pe_rows[2][1:]),
               targets.check("(b) / (a)", rate_b / rate_a, 1.8) + " >=1.8x (a)")
     table.add("(c) numpy chromatic (CSR @ state per colour)", chains, 1,
               sizes.sweeps_chromatic, fmt_time(t_c), fmt_rate(rate_c), "1.0x", fmt_load(load_c),
@@ -430,8 +467,10 @@ def bench_sparse(sizes: Sizes, timer: Timer, checks: Checks, targets: Targets):
                   sizes.sweeps_one_chain, fmt_time(kernel), fmt_rate(r_kernel),
                   f"(f) is {fmt_x(rate_f / r_kernel)}", None, None)
     table.print()
-    print(f"1 and 2 threads give identical chains (same seed, 10 sweeps): {same}.  'other load': CPU used by "
-          "other processes while a row was timed, in cores (of 2)\n")
+    print(f"1 and 2 threads give identical chains (same seed, 10 sweeps): {same}.\n'other load': "
+          "CPU used by other processes while a row was timed, in cores (of 2); '2-core': GEMM "
+          "speed-up from 1 to 2 BLAS threads measured right after a 2-thread row (about 2.0 "
+          "when both cores were really available)\n")
 
     check_energy(model, adj, edges, couplings, sizes, checks)
 
@@ -505,10 +544,11 @@ def bench_rbm(sizes: Sizes, timer: Timer, targets: Targets):
         blas_label = "default" if limit is None else (str(limit) if have_tpc else "default")
         with blas_threads(limit):
             if limit not in gemm_times:
-                gemm_times[limit] = timer.time(gemms, 3 * sizes.repeat)
-            t_gemm, load_gemm = gemm_times[limit]
+                gemm_times[limit] = timer.time(gemms, 3 * sizes.repeat, parallel=limit is None)
+            t_gemm, load_gemm, scaling_gemm = gemm_times[limit]
             sampler = pe_sampler(model, chains, "block", n_threads)
-            t_sweep, load = time_sweeps(timer, sampler.run, sizes.rbm_sweeps, sizes.repeat)
+            t_sweep, load, scaling = time_sweeps(timer, sampler.run, sizes.rbm_sweeps,
+                                                 sizes.repeat, parallel=n_threads > 1)
             t_sweep /= sizes.rbm_sweeps
         if n_threads == 2:          # both 2-thread rows against the 2-thread GEMMs
             t_gemm = gemm_times[None][0]
@@ -519,10 +559,11 @@ def bench_rbm(sizes: Sizes, timer: Timer, targets: Targets):
         else:
             target = "(info)"
         table.add("pgm_energy block sweep", n_threads, blas_label, fmt_time(t_sweep),
-                  f"{flop / t_sweep / 1e9:.1f}", f"{ratio:.2f}x", fmt_load(load), target)
+                  f"{flop / t_sweep / 1e9:.1f}", f"{ratio:.2f}x", fmt_load(load, scaling), target)
         if n_threads != 2 or limit is None:
             table.add("numpy: the two GEMMs", "-", blas_label, fmt_time(t_gemm),
-                      f"{flop / t_gemm / 1e9:.1f}", "1.00x", fmt_load(load_gemm), None)
+                      f"{flop / t_gemm / 1e9:.1f}", "1.00x", fmt_load(load_gemm, scaling_gemm),
+                      None)
     table.print()
     print("The last row (OpenMP on 2 threads, BLAS on 1) is compared with the 2-thread GEMMs.\n")
 
