@@ -61,10 +61,10 @@ def _padded(n_chains: int) -> int:
     return -(-n_chains // 8) * 8
 
 
-def _chain_block(n_chains: int) -> int:
-    """Chains per kernel block: about 64, a multiple of 8, from n_chains alone."""
-    n_blocks = -(-n_chains // 64)
-    return _padded(-(-n_chains // n_blocks))
+def _chain_block(n_chains: int, n_threads: int) -> int:
+    """Chains per kernel block: one block per thread (longer vector loops run faster), a
+    multiple of 8. Each chain's numbers do not depend on the blocking."""
+    return _padded(-(-n_chains // max(1, min(n_threads, n_chains))))
 
 
 class GibbsSampler:
@@ -212,7 +212,6 @@ class _SparseEngine:
         self.scale = np.where(graph.spin, 2.0, 1.0)
         self.low = np.where(graph.spin, -1.0, 0.0)
         self.n_chains = n_chains
-        self.chain_block = _chain_block(n_chains)
         self._group_of = np.empty(graph.n_units, dtype=object)
         for g, off in graph.offsets.items():
             self._group_of[off:off + model.units[g].n] = g
@@ -232,7 +231,8 @@ class _SparseEngine:
                   graph.factor_weight)
         if not graph.python_units.any():
             _gibbs.sweep_sparse(self.state, *arrays, order, self.scale, self.low, betas,
-                                streams, n_sweeps, self.chain_block, n_threads)
+                                streams, n_sweeps, _chain_block(self.n_chains, n_threads),
+                                n_threads)
             return
         # Units read by generic terms without a product-factor form are updated here, from
         # energy differences, with the same draws as the kernel (one uniform per chain per
@@ -246,7 +246,8 @@ class _SparseEngine:
             for run in runs:
                 if not graph.python_units[run[0]]:
                     _gibbs.sweep_sparse(self.state, *arrays, run, self.scale, self.low, betas,
-                                        streams, 1, self.chain_block, n_threads)
+                                        streams, 1, _chain_block(self.n_chains, n_threads),
+                                        n_threads)
                     continue
                 for unit in run:
                     self._generic_update(graph, arrays, unit, chains, views, readers, betas,
