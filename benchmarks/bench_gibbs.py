@@ -355,12 +355,12 @@ def time_sweeps(timer, run, n_sweeps, repeat, parallel=False):
     return timer.time(lambda: run(n_sweeps), repeat, parallel=parallel)
 
 
-def chain_blocks(n_chains) -> str:
+def chain_blocks(n_chains, n_threads) -> str:
     """How pgm_energy splits the chains into blocks for its threads (e.g. '56+44')."""
     block_of = getattr(pe.sampling, "_chain_block", None)
     if block_of is None:
         return "?"
-    block = block_of(n_chains)
+    block = block_of(n_chains, n_threads)
     sizes = [min(block, n_chains - c0) for c0 in range(0, n_chains, block)]
     return "+".join(map(str, sizes))
 
@@ -431,7 +431,7 @@ def bench_sparse(sizes: Sizes, timer: Timer, checks: Checks, targets: Targets):
     table = Table(f"1. Spin updates/s, sparse Ising: {n} spins, {len(edges)} edges (mean degree "
                   f"{2 * len(edges) / n:.0f}), J ~ N(0,1), beta = 1; {n_colours} colours "
                   f"(pgm_energy), {chromatic.n_colours} (numpy); pgm_energy chain blocks "
-                  f"{chain_blocks(chains)}",
+                  f"{chain_blocks(chains, 1)} (1 thread), {chain_blocks(chains, 2)} (2)",
                   ["method", "chains", "threads", "sweeps", "time", "updates/s", "ratio",
                    "other load", "target"])
     table.add("(a) pgm_energy chromatic", chains, 1, sizes.sweeps_pe, fmt_time(pe_rows[1][0]),
