@@ -72,7 +72,7 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, method: str = "auto"
     --------
     >>> import numpy as np, pgm_energy as pe
     >>> model = pe.RBM(3, 2, W=np.zeros((2, 3)))
-    >>> round(pe.exact.log_partition(model), 6) == round(5 * np.log(2), 6)
+    >>> bool(abs(pe.exact.log_partition(model) - 5 * np.log(2)) < 1e-12)
     True
     >>> grid = pe.Ising([(i, i + 1) for i in range(99)], couplings=0.4)  # 100 spins
     >>> bool(abs(pe.exact.log_partition(grid) - (np.log(2) + 99 * np.log(2 * np.cosh(0.4))))
