@@ -169,16 +169,37 @@ def sweep_block(
     cdef double[:, ::1] fields_a = np.empty((n_chains, n_a))
     cdef double[:, ::1] fields_b = np.empty((n_chains, n_b))
     cdef bint any_a = any(free_a), any_b = any(free_b)
+    cdef Py_ssize_t blk, c0, n_blocks = max(1, min(n_threads, n_chains))
+    cdef Py_ssize_t per = (n_chains + n_blocks - 1) // n_blocks
     with nogil:
         for sweep in range(n_sweeps):
+            if n_blocks == 1:
+                # One thread: BLAS may thread the products itself.
+                if any_a:
+                    layer_fields(fields_a, field_a, state_b, coupling, True)
+                    sample_layer(state_a, fields_a, scale_a, low_a, free_a, beta, streams, 1)
+                if any_b:
+                    layer_fields(fields_b, field_b, state_a, coupling, False)
+                    sample_layer(state_b, fields_b, scale_b, low_b, free_b, beta, streams, 1)
+                continue
+            # Several threads: each takes a slice of the chains, its own product (the caller
+            # keeps BLAS on one thread) and its sampling; no second thread pool competes.
             if any_a:
-                layer_fields(fields_a, field_a, state_b, coupling, True)
-                sample_layer(state_a, fields_a, scale_a, low_a, free_a, beta, streams,
-                             n_threads)
+                for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
+                    c0 = blk * per
+                    if c0 < n_chains:
+                        layer_fields(fields_a[c0:c0 + per], field_a, state_b[c0:c0 + per],
+                                     coupling, True)
+                        sample_layer(state_a[c0:c0 + per], fields_a[c0:c0 + per], scale_a,
+                                     low_a, free_a, beta[c0:c0 + per], streams[:, c0:], 1)
             if any_b:
-                layer_fields(fields_b, field_b, state_a, coupling, False)
-                sample_layer(state_b, fields_b, scale_b, low_b, free_b, beta, streams,
-                             n_threads)
+                for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
+                    c0 = blk * per
+                    if c0 < n_chains:
+                        layer_fields(fields_b[c0:c0 + per], field_b, state_a[c0:c0 + per],
+                                     coupling, False)
+                        sample_layer(state_b[c0:c0 + per], fields_b[c0:c0 + per], scale_b,
+                                     low_b, free_b, beta[c0:c0 + per], streams[:, c0:], 1)
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):

@@ -17,6 +17,7 @@ Schedules (all sample the same distribution):
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Mapping, Sequence
 
@@ -305,10 +306,25 @@ class _BlockEngine:
     def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
         self.coupling.ravel()[self._coupling_index] = graph.coupling
         a, b = self.units_a, self.units_b
-        _gibbs.sweep_block(self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
-                           self.scale[a], self.low[a], self.scale[b], self.low[b],
-                           free[a].astype(np.uint8), free[b].astype(np.uint8),
-                           betas, streams, n_sweeps, n_threads)
+        args = (self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
+                self.scale[a], self.low[a], self.scale[b], self.low[b],
+                free[a].astype(np.uint8), free[b].astype(np.uint8), betas, streams, n_sweeps,
+                n_threads)
+        if n_threads == 1:
+            _gibbs.sweep_block(*args)
+            return
+        # Each kernel thread runs its own slice's products: BLAS stays on one thread, so its
+        # idle workers do not spin on the cores the kernel uses.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            _gibbs.sweep_block(*args)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """One ``threadpoolctl`` controller (scanning the loaded libraries is slow)."""
+    import threadpoolctl
+
+    return threadpoolctl.ThreadpoolController()
 
 
 def _resolve_schedule(schedule, graph, colour):
