@@ -169,37 +169,36 @@ def sweep_block(
     cdef double[:, ::1] fields_a = np.empty((n_chains, n_a))
     cdef double[:, ::1] fields_b = np.empty((n_chains, n_b))
     cdef bint any_a = any(free_a), any_b = any(free_b)
-    cdef Py_ssize_t blk, c0, n_blocks = max(1, min(n_threads, n_chains))
-    cdef Py_ssize_t per = (n_chains + n_blocks - 1) // n_blocks
+    cdef int n_blocks = <int> max(1, min(n_threads, n_chains))
     with nogil:
         for sweep in range(n_sweeps):
-            if n_blocks == 1:
-                # One thread: BLAS may thread the products itself.
-                if any_a:
-                    layer_fields(fields_a, field_a, state_b, coupling, True)
-                    sample_layer(state_a, fields_a, scale_a, low_a, free_a, beta, streams, 1)
-                if any_b:
-                    layer_fields(fields_b, field_b, state_a, coupling, False)
-                    sample_layer(state_b, fields_b, scale_b, low_b, free_b, beta, streams, 1)
-                continue
-            # Several threads: each takes a slice of the chains, its own product (the caller
-            # keeps BLAS on one thread) and its sampling; no second thread pool competes.
             if any_a:
-                for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
-                    c0 = blk * per
-                    if c0 < n_chains:
-                        layer_fields(fields_a[c0:c0 + per], field_a, state_b[c0:c0 + per],
-                                     coupling, True)
-                        sample_layer(state_a[c0:c0 + per], fields_a[c0:c0 + per], scale_a,
-                                     low_a, free_a, beta[c0:c0 + per], streams[:, c0:], 1)
+                update_layer(state_a, fields_a, field_a, state_b, coupling, True, scale_a,
+                             low_a, free_a, beta, streams, n_blocks)
             if any_b:
-                for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
-                    c0 = blk * per
-                    if c0 < n_chains:
-                        layer_fields(fields_b[c0:c0 + per], field_b, state_a[c0:c0 + per],
-                                     coupling, False)
-                        sample_layer(state_b[c0:c0 + per], fields_b[c0:c0 + per], scale_b,
-                                     low_b, free_b, beta[c0:c0 + per], streams[:, c0:], 1)
+                update_layer(state_b, fields_b, field_b, state_a, coupling, False, scale_b,
+                             low_b, free_b, beta, streams, n_blocks)
+
+
+cdef void update_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] field,
+                       double[:, ::1] other, const double[:, ::1] coupling, bint transpose,
+                       const double[::1] scale, const double[::1] low,
+                       const unsigned char[::1] free_units, const double[::1] beta,
+                       uint64_t[:, ::1] streams, int n_blocks) noexcept nogil:
+    """Sample one layer of every chain given the other layer.
+
+    The chains go in ``n_blocks`` slices, one per thread; each thread runs its slice's
+    product and sampling, so no second thread pool competes (with several blocks the caller
+    keeps BLAS on one thread; with one, BLAS may thread the product itself).
+    """
+    cdef Py_ssize_t blk, c0, n_chains = value.shape[0]
+    cdef Py_ssize_t per = (n_chains + n_blocks - 1) // n_blocks
+    for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
+        c0 = blk * per
+        if c0 < n_chains:
+            layer_fields(fields[c0:c0 + per], field, other[c0:c0 + per], coupling, transpose)
+            sample_layer(value[c0:c0 + per], fields[c0:c0 + per], scale, low, free_units,
+                         beta[c0:c0 + per], streams[:, c0:], 1)
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):
