@@ -21,13 +21,13 @@ from .model import RBM, BoltzmannMachine, EnergyModel, Ising
 from .sampling import GibbsSampler, ParallelTempering
 from .terms import (Bias, FactorCoupling, Interaction, Lateral, LinearCoupling, Pairwise,
                     SparsePairwise, Term)
-from .units import Binary, Spin
+from .units import Binary, Categorical, Spin
 from . import plotting  # noqa: E402  (matplotlib itself is imported on first use)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Binary", "Spin",
+    "Binary", "Spin", "Categorical",
     "Term", "LinearCoupling", "FactorCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise", "Interaction",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ParallelTempering",

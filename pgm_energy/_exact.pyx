@@ -1,22 +1,31 @@
 """Exact enumeration kernel: Gray-code walk with incremental energies and an analytic sum.
 
-The problem is a binary energy over enumerated units ``S`` (``m`` of them) and analytic units
+The problem is a binary energy over enumerated slots ``S`` (``m`` of them) and analytic slots
 ``A`` that are conditionally independent given ``S`` (no coupling inside ``A``), scaled so that
 the log weight of a state ``x_S`` summed over ``x_A`` is
 
-    lw(x_S) = sum_j field_s[j] x_j + sum_{j<k in S} J_jk x_j x_k + sum_a softplus(f_a(x_S)),
+    lw(x_S) = sum_j field_s[j] x_j + sum_{j<k in S} J_jk x_j x_k + sum_a softplus(f_a(x_S))
+              + sum_c log sum_{a in c} exp(f_a(x_S)),
     f_a(x_S) = field_a[a] + sum_j J_aj x_j.
 
-The states of ``S`` are split into pieces: the top ``n_prefix`` units of ``S`` are fixed to the
-bits of the piece number and the other ``m - n_prefix`` run through a Gray code, one unit flip
-per state, updating the local fields of its neighbours only (O(degree) per state plus the
+A slot is a binary unit, or one value of a categorical unit (its one-hot indicator; the ``k``
+slots of a categorical unit, a *site*, hold exactly one 1). ``S`` lists its ``m_b`` binary
+slots first, then the slots of its categorical sites (``s_site_ptr``); ``A`` its ``n_ab``
+binary slots (summed by softplus) first, then its categorical sites (``a_site_ptr``, summed
+by log-sum-exp: the closed form of a product of categorical experts).
+
+The states of ``S`` are split into pieces: the top ``n_prefix`` binary slots are fixed to the
+bits of the piece number; the other binary slots run through a Gray code, one flip per state,
+and after each full Gray run the categorical sites step through a reflected mixed-radix Gray
+code (one site moves its value by +-1: two slot flips), so every state differs from the last
+by one unit and only the fields of its neighbours change (O(degree) per state plus the
 softplus of the changed analytic fields). Every 4096 states the fields are recomputed from
 scratch so rounding cannot drift. Pieces are independent (DESIGN.md "Beyond one machine"):
 they run on OpenMP threads and their results combine exactly in piece order, so the answer
 does not depend on the thread count.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, NAN, exp
+from libc.math cimport INFINITY, NAN, exp, log
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 
@@ -35,8 +44,14 @@ cdef enum:
 
 
 cdef struct Problem:
-    int m                       # enumerated units
-    int n_a                     # analytic units
+    int m                       # enumerated slots
+    int m_b                     # ... of which binary (the first m_b)
+    int n_sc                    # categorical sites of S
+    const int64_t *s_site_ptr   # (n_sc+1,) their slot ranges in S
+    int n_a                     # analytic slots
+    int n_ab                    # ... of which binary (the first n_ab)
+    int n_ac                    # categorical sites of A
+    const int64_t *a_site_ptr   # (n_ac+1,) their slot ranges in A
     const double *field_s       # (m,)
     const int64_t *ss_ptr       # (m+1,) CSR of S-S couplings, both directions
     const int32_t *ss_idx
@@ -48,29 +63,36 @@ cdef struct Problem:
     const double *sa_w
     const int32_t *sa_eid
     const int32_t *sa_first     # (m,) first column of a row whose columns are consecutive, else -1
-    const int32_t *gen_bit      # (m,) bit of the unit in the generic-term code, else -1
-    const double *gen_table     # (2^g,) log weight of the generic terms per code, or NULL
+    const int64_t *gen_step     # (m,) what the slot adds to the generic-term code when on
+    const double *gen_table     # (n_codes,) log weight of the generic terms per code, or NULL
 
 
 cdef struct Scratch:
     unsigned char *x            # (m,) state of S
+    int *value                  # (n_sc,) value of each categorical site of S
+    int *direction              # (n_sc,) its mixed-radix Gray direction, +1 or -1
     double *g                   # (m,) local field of each S unit from field_s and S neighbours
     double *f                   # (n_a,) fields of A
     double *sp                  # (n_a,) softplus(f)
     double *sig                 # (n_a,) sigmoid(f), moments only
 
 
-cdef int scratch_alloc(Scratch *s, int m, int n_a) noexcept nogil:
+cdef int scratch_alloc(Scratch *s, int m, int n_sc, int n_a) noexcept nogil:
     s.x = <unsigned char *> calloc(m + 1, sizeof(unsigned char))
+    s.value = <int *> calloc(n_sc + 1, sizeof(int))
+    s.direction = <int *> calloc(n_sc + 1, sizeof(int))
     s.g = <double *> calloc(m + 1, sizeof(double))
     s.f = <double *> calloc(n_a + 1, sizeof(double))
     s.sp = <double *> calloc(n_a + 1, sizeof(double))
     s.sig = <double *> calloc(n_a + 1, sizeof(double))
-    return s.x != NULL and s.g != NULL and s.f != NULL and s.sp != NULL and s.sig != NULL
+    return (s.x != NULL and s.value != NULL and s.direction != NULL and s.g != NULL
+            and s.f != NULL and s.sp != NULL and s.sig != NULL)
 
 
 cdef void scratch_free(Scratch *s) noexcept nogil:
     free(s.x)
+    free(s.value)
+    free(s.direction)
     free(s.g)
     free(s.f)
     free(s.sp)
@@ -127,10 +149,15 @@ cdef double flip(const Problem *P, Scratch *s, int j, double lw_s) noexcept nogi
 cdef void accumulate_moments(const Problem *P, Scratch *s, double w,
                              double *unit_acc, double *edge_acc) noexcept nogil:
     """Add w * x_j, w * x_j x_k and w * E[x_a | x_S], w * x_j E[x_a | x_S]."""
-    cdef int j, a
+    cdef int j, a, c
     cdef int64_t q
+    cdef double top, total
     if P.n_a:
-        pe_sigmoid_array(s.f, s.sig, P.n_a)
+        pe_sigmoid_array(s.f, s.sig, P.n_ab)
+        for c in range(P.n_ac):
+            top = site_log_sum(s.f, P.a_site_ptr[c], P.a_site_ptr[c + 1])
+            for a in range(P.a_site_ptr[c], P.a_site_ptr[c + 1]):
+                s.sig[a] = exp(s.f[a] - top)
         for a in range(P.n_a):
             unit_acc[P.m + a] += w * s.sig[a]
     for j in range(P.m):
@@ -141,6 +168,40 @@ cdef void accumulate_moments(const Problem *P, Scratch *s, double w,
                     edge_acc[P.ss_eid[q]] += w
             for q in range(P.sa_ptr[j], P.sa_ptr[j + 1]):
                 edge_acc[P.sa_eid[q]] += w * s.sig[P.sa_idx[q]]
+
+
+cdef inline double site_log_sum(const double *f, int64_t lo, int64_t hi) noexcept nogil:
+    """``log sum_{a in [lo, hi)} exp(f[a])``, the closed form of one categorical site."""
+    cdef int64_t a
+    cdef double top = f[lo], total = 0.0
+    for a in range(lo + 1, hi):
+        if f[a] > top:
+            top = f[a]
+    for a in range(lo, hi):
+        total += exp(f[a] - top)
+    return top + log(total)
+
+
+cdef inline double analytic_log_sum(const Problem *P, const Scratch *s) noexcept nogil:
+    """Closed-form log weight of the analytic slots given the current fields."""
+    cdef int c
+    cdef double total = pe_sum(s.sp, P.n_ab)
+    for c in range(P.n_ac):
+        total += site_log_sum(s.f, P.a_site_ptr[c], P.a_site_ptr[c + 1])
+    return total
+
+
+cdef int next_site(const Problem *P, Scratch *s) noexcept nogil:
+    """Advance the reflected mixed-radix Gray code of the categorical sites of S: the
+    lowest site that can move one step in its direction does (sites below it that cannot
+    turn round). Returns the site moved, or -1 when every state has been visited."""
+    cdef int c, size
+    for c in range(P.n_sc):
+        size = <int> (P.s_site_ptr[c + 1] - P.s_site_ptr[c])
+        if 0 <= s.value[c] + s.direction[c] < size:
+            return c
+        s.direction[c] = -s.direction[c]
+    return -1
 
 
 cdef inline int lowest_bit(uint64_t t) noexcept nogil:
@@ -160,40 +221,55 @@ cdef void walk_piece(const Problem *P, int n_free, uint64_t prefix, bint moments
     each code of the generic-term units in ``code_acc``).
     """
     cdef Scratch s
-    cdef int j
-    cdef uint64_t t, code = 0, n_states = (<uint64_t> 1) << n_free
+    cdef int j, c
+    cdef int64_t code = 0
+    cdef uint64_t t, visited = 0, n_states = (<uint64_t> 1) << n_free
     cdef double lw_s, lw, w, top = -INFINITY, total = 0.0
-    if not scratch_alloc(&s, P.m, P.n_a):
+    if not scratch_alloc(&s, P.m, P.n_sc, P.n_a):
         scratch_free(&s)
         out[0] = NAN
         return
-    for j in range(P.m):
+    for j in range(P.m_b):
         s.x[j] = (prefix >> (j - n_free)) & 1 if j >= n_free else 0
-        if s.x[j] and P.gen_bit[j] >= 0:
-            code |= (<uint64_t> 1) << P.gen_bit[j]
+    for c in range(P.n_sc):
+        s.x[P.s_site_ptr[c]] = 1
+        s.direction[c] = 1
+    for j in range(P.m):
+        if s.x[j]:
+            code += P.gen_step[j]
     lw_s = resync(P, &s)
-    for t in range(n_states):
-        if t:
-            j = lowest_bit(t)
-            lw_s = flip(P, &s, j, lw_s)
-            if P.gen_bit[j] >= 0:
-                code ^= (<uint64_t> 1) << P.gen_bit[j]
-            if (t & RESYNC_MASK) == 0:
+    while True:
+        for t in range(n_states):
+            if t:
+                j = lowest_bit(t)
+                lw_s = flip(P, &s, j, lw_s)
+                code += P.gen_step[j] if s.x[j] else -P.gen_step[j]
+            visited += 1
+            if (visited & RESYNC_MASK) == 0:
                 lw_s = resync(P, &s)
-        lw = lw_s + pe_sum(s.sp, P.n_a)
-        if P.gen_table != NULL:
-            lw += P.gen_table[code]
-        if moments:
-            w = exp(lw - shift)
-            if w > 0.0:
-                accumulate_moments(P, &s, w, unit_acc, edge_acc)
-                if code_acc != NULL:
-                    code_acc[code] += w
-        elif lw > top:
-            total = total * exp(top - lw) + 1.0
-            top = lw
-        else:
-            total += exp(lw - top)
+            lw = lw_s + analytic_log_sum(P, &s)
+            if P.gen_table != NULL:
+                lw += P.gen_table[code]
+            if moments:
+                w = exp(lw - shift)
+                if w > 0.0:
+                    accumulate_moments(P, &s, w, unit_acc, edge_acc)
+                    if code_acc != NULL:
+                        code_acc[code] += w
+            elif lw > top:
+                total = total * exp(top - lw) + 1.0
+                top = lw
+            else:
+                total += exp(lw - top)
+        c = next_site(P, &s)
+        if c < 0:
+            break
+        j = <int> P.s_site_ptr[c] + s.value[c]
+        lw_s = flip(P, &s, j, lw_s)
+        code -= P.gen_step[j]
+        s.value[c] += s.direction[c]
+        lw_s = flip(P, &s, j + s.direction[c], lw_s)
+        code += P.gen_step[j + s.direction[c]]
     out[0] = top
     out[1] = total
     scratch_free(&s)
@@ -211,8 +287,10 @@ def enumerate_pieces(
     const double[::1] sa_w,         # IN
     const int32_t[::1] sa_eid,      # IN
     const int32_t[::1] sa_first,    # IN (m,)
-    const int32_t[::1] gen_bit,     # IN (m,) bit in the generic code, -1 for others
-    const double[::1] gen_table,    # IN (2^g,) generic log weights per code; empty: none
+    const int64_t[::1] gen_step,    # IN (m,) code added by each slot when on (0: none)
+    const double[::1] gen_table,    # IN (n_codes,) generic log weights per code; empty: none
+    const int64_t[::1] s_site_ptr,  # IN (n_sc+1,) categorical sites of S (after m_b binary)
+    const int64_t[::1] a_site_ptr,  # IN (n_ac+1,) categorical sites of A (after n_ab binary)
     int n_edges,
     int n_prefix,
     uint64_t piece_start,
@@ -230,19 +308,46 @@ def enumerate_pieces(
     """
     cdef Problem P
     cdef int m = field_s.shape[0], n_a = field_a.shape[0]
-    cdef int n_free = m - n_prefix
-    cdef Py_ssize_t p, n_pieces = <Py_ssize_t> (piece_stop - piece_start)
+    cdef int n_sc = s_site_ptr.shape[0] - 1, n_ac = a_site_ptr.shape[0] - 1
+    cdef int m_b = m - (s_site_ptr[n_sc] - s_site_ptr[0]) if n_sc >= 0 else -1
+    cdef int n_ab = n_a - (a_site_ptr[n_ac] - a_site_ptr[0]) if n_ac >= 0 else -1
+    cdef int n_free = m_b - n_prefix
+    cdef Py_ssize_t p, q, n_pieces = <Py_ssize_t> (piece_stop - piece_start)
+    if n_sc < 0 or n_ac < 0 or s_site_ptr[0] != m_b or a_site_ptr[0] != n_ab:
+        raise ValueError("enumerate_pieces: inconsistent categorical sites")
+    for p in range(n_sc):
+        if s_site_ptr[p + 1] - s_site_ptr[p] < 2:
+            raise ValueError("enumerate_pieces: a categorical site needs >= 2 slots")
+    for p in range(n_ac):
+        if a_site_ptr[p + 1] - a_site_ptr[p] < 2:
+            raise ValueError("enumerate_pieces: a categorical site needs >= 2 slots")
     if n_prefix < 0 or n_free < 0 or n_free > 62 or piece_stop > ((<uint64_t> 1) << n_prefix):
         raise ValueError("enumerate_pieces: invalid piece range")
     if (ss_ptr.shape[0] != m + 1 or sa_ptr.shape[0] != m + 1 or sa_first.shape[0] != m
-            or gen_bit.shape[0] != m):
+            or gen_step.shape[0] != m):
         raise ValueError("enumerate_pieces: inconsistent problem arrays")
     cdef Py_ssize_t n_codes = gen_table.shape[0]
+    cdef int64_t top_code = 0, step
     for p in range(m):
-        if gen_bit[p] >= 0 and (gen_bit[p] > 62 or (<uint64_t> 1) << gen_bit[p] >= n_codes):
-            raise ValueError("enumerate_pieces: gen_bit does not fit gen_table")
+        if gen_step[p] < 0:
+            raise ValueError("enumerate_pieces: gen_step must be >= 0")
+        if p < m_b:
+            top_code += gen_step[p]
+    for p in range(n_sc):
+        step = 0
+        for q in range(s_site_ptr[p], s_site_ptr[p + 1]):
+            step = max(step, gen_step[q])
+        top_code += step
+    if n_codes and top_code >= n_codes:
+        raise ValueError("enumerate_pieces: gen_step does not fit gen_table")
     P.m = m
+    P.m_b = m_b
+    P.n_sc = n_sc
+    P.s_site_ptr = &s_site_ptr[0]
     P.n_a = n_a
+    P.n_ab = n_ab
+    P.n_ac = n_ac
+    P.a_site_ptr = &a_site_ptr[0]
     P.field_s = &field_s[0] if m else NULL
     P.ss_ptr = &ss_ptr[0]
     P.ss_idx = &ss_idx[0] if ss_idx.shape[0] else NULL
@@ -254,7 +359,7 @@ def enumerate_pieces(
     P.sa_w = &sa_w[0] if sa_w.shape[0] else NULL
     P.sa_eid = &sa_eid[0] if sa_eid.shape[0] else NULL
     P.sa_first = &sa_first[0] if m else NULL
-    P.gen_bit = &gen_bit[0] if m else NULL
+    P.gen_step = &gen_step[0] if m else NULL
     P.gen_table = &gen_table[0] if n_codes else NULL
 
     summary = np.zeros((n_pieces, 2))

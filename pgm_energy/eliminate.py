@@ -250,7 +250,10 @@ class Elimination:
         self.n_threads = n_threads
         self.clamped = np.zeros(graph.n_units, bool)
         for g in self.clamped_groups:
-            self.clamped[graph.offsets[g]:graph.offsets[g] + model.units[g].n] = True
+            self.clamped[graph.slots(g)] = True
+        if np.any(graph.categorical & ~self.clamped):
+            raise ValueError("variable elimination sums binary and spin units only; this model "
+                             "has free categorical units: use method='enumerate'")
         key = (graph.n_units, graph.edges.tobytes(), self.clamped.tobytes(), max_table, backward)
         self.plan = _PLANS.pop(key, None)
         if self.plan is None:
@@ -266,9 +269,7 @@ class Elimination:
     def clamped_flat(self, X) -> np.ndarray:
         """Flat binary-form state with the clamped groups from ``X``, zeros elsewhere."""
         state = self.model.as_state(X, self.clamped_groups, what="X")
-        x = np.zeros((next(iter(state.values())).shape[0], self.n_units))
-        for g, arr in state.items():
-            x[:, self.graph.offsets[g]:self.graph.offsets[g] + arr.shape[1]] = arr
+        x = self.graph.encode(state)
         return np.where(self.graph.spin, (x + 1.0) / 2.0, x) * self.clamped
 
     @property

@@ -23,6 +23,7 @@ from . import _exact
 from ._checks import check_beta
 from .eliminate import DEFAULT_MAX_TABLE, Elimination, order_cost
 from .model import EnergyModel
+from scipy.special import logsumexp, softmax
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
            "sample", "treewidth", "DEFAULT_MAX_STATES", "DEFAULT_MAX_TABLE", "METHODS"]
@@ -157,7 +158,8 @@ def marginals(model: EnergyModel, *, beta: float = 1.0, pairwise: bool = False,
                  backward=True, what="marginals")
     m_unit, m_pair = plan.mean_moments(np.zeros((1, plan.n_units)))
     p_on = np.where(plan.graph.spin, (m_unit + 1.0) / 2.0, m_unit)
-    singles = {g: p_on[off:off + model.units[g].n] for g, off in plan.graph.offsets.items()}
+    singles = {g: p_on[plan.graph.slots(g)].reshape(u.feature_shape)
+               for g, u in model.units.items()}
     return (singles, plan.graph.edges.copy(), m_pair) if pairwise else singles
 
 
@@ -185,8 +187,7 @@ def sample(model: EnergyModel, n_samples: int, *, rng=None, beta: float = 1.0,
     gen = np.random.default_rng(rng)
     plan = _plan(model, (), beta, "eliminate", DEFAULT_MAX_STATES, max_table, n_threads,
                  backward=True, what="samples")
-    flat = plan.sample(int(n_samples), gen)
-    return {g: flat[:, off:off + model.units[g].n] for g, off in plan.graph.offsets.items()}
+    return plan.graph.decode(plan.sample(int(n_samples), gen))
 
 
 def treewidth(model: EnergyModel) -> int:
@@ -254,7 +255,7 @@ def _plan(model, clamped_groups, beta, method, max_states, max_table, n_threads,
         return enumeration
     if enumeration is None:
         return eliminating
-    enumeration_cost = 2.0 ** enumeration.m * (1 + enumeration.m + len(enumeration.A))
+    enumeration_cost = 2.0 ** enumeration.log2_states * (1 + enumeration.m + len(enumeration.A))
     elimination_cost = (_ENTRY_COST * eliminating.cost.operations
                         + _STEP_OVERHEAD * len(eliminating.plan.steps))
     return eliminating if elimination_cost < enumeration_cost else enumeration
@@ -280,35 +281,50 @@ class _Plan:
 
         clamped = np.zeros(graph.n_units, bool)
         for g in self.clamped_groups:
-            off = graph.offsets[g]
-            clamped[off:off + model.units[g].n] = True
+            clamped[graph.slots(g)] = True
         self.clamped = clamped
         free = np.flatnonzero(~clamped)
         ei, ej = graph.edges[:, 0], graph.edges[:, 1]
         free_edge = ~clamped[ei] & ~clamped[ej]
         # Units read by generic terms are enumerated; their energy is a table over their
-        # 2^g states (a code the kernel keeps as it flips units).
-        self.generic_free = np.flatnonzero(graph.generic & ~clamped)
+        # states (a mixed-radix code the kernel keeps as it moves units).
+        generic_free = graph.generic & ~clamped
+        self.generic_sites = np.unique(graph.site[generic_free])
         self.generic_clamped = bool(np.any(graph.generic & clamped))
-        S, self.A = _split_independent(free[~graph.generic[free]], graph.edges[free_edge])
-        self.S = np.union1d(S, self.generic_free).astype(np.int64)
+        S, A = _split_independent(free[~graph.generic[free]], graph.edges[free_edge],
+                                  site=graph.site)
+        S = np.union1d(S, np.flatnonzero(generic_free)).astype(np.int64)
+        # Binary slots first, then categorical sites (each a contiguous run of slots).
+        cat = graph.categorical
+        self.S = np.concatenate([S[~cat[S]], S[cat[S]]])
+        self.A = np.concatenate([A[~cat[A]], A[cat[A]]]).astype(np.int64)
+        self.s_site_ptr = _site_ptr(graph, self.S)
+        self.a_site_ptr = _site_ptr(graph, self.A)
         self.m = len(self.S)
+        self.m_b = int(np.sum(~cat[self.S]))
         self.beta = beta
-        if len(self.generic_free) > _MAX_GENERIC_BITS:
+        radix = graph.site_size[self.generic_sites] + (graph.site_size[self.generic_sites] == 1)
+        self.generic_radix = radix
+        n_codes = float(np.prod(radix.astype(float)))
+        if n_codes > 2.0 ** _MAX_GENERIC_BITS:
             raise ValueError(
                 f"exact computation tabulates the energy of user terms over the states of the "
-                f"{len(self.generic_free)} free units they read (2^{len(self.generic_free)} "
-                f"entries), more than 2^{_MAX_GENERIC_BITS}; give the term a compile() method, "
-                "or estimate log Z with pe.ais.log_partition")
-        states = 2.0 ** self.m
-        if self.m > 62 or states > max_states:
+                f"{len(radix)} free units they read ({n_codes:.3g} entries), more than "
+                f"2^{_MAX_GENERIC_BITS}; give the term a compile() method, or estimate log Z "
+                "with pe.ais.log_partition")
+        #: log2 of the number of enumerated states (after the closed-form sums).
+        self.log2_states = self.m_b + float(np.sum(np.log2(np.diff(self.s_site_ptr))))
+        states = 2.0 ** self.log2_states
+        if self.log2_states > 62 or states > max_states:
+            count = f"2^{self.m_b}" + "".join(f" x {k}" for k in np.diff(self.s_site_ptr))
             raise ValueError(
-                f"exact computation would enumerate 2^{self.m} = {states:.3g} states (after "
-                f"summing {len(self.A)} conditionally independent units in closed form), more "
-                f"than max_states={max_states}; estimate log Z with pe.ais.log_partition "
-                "instead, or raise max_states= if you can wait"
+                f"exact computation would enumerate {count} = {states:.3g} states (after summing "
+                f"{len(np.unique(graph.site[self.A]))} conditionally independent units in "
+                f"closed form), more than max_states={max_states}; estimate log Z with "
+                "pe.ais.log_partition instead, or raise max_states= if you can wait"
             )
-        self.n_prefix = int(np.clip(self.m - _MIN_PIECE_BITS, 0, _MAX_PREFIX_BITS))
+        self.n_prefix = int(np.clip(np.floor(self.log2_states) - _MIN_PIECE_BITS, 0,
+                                    min(_MAX_PREFIX_BITS, self.m_b)))
 
         # Symmetric binary coupling matrix, for fields induced by clamped units.
         n = graph.n_units
@@ -347,19 +363,20 @@ class _Plan:
                 first[r] = cols_r[0]
         self.sa_first = first
         self.free_edges = np.flatnonzero(ss | sa)
-        gen_bit = np.full(self.m, -1, np.int32)
-        gen_bit[np.searchsorted(self.S, self.generic_free)] = np.arange(len(self.generic_free))
-        self.gen_bit = gen_bit
+        # Mixed-radix code of the generic-term units: site r with value v adds v * place_r.
+        place = np.concatenate([[1], np.cumprod(self.generic_radix)[:-1]]).astype(np.int64)
+        self.generic_place = place
+        site_place = np.zeros(self.model.graph.n_sites, np.int64)
+        site_place[self.generic_sites] = place
+        graph = self.graph
+        value = np.where(graph.categorical, np.arange(n) - graph.site_start[graph.site], 1)
+        self.gen_step = np.ascontiguousarray((value * site_place[graph.site])[self.S], np.int64)
 
     # -- inputs ---------------------------------------------------------------------------
     def clamped_flat(self, X) -> np.ndarray:
         """Flat binary-form state with the clamped groups from ``X``, zeros elsewhere."""
         state = self.model.as_state(X, self.clamped_groups, what="X")
-        batch = next(iter(state.values())).shape[0]
-        flat = np.zeros((batch, self.n_units))
-        for g, arr in state.items():
-            off = self.graph.offsets[g]
-            flat[:, off:off + arr.shape[1]] = arr
+        flat = self.graph.encode(state)
         return np.where(self.graph.spin, (flat + 1.0) / 2.0, flat) * self.clamped
 
     def _conditioned(self, x):
@@ -371,17 +388,22 @@ class _Plan:
 
     # -- generic terms ----------------------------------------------------------------------
     def _generic_rows(self, x_row, codes):
-        """Native flat states: clamped units from ``x_row``, free generic units from the bits
-        of ``codes``, other units 0 (generic terms do not read them)."""
-        rows = np.repeat(np.where(self.graph.spin, 2.0 * x_row - 1.0, x_row)[None] *
-                         self.clamped, len(codes), axis=0)
-        bits = (codes[:, None] >> np.arange(len(self.generic_free))) & 1
-        rows[:, self.generic_free] = np.where(self.graph.spin[self.generic_free],
-                                              2.0 * bits - 1.0, bits)
+        """Native flat states: clamped units from ``x_row``, free generic units from their
+        digits in ``codes`` (mixed radix), other units 0 (generic terms do not read them)."""
+        graph = self.graph
+        rows = np.repeat(np.where(graph.spin, 2.0 * x_row - 1.0, x_row)[None] * self.clamped,
+                         len(codes), axis=0)
+        digits = (codes[:, None] // self.generic_place) % self.generic_radix
+        for r, site in enumerate(self.generic_sites):
+            lo, size = graph.site_start[site], graph.site_size[site]
+            if size > 1:
+                rows[:, lo:lo + size] = digits[:, r, None] == np.arange(size)
+            else:
+                rows[:, lo] = 2.0 * digits[:, r] - 1.0 if graph.spin[lo] else digits[:, r]
         return rows
 
     def _chunks(self):
-        n_codes = 1 << len(self.generic_free)
+        n_codes = int(np.prod(self.generic_radix))
         for lo in range(0, n_codes, _CODE_CHUNK):
             yield np.arange(lo, min(lo + _CODE_CHUNK, n_codes), dtype=np.int64)
 
@@ -397,9 +419,7 @@ class _Plan:
         """``sum_c P(c) dE/dtheta`` of the generic terms' parameters."""
         out = {}
         for codes in self._chunks():
-            rows = self._generic_rows(x_row, codes)
-            state = {g: rows[:, off:off + self.model.units[g].n]
-                     for g, off in self.graph.offsets.items()}
+            state = self.graph.decode(self._generic_rows(x_row, codes))
             for term in self.graph.generic_terms:
                 for name, grad in term.energy_grad(state).items():
                     part = np.tensordot(code_weights[codes], grad, axes=1)
@@ -413,7 +433,7 @@ class _Plan:
         shared = None if self.generic_clamped else self.generic_table(x[0])
         for lo in range(0, len(x), _BATCH_CHUNK):
             fields, const = self._conditioned(x[lo:lo + _BATCH_CHUNK])
-            closed = np.logaddexp(0.0, fields[:, self.A]).sum(axis=1)
+            closed = self._closed_log_sum(fields)
             for b in range(len(fields)):
                 table = self.generic_table(x[lo + b]) if shared is None else shared
                 if self.m:
@@ -424,8 +444,9 @@ class _Plan:
 
     def _enumerate(self, fields, table, moments=False, shift=0.0):
         args = (np.ascontiguousarray(fields[self.S]), *self.ss,
-                np.ascontiguousarray(fields[self.A]), *self.sa, self.sa_first, self.gen_bit,
-                table, self.graph.n_edges, self.n_prefix, 0, 1 << self.n_prefix)
+                np.ascontiguousarray(fields[self.A]), *self.sa, self.sa_first, self.gen_step,
+                table, self.s_site_ptr, self.a_site_ptr, self.graph.n_edges, self.n_prefix, 0,
+                1 << self.n_prefix)
         if moments:
             accs = _exact.enumerate_pieces(*args, moments=True, shift=shift,
                                            n_threads=self.n_threads)
@@ -433,6 +454,25 @@ class _Plan:
         top, total = _exact.enumerate_pieces(*args, n_threads=self.n_threads)
         peak = top.max()
         return (peak + np.log(np.sum(total * np.exp(top - peak))),)
+
+    def _closed_log_sum(self, fields):
+        """Closed-form log sum over the analytic units, per row of ``fields``: softplus for
+        binary slots, log-sum-exp over each categorical site."""
+        f = fields[:, self.A]
+        n_ab = self.a_site_ptr[0]
+        total = np.logaddexp(0.0, f[:, :n_ab]).sum(axis=1)
+        for lo, hi in zip(self.a_site_ptr[:-1], self.a_site_ptr[1:]):
+            total += logsumexp(f[:, lo:hi], axis=1)
+        return total
+
+    def _closed_means(self, fields):
+        """``E[x_a | clamped]`` of the analytic slots: sigmoid, or softmax per site."""
+        f = fields[:, self.A]
+        n_ab = self.a_site_ptr[0]
+        out = _sigmoid(f)
+        for lo, hi in zip(self.a_site_ptr[:-1], self.a_site_ptr[1:]):
+            out[:, lo:hi] = softmax(f[:, lo:hi], axis=1)
+        return out
 
     def mean_moments(self, x):
         """Native moments ``E[s_i]``, ``E[s_i s_j]`` averaged over the clamped rows of ``x``."""
@@ -459,7 +499,7 @@ class _Plan:
             p = xb.copy()
             q_free = np.zeros((len(xb), graph.n_edges))
             if self.m == 0:
-                p[:, self.A] = _sigmoid(fields[:, self.A])
+                p[:, self.A] = self._closed_means(fields)
             for b in range(len(xb)):
                 table = self.generic_table(xb[b]) if shared is None else shared
                 code_weights = np.ones(1)
@@ -499,12 +539,32 @@ def _n_threads(n_threads) -> int:
     return int(n_threads)
 
 
-def _split_independent(free: np.ndarray, edges: np.ndarray, first: np.ndarray | None = None):
+def _site_ptr(graph, slots):
+    """Slot ranges, within ``slots`` (binary slots first, then whole categorical sites), of
+    its categorical sites: ``(n_sites + 1,)`` int64 starting at the number of binary slots."""
+    cat = graph.categorical[slots]
+    sizes = graph.site_size[np.unique(graph.site[slots[cat]])]
+    return np.concatenate([[np.sum(~cat)], np.sum(~cat) + np.cumsum(sizes)]).astype(np.int64)
+
+
+def _split_independent(free: np.ndarray, edges: np.ndarray, first: np.ndarray | None = None,
+                       site: np.ndarray | None = None):
     """Greedy maximal independent set ``A`` of the free subgraph (lowest degree first;
     units where the boolean mask ``first`` is set before all others).
 
+    With ``site`` (the site of each slot, see ``FlatGraph``), the choice is made over sites:
+    all slots of a categorical unit land in ``A`` or all in ``S``.
     Returns ``(S, A)``: the units to enumerate and the units to sum in closed form.
     """
+    if site is not None and len(site) and np.any(np.diff(site) == 0):
+        site_edges = np.unique(np.sort(site[edges], axis=1), axis=0).reshape(-1, 2)
+        site_first = None
+        if first is not None:
+            site_first = np.zeros(site.max() + 1, bool)
+            site_first[site[first]] = True
+        _, A_sites = _split_independent(np.unique(site[free]), site_edges, site_first)
+        in_a = np.isin(site[free], A_sites)
+        return free[~in_a], free[in_a]
     n = int(max(free.max(initial=-1), edges.max(initial=-1))) + 1
     i, j = edges[:, 0], edges[:, 1]
     adj = sp.csr_matrix((np.ones(2 * len(i)), (np.concatenate([i, j]), np.concatenate([j, i]))),

@@ -4,8 +4,11 @@ The compiled form of a model whose terms all compile is
 
     E(s) = -sum_i field_i s_i - sum_e coupling_e s_{i_e} s_{j_e}
 
-over all units of all groups laid end to end (group ``g`` starts at ``offsets[g]``), with each
-unordered pair ``i_e < j_e`` once. Lateral couplings land with both entries ``U_ij + U_ji =
+over the *slots* of all groups laid end to end (group ``g`` starts at ``offsets[g]``), with each
+unordered pair ``i_e < j_e`` once. A binary or spin unit is one slot holding its value; a
+categorical unit with ``k`` values is ``k`` binary slots holding the one-hot vector of its value
+(one *site*: slots of one site are never coupled, and samplers and the exact engine move a
+site's slots together). Lateral couplings land with both entries ``U_ij + U_ji =
 2 U_ij``, as DESIGN.md fixes. The graph keeps, for each parameter, where each of its entries
 lands, so that :meth:`FlatGraph.sync` re-reads live parameters with two ``bincount`` calls and
 :meth:`FlatGraph.grad_from_moments` maps unit and pair moments back to ``E[dE/dtheta]``.
@@ -55,16 +58,28 @@ class FlatGraph:
     """
 
     def __init__(self, model):
+        self.units = dict(model.units)
         self.offsets = {}
         n = 0
         for g, grp in model.units.items():
             self.offsets[g] = n
-            n += grp.n
+            n += grp.width
+        #: Number of slots (units, counting a categorical unit once per value).
         self.n_units = n
         self.spin = np.zeros(n, dtype=bool)
         for g, grp in model.units.items():
             if isinstance(grp, Spin):
-                self.spin[self.offsets[g]:self.offsets[g] + grp.n] = True
+                self.spin[self.slots(g)] = True
+        #: Site (unit) of each slot, the first slot of each site and the sites' sizes: a
+        #: site is one slot, or the ``k`` slots of a categorical unit.
+        starts = [self.offsets[g] + np.arange(grp.n) * (grp.width // grp.n)
+                  for g, grp in model.units.items()]
+        self.site_start = np.append(np.concatenate(starts), n).astype(np.int64)
+        self.site_size = np.diff(self.site_start)
+        self.n_sites = len(self.site_size)
+        self.site = np.repeat(np.arange(self.n_sites), self.site_size)
+        #: Slots of categorical units.
+        self.categorical = np.repeat(self.site_size > 1, self.site_size)
 
         linears = []
         #: Terms that do not compile (a user's own ``energy``/``energy_grad`` only): they run
@@ -96,7 +111,7 @@ class FlatGraph:
                 i, j = np.asarray(lin.i, np.int64), np.asarray(lin.j, np.int64)
                 keys.append(np.minimum(i, j) * n + np.maximum(i, j))
         all_keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-        all_keys = all_keys[all_keys // n != all_keys % n]
+        all_keys = all_keys[self.site[all_keys // n] != self.site[all_keys % n]]
         self.edges = np.stack([all_keys // n, all_keys % n], axis=1).astype(np.int64)
         self.n_edges = len(self.edges)
 
@@ -110,7 +125,7 @@ class FlatGraph:
                 j = np.asarray(lin.j, np.int64).ravel()
                 key = np.minimum(i, j) * n + np.maximum(i, j)
                 target = np.searchsorted(all_keys, key)
-                target[i == j] = -1
+                target[self.site[i] == self.site[j]] = -1
             self._landings.append(
                 _Landing(lin.param, term.params[lin.param], lin.j is not None, target, coef)
             )
@@ -137,6 +152,27 @@ class FlatGraph:
         np.cumsum(np.bincount(units, minlength=self.n_units), out=self.factor_ptr[1:])
         self.factor_ids = rows[order].astype(np.int32)
 
+    # -- slots ----------------------------------------------------------------------------
+    def slots(self, group: str) -> slice:
+        """The flat slots of ``group``."""
+        return slice(self.offsets[group], self.offsets[group] + self.units[group].width)
+
+    def encode(self, state, groups=None, batch: int | None = None) -> np.ndarray:
+        """Flat slots ``(batch, n_units)`` from native values ``{group: (batch, n)}``; the
+        groups not in ``state`` (or not in ``groups``) are left 0."""
+        groups = list(state) if groups is None else groups
+        if batch is None:
+            batch = len(next(iter(state.values()))) if state else 1
+        flat = np.zeros((batch, self.n_units))
+        for g in groups:
+            flat[:, self.slots(g)] = self.units[g].encode(state[g])
+        return flat
+
+    def decode(self, flat: np.ndarray, groups=None) -> dict:
+        """Native values ``{group: (batch, n)}`` of flat slots ``(batch, n_units)``."""
+        groups = self.units if groups is None else groups
+        return {g: self.units[g].decode(flat[:, self.slots(g)]) for g in groups}
+
     def require_compiled(self, what: str) -> None:
         """Raise ``TypeError`` if a term only has the generic path, naming ``what`` needs more."""
         if self.generic_terms:
@@ -152,22 +188,37 @@ class FlatGraph:
         total = np.zeros(len(flat))
         terms = self.generic_terms if terms is None else terms
         if terms:
-            state = {g: flat[:, off:off + model.units[g].n] for g, off in self.offsets.items()}
+            state = self.decode(flat)
             for term in terms:
                 total += term.energy(state)
         return total
 
     def generic_delta(self, flat: np.ndarray, unit: int, model) -> np.ndarray:
         """``E_generic(unit off) - E_generic(unit on)`` for each row of ``flat`` (batch, n),
-        from the generic terms that read the unit's group (their ``delta_energy``)."""
-        group = next(g for g, off in self.offsets.items() if off <= unit < off + model.units[g].n)
-        state = {g: flat[:, off:off + model.units[g].n] for g, off in self.offsets.items()}
+        from the generic terms that read the unit's group (their ``delta_energy``); ``unit``
+        is the slot of a binary or spin unit."""
+        group = next(g for g, off in self.offsets.items()
+                     if off <= unit < off + model.units[g].width)
+        state = self.decode(flat)
         delta = np.zeros(len(flat))
         for term in self.generic_terms:
             if group in term.groups:
                 delta -= term.delta_energy(state, group, unit - self.offsets[group],
                                            model.units[group].values)
         return delta
+
+    def generic_choice_delta(self, flat: np.ndarray, group: str, model) -> np.ndarray:
+        """``E_generic(x_i = 0) - E_generic(x_i = v)``, shape (batch, n, k), for every unit
+        ``i`` and value ``v`` of the categorical ``group`` (the rest as in ``flat``)."""
+        unit = model.units[group]
+        state = self.decode(flat)
+        out = np.zeros((len(flat), unit.n, unit.k))
+        for term in self.generic_terms:
+            if group in term.groups:
+                for i in range(unit.n):
+                    for v in range(1, unit.k):
+                        out[:, i, v] -= term.delta_energy(state, group, i, (0, v))
+        return out
 
     def sync(self) -> None:
         """Re-read the live parameters into ``field`` and ``coupling``."""
@@ -206,24 +257,28 @@ class FlatGraph:
         return self._adjacency
 
     def colouring(self, units: np.ndarray | None = None) -> np.ndarray:
-        """Greedy colouring of the unit graph restricted to ``units`` (default all).
+        """Greedy colouring of the unit graph restricted to the slots ``units`` (default all).
 
-        Returns ``colour`` per unit (-1 outside ``units``): units of one colour share no
+        Returns ``colour`` per slot (-1 outside ``units``): units of one colour share no
         coupling and no product factor, so they are conditionally independent given the other
-        colours. Units are
-        coloured in index order with the smallest colour free among their neighbours: an RBM
-        gets 2 colours, a square lattice 2 (a checkerboard), a dense Boltzmann machine n.
+        colours; all slots of a categorical unit get its colour. Units are coloured in index
+        order with the smallest colour free among their neighbours: an RBM gets 2 colours, a
+        square lattice 2 (a checkerboard), a dense Boltzmann machine n.
         """
         adj = self.adjacency()
         units = np.arange(self.n_units) if units is None else np.asarray(units)
         colour = np.full(self.n_units, -1, np.int64)
-        for u in units:
-            fellows = self.factor_members[self.factor_ids[self.factor_ptr[u]:self.factor_ptr[u + 1]]]
-            taken = colour[np.concatenate([adj.indices[adj.indptr[u]:adj.indptr[u + 1]],
+        for site in np.unique(self.site[units]):
+            lo, hi = self.site_start[site], self.site_start[site + 1]
+            fellows = self.factor_members[self.factor_ids[self.factor_ptr[lo]:self.factor_ptr[hi]]]
+            taken = colour[np.concatenate([adj.indices[adj.indptr[lo]:adj.indptr[hi]],
                                            fellows[fellows >= 0]])]
             free = np.ones(len(taken) + 1, bool)
             free[taken[(taken >= 0) & (taken <= len(taken))]] = False
-            colour[u] = int(np.argmax(free))
+            colour[lo:hi] = int(np.argmax(free))
+        keep = np.zeros(self.n_units, bool)
+        keep[units] = True
+        colour[~keep] = -1
         return colour
 
     def local_field(self, s: np.ndarray) -> np.ndarray:
@@ -276,3 +331,4 @@ class FlatGraph:
             g = g.reshape(land.array.shape)
             grads[land.param] = grads[land.param] + g if land.param in grads else g
         return grads
+

@@ -94,7 +94,7 @@ def _attributes(term) -> dict:
     on load without calling its ``__init__``."""
     out = {}
     for key, value in vars(term).items():
-        if key in ("groups", "params", "param_names"):
+        if key in ("groups", "params", "param_names", "unit_groups"):
             continue
         if isinstance(value, np.ndarray):
             out[key] = value

@@ -9,7 +9,7 @@ import numpy as np
 from ._checks import check_beta
 from .graph import FlatGraph
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
-from .units import Binary, Spin, UnitGroup, as_unit_group
+from .units import Binary, Categorical, Spin, UnitGroup, as_unit_group
 
 __all__ = ["EnergyModel", "RBM", "BoltzmannMachine", "Ising"]
 
@@ -162,6 +162,10 @@ class EnergyModel:
                                  f"({batch} and {arr.shape[0]} for {g!r})")
             batch = arr.shape[0]
             arr = arr.astype(np.float64)
+            if expectations and isinstance(self.units[g], Categorical):
+                raise ValueError(f"{what}[{g!r}]: categorical units take values "
+                                 f"{list(self.units[g].values)}; expected states (grey levels) "
+                                 "apply to binary and spin units only")
             if expectations:
                 low, high = self.units[g].values[0], self.units[g].values[-1]
                 if not np.all((arr >= low) & (arr <= high)):
@@ -184,8 +188,9 @@ class EnergyModel:
         return self._graph
 
     def flat_state(self, state) -> np.ndarray:
-        """Concatenate a validated state dict into flat units, shape (batch, n_units)."""
-        return np.concatenate([state[g] for g in self.units], axis=1)
+        """A validated state dict as flat-graph slots, shape (batch, n_units) (one-hot for
+        categorical units)."""
+        return np.concatenate([self.units[g].encode(state[g]) for g in self.units], axis=1)
 
     # -- energies -----------------------------------------------------------------------
     def energy(self, state) -> np.ndarray:
@@ -217,19 +222,30 @@ class EnergyModel:
         ``f_i = -dE/ds_i`` (which counts a lateral pair twice, ``2 (U x)_i``):
         ``sigmoid(beta f_i)`` for binary units and ``sigmoid(2 beta f_i)`` for spins. Terms
         that only define ``energy`` add their energy difference
-        ``E(unit off) - E(unit on)`` inside the sigmoid (times beta).
+        ``E(unit off) - E(unit on)`` inside the sigmoid (times beta). For
+        ``Categorical(n, k)`` units: ``P(x_i = v | rest) = softmax_v(beta f_iv)``, shape
+        (batch, n, k), with ``f_iv`` the local field of the unit's slot ``v`` (and the energy
+        differences ``E(x_i = 0) - E(x_i = v)`` of terms that only define ``energy``).
         """
         if group not in self.units:
             raise ValueError(f"unknown group {group!r}; the groups are {list(self.units)}")
         beta = check_beta(beta)
         graph = self.graph
         s = self.flat_state(self.as_state(state))
-        sl = slice(graph.offsets[group], graph.offsets[group] + self.units[group].n)
-        scale = 2.0 if isinstance(self.units[group], Spin) else 1.0
-        z = scale * graph.local_field(s)[:, sl]
-        for k, unit in enumerate(range(sl.start, sl.stop)):
-            if graph.generic[unit]:
-                z[:, k] += graph.generic_delta(s, unit, self)
+        unit = self.units[group]
+        z = graph.local_field(s)[:, graph.slots(group)]
+        if isinstance(unit, Categorical):
+            z = z.reshape(len(s), unit.n, unit.k)
+            if graph.generic[graph.slots(group)].any():
+                z = z + graph.generic_choice_delta(s, group, self)
+            from scipy.special import softmax
+
+            return softmax(beta * z, axis=-1)
+        scale = 2.0 if isinstance(unit, Spin) else 1.0
+        z = scale * z
+        for k, slot in enumerate(range(graph.offsets[group], graph.offsets[group] + unit.n)):
+            if graph.generic[slot]:
+                z[:, k] += graph.generic_delta(s, slot, self)
         from scipy.special import expit
 
         return expit(beta * z)

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["UnitGroup", "Binary", "Spin", "as_unit_group", "UNIT_REGISTRY"]
+__all__ = ["UnitGroup", "Binary", "Spin", "Categorical", "as_unit_group", "UNIT_REGISTRY"]
+
+#: Largest number of values of a categorical unit (the Gibbs kernels keep one field per value
+#: and chain lane on the stack).
+MAX_CATEGORIES = 1024
 
 #: Unit group classes by name, for loading saved models without executing code.
 UNIT_REGISTRY: dict[str, type] = {}
@@ -13,6 +17,10 @@ class UnitGroup:
     """A group of ``n`` discrete units sharing one domain.
 
     Subclasses fix ``values`` (the allowed values, sorted) and ``kind`` (a short name).
+    In the flat graph and in the terms' parameters a unit is represented by its *features*:
+    the value itself for binary and spin units (one slot each), the one-hot vector of its
+    value for categorical units (``k`` slots each); ``width`` is the number of slots of the
+    group and ``feature_shape`` the shape a bias over the group has.
     """
 
     values: tuple = ()
@@ -41,6 +49,24 @@ class UnitGroup:
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.n))
+
+    @property
+    def width(self) -> int:
+        """Number of flat-graph slots of the group (``n``, or ``n k`` for categorical)."""
+        return self.n
+
+    @property
+    def feature_shape(self) -> tuple:
+        """Shape of the group's features per sample: ``(n,)``, or ``(n, k)`` one-hot."""
+        return (self.n,)
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Features of native values ``(batch, n)``: ``(batch, width)`` float64."""
+        return np.asarray(values, dtype=np.float64)
+
+    def decode(self, slots: np.ndarray) -> np.ndarray:
+        """Native values ``(batch, n)`` from features ``(batch, width)``."""
+        return np.asarray(slots, dtype=np.float64)
 
     def validate(self, values: np.ndarray, what: str) -> None:
         """Raise ``ValueError`` unless every entry of ``values`` lies in the domain."""
@@ -74,6 +100,74 @@ class Spin(UnitGroup):
     kind = "spin"
 
 
+class Categorical(UnitGroup):
+    """``n`` categorical units, each with a value in {0, 1, ..., k-1}.
+
+    A categorical unit enters pairwise terms as the one-hot vector of its value, so a bias
+    over the group has shape ``(n, k)`` (``E = -sum_i b[i, x_i]``), ``Pairwise("h", "x")``
+    with categorical ``h`` and binary ``x`` has ``W`` of shape ``(n_h, k, n_x)``
+    (``E = -sum_ij W[i, h_i, j] x_j``), and a lateral over the group has shape
+    ``(n, k, n, k)`` (symmetric, zero on the blocks ``[i, :, i, :]``). Given the rest, a unit
+    takes value ``v`` with probability ``softmax_v(beta f_iv)``, where ``f_iv`` is the local
+    field of its slot ``v``.
+
+    Parameters
+    ----------
+    n : int
+        Number of units.
+    k : int
+        Number of values of each unit (2 <= k <= 1024).
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> pe.Categorical(3, 4).encode([[0, 3, 1]]).reshape(3, 4)
+    array([[1., 0., 0., 0.],
+           [0., 0., 0., 1.],
+           [0., 1., 0., 0.]])
+    """
+
+    kind = "categorical"
+
+    def __init__(self, n: int, k: int):
+        super().__init__(n)
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"Categorical(n, k): k must be an int, got {k!r}")
+        if not 2 <= k <= MAX_CATEGORIES:
+            raise ValueError(f"Categorical(n, k): k must lie in [2, {MAX_CATEGORIES}], got {k}")
+        self.k = int(k)
+        self.values = tuple(range(self.k))
+
+    def __repr__(self) -> str:
+        return f"Categorical({self.n}, {self.k})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and (self.n, self.k) == (other.n, other.k)
+
+    def __hash__(self) -> int:
+        return hash(("Categorical", self.n, self.k))
+
+    def config(self) -> dict:
+        return {"n": self.n, "k": self.k}
+
+    @property
+    def width(self) -> int:
+        return self.n * self.k
+
+    @property
+    def feature_shape(self) -> tuple:
+        return (self.n, self.k)
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values)
+        onehot = values[..., None] == np.arange(self.k)
+        return onehot.reshape(*values.shape[:-1], self.width).astype(np.float64)
+
+    def decode(self, slots: np.ndarray) -> np.ndarray:
+        slots = np.asarray(slots)
+        return slots.reshape(*slots.shape[:-1], self.n, self.k).argmax(axis=-1).astype(np.float64)
+
+
 def as_unit_group(spec, name: str) -> UnitGroup:
     """Turn a user's unit specification (an int ``n`` or a ``UnitGroup``) into a group."""
     if isinstance(spec, UnitGroup):
@@ -82,5 +176,5 @@ def as_unit_group(spec, name: str) -> UnitGroup:
         return Binary(int(spec))
     raise TypeError(
         f"units[{name!r}] must be an int (number of binary units) or a unit group such as "
-        f"pe.Binary(n) or pe.Spin(n), got {spec!r}"
+        f"pe.Binary(n), pe.Spin(n) or pe.Categorical(n, k), got {spec!r}"
     )

@@ -37,8 +37,10 @@ class LinearCoupling:
 
     The parameter ``theta`` contributes ``-sum_p coef[p] * theta[p] * s[i[p]] * s[j[p]]`` to
     the energy (``-sum_p coef[p] * theta[p] * s[i[p]]`` when ``j`` is None), the sum running
-    over the flattened entries ``p`` of the parameter. Entries with ``i[p] == j[p]`` are
-    dropped (they must be zero, as on a lateral diagonal). Hence
+    over the flattened entries ``p`` of the parameter. ``i`` and ``j`` index flat-graph slots
+    (a categorical unit has one slot per value, see ``pe.Categorical``). Entries pairing a
+    unit with itself (``i[p] == j[p]``, or two slots of one categorical unit) are dropped
+    (they must be zero, as on a lateral diagonal). Hence
     ``dE/dtheta[p] = -coef[p] * s[i[p]] * s[j[p]]``.
     """
 
@@ -111,6 +113,8 @@ class Term:
                     f"{type(self).__name__} reads group {g!r}, which the model does not have "
                     f"(its groups are {list(units)})"
                 )
+        #: The unit groups the term reads, as bound to a model.
+        self.unit_groups = {g: units[g] for g in self.groups}
         shapes = self.param_shapes(units)
         for name, value in self.params.items():
             shape = shapes.get(name)
@@ -127,6 +131,11 @@ class Term:
     def param_shapes(self, units: Mapping) -> dict[str, tuple]:
         """Required parameter shapes given the model's unit groups (none by default)."""
         return {}
+
+    def features(self, state: Mapping[str, np.ndarray], group: str) -> np.ndarray:
+        """The group's features ``(batch, width)``: values of binary and spin units, one-hot
+        vectors of categorical ones (see ``pe.Categorical``); needs a bound term."""
+        return self.unit_groups[group].encode(state[group])
 
     def check_params(self) -> None:
         """Raise ``ValueError`` if a parameter is NaN or infinite (or otherwise invalid)."""

@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .base import FactorCoupling, Term
+from .linear import _require_unit_values
 
 __all__ = ["Interaction"]
 
@@ -58,6 +59,7 @@ class Interaction(Term):
             self._members[k, :len(c)] = c
 
     def param_shapes(self, units: Mapping) -> dict:
+        _require_unit_values(self, units)
         n = units[self.groups[0]].n
         if self._members.size and (self._members.max() >= n):
             raise ValueError(f"Interaction {self.param_names[0]!r}: unit indices must lie in "

@@ -15,14 +15,15 @@ __all__ = ["Bias", "Pairwise", "Lateral", "SparsePairwise"]
 
 
 class Bias(Term):
-    """Unit biases: ``E = -sum_i b_i s_i``.
+    """Unit biases: ``E = -sum_i b_i s_i`` (``-sum_i b[i, x_i]`` for categorical units).
 
     Parameters
     ----------
     group : str
         The unit group.
     name : str
-        Parameter name (``b`` by default); shape ``(n,)``.
+        Parameter name (``b`` by default); shape ``(n,)``, or ``(n, k)`` for
+        ``Categorical(n, k)`` units.
     value : array_like, optional
         Initial biases; zeros when omitted.
 
@@ -38,16 +39,19 @@ class Bias(Term):
         super().__init__(groups=(group,), params={name: value})
 
     def param_shapes(self, units: Mapping) -> dict[str, tuple]:
-        return {self.param_names[0]: (units[self.groups[0]].n,)}
+        return {self.param_names[0]: units[self.groups[0]].feature_shape}
 
     def config(self):
         return {"group": self.groups[0], "name": self.param_names[0]}
 
     def energy(self, state):
-        return -(state[self.groups[0]] @ self.params[self.param_names[0]])
+        b = self.params[self.param_names[0]]
+        return -(self.features(state, self.groups[0]) @ b.ravel())
 
     def energy_grad(self, state):
-        return {self.param_names[0]: -np.asarray(state[self.groups[0]], dtype=float)}
+        b = self.params[self.param_names[0]]
+        feats = self.features(state, self.groups[0])
+        return {self.param_names[0]: -feats.reshape(len(feats), *b.shape)}
 
     def compile(self, offsets):
         b = self.params[self.param_names[0]]
@@ -62,7 +66,9 @@ class Pairwise(Term):
     ----------
     group_a, group_b : str
         The two groups; ``W`` has shape ``(n_a, n_b)``. ``Pairwise("h", "x")`` is the
-        ``-h^T W x`` of an RBM.
+        ``-h^T W x`` of an RBM. A categorical group enters one-hot: its axis becomes
+        ``(n, k)``, e.g. ``W`` of shape ``(n_h, k, n_x)`` for ``Categorical(n_h, k)`` hidden
+        units, ``E = -sum_ij W[i, h_i, j] x_j``.
     name : str
         Parameter name (``W`` by default).
     value : array_like, optional
@@ -79,26 +85,32 @@ class Pairwise(Term):
 
     def param_shapes(self, units):
         a, b = self.groups
-        return {self.param_names[0]: (units[a].n, units[b].n)}
+        return {self.param_names[0]: units[a].feature_shape + units[b].feature_shape}
 
     def config(self):
         return {"group_a": self.groups[0], "group_b": self.groups[1],
                 "name": self.param_names[0]}
 
+    def _matrix(self):
+        """``W`` as a (width_a, width_b) matrix over the two groups' features."""
+        a = self.groups[0]
+        return self.params[self.param_names[0]].reshape(self.unit_groups[a].width, -1)
+
     def energy(self, state):
         a, b = self.groups
-        W = self.params[self.param_names[0]]
-        return -np.einsum("bj,bj->b", state[a] @ W, state[b])
+        return -np.einsum("bj,bj->b", self.features(state, a) @ self._matrix(),
+                          self.features(state, b))
 
     def energy_grad(self, state):
         a, b = self.groups
-        sa = np.asarray(state[a], dtype=float)
-        sb = np.asarray(state[b], dtype=float)
-        return {self.param_names[0]: -sa[:, :, None] * sb[:, None, :]}
+        fa, fb = self.features(state, a), self.features(state, b)
+        W = self.params[self.param_names[0]]
+        return {self.param_names[0]: -(fa[:, :, None] * fb[:, None, :]).reshape(len(fa),
+                                                                                 *W.shape)}
 
     def compile(self, offsets):
         a, b = self.groups
-        W = self.params[self.param_names[0]]
+        W = self._matrix()
         i, j = np.indices(W.shape)
         return [LinearCoupling(self.param_names[0], (offsets[a] + i).ravel(),
                                (offsets[b] + j).ravel(), np.ones(W.size))]
@@ -115,7 +127,9 @@ class Lateral(Term):
     Parameters
     ----------
     group : str
-        The unit group; ``U`` has shape ``(n, n)``.
+        The unit group; ``U`` has shape ``(n, n)``, or ``(n, k, n, k)`` for
+        ``Categorical(n, k)`` units (one-hot; then the zero "diagonal" is the blocks
+        ``U[i, :, i, :]``, and symmetry is ``U[i, a, j, b] = U[j, b, i, a]``).
     name : str
         Parameter name (``U`` by default).
     value : array_like, optional
@@ -127,14 +141,25 @@ class Lateral(Term):
         self.symmetric_params = (name,)
 
     def param_shapes(self, units):
-        n = units[self.groups[0]].n
-        return {self.param_names[0]: (n, n)}
+        shape = units[self.groups[0]].feature_shape
+        return {self.param_names[0]: shape + shape}
+
+    def _matrix(self):
+        """``U`` as a (width, width) matrix over the group's features."""
+        return self.params[self.param_names[0]].reshape(self.unit_groups[self.groups[0]].width,
+                                                        -1)
+
+    def _same_unit(self):
+        """(width, width) mask of feature pairs that belong to one unit (the diagonal)."""
+        group = self.unit_groups[self.groups[0]]
+        unit = np.arange(group.width) // (group.width // group.n)
+        return unit[:, None] == unit[None, :]
 
     def check_params(self):
         super().check_params()
         name = self.param_names[0]
-        U = self.params[name]
-        if np.any(np.diag(U) != 0):
+        U = self._matrix()
+        if np.any(U[self._same_unit()] != 0):
             raise ValueError(
                 f"lateral couplings {name!r} must have a zero diagonal; set "
                 f"np.fill_diagonal(model.params[{name!r}], 0)"
@@ -149,18 +174,17 @@ class Lateral(Term):
         return {"group": self.groups[0], "name": self.param_names[0]}
 
     def energy(self, state):
-        s = state[self.groups[0]]
-        return -np.einsum("bi,bi->b", s @ self.params[self.param_names[0]], s)
+        s = self.features(state, self.groups[0])
+        return -np.einsum("bi,bi->b", s @ self._matrix(), s)
 
     def energy_grad(self, state):
-        s = np.asarray(state[self.groups[0]], dtype=float)
+        s = self.features(state, self.groups[0])
         g = -s[:, :, None] * s[:, None, :]
-        idx = np.arange(s.shape[1])
-        g[:, idx, idx] = 0.0
-        return {self.param_names[0]: g}
+        g[:, self._same_unit()] = 0.0
+        return {self.param_names[0]: g.reshape(len(s), *self.params[self.param_names[0]].shape)}
 
     def compile(self, offsets):
-        U = self.params[self.param_names[0]]
+        U = self._matrix()
         i, j = np.indices(U.shape)
         off = offsets[self.groups[0]]
         return [LinearCoupling(self.param_names[0], (off + i).ravel(), (off + j).ravel(),
@@ -187,6 +211,7 @@ class SparsePairwise(Term):
         self.edges = _as_edge_array(edges)
 
     def param_shapes(self, units):
+        _require_unit_values(self, units)
         n = units[self.groups[0]].n
         e = self.edges
         if e.size and (e.min() < 0 or e.max() >= n):
@@ -213,6 +238,16 @@ class SparsePairwise(Term):
         J = self.params[self.param_names[0]]
         return [LinearCoupling(self.param_names[0], off + self.edges[:, 0],
                                off + self.edges[:, 1], np.ones(J.size))]
+
+
+def _require_unit_values(term, units):
+    """Refuse categorical groups for terms that multiply unit values (not one-hot)."""
+    for g in term.groups:
+        if units[g].width != units[g].n:
+            raise TypeError(
+                f"{type(term).__name__} multiplies unit values, so it needs binary or spin "
+                f"units; group {g!r} is {units[g]!r}. Couple categorical units with "
+                "Pairwise/Lateral (one-hot weights) or a term of your own")
 
 
 def _as_edge_array(edges) -> np.ndarray:
