@@ -96,11 +96,68 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
     }
 }
 
+/* A categorical unit: the k slots first..first+k-1 hold the one-hot vector of its value.
+ * Over a run of n chains (as pe__gibbs_unit): each slot's local field f_v (couplings only;
+ * slots of one unit are never coupled), then value v with probability softmax_v(beta f_v),
+ * drawn by one uniform u per chain: the first v with sum_{w <= v} p_w > u sum_w p_w. */
+static inline void pe__gibbs_choice(double *state, long stride, long first, long k,
+                                    const int64_t *PE_RESTRICT indptr,
+                                    const int32_t *PE_RESTRICT indices,
+                                    const double *PE_RESTRICT weight,
+                                    const double *PE_RESTRICT field,
+                                    const double *PE_RESTRICT beta,
+                                    uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
+                                    uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n)
+{
+    double z[k][PE_LANES];      /* k <= 1024 (pe.Categorical): at most 64 KiB */
+    for (long g = 0; g < n; g += PE_LANES) {
+        double top[PE_LANES], total[PE_LANES];
+        for (long v = 0; v < k; ++v) {
+            long i = first + v;
+            double acc[PE_LANES];
+            for (int c = 0; c < PE_LANES; ++c)
+                acc[c] = field[i];
+            for (int64_t q = indptr[i]; q < indptr[i + 1]; ++q) {
+                const double *x = state + indices[q] * stride + g;
+                double w = weight[q];
+                for (int c = 0; c < PE_LANES; ++c)
+                    acc[c] += w * x[c];
+            }
+            for (int c = 0; c < PE_LANES; ++c) {
+                z[v][c] = beta[g + c] * acc[c];
+                top[c] = (v == 0 || z[v][c] > top[c]) ? z[v][c] : top[c];
+            }
+        }
+        for (int c = 0; c < PE_LANES; ++c)
+            total[c] = 0.0;
+        for (long v = 0; v < k; ++v)
+            for (int c = 0; c < PE_LANES; ++c) {
+                z[v][c] = exp(z[v][c] - top[c]);
+                total[c] += z[v][c];
+            }
+        for (int c = 0; c < PE_LANES; ++c) {
+            double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c) * total[c];
+            double cumulative = 0.0;
+            long pick = k - 1;
+            for (long v = 0; v < k; ++v) {
+                cumulative += z[v][c];
+                if (u < cumulative) {
+                    pick = v;
+                    break;
+                }
+            }
+            for (long v = 0; v < k; ++v)
+                state[(first + v) * stride + g + c] = (double)(v == pick);
+        }
+    }
+}
+
 /* n_sweeps sweeps over the units in order[] for a block of n chains (n a multiple of
- * PE_LANES; see pe__gibbs_unit); the whole loop is one call. */
+ * PE_LANES; see pe__gibbs_unit); the whole loop is one call. A unit with size[i] > 1 is a
+ * categorical unit whose slots start at i (pe__gibbs_choice). */
 PE_CLONES PE_UNUSED
 static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
-                            const int64_t *indptr, const int32_t *indices,
+                            const int32_t *size, const int64_t *indptr, const int32_t *indices,
                             const double *weight, const double *field,
                             const int64_t *factor_ptr, const int32_t *factor_ids,
                             const int32_t *factor_members, long factor_width,
@@ -111,6 +168,11 @@ static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, lo
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
         for (long t = 0; t < n_order; ++t) {
             long i = order[t];
+            if (size[i] > 1) {
+                pe__gibbs_choice(state, stride, i, size[i], indptr, indices, weight, field, beta,
+                                 s0, s1, s2, s3, n);
+                continue;
+            }
             pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
                                   factor_members, factor_width, factor_weight};
             pe__gibbs_unit(state, stride, i, indices + indptr[i], weight + indptr[i],

@@ -19,7 +19,7 @@ cdef extern from "_gibbs.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
     enum: PE_LANES
     void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
-                         const int64_t *indptr, const int32_t *indices, const double *weight,
+                         const int32_t *size, const int64_t *indptr, const int32_t *indices, const double *weight,
                          const double *field, const int64_t *factor_ptr,
                          const int32_t *factor_ids, const int32_t *factor_members,
                          long factor_width, const double *factor_weight, const double *scale,
@@ -31,6 +31,7 @@ cdef extern from "_gibbs.h" nogil:
                         uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
 
 cdef struct Graph:
+    const int32_t *size
     const double *field
     const int64_t *indptr
     const int32_t *indices
@@ -55,6 +56,8 @@ def sweep_sparse(
     const int32_t[:, ::1] factor_members,  # IN (n_factors, width), -1 padded
     const double[::1] factor_weight, # IN (n_factors,)
     const int32_t[::1] order,        # IN units to update, in order
+    const int32_t[::1] size,         # IN (n_units,) slots of the unit starting there: k for a
+                                     #    categorical unit's first slot, else 1
     const double[::1] scale,         # IN (n_units,) 1 binary, 2 spin
     const double[::1] low,           # IN (n_units,) 0 binary, -1 spin
     const double[::1] beta,          # IN (n_chains,)
@@ -77,12 +80,19 @@ def sweep_sparse(
             or factor_ptr.shape[0] != n_units + 1 or factor_weight.shape[0] != factor_members.shape[0]
             or stride < n_chains or stride % PE_LANES or streams.shape[1] != stride
             or chain_block < 1 or chain_block % PE_LANES
-            or scale.shape[0] != n_units or low.shape[0] != n_units):
+            or scale.shape[0] != n_units or low.shape[0] != n_units
+            or size.shape[0] != n_units):
         raise ValueError("sweep_sparse: inconsistent array shapes")
+    cdef Py_ssize_t t
+    for t in range(order.shape[0]):
+        if (order[t] < 0 or order[t] >= n_units or size[order[t]] < 1
+                or size[order[t]] > 1024 or order[t] + size[order[t]] > n_units):
+            raise ValueError("sweep_sparse: order names a unit outside the graph")
     import numpy as np
     padded = np.ones(stride)
     padded[:n_chains] = beta
     cdef const double[::1] lanes_beta = padded
+    G.size = &size[0]
     G.field = &field[0]
     G.indptr = &indptr[0]
     G.indices = &indices[0] if indices.shape[0] else NULL
@@ -98,7 +108,8 @@ def sweep_sparse(
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
             c0 = blk * chain_block
-            pe_gibbs_sweeps(&state[0, c0], stride, units, order.shape[0], G.indptr, G.indices,
+            pe_gibbs_sweeps(&state[0, c0], stride, units, order.shape[0], G.size, G.indptr,
+                            G.indices,
                             G.weights, G.field, G.factor_ptr, G.factor_ids, G.factor_members,
                             G.factor_width, G.factor_weight, G.scale, G.low, &lanes_beta[c0],
                             &streams[0, c0], &streams[1, c0], &streams[2, c0],

@@ -98,7 +98,7 @@ class FlatGraph:
             self.generic_terms.append(term)
             product_form = term.compile_factors(self.offsets)
             for g in term.groups:
-                units = slice(self.offsets[g], self.offsets[g] + model.units[g].n)
+                units = self.slots(g)
                 self.generic[units] = True
                 self.python_units[units] |= product_form is None
             factors.extend((term, f) for f in product_form or ())

@@ -116,11 +116,16 @@ class GibbsSampler:
         if self.schedule == "block":
             self._engine = _BlockEngine(graph, self._colour, self.n_chains)
         else:
-            order = (np.argsort(self._colour, kind="stable") if self.schedule == "chromatic"
-                     else np.arange(graph.n_units))
+            first = graph.site_start[:-1]      # a categorical unit is updated at its first slot
+            order = (first[np.argsort(self._colour[first], kind="stable")]
+                     if self.schedule == "chromatic" else first)
             self._engine = _SparseEngine(model, graph, order, self.n_chains)
         low = np.where(graph.spin, -1.0, 0.0)
         random_flat = low + (1.0 - low) * gen.integers(0, 2, size=(self.n_chains, graph.n_units))
+        for g, unit in model.units.items():
+            if unit.width != unit.n:
+                random_flat[:, graph.slots(g)] = unit.encode(
+                    gen.integers(0, unit.k, size=(self.n_chains, unit.n)))
         self._engine.load(random_flat)
         if initial_state is not None:
             self.state = initial_state
@@ -134,16 +139,14 @@ class GibbsSampler:
     @property
     def state(self) -> dict:
         """Current state of every chain: ``{group: (n_chains, n) array}`` (a copy)."""
-        flat = self._engine.flat()
-        return {g: flat[:, off:off + self.model.units[g].n].copy()
-                for g, off in self.model.graph.offsets.items()}
+        return self.model.graph.decode(self._engine.flat())
 
     @state.setter
     def state(self, value: Mapping) -> None:
         flat = self._engine.flat()
+        graph = self.model.graph
         for g, arr in self._per_chain(value, "state").items():
-            off = self._engine.offsets[g]
-            flat[:, off:off + arr.shape[1]] = arr
+            flat[:, graph.slots(g)] = self.model.units[g].encode(arr)
         self._engine.load(flat)
 
     def _per_chain(self, value, what):
@@ -179,7 +182,7 @@ class GibbsSampler:
         if clamp is not None:
             self.state = clamp
             for g in self._per_chain(clamp, "clamp"):
-                free[graph.offsets[g]:graph.offsets[g] + self.model.units[g].n] = False
+                free[graph.slots(g)] = False
         if n_sweeps:
             self._engine.sweep(graph, free, self._betas, self._streams, n_sweeps,
                                self.n_threads)
@@ -212,10 +215,12 @@ class _SparseEngine:
         self.order = np.asarray(order, np.int32)
         self.scale = np.where(graph.spin, 2.0, 1.0)
         self.low = np.where(graph.spin, -1.0, 0.0)
+        self.size = np.ones(graph.n_units, np.int32)
+        self.size[graph.site_start[:-1]] = graph.site_size
         self.n_chains = n_chains
         self._group_of = np.empty(graph.n_units, dtype=object)
-        for g, off in graph.offsets.items():
-            self._group_of[off:off + model.units[g].n] = g
+        for g in graph.offsets:
+            self._group_of[graph.slots(g)] = g
         self.state = aligned_zeros((graph.n_units, _padded(n_chains)))
 
     def load(self, flat):
@@ -231,8 +236,8 @@ class _SparseEngine:
                   adj.data, graph.factor_ptr, graph.factor_ids, graph.factor_members,
                   graph.factor_weight)
         if not graph.python_units.any():
-            _gibbs.sweep_sparse(self.state, *arrays, order, self.scale, self.low, betas,
-                                streams, n_sweeps, _chain_block(self.n_chains, n_threads),
+            _gibbs.sweep_sparse(self.state, *arrays, order, self.size, self.scale, self.low,
+                                betas, streams, n_sweeps, _chain_block(self.n_chains, n_threads),
                                 n_threads)
             return
         # Units read by generic terms without a product-factor form are updated here, from
@@ -241,25 +246,34 @@ class _SparseEngine:
         cut = np.flatnonzero(np.diff(graph.python_units[order].astype(np.int8))) + 1
         runs = np.split(order, cut)
         chains = self.state[:, :self.n_chains]
-        views = {g: chains[off:off + self.model.units[g].n].T for g, off in self.offsets.items()}
         readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
         for _ in range(n_sweeps):
             for run in runs:
                 if not graph.python_units[run[0]]:
-                    _gibbs.sweep_sparse(self.state, *arrays, run, self.scale, self.low, betas,
-                                        streams, 1, _chain_block(self.n_chains, n_threads),
-                                        n_threads)
+                    _gibbs.sweep_sparse(self.state, *arrays, run, self.size, self.scale, self.low,
+                                        betas, streams, 1,
+                                        _chain_block(self.n_chains, n_threads), n_threads)
                     continue
                 for unit in run:
-                    self._generic_update(graph, arrays, unit, chains, views, readers, betas,
-                                         streams)
+                    if self.size[unit] > 1:
+                        self._generic_choice(graph, arrays, unit, chains, readers, betas,
+                                             streams)
+                    else:
+                        self._generic_update(graph, arrays, unit, chains, readers, betas,
+                                             streams)
 
-    def _generic_update(self, graph, arrays, unit, chains, views, readers, betas, streams):
+    def _views(self, chains, group):
+        """What the generic terms read: native values of every group (live views of
+        ``chains`` for binary and spin groups; decoded copies for categorical ones)."""
+        graph = self.model.graph
+        return {g: (chains[graph.slots(g)].T if u.width == u.n
+                    else u.decode(chains[graph.slots(g)].T)) for g, u in self.model.units.items()}
+
+    def _generic_update(self, graph, arrays, unit, chains, readers, betas, streams):
         """``s_unit = low + scale [u < sigmoid(beta (scale f + E_gen(off) - E_gen(on)))]``.
 
-        ``views`` are the groups' live views of ``chains`` (what the generic terms read),
-        ``readers[g]`` the generic terms that read group ``g``; ``E(on) - E(off)`` comes from
-        their ``delta_energy``.
+        ``readers[g]`` are the generic terms that read group ``g``; ``E(on) - E(off)`` comes
+        from their ``delta_energy``.
         """
         field, indptr, indices, weights = arrays[:4]
         lo, hi = indptr[unit], indptr[unit + 1]
@@ -267,9 +281,32 @@ class _SparseEngine:
         group = self._group_of[unit]
         low, scale = self.low[unit], self.scale[unit]
         index, values = unit - self.offsets[group], (low, low + scale)
+        views = self._views(chains, group)
         delta = sum(term.delta_energy(views, group, index, values) for term in readers[group])
         u = _gibbs.uniforms(streams, self.n_chains)
         chains[unit] = low + scale * (u < expit(betas * (scale * f - delta)))
+
+    def _generic_choice(self, graph, arrays, first, chains, readers, betas, streams):
+        """A categorical unit read by generic terms: value ``v`` with probability
+        ``softmax_v(beta (f_v + E_gen(0) - E_gen(v)))``, drawn as the kernel draws (the first
+        ``v`` whose cumulative weight exceeds ``u`` times the total)."""
+        field, indptr, indices, weights = arrays[:4]
+        k = int(self.size[first])
+        group = self._group_of[first]
+        unit = graph.units[group]
+        index = (first - self.offsets[group]) // unit.k
+        views = self._views(chains, group)
+        z = np.empty((k, self.n_chains))
+        for v in range(k):
+            lo, hi = indptr[first + v], indptr[first + v + 1]
+            z[v] = field[first + v] + weights[lo:hi] @ chains[indices[lo:hi]]
+            if v:
+                z[v] -= sum(term.delta_energy(views, group, index, (0, v))
+                            for term in readers[group])
+        z = np.exp(betas * z - np.max(betas * z, axis=0))
+        u = _gibbs.uniforms(streams, self.n_chains) * z.sum(axis=0)
+        pick = np.minimum(np.sum(np.cumsum(z, axis=0) <= u, axis=0), k - 1)
+        chains[first:first + k] = np.arange(k)[:, None] == pick
 
 
 class _BlockEngine:
@@ -332,7 +369,11 @@ def _resolve_schedule(schedule, graph, colour):
     dense_bipartite = False
     if schedule == "block":
         graph.require_compiled("schedule='block'")
-    if n_colours == 2 and not graph.generic_terms:
+    if schedule == "block" and graph.categorical.any():
+        raise ValueError("schedule='block' samples binary and spin layers; this model has "
+                         "categorical units: use 'chromatic' (the same two-colour update, "
+                         "softmax units included) or 'sequential'")
+    if n_colours == 2 and not graph.generic_terms and not graph.categorical.any():
         n_a = int(np.sum(colour == 0))
         dense_bipartite = graph.n_edges >= _DENSE_FRACTION * n_a * (graph.n_units - n_a)
     if schedule == "block" and not dense_bipartite:

@@ -17,10 +17,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
 
 from .model import EnergyModel
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
-from .units import Binary, Spin
+from .units import Binary, Categorical, Spin
 
 __all__ = ["unit_groups", "models", "states", "datasets", "weights", "brute_force",
-           "check_term", "check_model", "check_sampler"]
+           "state_index", "check_term", "check_model", "check_sampler"]
 
 
 def weights(shape, *, scale: float = 2.0, large: bool = True):
@@ -37,10 +37,14 @@ def weights(shape, *, scale: float = 2.0, large: bool = True):
 
 
 @st.composite
-def unit_groups(draw, max_units: int = 4, kinds=(Binary, Spin)):
-    """Strategy for one unit group: ``Binary(n)`` or ``Spin(n)`` with 1 <= n <= max_units."""
+def unit_groups(draw, max_units: int = 4, kinds=(Binary, Spin), max_categories: int = 3):
+    """Strategy for one unit group of a kind in ``kinds`` with 1 <= n <= max_units:
+    ``Binary(n)``, ``Spin(n)`` or ``Categorical(n, k)`` with 2 <= k <= max_categories."""
     kind = draw(st.sampled_from(kinds))
-    return kind(draw(st.integers(1, max_units)))
+    n = draw(st.integers(1, max_units))
+    if kind is Categorical:
+        return Categorical(n, draw(st.integers(2, max_categories)))
+    return kind(n)
 
 
 @st.composite
@@ -50,9 +54,10 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
     """Strategy for a random small ``EnergyModel``: any mix of built-in terms.
 
     Up to ``max_groups`` groups of at most ``max_units`` units (``max_total`` in all), each
-    group binary or spin; biases, dense pairwise couplings between groups, laterals and sparse
-    couplings within groups, all with random ``N(0, scale)`` (sometimes very large)
-    parameters; a non-empty random subset of the groups is visible. ``extra_terms`` are
+    group of one of ``kinds`` (add ``pe.Categorical`` for categorical groups with 2 or 3
+    values); biases, dense pairwise couplings between groups, laterals and (for binary and
+    spin groups) sparse couplings within groups, all with random ``N(0, scale)`` (sometimes
+    very large) parameters; a non-empty random subset of the groups is visible. ``extra_terms`` are
     factories ``f(group_name, unit_group, rng) -> Term`` (e.g. a user's term class with
     random parameters): each is applied, or not, to a random group.
     """
@@ -70,14 +75,15 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
     names = list(units)
     terms = []
     for g in names:
-        n = units[g].n
+        n, shape, width = units[g].n, units[g].feature_shape, units[g].width
         if draw(st.booleans()):
-            terms.append(Bias(g, name=f"b_{g}", value=w((n,))))
+            terms.append(Bias(g, name=f"b_{g}", value=w(shape)))
         if n >= 2 and draw(st.booleans()):
-            U = w((n, n))
-            U = np.triu(U, 1)
-            terms.append(Lateral(g, name=f"U_{g}", value=U + U.T))
-        elif n >= 2 and draw(st.booleans()):
+            U = w((width, width))
+            site = np.arange(width) // (width // n)
+            U[site[:, None] >= site[None, :]] = 0.0
+            terms.append(Lateral(g, name=f"U_{g}", value=(U + U.T).reshape(shape + shape)))
+        elif n >= 2 and width == n and draw(st.booleans()):
             pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
             edges = draw(st.lists(st.sampled_from(pairs), min_size=1, unique=True))
             terms.append(SparsePairwise(g, edges, name=f"J_{g}",
@@ -85,11 +91,11 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
             if draw(st.booleans()):
-                shape = (units[names[a]].n, units[names[b]].n)
+                shape = units[names[a]].feature_shape + units[names[b]].feature_shape
                 terms.append(Pairwise(names[a], names[b], name=f"W_{names[a]}{names[b]}",
                                       value=w(shape)))
     if not terms:
-        terms.append(Bias(names[0], name="b", value=w((units[names[0]].n,))))
+        terms.append(Bias(names[0], name="b", value=w(units[names[0]].feature_shape)))
     for k, factory in enumerate(extra_terms):
         if draw(st.booleans(), label="use extra term"):
             g = draw(st.sampled_from(names))
@@ -123,13 +129,16 @@ def brute_force(model: EnergyModel, beta: float = 1.0):
     """Every joint state and its exact probability, by listing them (no kernel involved).
 
     Returns ``(states, p)``: a state dict of ``(n_states, n)`` arrays and ``P(s)`` from
-    ``model.energy``; refuses models with more than 2^20 joint states.
+    ``model.energy``, states in ``itertools.product`` order (the first unit varies
+    slowest); refuses models with more than 2^20 joint states.
     """
     import itertools
 
     n = sum(u.n for u in model.units.values())
-    if n > 20:
-        raise ValueError(f"brute force lists 2^{n} states; use models of at most 20 units")
+    n_states = float(np.prod([float(len(u.values)) ** u.n for u in model.units.values()]))
+    if n_states > 2**20:
+        raise ValueError(f"brute force would list {n_states:.3g} states; use models with at "
+                         "most 2^20 joint states")
     values = [v for u in model.units.values() for v in [u.values] * u.n]
     grid = np.array(list(itertools.product(*values)), dtype=float).reshape(-1, n)
     cuts = np.cumsum([u.n for u in model.units.values()])[:-1]
@@ -159,6 +168,8 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
     ``Lateral``), entries ``(i, j)`` and ``(j, i)`` move together and the diagonal is skipped.
     Returns a one-line report; raises ``AssertionError`` on the first mismatch.
     """
+    import itertools
+
     from .units import as_unit_group
 
     gen = np.random.default_rng(rng)
@@ -196,17 +207,18 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
     fast_delta = type(term).delta_energy is not Term.delta_energy
     if fast_delta:
         for g in term.groups:
-            for unit in range(units[g].n):
-                got = np.asarray(term.delta_energy(state, g, unit, units[g].values))
-                want = Term.delta_energy(term, state, g, unit, units[g].values)
+            for unit, on in itertools.product(range(units[g].n), units[g].values[1:]):
+                values = (units[g].values[0], on)
+                got = np.asarray(term.delta_energy(state, g, unit, values))
+                want = Term.delta_energy(term, state, g, unit, values)
                 assert np.allclose(got, want, rtol=1e-10, atol=1e-10), (
                     f"delta_energy for unit {unit} of {g!r} differs from energy(on) - "
                     "energy(off)")
-    compiled = term.compile({g: sum(units[h].n for h in list(units)[:k])
+    compiled = term.compile({g: sum(units[h].width for h in list(units)[:k])
                              for k, g in enumerate(units)})
     if compiled is not None:
-        flat = np.concatenate([state.get(g, np.zeros((n_states, units[g].n))) for g in units],
-                              axis=1)
+        flat = np.concatenate([units[g].encode(state[g]) if g in state
+                               else np.zeros((n_states, units[g].width)) for g in units], axis=1)
         e = np.zeros(n_states)
         for lin in compiled:
             theta = term.params[lin.param].ravel()
@@ -229,10 +241,11 @@ def _central_differences(params, symmetric, function, eps):
     for name, theta in params.items():
         for idx in np.ndindex(theta.shape):
             entries = [idx]
-            if name in symmetric:
-                if idx[0] >= idx[1]:
+            if name in symmetric:       # (row, column) halves; units idx[0] and idx[half]
+                half = len(idx) // 2
+                if idx[0] >= idx[half]:
                     continue
-                entries.append(idx[::-1])
+                entries.append(idx[half:] + idx[:half])
             values = []
             for sign in (1.0, -1.0):
                 for e in entries:
@@ -287,6 +300,16 @@ def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: in
     return f"exact identities hold; {report}"
 
 
+def state_index(model: EnergyModel, state) -> np.ndarray:
+    """Index of each joint state in :func:`brute_force`'s list (mixed radix over the units'
+    values, the first unit most significant)."""
+    digits = np.concatenate([np.searchsorted(u.values, np.asarray(state[g]))
+                             for g, u in model.units.items()], axis=1).astype(np.int64)
+    radix = np.concatenate([np.full(u.n, len(u.values)) for u in model.units.values()])
+    place = np.concatenate([np.cumprod(radix[::-1])[::-1][1:], [1]]).astype(np.int64)
+    return digits @ place
+
+
 def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
                   n_sweeps: int = 200, p_floor: float = 1e-6, rng=0) -> str:
     """Chi-square test of a sampler's joint distribution against the exact one.
@@ -303,10 +326,7 @@ def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
     _, p = brute_force(model)
     sampler = sampler_factory(model, n_chains, np.random.default_rng(rng))
     sampler.run(n_sweeps)
-    state = sampler.state
-    lows = np.concatenate([np.full(u.n, u.values[0]) for u in model.units.values()])
-    flat = np.concatenate([np.asarray(state[g]) for g in model.units], axis=1)
-    codes = (flat != lows).astype(np.int64) @ (1 << np.arange(flat.shape[1])[::-1])
+    codes = state_index(model, sampler.state)
     observed = np.bincount(codes, minlength=len(p)).astype(float)
     expected = n_chains * p
     order = np.argsort(expected)
