@@ -397,11 +397,14 @@ def _path(model, base, dtype):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
     graph = model.graph                    # validates: finite parameters, valid laterals
+    if graph.categorical.any():
+        raise ValueError("AIS anneals binary and spin units; this model has categorical "
+                         "units (pe.exact handles small ones)")
     form = graph.binary_form(1.0)
     base_field = _base_field(model, graph, base)
     kept = np.zeros(graph.n_units, bool)
     for g in model.visible:
-        kept[graph.offsets[g]:graph.offsets[g] + model.units[g].n] = True
+        kept[graph.slots(g)] = True
     i, j = graph.edges[:, 0], graph.edges[:, 1]
     if not graph.generic_terms and not kept.all() and not np.any(kept[i] == kept[j]):
         return _BipartitePath(model, graph, form, base_field, kept, dtype)

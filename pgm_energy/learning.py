@@ -19,6 +19,7 @@ import time
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+from scipy.special import logsumexp
 
 from . import _learning, exact
 from ._checks import (nonnegative_float, nonnegative_int, positive_float,
@@ -45,19 +46,20 @@ class _Layout:
         self.graph = graph
         self.visible = np.zeros(graph.n_units, bool)
         for g in model.visible:
-            self.visible[graph.offsets[g]:graph.offsets[g] + model.units[g].n] = True
+            self.visible[graph.slots(g)] = True
         free = np.flatnonzero(~self.visible)
         ei, ej = graph.edges[:, 0], graph.edges[:, 1]
         hidden_edges = graph.edges[~self.visible[ei] & ~self.visible[ej]]
         # Hidden units summed in closed form given the visible ones (and the other hidden);
         # units read by generic terms never are.
         compiled = ~graph.generic
-        _, self.hidden_closed = exact._split_independent(free[compiled[free]], hidden_edges)
+        _, self.hidden_closed = exact._split_independent(free[compiled[free]], hidden_edges,
+                                                         site=graph.site)
         self.hidden_independent = len(self.hidden_closed) == len(free)
         # Units replaced by conditional means in the negative phase (Rao-Blackwellisation),
         # hidden units first: for an RBM, E[h | x] of the chains' x.
         _, self.model_closed = exact._split_independent(np.flatnonzero(compiled), graph.edges,
-                                                        first=~self.visible)
+                                                        first=~self.visible, site=graph.site)
         self.model = model
         self.dense_gram = graph.n_units ** 2 <= 4 * max(graph.n_edges, 1)
 
@@ -65,9 +67,10 @@ class _Layout:
 def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) -> np.ndarray:
     """Replace the units ``closed`` (no coupling among them) by their conditional means.
 
-    ``E[s_a | rest] = sigmoid(f_a)`` for binary and ``tanh(f_a)`` for spins (beta = 1);
-    since the ``closed`` units are independent given the rest, the moments of the returned
-    rows are the moments of the samples with those units summed exactly.
+    ``E[s_a | rest] = sigmoid(f_a)`` for binary and ``tanh(f_a)`` for spins (beta = 1), and
+    ``softmax`` over the slots of a categorical unit (its one-hot mean); since the
+    ``closed`` units are independent given the rest, the moments of the returned rows are the
+    moments of the samples with those units summed exactly.
     """
     graph = model.graph
     out = flat.copy()
@@ -75,6 +78,16 @@ def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) ->
         f = graph.local_field(flat)[:, closed]
         spin = graph.spin[closed]
         out[:, closed] = np.where(spin, np.tanh(f), 0.5 * (1.0 + np.tanh(0.5 * f)))
+        cat = graph.categorical[closed]
+        if cat.any():
+            sites = graph.site[closed[cat]]
+            f_cat = f[:, cat]
+            top = np.full((len(flat), graph.n_sites), -np.inf)
+            np.maximum.at(top.T, sites, f_cat.T)
+            e = np.exp(f_cat - top[:, sites])
+            total = np.zeros((len(flat), graph.n_sites))
+            np.add.at(total.T, sites, e.T)
+            out[:, closed[cat]] = e / total[:, sites]
     return out
 
 
@@ -91,8 +104,7 @@ def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
         m_pair = np.einsum("bi,bi->i", rows[:, ei], rows[:, ej]) / len(rows)
     grads = graph.grad_from_moments(m_unit, m_pair)
     if graph.generic_terms:
-        state = {g: rows[:, off:off + layout.model.units[g].n]
-                 for g, off in graph.offsets.items()}
+        state = graph.decode(rows)
         for term in graph.generic_terms:
             grads.update({name: g.mean(axis=0) for name, g in term.energy_grad(state).items()})
     return grads
@@ -101,12 +113,7 @@ def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
 def _flat_visible(model, layout, X, expected_data=False):
     """Flat rows with the visible groups from ``X`` (validated), zeros elsewhere."""
     state = model.as_state(X, model.visible, what="X", expectations=expected_data)
-    batch = next(iter(state.values())).shape[0]
-    flat = np.zeros((batch, layout.graph.n_units))
-    for g, arr in state.items():
-        off = layout.graph.offsets[g]
-        flat[:, off:off + arr.shape[1]] = arr
-    return flat
+    return layout.graph.encode(state)
 
 
 class _Estimator:
@@ -146,8 +153,7 @@ class _Estimator:
                                  "phase); this model's hidden units interact")
             if self._positive is None or self._positive.n_chains != len(flat):
                 self._positive = GibbsSampler(model, len(flat), rng=rng, n_threads=None)
-            clamp = {g: flat[:, layout.graph.offsets[g]:layout.graph.offsets[g]
-                             + model.units[g].n] for g in model.visible}
+            clamp = layout.graph.decode(flat, model.visible)
             self._positive.run(self.positive_sweeps, clamp=clamp)
             flat = self._positive._engine.flat()
         return expected_states(model, flat, layout.hidden_closed)
@@ -211,8 +217,7 @@ class CD(_Estimator):
         flat = _flat_visible(model, layout, X)
         if self._chains is None or self._chains.n_chains != len(flat):
             self._chains = GibbsSampler(model, len(flat), schedule=self.schedule, rng=rng)
-        clamp = {g: flat[:, layout.graph.offsets[g]:layout.graph.offsets[g] + model.units[g].n]
-                 for g in model.visible}
+        clamp = layout.graph.decode(flat, model.visible)
         self._chains.run(1, clamp=clamp).run(self.k)
         return expected_states(model, self._chains._engine.flat(), layout.model_closed)
 
@@ -401,14 +406,26 @@ def pseudo_log_likelihood(model, X, *, max_units=64, rng=0) -> float:
     sites = [(g, i) for g in model.visible for i in range(model.units[g].n)]
     rows = np.arange(len(free))
 
+    n_values = max(len(model.units[g].values) for g in model.visible)
+
     def log_conditional(chosen):
-        """log P(x_i | x_-i) with site chosen[r] for row r."""
-        flipped = {g: v.copy() for g, v in state.items()}
-        for k, (g, i) in enumerate(sites):
-            pick = rows[chosen == k]
-            low, high = model.units[g].values
-            flipped[g][pick, i] = low + high - flipped[g][pick, i]
-        return -np.logaddexp(0.0, free - model.free_energy(flipped))
+        """``log P(x_i | x_-i) = -F(x) - log sum_v exp(-F(x with x_i = v))``, with site
+        ``chosen[r]`` for row ``r`` (the free energies of the other values only)."""
+        neg_f = np.full((n_values, len(rows)), -np.inf)
+        for t in range(n_values):
+            edited = {g: v.copy() for g, v in state.items()}
+            changed = np.zeros(len(rows), bool)
+            for k, (g, i) in enumerate(sites):
+                values = model.units[g].values
+                pick = rows[(chosen == k) & (t < len(values))]
+                pick = pick[state[g][pick, i] != values[min(t, len(values) - 1)]]
+                if len(pick):
+                    edited[g][pick, i] = values[t]
+                    changed[pick] = True
+            if changed.any():
+                neg_f[t, changed] = -model.free_energy(
+                    {g: v[changed] for g, v in edited.items()})
+        return -free - np.logaddexp(-free, logsumexp(neg_f, axis=0))
 
     if len(sites) <= max_units:
         total = sum(log_conditional(np.full(len(rows), k)) for k in range(len(sites)))
@@ -420,7 +437,7 @@ def pseudo_log_likelihood(model, X, *, max_units=64, rng=0) -> float:
 
 class ReconstructionError:
     """Mean squared error between ``x`` and its mean-field reconstruction
-    ``E[x | h = E[h | x]]`` (one up-down pass)."""
+    ``E[x | h = E[h | x]]`` (one up-down pass; over the one-hot slots of categorical units)."""
 
     name = "reconstruction_error"
 
@@ -431,9 +448,8 @@ class ReconstructionError:
         layout = _Layout(model)
         flat = _flat_visible(model, layout, self.X)
         rows = expected_states(model, flat, layout.hidden_closed)
-        f = model.graph.local_field(rows)
         vis = layout.visible
-        mean = np.where(model.graph.spin, np.tanh(f), 0.5 * (1 + np.tanh(0.5 * f)))
+        mean = expected_states(model, rows, np.flatnonzero(vis))
         err = ((mean[:, vis] - flat[:, vis]) ** 2).sum(axis=1).mean()
         history.setdefault(self.name, []).append(float(err))
 

@@ -3,7 +3,8 @@
 Each chain has a xoshiro256+ stream (state column ``streams[:, c]``); each unit update draws
 one uniform per chain, in visiting order, and sets the unit "on" when
 ``u < sigmoid(scale * beta * f)``, ``f`` the local field, scale 2 for spins and 1 for binary
-units. The kernels must give the same chains (up to ties at rounding level).
+units; a categorical unit takes the first value ``v`` whose cumulative softmax weight
+exceeds ``u`` times the total. The kernels must give the same chains (up to ties at rounding level).
 """
 import numpy as np
 from scipy.special import expit
@@ -30,8 +31,18 @@ def sweeps(model, flat, order, betas, streams, n_sweeps):
     adj = graph.adjacency()
     scale = np.where(graph.spin, 2.0, 1.0)
     low = np.where(graph.spin, -1.0, 0.0)
+    size = np.ones(graph.n_units, int)
+    size[graph.site_start[:-1]] = graph.site_size
     for _ in range(n_sweeps):
         for i in order:
+            if size[i] > 1:            # a categorical unit: softmax over its slots' fields
+                k = size[i]
+                z = betas * (graph.field[i:i + k, None] + adj[i:i + k] @ flat.T)
+                w = np.exp(z - z.max(axis=0))
+                u = xoshiro_uniform(streams) * w.sum(axis=0)
+                pick = np.minimum(np.sum(np.cumsum(w, axis=0) <= u, axis=0), k - 1)
+                flat[:, i:i + k] = (np.arange(k)[:, None] == pick).T
+                continue
             if graph.generic[i]:       # a user term reads the unit: total energy difference
                 z = energy_with(model, flat, i, low[i]) - energy_with(model, flat, i,
                                                                        low[i] + scale[i])
@@ -46,5 +57,4 @@ def energy_with(model, flat, unit, value):
     """model.energy of the rows of ``flat`` with ``unit`` set to ``value``."""
     rows = flat.copy()
     rows[:, unit] = value
-    offsets = model.graph.offsets
-    return model.energy({g: rows[:, off:off + model.units[g].n] for g, off in offsets.items()})
+    return model.energy(model.graph.decode(rows))
