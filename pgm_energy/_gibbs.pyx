@@ -17,6 +17,7 @@ from scipy.linalg.cython_blas cimport dgemm
 
 cdef extern from "_gibbs.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
+    double pe_sigmoid(double x)
     enum: PE_LANES
     void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
                          const int32_t *size, const int64_t *indptr, const int32_t *indices, const double *weight,
@@ -223,3 +224,57 @@ def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):
     for c in range(n_chains):
         values[c] = pe__uniform(&streams[0, c], &streams[1, c], &streams[2, c], &streams[3, c])
     return out
+
+
+cdef class UnitUpdater:
+    """Single-unit Gibbs updates with an energy difference from outside the graph (users'
+    terms), for the generic path: built once per sweep call over the engine's arrays, so
+    each update converts only ``delta``.
+
+    ``update(unit, delta)``: ``f = field + sum_q w_q s_q`` over the unit's couplings, then
+    ``s_unit = low + scale [u < sigmoid(beta (scale f - delta))]`` on every chain, with
+    ``delta = E_outside(on) - E_outside(off)`` per chain and one uniform per chain.
+    """
+    cdef double[:, ::1] state
+    cdef const int64_t[::1] indptr
+    cdef const int32_t[::1] indices
+    cdef const double[::1] weights
+    cdef const double[::1] field
+    cdef const double[::1] beta
+    cdef const double[::1] scale
+    cdef const double[::1] low
+    cdef uint64_t[:, ::1] streams
+
+    def __init__(self, double[:, ::1] state, const int64_t[::1] indptr,
+                 const int32_t[::1] indices, const double[::1] weights,
+                 const double[::1] field, const double[::1] beta, const double[::1] scale,
+                 const double[::1] low, uint64_t[:, ::1] streams):
+        cdef Py_ssize_t n = state.shape[0]
+        if (indptr.shape[0] != n + 1 or field.shape[0] != n or scale.shape[0] != n
+                or low.shape[0] != n or state.shape[1] < beta.shape[0]
+                or streams.shape[1] < beta.shape[0] or indices.shape[0] < indptr[n]
+                or weights.shape[0] < indptr[n]):
+            raise ValueError("UnitUpdater: inconsistent array shapes")
+        for q in range(indptr[n]):
+            if indices[q] < 0 or indices[q] >= n:
+                raise ValueError("UnitUpdater: neighbour index outside the graph")
+        self.state, self.indptr, self.indices, self.weights = state, indptr, indices, weights
+        self.field, self.beta, self.scale, self.low, self.streams = (field, beta, scale, low,
+                                                                      streams)
+
+    def update(self, Py_ssize_t unit, const double[::1] delta):
+        cdef Py_ssize_t c, n_chains = self.beta.shape[0]
+        cdef int64_t q
+        cdef double f, scale, low
+        if unit < 0 or unit >= self.state.shape[0] or delta.shape[0] != n_chains:
+            raise ValueError("UnitUpdater.update: unit or delta out of range")
+        scale, low = self.scale[unit], self.low[unit]
+        with nogil:
+            for c in range(n_chains):
+                f = self.field[unit]
+                for q in range(self.indptr[unit], self.indptr[unit + 1]):
+                    f = f + self.weights[q] * self.state[self.indices[q], c]
+                self.state[unit, c] = low + scale * (
+                    pe__uniform(&self.streams[0, c], &self.streams[1, c],
+                                &self.streams[2, c], &self.streams[3, c])
+                    < pe_sigmoid(self.beta[c] * (scale * f - delta[c])))

@@ -58,6 +58,14 @@ def aligned_zeros(shape, dtype=np.float64, alignment: int = 64) -> np.ndarray:
     return buf[skip:skip + size].reshape(shape)
 
 
+def _per_chain(values, n_chains: int) -> np.ndarray:
+    """``values`` as a contiguous float64 array of shape ``(n_chains,)`` (a scalar is
+    broadcast)."""
+    if type(values) is np.ndarray and values.dtype == np.float64 and values.shape == (n_chains,):
+        return values
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(values, np.float64), (n_chains,)))
+
+
 def _padded(n_chains: int) -> int:
     return -(-n_chains // 8) * 8
 
@@ -247,46 +255,44 @@ class _SparseEngine:
         runs = np.split(order, cut)
         chains = self.state[:, :self.n_chains]
         readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
+        views = self._views(graph, chains)
+        updater = _gibbs.UnitUpdater(self.state, *arrays[1:4], arrays[0], betas, self.scale,
+                                     self.low, streams)
+        # Per Python-updated unit: (slot, categorical?, group, index in the group, (off, on),
+        # its first reader, the other readers).
+        steps = [[(int(u), bool(self.size[u] > 1), self._group_of[u],
+                   int(u - self.offsets[self._group_of[u]]),
+                   (self.low[u], self.low[u] + self.scale[u]), readers[self._group_of[u]][0],
+                   readers[self._group_of[u]][1:]) for u in run]
+                 if graph.python_units[run[0]] else None for run in runs]
         for _ in range(n_sweeps):
-            for run in runs:
-                if not graph.python_units[run[0]]:
+            for run, run_steps in zip(runs, steps):
+                if run_steps is None:
                     _gibbs.sweep_sparse(self.state, *arrays, run, self.size, self.scale, self.low,
                                         betas, streams, 1,
                                         _chain_block(self.n_chains, n_threads), n_threads)
                     continue
-                for unit in run:
-                    if self.size[unit] > 1:
-                        self._generic_choice(graph, arrays, unit, chains, readers, betas,
-                                             streams)
-                    else:
-                        self._generic_update(graph, arrays, unit, chains, readers, betas,
-                                             streams)
+                for unit, choice, group, index, values, first, others in run_steps:
+                    if choice:
+                        self._generic_choice(graph, arrays, unit, chains, views, readers,
+                                             betas, streams)
+                        continue
+                    # s_unit = low + scale [u < sigmoid(beta (scale f - E(on) + E(off)))],
+                    # E(on) - E(off) from the readers' delta_energy.
+                    delta = first.delta_energy(views, group, index, values)
+                    for term in others:
+                        delta = delta + term.delta_energy(views, group, index, values)
+                    updater.update(unit, _per_chain(delta, self.n_chains))
 
-    def _views(self, chains, group):
-        """What the generic terms read: native values of every group (live views of
-        ``chains`` for binary and spin groups; decoded copies for categorical ones)."""
-        graph = self.model.graph
+    def _views(self, graph, chains):
+        """What the generic terms read: native values of every group, live views of
+        ``chains`` for binary and spin groups, decoded arrays for categorical ones (only
+        :meth:`_generic_choice` moves the categorical units such terms read, and it keeps
+        them up to date)."""
         return {g: (chains[graph.slots(g)].T if u.width == u.n
-                    else u.decode(chains[graph.slots(g)].T)) for g, u in self.model.units.items()}
+                    else u.decode(chains[graph.slots(g)].T)) for g, u in graph.units.items()}
 
-    def _generic_update(self, graph, arrays, unit, chains, readers, betas, streams):
-        """``s_unit = low + scale [u < sigmoid(beta (scale f + E_gen(off) - E_gen(on)))]``.
-
-        ``readers[g]`` are the generic terms that read group ``g``; ``E(on) - E(off)`` comes
-        from their ``delta_energy``.
-        """
-        field, indptr, indices, weights = arrays[:4]
-        lo, hi = indptr[unit], indptr[unit + 1]
-        f = field[unit] + weights[lo:hi] @ chains[indices[lo:hi]]
-        group = self._group_of[unit]
-        low, scale = self.low[unit], self.scale[unit]
-        index, values = unit - self.offsets[group], (low, low + scale)
-        views = self._views(chains, group)
-        delta = sum(term.delta_energy(views, group, index, values) for term in readers[group])
-        u = _gibbs.uniforms(streams, self.n_chains)
-        chains[unit] = low + scale * (u < expit(betas * (scale * f - delta)))
-
-    def _generic_choice(self, graph, arrays, first, chains, readers, betas, streams):
+    def _generic_choice(self, graph, arrays, first, chains, views, readers, betas, streams):
         """A categorical unit read by generic terms: value ``v`` with probability
         ``softmax_v(beta (f_v + E_gen(0) - E_gen(v)))``, drawn as the kernel draws (the first
         ``v`` whose cumulative weight exceeds ``u`` times the total)."""
@@ -295,7 +301,6 @@ class _SparseEngine:
         group = self._group_of[first]
         unit = graph.units[group]
         index = (first - self.offsets[group]) // unit.k
-        views = self._views(chains, group)
         z = np.empty((k, self.n_chains))
         for v in range(k):
             lo, hi = indptr[first + v], indptr[first + v + 1]
@@ -307,6 +312,7 @@ class _SparseEngine:
         u = _gibbs.uniforms(streams, self.n_chains) * z.sum(axis=0)
         pick = np.minimum(np.sum(np.cumsum(z, axis=0) <= u, axis=0), k - 1)
         chains[first:first + k] = np.arange(k)[:, None] == pick
+        views[group][:, index] = pick
 
 
 class _BlockEngine:

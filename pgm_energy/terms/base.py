@@ -160,18 +160,21 @@ class Term:
                      values: tuple) -> np.ndarray:
         """``E(unit on) - E(unit off)`` for each state of the batch, the rest as in ``state``.
 
-        ``values = (off, on)`` are the unit's two values (0, 1 or -1, +1). This generic version
-        evaluates :meth:`energy` twice; a term may override it with a closed form, which
+        ``values = (off, on)`` are the unit's two values (0, 1 or -1, +1; for a categorical
+        unit, value 0 and another value). This generic version evaluates :meth:`energy` once
+        on the batch stacked twice; a term may override it with a closed form, which
         makes Gibbs updates of the units it reads faster (``pe.testing.check_term`` compares
         the two).
         """
-        edited = np.array(state[group], dtype=float)
-        rows = dict(state)
-        rows[group] = edited
-        edited[:, unit] = values[1]
-        on = self.energy(rows)
-        edited[:, unit] = values[0]
-        return on - self.energy(rows)
+        batch = len(state[group])
+        rows = {}
+        for g in self.groups:
+            rows[g] = np.concatenate((state[g], state[g]), dtype=np.float64)
+        edited = rows[group]
+        edited[:batch, unit] = values[1]
+        edited[batch:, unit] = values[0]
+        energy = self.energy(rows)
+        return energy[:batch] - energy[batch:]
 
     def config(self) -> dict:
         """Constructor arguments (JSON values or arrays) that rebuild this term, parameters
