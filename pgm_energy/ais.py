@@ -397,16 +397,14 @@ def _path(model, base, dtype):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
     graph = model.graph                    # validates: finite parameters, valid laterals
-    if graph.categorical.any():
-        raise ValueError("AIS anneals binary and spin units; this model has categorical "
-                         "units (pe.exact handles small ones)")
     form = graph.binary_form(1.0)
     base_field = _base_field(model, graph, base)
     kept = np.zeros(graph.n_units, bool)
     for g in model.visible:
         kept[graph.slots(g)] = True
     i, j = graph.edges[:, 0], graph.edges[:, 1]
-    if not graph.generic_terms and not kept.all() and not np.any(kept[i] == kept[j]):
+    if (not graph.generic_terms and not graph.categorical.any() and not kept.all()
+            and not np.any(kept[i] == kept[j])):
         return _BipartitePath(model, graph, form, base_field, kept, dtype)
     if dtype != np.float64:
         raise ValueError("dtype=float32 is for RBM-like models (hidden units conditionally "
@@ -426,9 +424,13 @@ def _base_field(model, graph, base):
     data = model.as_state(base, model.visible, what="base")
     out = alpha * graph.field
     for g, values in data.items():
-        off, unit = graph.offsets[g], model.units[g]
+        unit = model.units[g]
+        if unit.width != unit.n:        # categorical: smoothed log frequency of each value
+            counts = unit.encode(values).sum(axis=0)
+            out[graph.slots(g)] = np.log((counts + 1.0) / (len(values) + unit.k))
+            continue
         on = (values == unit.values[-1]).sum(axis=0)
-        out[off:off + unit.n] = logit((on + 1.0) / (len(values) + 2.0))
+        out[graph.slots(g)] = logit((on + 1.0) / (len(values) + 2.0))
     return out
 
 
@@ -501,37 +503,52 @@ class _JointPath(_Path):
 
     def __init__(self, model, graph, form, base_field):
         self.model, self.groups, self.dtype = model, list(model.units), np.dtype(np.float64)
+        self.graph = graph
         self.low = np.where(graph.spin, -1.0, 0.0)
         self.base = base_field                              # binary form: -E_0 = base.x + ...
         self.base_native = base_field / np.where(graph.spin, 2.0, 1.0)  # E_0 = -base_native.s
-        # log sum_v exp(f v) is softplus(f) for v in {0, 1}, softplus(2 f) - f for {-1, +1}.
-        self.log_z_base = float(np.logaddexp(0.0, base_field).sum() + self.base_native @ self.low)
+        # log sum_v exp(f v) is softplus(f) for v in {0, 1}, softplus(2 f) - f for {-1, +1},
+        # and log sum_v exp(f_v) over the slots of a categorical unit.
+        cat = graph.categorical
+        self.log_z_base = float(np.logaddexp(0.0, base_field[~cat]).sum()
+                                + self.base_native @ self.low
+                                + sum(logsumexp(base_field[lo:lo + k]) for lo, k
+                                      in zip(graph.site_start[:-1], graph.site_size) if k > 1))
+
+    def base_sample(self, gen, n_runs):
+        """Exact samples of the base (binary form, one-hot for categorical units)."""
+        graph = self.graph
+        x = super().base_sample(gen, n_runs)
+        for lo, k in zip(graph.site_start[:-1], graph.site_size):
+            if k > 1:
+                p = np.exp(self.base[lo:lo + k] - logsumexp(self.base[lo:lo + k]))
+                pick = np.minimum((gen.random((n_runs, 1)) > np.cumsum(p)).sum(axis=1), k - 1)
+                x[:, lo:lo + k] = np.arange(k) == pick[:, None]
+        return x
 
     def anneal(self, x, betas, gen, n_threads):
         """Per step: ``log w += (beta_k - beta_{k-1}) (-E(s) + E_0(s))``, then one sweep at
         inverse temperature ``beta_k`` with the base bias set for ``beta_k``."""
-        model = self.model
+        model, graph = self.model, self.graph
         names = {g: f"ais_base_{g}" for g in model.units}
         tempered = EnergyModel(model.units,
                                model.terms + [Bias(g, name=names[g]) for g in model.units],
                                visible=model.visible)
         sampler = GibbsSampler(tempered, n_chains=len(x), rng=gen, n_threads=n_threads)
-        flat = self.low + (1.0 - self.low) * x           # native values: s = low + (1-low) x
-        starts = np.cumsum([0] + [model.units[g].n for g in self.groups])
-        sampler.state = {g: flat[:, starts[i]:starts[i + 1]] for i, g in enumerate(self.groups)}
+        sampler.state = graph.decode(self.low + (1.0 - self.low) * x)   # s = low + (1-low) x
         log_w = np.zeros(len(x))
         for k in range(1, len(betas)):
             state = sampler.state
-            flat = np.concatenate([state[g] for g in self.groups], axis=1)
             log_w += (betas[k] - betas[k - 1]) * (-model.energy(state)
-                                                  - flat @ self.base_native)
+                                                  - graph.encode(state) @ self.base_native)
             if k == len(betas) - 1:
                 break
             beta = betas[k]
             sampler._betas[:] = beta
-            for i, g in enumerate(self.groups):
-                tempered.params[names[g]][...] = ((1.0 - beta) / beta
-                                                  * self.base_native[starts[i]:starts[i + 1]])
+            for g in self.groups:
+                bias = tempered.params[names[g]]
+                bias[...] = ((1.0 - beta) / beta
+                             * self.base_native[graph.slots(g)].reshape(bias.shape))
             sampler.run(1)
         return log_w
 
@@ -542,7 +559,8 @@ def _binary_rows(model, samples, groups, what):
         raise TypeError(f"{what} must be a dict covering the groups {groups} for this model")
     state = model.as_state(samples, groups, what=what)
     rows = np.concatenate([(state[g] == model.units[g].values[-1]).astype(float)
-                           for g in groups], axis=1)
+                           if model.units[g].width == model.units[g].n
+                           else model.units[g].encode(state[g]) for g in groups], axis=1)
     if len(rows) == 0:
         raise ValueError(f"{what} must hold at least one sample")
     return rows
