@@ -185,6 +185,11 @@ def sample(model: EnergyModel, n_samples: int, *, rng=None, beta: float = 1.0,
     if n_samples < 0:
         raise ValueError(f"n_samples must be >= 0, got {n_samples}")
     gen = np.random.default_rng(rng)
+    if isinstance(model, EnergyModel) and model.graph.categorical.any():
+        raise ValueError("pe.exact.sample draws through variable elimination, which sums "
+                         "binary and spin units; for a model with categorical units use "
+                         "pe.GibbsSampler (pe.testing.check_sampler checks it against the "
+                         "exact distribution)")
     plan = _plan(model, (), beta, "eliminate", DEFAULT_MAX_STATES, max_table, n_threads,
                  backward=True, what="samples")
     return plan.graph.decode(plan.sample(int(n_samples), gen))

@@ -271,6 +271,8 @@ def test_bad_values_and_unsupported_faces():
     model.params["U"][...] = 0.0
     with pytest.raises(ValueError, match="categorical"):
         pe.GibbsSampler(model, 4, schedule="block")
+    with pytest.raises(ValueError, match="GibbsSampler"):
+        pe.exact.sample(model, 3)
 
 
 @pytest.mark.parametrize("base", ["biases", "uniform", "data"])

@@ -24,9 +24,12 @@ def test_demo_small_budget(capsys, tmp_path):
         assert (tmp_path / "figs" / name).stat().st_size > 0
 
 
-def test_verify_a_saved_model(capsys, tmp_path):
-    model = pe.RBM(6, 4, rng=0)
-    model.params["W"][...] = np.random.default_rng(0).normal(size=(4, 6))
+@pytest.mark.parametrize("hidden", [pe.Binary(4), pe.Categorical(2, 3)])
+def test_verify_a_saved_model(capsys, tmp_path, hidden):
+    model = pe.EnergyModel({"x": pe.Binary(6), "h": hidden},
+                           [pe.Bias("x"), pe.Bias("h", name="c"), pe.Pairwise("h", "x")],
+                           visible=["x"])
+    model.params["W"][...] = np.random.default_rng(0).normal(size=model.params["W"].shape)
     path = tmp_path / "rbm.npz"
     model.save(path)
     assert main(["verify", str(path), "--n-betas", "300", "--n-runs", "50"]) == 0
