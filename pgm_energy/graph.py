@@ -180,7 +180,7 @@ class FlatGraph:
             raise TypeError(
                 f"{what} needs every term compiled to the flat graph, but {names} only "
                 "define(s) energy/energy_grad. pe.exact (enumeration), GibbsSampler "
-                "(sequential/chromatic), pe.fit and model.conditional handle such terms; or "
+                "(every schedule), pe.fit, pe.ais and model.conditional handle such terms; or "
                 "give the term a compile() method")
 
     def generic_energy(self, flat: np.ndarray, model, terms=None) -> np.ndarray:

@@ -484,7 +484,7 @@ class _CompiledPCD:
         graph = model.graph
         engine = sampler._engine
         layout = method._layout
-        if graph.generic_terms or not (sampler.schedule == "block"
+        if graph.generic_terms or graph.categorical.any() or not (sampler.schedule == "block"
                 and np.array_equal(engine.units_a, np.flatnonzero(layout.visible))
                 and graph.n_edges == len(engine.units_a) * len(engine.units_b)):
             raise _NotCompiled

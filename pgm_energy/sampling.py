@@ -122,7 +122,7 @@ class GibbsSampler:
         gen = np.random.default_rng(rng)
         self._streams = chain_streams(gen, self.n_chains)
         if self.schedule == "block":
-            self._engine = _BlockEngine(graph, self._colour, self.n_chains)
+            self._engine = _BlockEngine(model, graph, self._colour, self.n_chains)
         else:
             first = graph.site_start[:-1]      # a categorical unit is updated at its first slot
             order = (first[np.argsort(self._colour[first], kind="stable")]
@@ -316,9 +316,15 @@ class _SparseEngine:
 
 
 class _BlockEngine:
-    """Two dense layers ``a`` (colour 0) and ``b`` (colour 1), each (n_chains, n_layer)."""
+    """Two dense layers ``a`` (colour 0) and ``b`` (colour 1), each (n_chains, n_layer).
 
-    def __init__(self, graph, colour, n_chains):
+    A layer holding categorical units or units read by users' terms (without a compiled
+    form) is updated unit by unit instead, by the sparse engine on a copy of the chains (the
+    same draws: one uniform per chain per unit, in unit order); the other layer keeps the
+    BLAS block update.
+    """
+
+    def __init__(self, model, graph, colour, n_chains):
         self.offsets = graph.offsets
         self.units_a = np.flatnonzero(colour == 0)
         self.units_b = np.flatnonzero(colour == 1)
@@ -335,6 +341,10 @@ class _BlockEngine:
         self.sb = np.zeros((n_chains, len(self.units_b)))
         self.scale = np.where(graph.spin, 2.0, 1.0)
         self.low = np.where(graph.spin, -1.0, 0.0)
+        slow = graph.python_units | graph.categorical
+        self.slow = (bool(slow[self.units_a].any()), bool(slow[self.units_b].any()))
+        self.sparse = (_SparseEngine(model, graph, graph.site_start[:-1], n_chains)
+                       if any(self.slow) else None)
 
     def load(self, flat):
         self.sa[...] = flat[:, self.units_a]
@@ -348,6 +358,25 @@ class _BlockEngine:
 
     def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
         self.coupling.ravel()[self._coupling_index] = graph.coupling
+        if not any(self.slow):
+            self._block(graph, free, betas, streams, n_sweeps, n_threads)
+            return
+        layers = [np.zeros(graph.n_units, bool) for _ in range(2)]
+        layers[0][self.units_a] = True
+        layers[1][self.units_b] = True
+        for _ in range(n_sweeps):
+            for layer, slow in zip(layers, self.slow):
+                if not (free & layer).any():
+                    continue
+                if slow:
+                    self.sparse.load(self.flat())
+                    self.sparse.sweep(graph, free & layer, betas, streams, 1, n_threads)
+                    self.load(self.sparse.flat())
+                else:
+                    self._block(graph, free & layer, betas, streams, 1, n_threads)
+
+    def _block(self, graph, free, betas, streams, n_sweeps, n_threads):
+        """``n_sweeps`` BLAS block sweeps of the layers' ``free`` units."""
         a, b = self.units_a, self.units_b
         args = (self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
                 self.scale[a], self.low[a], self.scale[b], self.low[b],
@@ -371,15 +400,12 @@ def _blas_controller():
 
 
 def _resolve_schedule(schedule, graph, colour):
+    """The schedule to run: ``"block"`` (forced, or for ``"auto"`` when the compiled
+    couplings form two dense layers and every unit is binary or spin, read by compiled
+    terms only), else ``"chromatic"`` for sparse graphs, else ``"sequential"``."""
     n_colours = int(colour.max()) + 1 if colour.size else 0
     dense_bipartite = False
-    if schedule == "block":
-        graph.require_compiled("schedule='block'")
-    if schedule == "block" and graph.categorical.any():
-        raise ValueError("schedule='block' samples binary and spin layers; this model has "
-                         "categorical units: use 'chromatic' (the same two-colour update, "
-                         "softmax units included) or 'sequential'")
-    if n_colours == 2 and not graph.generic_terms and not graph.categorical.any():
+    if n_colours == 2:
         n_a = int(np.sum(colour == 0))
         dense_bipartite = graph.n_edges >= _DENSE_FRACTION * n_a * (graph.n_units - n_a)
     if schedule == "block" and not dense_bipartite:
@@ -389,7 +415,7 @@ def _resolve_schedule(schedule, graph, colour):
             "'sequential'")
     if schedule != "auto":
         return schedule
-    if dense_bipartite:
+    if dense_bipartite and not graph.generic_terms and not graph.categorical.any():
         return "block"
     sparse = graph.n_edges <= _DENSE_FRACTION * graph.n_units * (graph.n_units - 1) / 2
     return "chromatic" if sparse else "sequential"

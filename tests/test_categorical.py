@@ -162,6 +162,34 @@ def test_sampler_matches_exact_distribution(schedule, with_user_term):
                   n_chains=4000, n_sweeps=60, p_floor=P_FLOOR, rng=0)
 
 
+@pytest.mark.parametrize("with_user_term", [False, True])
+def test_block_schedule_with_a_categorical_layer(with_user_term):
+    """Block schedule on an RBM with categorical hidden units: the binary layer by BLAS, the
+    categorical one unit by unit (and a user term on the visible layer moves it there too)."""
+    rng = np.random.default_rng(13)
+    model = random_model({"x": pe.Binary(4), "h": pe.Categorical(3, 3)}, ["x"], rng)
+    if with_user_term:
+        model = pe.EnergyModel(model.units, model.terms + [CountPenaltyX()], visible=["x"])
+    assert pe.GibbsSampler(model, 2).schedule != "block"     # "auto": block for plain RBMs
+    sampler = pe.GibbsSampler(model, 2, schedule="block")
+    assert sampler._engine.slow == (False, True) or sampler._engine.slow == (True, True)
+    check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, schedule="block", rng=r), model,
+                  n_chains=4000, n_sweeps=40, p_floor=P_FLOOR, rng=0)
+
+
+class CountPenaltyX(pe.Term):
+    """E = 0.4 (sum x - 2)^2 on the binary visible layer."""
+
+    def __init__(self):
+        super().__init__(groups=("x",), params={"t": np.array(0.4)})
+
+    def energy(self, state):
+        return self.params["t"] * (state["x"].sum(axis=1) - 2.0) ** 2
+
+    def energy_grad(self, state):
+        return {"t": (state["x"].sum(axis=1) - 2.0) ** 2}
+
+
 def test_clamped_sampling_matches_exact_conditional():
     rng = np.random.default_rng(6)
     model = random_model({"x": pe.Binary(3), "h": pe.Categorical(2, 4)}, ["x"], rng)
@@ -269,8 +297,8 @@ def test_bad_values_and_unsupported_faces():
     with pytest.raises(ValueError, match="zero diagonal"):
         pe.exact.log_partition(model)
     model.params["U"][...] = 0.0
-    with pytest.raises(ValueError, match="categorical"):
-        pe.GibbsSampler(model, 4, schedule="block")
+    with pytest.raises(ValueError, match="two layers"):
+        pe.GibbsSampler(model, 4, schedule="block")       # the lateral needs a third colour
     with pytest.raises(ValueError, match="GibbsSampler"):
         pe.exact.sample(model, 3)
 
