@@ -316,3 +316,41 @@ def test_ais_matches_exact_log_partition(base):
                 "y": rng.choice([-1.0, 1.0], (30, 3))}
     est = pe.ais.log_partition(model, n_betas=300, n_runs=100, rng=0, base=base)
     assert abs(est.log_z - pe.exact.log_partition(model)) < 4 * est.stderr + 0.02
+
+
+class OneHotCoupling(pe.Term):
+    """The energy of ``pe.Pairwise("h", "x")`` with categorical ``h``, written by a user:
+    ``E = -sum_ij W[i, h_i, j] x_j`` from integer values (no compiled form)."""
+
+    def __init__(self, W):
+        super().__init__(groups=("h", "x"), params={"V": np.asarray(W, float)})
+
+    def energy(self, state):
+        h = state["h"].astype(int)
+        rows = self.params["V"][np.arange(h.shape[1]), h]          # (batch, n_h, n_x)
+        return -np.einsum("bij,bj->b", rows, state["x"])
+
+    def energy_grad(self, state):
+        h = state["h"].astype(int)
+        onehot = h[..., None] == np.arange(self.params["V"].shape[1])
+        return {"V": -(onehot[..., None] * state["x"][:, None, None, :])}
+
+
+def test_categorical_pairwise_agrees_with_its_generic_path_version():
+    rng = np.random.default_rng(14)
+    compiled = random_model({"x": pe.Binary(4), "h": pe.Categorical(2, 3)}, ["x"], rng)
+    generic = pe.EnergyModel(compiled.units,
+                             [pe.Bias("x", name="b_x", value=compiled.params["b_x"]),
+                              pe.Bias("h", name="b_h", value=compiled.params["b_h"]),
+                              OneHotCoupling(compiled.params["W_xh"].transpose(1, 2, 0))],
+                             visible=["x"])
+    assert generic.graph.generic_terms and not compiled.graph.generic_terms
+    assert np.isclose(pe.exact.log_partition(generic), pe.exact.log_partition(compiled))
+    X = ref.all_states(compiled, ["x"])["x"]
+    grad_c, grad_g = pe.exact.gradient(compiled, X[:5]), pe.exact.gradient(generic, X[:5])
+    assert np.allclose(grad_g["V"], grad_c["W_xh"].transpose(1, 2, 0))
+    assert np.allclose(generic.conditional("h", {"x": X, "h": np.zeros((16, 2))}),
+                       compiled.conditional("h", {"x": X, "h": np.zeros((16, 2))}))
+    for schedule in ("sequential", "chromatic"):     # (no compiled layers for "block")
+        check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, schedule=schedule, rng=r),
+                      generic, n_chains=4000, n_sweeps=30, p_floor=P_FLOOR, rng=0)
