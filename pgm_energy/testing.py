@@ -55,8 +55,8 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
 
     Up to ``max_groups`` groups of at most ``max_units`` units (``max_total`` in all), each
     group of one of ``kinds`` (add ``pe.Categorical`` for categorical groups with 2 or 3
-    values); biases, dense pairwise couplings between groups, laterals and (for binary and
-    spin groups) sparse couplings within groups, all with random ``N(0, scale)`` (sometimes
+    values); biases, dense pairwise couplings between groups, laterals and sparse couplings
+    (Potts tables for categorical groups) within groups, all with random ``N(0, scale)`` (sometimes
     very large) parameters; a non-empty random subset of the groups is visible. ``extra_terms`` are
     factories ``f(group_name, unit_group, rng) -> Term`` (e.g. a user's term class with
     random parameters): each is applied, or not, to a random group.
@@ -83,11 +83,11 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
             site = np.arange(width) // (width // n)
             U[site[:, None] >= site[None, :]] = 0.0
             terms.append(Lateral(g, name=f"U_{g}", value=(U + U.T).reshape(shape + shape)))
-        elif n >= 2 and width == n and draw(st.booleans()):
+        elif n >= 2 and draw(st.booleans()):
             pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
             edges = draw(st.lists(st.sampled_from(pairs), min_size=1, unique=True))
             terms.append(SparsePairwise(g, edges, name=f"J_{g}",
-                                        value=w((len(edges),))))
+                                        value=w((len(edges),) + 2 * shape[1:])))
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
             if draw(st.booleans()):

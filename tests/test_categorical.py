@@ -276,7 +276,8 @@ def test_save_and_load_round_trip(tmp_path):
     (lambda: pe.Categorical(3, 1), ValueError, r"k must lie in \[2, 1024\]"),
     (lambda: pe.Categorical(3, 2.5), TypeError, "k must be an int"),
     (lambda: pe.EnergyModel({"x": pe.Categorical(3, 3)},
-                            [pe.SparsePairwise("x", [(0, 1)])]), TypeError, "one-hot"),
+                            [pe.SparsePairwise("x", [(0, 1)], value=[1.0])]), ValueError,
+     r"shape \(1, 3, 3\)"),
     (lambda: pe.EnergyModel({"x": pe.Categorical(3, 3)},
                             [pe.Interaction("x", cliques=[(0, 1, 2)])]), TypeError, "one-hot"),
 ])
@@ -354,3 +355,17 @@ def test_categorical_pairwise_agrees_with_its_generic_path_version():
     for schedule in ("sequential", "chromatic"):     # (no compiled layers for "block")
         check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, schedule=schedule, rng=r),
                       generic, n_chains=4000, n_sweeps=30, p_floor=P_FLOOR, rng=0)
+
+
+def test_potts_model_on_a_ring():
+    """``SparsePairwise`` with ``J[e] = theta I`` is the Potts model: on a ring of n units
+    with q values, ``Z = (e^theta + q - 1)^n + (q - 1)(e^theta - 1)^n``."""
+    n, q, theta = 7, 3, 0.8
+    edges = [(i, (i + 1) % n) for i in range(n)]
+    model = pe.EnergyModel({"x": pe.Categorical(n, q)},
+                           [pe.SparsePairwise("x", edges, value=theta * np.stack([np.eye(q)] * n))])
+    a = np.exp(theta)
+    want = np.log((a + q - 1) ** n + (q - 1) * (a - 1) ** n)
+    assert np.isclose(pe.exact.log_partition(model), want, rtol=1e-12)
+    check_sampler(lambda m, c, r: pe.GibbsSampler(m, c, schedule="chromatic", rng=r), model,
+                  n_chains=20000, n_sweeps=30, p_floor=P_FLOOR, rng=0)

@@ -194,6 +194,10 @@ class Lateral(Term):
 class SparsePairwise(Term):
     """Couplings on an edge list within one group: ``E = -sum_e J_e s_{i_e} s_{j_e}``.
 
+    For ``Categorical(n, k)`` units each edge has a ``k x k`` table (one-hot on both ends):
+    ``E = -sum_e J[e, x_{i_e}, x_{j_e}]``, a Potts-type model (``J[e] = theta * I`` is the
+    Potts coupling ``theta [x_i = x_j]``).
+
     Parameters
     ----------
     group : str
@@ -201,9 +205,18 @@ class SparsePairwise(Term):
     edges : sequence of (int, int)
         Distinct pairs of distinct unit indices of the group; each unordered pair at most once.
     name : str
-        Parameter name (``J`` by default); shape ``(n_edges,)``.
+        Parameter name (``J`` by default); shape ``(n_edges,)``, or ``(n_edges, k, k)`` for
+        categorical units.
     value : array_like, optional
         Initial couplings; zeros when omitted.
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> potts = pe.EnergyModel({"x": pe.Categorical(3, 4)},
+    ...     [pe.SparsePairwise("x", [(0, 1), (1, 2)], value=np.stack([np.eye(4)] * 2))])
+    >>> potts.energy({"x": [[2, 2, 0]]})
+    array([-1.])
     """
 
     def __init__(self, group: str, edges: Sequence, *, name: str = "J", value=None):
@@ -211,33 +224,43 @@ class SparsePairwise(Term):
         self.edges = _as_edge_array(edges)
 
     def param_shapes(self, units):
-        _require_unit_values(self, units)
-        n = units[self.groups[0]].n
+        unit = units[self.groups[0]]
+        n = unit.n
         e = self.edges
         if e.size and (e.min() < 0 or e.max() >= n):
             raise ValueError(
                 f"SparsePairwise {self.param_names[0]!r}: edge indices must lie in [0, {n}) "
                 f"for group {self.groups[0]!r} of {n} units, got range [{e.min()}, {e.max()}]"
             )
-        return {self.param_names[0]: (len(e),)}
+        return {self.param_names[0]: (len(e),) + 2 * unit.feature_shape[1:]}
 
     def config(self):
         return {"group": self.groups[0], "edges": self.edges, "name": self.param_names[0]}
 
+    def _ends(self, state):
+        """Features of both ends of every edge: (batch, n_edges, per-unit features)."""
+        unit = self.unit_groups[self.groups[0]]
+        f = self.features(state, self.groups[0]).reshape(-1, *unit.feature_shape)
+        return f[:, self.edges[:, 0]], f[:, self.edges[:, 1]]
+
     def energy(self, state):
-        s = state[self.groups[0]]
-        J = self.params[self.param_names[0]]
-        return -(s[:, self.edges[:, 0]] * s[:, self.edges[:, 1]]) @ J
+        grad = self.energy_grad(state)[self.param_names[0]]      # dE/dJ, E is linear in J
+        return grad.reshape(len(grad), -1) @ self.params[self.param_names[0]].ravel()
 
     def energy_grad(self, state):
-        s = np.asarray(state[self.groups[0]], dtype=float)
-        return {self.param_names[0]: -s[:, self.edges[:, 0]] * s[:, self.edges[:, 1]]}
+        a, b = self._ends(state)
+        if a.ndim == 2:
+            return {self.param_names[0]: -a * b}
+        return {self.param_names[0]: -a[:, :, :, None] * b[:, :, None, :]}
 
     def compile(self, offsets):
         off = offsets[self.groups[0]]
         J = self.params[self.param_names[0]]
-        return [LinearCoupling(self.param_names[0], off + self.edges[:, 0],
-                               off + self.edges[:, 1], np.ones(J.size))]
+        k = J.shape[1] if J.ndim == 3 else 1
+        e, a, b = np.indices(J.shape if J.ndim == 3 else J.shape + (1, 1))
+        i = off + self.edges[e, 0] * k + a
+        j = off + self.edges[e, 1] * k + b
+        return [LinearCoupling(self.param_names[0], i.ravel(), j.ravel(), np.ones(J.size))]
 
 
 def _require_unit_values(term, units):
@@ -247,7 +270,7 @@ def _require_unit_values(term, units):
             raise TypeError(
                 f"{type(term).__name__} multiplies unit values, so it needs binary or spin "
                 f"units; group {g!r} is {units[g]!r}. Couple categorical units with "
-                "Pairwise/Lateral (one-hot weights) or a term of your own")
+                "Pairwise, Lateral or SparsePairwise (one-hot weights) or a term of your own")
 
 
 def _as_edge_array(edges) -> np.ndarray:
