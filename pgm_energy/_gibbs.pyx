@@ -1,12 +1,12 @@
 """Gibbs sweep kernels over the flat graph, many chains at once.
 
-``sweep_sparse``: state laid out (n_units, stride), stride >= n_chains; units are visited in
-a given order (index order for the sequential schedule, colour by colour for the chromatic
-one), and for each unit the local field and the update run over a block of chains as one
-vector loop. Chains are split into blocks (their size chosen by the caller from the number of
-chains only, a multiple of 8 so that blocks never share a cache line of an aligned state)
-that run on OpenMP threads; each chain has its own xoshiro256+ stream, so results do not
-depend on the thread count.
+``sweep_sparse``: chains are split into blocks (one per thread, a multiple of 8 chains each),
+and each block has its own slab: state (n_units, lanes) and streams (4, lanes), so that
+threads never write to the same cache line (nor to neighbouring ones, which the hardware
+prefetchers fetch in pairs). Units are visited in a given order (index order for the
+sequential schedule, colour by colour for the chromatic one), and for each unit the local
+field and the update run over the block's chains as one vector loop. Each chain has its own
+xoshiro256+ stream, so results do not depend on the thread count.
 
 ``sweep_block``: two dense layers, state (n_chains, n_layer); each layer's fields for all
 chains come from one BLAS ``dgemm``, then each chain samples its layer from its stream.
@@ -45,7 +45,9 @@ cdef struct Graph:
 
 
 def sweep_sparse(
-    double[:, ::1] state,            # IN/OUT (n_units, stride), chains in columns < n_chains
+    double[:, ::1] state,            # IN/OUT (n_blocks, >= n_units * lanes): block b's slab
+                                     #   holds (n_units, lanes) row-major; chain c is lane
+                                     #   c % lanes of block c // lanes
     const double[::1] field,         # IN (n_units,)
     const int64_t[::1] indptr,       # IN (n_units+1,) symmetric CSR adjacency
     const int32_t[::1] indices,      # IN
@@ -57,32 +59,32 @@ def sweep_sparse(
     const int32_t[::1] order,        # IN units to update, in order
     const double[::1] scale,         # IN (n_units,) 1 binary, 2 spin
     const double[::1] low,           # IN (n_units,) 0 binary, -1 spin
-    const double[::1] beta,          # IN (n_chains,)
-    uint64_t[:, ::1] streams,        # IN/OUT (4, stride)
+    const double[:, ::1] beta,       # IN (n_blocks, lanes) per lane, 1 in padding lanes
+    uint64_t[:, ::1] streams,        # IN/OUT (n_blocks, >= 4 * lanes): (4, lanes) per block
+    Py_ssize_t n_chains,
+    Py_ssize_t lanes,
     int n_sweeps,
-    int chain_block,
     int n_threads,
 ):
     """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain.
 
-    A unit's local field sums its pairwise couplings and its product factors. Chains go in
-    blocks of ``chain_block`` (a multiple of 8); the kernel computes whole groups of 8 lanes,
-    so ``state`` and ``streams`` need a multiple of 8 columns (the padding is scratch).
+    A unit's local field sums its pairwise couplings and its product factors. Each block of
+    ``lanes`` chains (a multiple of 8) has its own state slab and streams, so threads never
+    share a cache line; the kernel computes whole groups of 8 lanes (the padding lanes of
+    the last block are scratch).
     """
-    cdef Py_ssize_t n_chains = beta.shape[0], stride = state.shape[1], n_units = state.shape[0]
-    cdef Py_ssize_t n_blocks = (n_chains + chain_block - 1) // chain_block
+    cdef Py_ssize_t n_blocks = state.shape[0], n_units = field.shape[0]
+    cdef Py_ssize_t n_lanes = (n_chains + PE_LANES - 1) // PE_LANES * PE_LANES
     cdef Py_ssize_t blk, c0
     cdef Graph G
-    if (field.shape[0] != n_units or indptr.shape[0] != n_units + 1
+    if (state.shape[1] < n_units * lanes or indptr.shape[0] != n_units + 1
             or factor_ptr.shape[0] != n_units + 1 or factor_weight.shape[0] != factor_members.shape[0]
-            or stride < n_chains or stride % PE_LANES or streams.shape[1] != stride
-            or chain_block < 1 or chain_block % PE_LANES
+            or lanes < 1 or lanes % PE_LANES or n_chains < 1
+            or n_blocks != (n_chains + lanes - 1) // lanes
+            or beta.shape[0] != n_blocks or beta.shape[1] != lanes
+            or streams.shape[0] != n_blocks or streams.shape[1] < 4 * lanes
             or scale.shape[0] != n_units or low.shape[0] != n_units):
         raise ValueError("sweep_sparse: inconsistent array shapes")
-    import numpy as np
-    padded = np.ones(stride)
-    padded[:n_chains] = beta
-    cdef const double[::1] lanes_beta = padded
     G.field = &field[0]
     G.indptr = &indptr[0]
     G.indices = &indices[0] if indices.shape[0] else NULL
@@ -95,15 +97,17 @@ def sweep_sparse(
     G.scale = &scale[0]
     G.low = &low[0]
     cdef const int32_t *units = &order[0] if order.shape[0] else NULL
+    if n_units == 0:
+        return
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
-            c0 = blk * chain_block
-            pe_gibbs_sweeps(&state[0, c0], stride, units, order.shape[0], G.indptr, G.indices,
-                            G.weights, G.field, G.factor_ptr, G.factor_ids, G.factor_members,
-                            G.factor_width, G.factor_weight, G.scale, G.low, &lanes_beta[c0],
-                            &streams[0, c0], &streams[1, c0], &streams[2, c0],
-                            &streams[3, c0], min(<Py_ssize_t> chain_block, stride - c0),
-                            n_sweeps)
+            c0 = blk * lanes
+            pe_gibbs_sweeps(&state[blk, 0], lanes, units, order.shape[0], G.indptr,
+                            G.indices, G.weights, G.field, G.factor_ptr, G.factor_ids,
+                            G.factor_members, G.factor_width, G.factor_weight, G.scale, G.low,
+                            &beta[blk, 0], &streams[blk, 0], &streams[blk, lanes],
+                            &streams[blk, 2 * lanes], &streams[blk, 3 * lanes],
+                            min(lanes, n_lanes - c0), n_sweeps)
 
 
 cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,

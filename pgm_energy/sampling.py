@@ -58,6 +58,18 @@ def aligned_zeros(shape, dtype=np.float64, alignment: int = 64) -> np.ndarray:
     return buf[skip:skip + size].reshape(shape)
 
 
+def _slabs(shape, dtype=np.float64):
+    """Zeros of ``shape`` = (n_blocks, ...) whose blocks each start on their own 4096-byte
+    page: ``(buffer, view)``, the buffer (n_blocks, page-rounded block size) C-contiguous,
+    the view of ``shape`` on it (C-contiguous within each block)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape[1:]))
+    per = -(-size * dtype.itemsize // 4096) * 4096 // dtype.itemsize
+    buf = aligned_zeros((shape[0], per), dtype, alignment=4096)
+    inner = np.zeros(shape[1:], dtype).strides
+    return buf, np.lib.stride_tricks.as_strided(buf, shape, (per * dtype.itemsize, *inner))
+
+
 def _padded(n_chains: int) -> int:
     return -(-n_chains // 8) * 8
 
@@ -118,7 +130,7 @@ class GibbsSampler:
         else:
             order = (np.argsort(self._colour, kind="stable") if self.schedule == "chromatic"
                      else np.arange(graph.n_units))
-            self._engine = _SparseEngine(model, graph, order, self.n_chains)
+            self._engine = _SparseEngine(model, graph, order, self.n_chains, self.n_threads)
         low = np.where(graph.spin, -1.0, 0.0)
         random_flat = low + (1.0 - low) * gen.integers(0, 2, size=(self.n_chains, graph.n_units))
         self._engine.load(random_flat)
@@ -204,55 +216,98 @@ class GibbsSampler:
 
 
 class _SparseEngine:
-    """State as (n_units, n_chains): each unit's values over chains are contiguous."""
+    """State in one slab per chain block: ``state[b]`` is (n_units, lanes), chain ``c`` is
+    lane ``c % lanes`` of block ``c // lanes``; each block runs on its own thread and owns its
+    memory (slabs start on separate pages), so threads share no cache line. With one block,
+    ``state[0][:, :n_chains]`` is the plain (n_units, n_chains) layout.
 
-    def __init__(self, model, graph, order, n_chains):
+    The blocks follow the thread count (``_chain_block``); a sweep on another thread count
+    moves the chains to its layout first. The chains' streams live in the sampler's
+    (4, n_padded) array; each sweep copies them into per-block slabs and back.
+    """
+
+    def __init__(self, model, graph, order, n_chains, n_threads=1):
         self.model = model
         self.offsets = graph.offsets
         self.order = np.asarray(order, np.int32)
         self.scale = np.where(graph.spin, 2.0, 1.0)
         self.low = np.where(graph.spin, -1.0, 0.0)
         self.n_chains = n_chains
+        self.n_units = graph.n_units
         self._group_of = np.empty(graph.n_units, dtype=object)
         for g, off in graph.offsets.items():
             self._group_of[off:off + model.units[g].n] = g
-        self.state = aligned_zeros((graph.n_units, _padded(n_chains)))
+        self.lanes = None
+        self._relayout(n_threads)
+
+    def _relayout(self, n_threads):
+        lanes = _chain_block(self.n_chains, n_threads)
+        if lanes == self.lanes:
+            return
+        flat = self.flat() if self.lanes is not None else None
+        self.lanes = lanes
+        n_blocks = -(-self.n_chains // lanes)
+        self.blocks = [(b, b * lanes, min((b + 1) * lanes, self.n_chains))
+                       for b in range(n_blocks)]
+        self._state_buffer, self.state = _slabs((n_blocks, self.n_units, lanes))
+        self._stream_buffer, self._block_streams = _slabs((n_blocks, 4, lanes), np.uint64)
+        if flat is not None:
+            self.load(flat)
 
     def load(self, flat):
-        self.state[:, :self.n_chains] = flat.T
+        for b, c0, c1 in self.blocks:
+            self.state[b, :, :c1 - c0] = flat[c0:c1].T
 
     def flat(self):
-        return self.state[:, :self.n_chains].T.copy()
+        out = np.empty((self.n_chains, self.n_units))
+        for b, c0, c1 in self.blocks:
+            out[c0:c1] = self.state[b, :, :c1 - c0].T
+        return out
+
+    def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads):
+        """``sweep_sparse`` on the slabs, the streams copied in and out (padding lanes
+        included, so that they stay the sampler's scratch)."""
+        lanes, block_streams = self.lanes, self._block_streams
+        beta = np.ones((len(self.blocks), lanes))
+        for b, c0, c1 in self.blocks:
+            beta[b, :c1 - c0] = betas[c0:c1]
+            block_streams[b, :, :streams.shape[1] - c0] = streams[:, c0:c0 + lanes]
+        _gibbs.sweep_sparse(self._state_buffer, *arrays, order, self.scale, self.low, beta,
+                            self._stream_buffer, self.n_chains, lanes, n_sweeps, n_threads)
+        for b, c0, c1 in self.blocks:
+            streams[:, c0:c0 + lanes] = block_streams[b, :, :streams.shape[1] - c0]
 
     def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
+        self._relayout(n_threads)
         adj = graph.adjacency()
         order = self.order[free[self.order]]
         arrays = (graph.field, adj.indptr.astype(np.int64), adj.indices.astype(np.int32),
                   adj.data, graph.factor_ptr, graph.factor_ids, graph.factor_members,
                   graph.factor_weight)
         if not graph.python_units.any():
-            _gibbs.sweep_sparse(self.state, *arrays, order, self.scale, self.low, betas,
-                                streams, n_sweeps, _chain_block(self.n_chains, n_threads),
-                                n_threads)
+            self._kernel(arrays, order, betas, streams, n_sweeps, n_threads)
             return
         # Units read by generic terms without a product-factor form are updated here, from
         # energy differences, with the same draws as the kernel (one uniform per chain per
         # update); runs of other units go to the kernel.
         cut = np.flatnonzero(np.diff(graph.python_units[order].astype(np.int8))) + 1
         runs = np.split(order, cut)
-        chains = self.state[:, :self.n_chains]
-        views = {g: chains[off:off + self.model.units[g].n].T for g, off in self.offsets.items()}
         readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
         for _ in range(n_sweeps):
             for run in runs:
                 if not graph.python_units[run[0]]:
-                    _gibbs.sweep_sparse(self.state, *arrays, run, self.scale, self.low, betas,
-                                        streams, 1, _chain_block(self.n_chains, n_threads),
-                                        n_threads)
+                    self._kernel(arrays, run, betas, streams, 1, n_threads)
                     continue
+                # (n_units, n_chains): a view of the slab with one block, else a copy
+                one_block = len(self.blocks) == 1
+                chains = self.state[0, :, :self.n_chains] if one_block else self.flat().T
+                views = {g: chains[off:off + self.model.units[g].n].T
+                         for g, off in self.offsets.items()}
                 for unit in run:
                     self._generic_update(graph, arrays, unit, chains, views, readers, betas,
                                          streams)
+                if not one_block:
+                    self.load(chains.T)
 
     def _generic_update(self, graph, arrays, unit, chains, views, readers, betas, streams):
         """``s_unit = low + scale [u < sigmoid(beta (scale f + E_gen(off) - E_gen(on)))]``.
