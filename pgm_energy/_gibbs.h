@@ -130,18 +130,58 @@ static void pe_layer_probabilities(double *PE_RESTRICT field, double beta,
         field[k] = pe_sigmoid(scale[k] * beta * field[k]);
 }
 
-/* A layer of units of one chain (one stream, draws in unit order, free units only):
- * value[k] = low[k] + scale[k] * [u < prob[k]]. */
-static inline void pe_gibbs_layer(double *PE_RESTRICT value, const double *PE_RESTRICT prob,
-                                  const double *PE_RESTRICT scale, const double *PE_RESTRICT low,
+/* A layer of n units for a block of chains, lanes = chains (loops over groups of PE_LANES
+ * chains, each chain with its own stream; per chain, one uniform per free unit, in unit order).
+ * prob (n, ld) holds the fields, row k for unit k, chain c in column c (ld >= n_chains rounded
+ * up to PE_LANES: the padding columns, beta and streams lanes are scratch); it becomes
+ * P(unit on) = sigmoid(scale[k] beta[c] field). The values go to the chains' rows:
+ * value[c * value_stride + k] = low[k] + scale[k] [u < P], free units only.
+ * A group's streams stay in registers for the whole layer. */
+PE_CLONES PE_UNUSED
+static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
+                                  double *PE_RESTRICT prob, long ld,
+                                  const double *PE_RESTRICT scale,
+                                  const double *PE_RESTRICT low,
                                   const unsigned char *PE_RESTRICT free,
-                                  uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
+                                  const double *PE_RESTRICT beta, uint64_t *PE_RESTRICT s0,
+                                  uint64_t *PE_RESTRICT s1, uint64_t *PE_RESTRICT s2,
+                                  uint64_t *PE_RESTRICT s3, long n_chains, long n)
 {
-    for (long k = 0; k < n; ++k) {
-        if (!free[k])
-            continue;
-        double u = pe__uniform(s0, s1, s2, s3);
-        value[k] = low[k] + scale[k] * (double)(u < prob[k]);
+    for (long g = 0; g < n_chains; g += PE_LANES) {
+        uint64_t t0[PE_LANES], t1[PE_LANES], t2[PE_LANES], t3[PE_LANES];
+        double b[PE_LANES];
+        for (int c = 0; c < PE_LANES; ++c) {
+            t0[c] = s0[g + c];
+            t1[c] = s1[g + c];
+            t2[c] = s2[g + c];
+            t3[c] = s3[g + c];
+            b[c] = beta[g + c];
+        }
+        long m = n_chains - g < PE_LANES ? n_chains - g : PE_LANES;
+        double *row = value + g * value_stride;
+        for (long k = 0; k < n; ++k) {
+            double *f = prob + k * ld + g;
+            if (!free[k]) {
+                for (int c = 0; c < PE_LANES; ++c)
+                    f[c] = pe_sigmoid(scale[k] * b[c] * f[c]);
+                continue;
+            }
+            double v[PE_LANES];
+            for (int c = 0; c < PE_LANES; ++c) {
+                double p = pe_sigmoid(scale[k] * b[c] * f[c]);
+                double u = pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c);
+                f[c] = p;
+                v[c] = low[k] + scale[k] * (double)(u < p);
+            }
+            for (long c = 0; c < m; ++c)
+                row[c * value_stride + k] = v[c];
+        }
+        for (int c = 0; c < PE_LANES; ++c) {
+            s0[g + c] = t0[c];
+            s1[g + c] = t1[c];
+            s2[g + c] = t2[c];
+            s3[g + c] = t3[c];
+        }
     }
 }
 

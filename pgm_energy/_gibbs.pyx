@@ -9,7 +9,9 @@ field and the update run over the block's chains as one vector loop. Each chain 
 xoshiro256+ stream, so results do not depend on the thread count.
 
 ``sweep_block``: two dense layers, state (n_chains, n_layer); each layer's fields for all
-chains come from one BLAS ``dgemm``, then each chain samples its layer from its stream.
+chains come from one BLAS ``dgemm``, written unit by unit (n_layer, n_chains), so that the
+sampling runs over chains in groups of 8 lanes (each chain its own stream, draws in unit
+order).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -26,9 +28,11 @@ cdef extern from "_gibbs.h" nogil:
                          const double *low, const double *beta, uint64_t *s0, uint64_t *s1,
                          uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
     void pe_layer_probabilities(double *field, double beta, const double *scale, long n)
-    void pe_gibbs_layer(double *value, const double *prob, const double *scale,
-                        const double *low, const unsigned char *free, uint64_t *s0,
-                        uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
+    void pe_gibbs_layer_chains(double *value, long value_stride, double *prob, long ld,
+                               const double *scale, const double *low,
+                               const unsigned char *free, const double *beta, uint64_t *s0,
+                               uint64_t *s1, uint64_t *s2, uint64_t *s3, long n_chains,
+                               long n)
 
 cdef struct Graph:
     const double *field
@@ -132,17 +136,50 @@ cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::
           &other[0, 0], &n_in, &one, &out[0, 0], &n_out)
 
 
+cdef void layer_fields_by_unit(double[:, ::1] out, const double[::1] field,
+                               double[:, ::1] other, const double[:, ::1] coupling,
+                               bint transpose) noexcept nogil:
+    """The fields of ``layer_fields`` unit by unit: ``out[k, c]`` for chain ``c`` (the rows
+    of ``other``), ``out (n_out, >= n_chains)``; every column is set (field only beyond
+    ``n_chains``).
+
+    Row-major ``out`` is column-major ``(n_chains, n_out)`` = ``other coupling`` (or
+    ``other coupling^T``) with ``other`` the transpose of its column-major reading.
+    """
+    cdef int n_chains = other.shape[0], n_out = out.shape[0], n_in = other.shape[1]
+    cdef int ld_out = out.shape[1], ld_coupling = coupling.shape[1]
+    cdef double one = 1.0
+    cdef char *tr = b"T"
+    cdef char *op = b"N" if transpose else b"T"
+    cdef Py_ssize_t c, k
+    for k in range(n_out):
+        for c in range(ld_out):
+            out[k, c] = field[k]
+    if n_in == 0 or n_chains == 0:
+        return
+    dgemm(tr, op, &n_chains, &n_out, &n_in, &one, &other[0, 0], &n_in,
+          <double *> &coupling[0, 0], &ld_coupling, &one, &out[0, 0], &ld_out)
+
+
 cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] scale,
                        const double[::1] low, const unsigned char[::1] free_units,
                        const double[::1] beta, uint64_t[:, ::1] streams,
                        int n_threads) noexcept nogil:
-    """Sample every chain's layer from its fields; ``fields`` become P(unit on) (in place)."""
-    cdef Py_ssize_t c
-    cdef long n = value.shape[1]
-    for c in prange(value.shape[0], schedule="static", num_threads=max(n_threads, 1)):
-        pe_layer_probabilities(&fields[c, 0], beta[c], &scale[0], n)
-        pe_gibbs_layer(&value[c, 0], &fields[c, 0], &scale[0], &low[0], &free_units[0],
-                       &streams[0, c], &streams[1, c], &streams[2, c], &streams[3, c], n)
+    """Sample every chain's layer ``value (n_chains, n)`` from its fields, given unit by unit
+    (``fields (n, >= n_padded)``, from ``layer_fields_by_unit``), which become P(unit on) in
+    place. ``beta`` and ``streams`` have ``n_padded`` (n_chains rounded up to 8) lanes; the
+    chains go to the threads in groups of 8."""
+    cdef Py_ssize_t n_chains = value.shape[0], n = value.shape[1], blk, c0
+    cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
+    cdef Py_ssize_t n_blocks = max(1, min(n_threads, groups))
+    cdef Py_ssize_t per = (groups + n_blocks - 1) // n_blocks * PE_LANES
+    for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
+        c0 = blk * per
+        if c0 < n_chains:
+            pe_gibbs_layer_chains(&value[c0, 0], n, &fields[0, c0], fields.shape[1], &scale[0],
+                                  &low[0], &free_units[0], &beta[c0], &streams[0, c0],
+                                  &streams[1, c0], &streams[2, c0], &streams[3, c0],
+                                  min(per, n_chains - c0), n)
 
 
 def sweep_block(
@@ -158,51 +195,61 @@ def sweep_block(
     const unsigned char[::1] free_a, # IN (n_a,) 0 for clamped units
     const unsigned char[::1] free_b, # IN (n_b,)
     const double[::1] beta,          # IN (n_chains,)
-    uint64_t[:, ::1] streams,        # IN/OUT (4, n_chains)
+    uint64_t[:, ::1] streams,        # IN/OUT (4, >= n_chains rounded up to 8)
     int n_sweeps,
     int n_threads,
 ):
     """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a."""
     cdef Py_ssize_t n_chains = state_a.shape[0], n_a = state_a.shape[1], n_b = state_b.shape[1]
+    cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
     cdef int sweep
     if (state_b.shape[0] != n_chains or coupling.shape[0] != n_a or coupling.shape[1] != n_b
-            or beta.shape[0] != n_chains or streams.shape[1] < n_chains or n_a == 0
+            or beta.shape[0] != n_chains or streams.shape[1] < groups * PE_LANES or n_a == 0
             or n_b == 0):
         raise ValueError("sweep_block: inconsistent array shapes")
     import numpy as np
-    cdef double[:, ::1] fields_a = np.empty((n_chains, n_a))
-    cdef double[:, ::1] fields_b = np.empty((n_chains, n_b))
+    cdef int n_blocks = <int> max(1, min(n_threads, groups))
+    cdef Py_ssize_t per = (groups + n_blocks - 1) // n_blocks * PE_LANES
+    # each block's fields, unit by unit, in its own slab
+    cdef double[:, :, ::1] fields_a = np.empty((n_blocks, n_a, per))
+    cdef double[:, :, ::1] fields_b = np.empty((n_blocks, n_b, per))
+    padded = np.ones(n_blocks * per)
+    padded[:n_chains] = beta
+    cdef const double[::1] lanes_beta = padded
     cdef bint any_a = any(free_a), any_b = any(free_b)
-    cdef int n_blocks = <int> max(1, min(n_threads, n_chains))
     with nogil:
         for sweep in range(n_sweeps):
             if any_a:
                 update_layer(state_a, fields_a, field_a, state_b, coupling, True, scale_a,
-                             low_a, free_a, beta, streams, n_blocks)
+                             low_a, free_a, lanes_beta, streams, per)
             if any_b:
                 update_layer(state_b, fields_b, field_b, state_a, coupling, False, scale_b,
-                             low_b, free_b, beta, streams, n_blocks)
+                             low_b, free_b, lanes_beta, streams, per)
 
 
-cdef void update_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] field,
-                       double[:, ::1] other, const double[:, ::1] coupling, bint transpose,
+cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
+                       const double[::1] field, double[:, ::1] other,
+                       const double[:, ::1] coupling, bint transpose,
                        const double[::1] scale, const double[::1] low,
                        const unsigned char[::1] free_units, const double[::1] beta,
-                       uint64_t[:, ::1] streams, int n_blocks) noexcept nogil:
+                       uint64_t[:, ::1] streams, Py_ssize_t per) noexcept nogil:
     """Sample one layer of every chain given the other layer.
 
-    The chains go in ``n_blocks`` slices, one per thread; each thread runs its slice's
-    product and sampling, so no second thread pool competes (with several blocks the caller
-    keeps BLAS on one thread; with one, BLAS may thread the product itself).
+    The chains go in slices of ``per`` (a multiple of 8), one per thread and ``fields``
+    slab; each thread runs its slice's product and sampling, so no second thread pool
+    competes (with several slices the caller keeps BLAS on one thread; with one, BLAS may
+    thread the product itself).
     """
-    cdef Py_ssize_t blk, c0, n_chains = value.shape[0]
-    cdef Py_ssize_t per = (n_chains + n_blocks - 1) // n_blocks
+    cdef Py_ssize_t blk, c0, m, n_chains = value.shape[0], n = value.shape[1]
+    cdef int n_blocks = fields.shape[0]
     for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
         c0 = blk * per
         if c0 < n_chains:
-            layer_fields(fields[c0:c0 + per], field, other[c0:c0 + per], coupling, transpose)
-            sample_layer(value[c0:c0 + per], fields[c0:c0 + per], scale, low, free_units,
-                         beta[c0:c0 + per], streams[:, c0:], 1)
+            m = min(per, n_chains - c0)
+            layer_fields_by_unit(fields[blk], field, other[c0:c0 + m], coupling, transpose)
+            pe_gibbs_layer_chains(&value[c0, 0], n, &fields[blk, 0, 0], per, &scale[0],
+                                  &low[0], &free_units[0], &beta[c0], &streams[0, c0],
+                                  &streams[1, c0], &streams[2, c0], &streams[3, c0], m, n)
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):
