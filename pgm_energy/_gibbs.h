@@ -30,10 +30,12 @@ static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint6
     return pe__asdouble((result >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
 }
 
-/* 1.0 if u < sigmoid(z) else 0.0 (branch-free: a compare turned into a number). */
+/* 1.0 if u < sigmoid(z) else 0.0, branch-free: the compare becomes a mask on the bits of 1.0
+ * (as (double)(u < p), GCC would branch in scalar code, on a coin flip). */
 static inline double pe__bernoulli(double u, double z)
 {
-    return (double)(u < pe_sigmoid(z));
+    uint64_t on = (uint64_t)0 - (uint64_t)(u < pe_sigmoid(z));
+    return pe__asdouble(on & UINT64_C(0x3FF0000000000000));
 }
 
 /* One unit over a run of n chains (lanes = chains, each with its own stream), n a multiple
@@ -96,8 +98,63 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
     }
 }
 
-/* n_sweeps sweeps over the units in order[] for a block of n chains (n a multiple of
- * PE_LANES; see pe__gibbs_unit); the whole loop is one call. */
+/* The same update for one chain with stride-`stride` state (unit k at state[k * stride]) and
+ * its stream in s0..s3: the path for fewer chains than PE_LANES, where a vector group would
+ * mostly compute padding. Same arithmetic in the same order as pe__gibbs_unit, so a chain's
+ * values do not depend on the path. */
+static inline void pe__gibbs_unit_scalar(double *state, long stride, long unit,
+                                         const int32_t *PE_RESTRICT neighbour,
+                                         const double *PE_RESTRICT weight, long degree,
+                                         double field, pe_factors factors, double beta,
+                                         double scale, double low, uint64_t *s0, uint64_t *s1,
+                                         uint64_t *s2, uint64_t *s3)
+{
+    double acc = field;
+    for (long q = 0; q < degree; ++q)
+        acc += weight[q] * state[neighbour[q] * stride];
+    for (long q = 0; q < factors.count; ++q) {
+        const int32_t *member = factors.members + factors.ids[q] * factors.width;
+        double product = factors.weight[factors.ids[q]];
+        for (long k = 0; k < factors.width; ++k) {
+            if (member[k] < 0 || member[k] == unit)
+                continue;
+            product *= state[member[k] * stride];
+        }
+        acc += product;
+    }
+    double u = pe__uniform(s0, s1, s2, s3);
+    state[unit * stride] = low + scale * pe__bernoulli(u, scale * beta * acc);
+}
+
+/* n_sweeps sweeps of one chain (see pe__gibbs_unit_scalar), its stream held in registers. */
+static inline void pe__gibbs_sweeps_scalar(double *state, long stride, const int32_t *order,
+                                           long n_order, const int64_t *indptr,
+                                           const int32_t *indices, const double *weight,
+                                           const double *field, const int64_t *factor_ptr,
+                                           const int32_t *factor_ids,
+                                           const int32_t *factor_members, long factor_width,
+                                           const double *factor_weight, const double *scale,
+                                           const double *low, double beta, uint64_t *s0,
+                                           uint64_t *s1, uint64_t *s2, uint64_t *s3,
+                                           long n_sweeps)
+{
+    uint64_t t0 = *s0, t1 = *s1, t2 = *s2, t3 = *s3;
+    for (long sweep = 0; sweep < n_sweeps; ++sweep) {
+        for (long t = 0; t < n_order; ++t) {
+            long i = order[t];
+            pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
+                                  factor_members, factor_width, factor_weight};
+            pe__gibbs_unit_scalar(state, stride, i, indices + indptr[i], weight + indptr[i],
+                                  indptr[i + 1] - indptr[i], field[i], factors, beta,
+                                  scale[i], low[i], &t0, &t1, &t2, &t3);
+        }
+    }
+    *s0 = t0;
+    *s1 = t1;
+    *s2 = t2;
+    *s3 = t3;
+}
+
 PE_CLONES PE_UNUSED
 static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
                             const int64_t *indptr, const int32_t *indices,
@@ -108,6 +165,23 @@ static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, lo
                             const double *low, const double *beta, uint64_t *s0,
                             uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
 {
+    if (n % PE_LANES) {
+        /* Fewer chains than a vector group: chain by chain, each its whole run (chains do not
+         * interact, so this gives every chain the same values as the vector path). */
+        for (long c = 0; c < n; ++c) {
+            if (n == 1)         /* unit-stride copy of the loop */
+                pe__gibbs_sweeps_scalar(state, 1, order, n_order, indptr, indices, weight,
+                                        field, factor_ptr, factor_ids, factor_members,
+                                        factor_width, factor_weight, scale, low, beta[0], s0,
+                                        s1, s2, s3, n_sweeps);
+            else
+                pe__gibbs_sweeps_scalar(state + c, n, order, n_order, indptr, indices, weight,
+                                        field, factor_ptr, factor_ids, factor_members,
+                                        factor_width, factor_weight, scale, low, beta[c],
+                                        s0 + c, s1 + c, s2 + c, s3 + c, n_sweeps);
+        }
+        return;
+    }
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
         for (long t = 0; t < n_order; ++t) {
             long i = order[t];

@@ -75,15 +75,19 @@ def sweep_sparse(
     A unit's local field sums its pairwise couplings and its product factors. Each block of
     ``lanes`` chains (a multiple of 8) has its own state slab and streams, so threads never
     share a cache line; the kernel computes whole groups of 8 lanes (the padding lanes of
-    the last block are scratch).
+    the last block are scratch). With fewer than 8 chains, ``lanes = n_chains`` (one block,
+    no padding) and the kernel updates one chain at a time.
     """
     cdef Py_ssize_t n_blocks = state.shape[0], n_units = field.shape[0]
-    cdef Py_ssize_t n_lanes = (n_chains + PE_LANES - 1) // PE_LANES * PE_LANES
+    # lanes a multiple of 8: whole vector groups (the last block's padding lanes run too);
+    # else one block of exactly n_chains lanes, run one chain at a time
+    cdef Py_ssize_t n_lanes = ((n_chains + PE_LANES - 1) // PE_LANES * PE_LANES
+                               if lanes % PE_LANES == 0 else n_chains)
     cdef Py_ssize_t blk, c0
     cdef Graph G
     if (state.shape[1] < n_units * lanes or indptr.shape[0] != n_units + 1
             or factor_ptr.shape[0] != n_units + 1 or factor_weight.shape[0] != factor_members.shape[0]
-            or lanes < 1 or lanes % PE_LANES or n_chains < 1
+            or lanes < 1 or (lanes % PE_LANES and lanes != n_chains) or n_chains < 1
             or n_blocks != (n_chains + lanes - 1) // lanes
             or beta.shape[0] != n_blocks or beta.shape[1] != lanes
             or streams.shape[0] != n_blocks or streams.shape[1] < 4 * lanes

@@ -32,6 +32,7 @@ __all__ = ["GibbsSampler", "ParallelTempering"]
 
 SCHEDULES = ("auto", "sequential", "chromatic", "block")
 _DENSE_FRACTION = 0.25
+_SCALAR_BELOW = 8          # fewer chains than this: the kernel's one-chain-at-a-time path
 
 
 def chain_streams(rng, n_chains: int) -> np.ndarray:
@@ -76,8 +77,13 @@ def _padded(n_chains: int) -> int:
 
 def _chain_block(n_chains: int, n_threads: int) -> int:
     """Chains per kernel block: one block per thread (longer vector loops run faster), a
-    multiple of 8. Each chain's numbers do not depend on the blocking."""
-    return _padded(-(-n_chains // max(1, min(n_threads, n_chains))))
+    multiple of 8 (whole groups of 8 lanes, split evenly); fewer than 8 chains: one block of
+    exactly ``n_chains``, which the kernel runs one chain at a time (a vector group would
+    mostly compute padding). Each chain's numbers do not depend on the blocking."""
+    if n_chains < _SCALAR_BELOW:
+        return n_chains
+    groups = -(-n_chains // 8)
+    return 8 * -(-groups // max(1, min(n_threads, groups)))
 
 
 class GibbsSampler:
