@@ -30,10 +30,12 @@ static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint6
     return pe__asdouble((result >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
 }
 
-/* 1.0 if u < sigmoid(z) else 0.0 (branch-free: a compare turned into a number). */
+/* 1.0 if u < sigmoid(z) else 0.0, branch-free: the compare becomes a mask on the bits of 1.0
+ * (as (double)(u < p), GCC would branch in scalar code, on a coin flip). */
 static inline double pe__bernoulli(double u, double z)
 {
-    return (double)(u < pe_sigmoid(z));
+    uint64_t on = (uint64_t)0 - (uint64_t)(u < pe_sigmoid(z));
+    return pe__asdouble(on & UINT64_C(0x3FF0000000000000));
 }
 
 /* One unit over a run of n chains (lanes = chains, each with its own stream), n a multiple
@@ -97,9 +99,11 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
 }
 
 /* A categorical unit: the k slots first..first+k-1 hold the one-hot vector of its value.
- * Over a run of n chains (as pe__gibbs_unit): each slot's local field f_v (couplings only;
- * slots of one unit are never coupled), then value v with probability softmax_v(beta f_v),
- * drawn by one uniform u per chain: the first v with sum_{w <= v} p_w > u sum_w p_w. */
+ * Over a run of n chains in groups of `lanes` (PE_LANES on the vector path, 1 on the scalar
+ * one; chain c of the run at state[... + c], its stream at s0[c]...): each slot's local field
+ * f_v (couplings only; slots of one unit are never coupled), then value v with probability
+ * softmax_v(beta f_v), drawn by one uniform u per chain: the first v with
+ * sum_{w <= v} p_w > u sum_w p_w. */
 static inline void pe__gibbs_choice(double *state, long stride, long first, long k,
                                     const int64_t *PE_RESTRICT indptr,
                                     const int32_t *PE_RESTRICT indices,
@@ -107,35 +111,35 @@ static inline void pe__gibbs_choice(double *state, long stride, long first, long
                                     const double *PE_RESTRICT field,
                                     const double *PE_RESTRICT beta,
                                     uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
-                                    uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n)
+                                    uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n,
+                                    long lanes)
 {
-    double z[k][PE_LANES];      /* k <= 1024 (pe.Categorical): at most 64 KiB */
-    for (long g = 0; g < n; g += PE_LANES) {
-        double top[PE_LANES], total[PE_LANES];
+    double z[k][lanes];         /* k <= 1024 (pe.Categorical): at most 64 KiB */
+    double top[lanes], total[lanes], acc[lanes];
+    for (long g = 0; g < n; g += lanes) {
         for (long v = 0; v < k; ++v) {
             long i = first + v;
-            double acc[PE_LANES];
-            for (int c = 0; c < PE_LANES; ++c)
+            for (long c = 0; c < lanes; ++c)
                 acc[c] = field[i];
             for (int64_t q = indptr[i]; q < indptr[i + 1]; ++q) {
                 const double *x = state + indices[q] * stride + g;
                 double w = weight[q];
-                for (int c = 0; c < PE_LANES; ++c)
+                for (long c = 0; c < lanes; ++c)
                     acc[c] += w * x[c];
             }
-            for (int c = 0; c < PE_LANES; ++c) {
+            for (long c = 0; c < lanes; ++c) {
                 z[v][c] = beta[g + c] * acc[c];
                 top[c] = (v == 0 || z[v][c] > top[c]) ? z[v][c] : top[c];
             }
         }
-        for (int c = 0; c < PE_LANES; ++c)
+        for (long c = 0; c < lanes; ++c)
             total[c] = 0.0;
         for (long v = 0; v < k; ++v)
-            for (int c = 0; c < PE_LANES; ++c) {
+            for (long c = 0; c < lanes; ++c) {
                 z[v][c] = exp(z[v][c] - top[c]);
                 total[c] += z[v][c];
             }
-        for (int c = 0; c < PE_LANES; ++c) {
+        for (long c = 0; c < lanes; ++c) {
             double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c) * total[c];
             double cumulative = 0.0;
             long pick = k - 1;
@@ -152,9 +156,73 @@ static inline void pe__gibbs_choice(double *state, long stride, long first, long
     }
 }
 
+/* The same update for one chain with stride-`stride` state (unit k at state[k * stride]) and
+ * its stream in s0..s3: the path for fewer chains than PE_LANES, where a vector group would
+ * mostly compute padding. Same arithmetic in the same order as pe__gibbs_unit, so a chain's
+ * values do not depend on the path. */
+static inline void pe__gibbs_unit_scalar(double *state, long stride, long unit,
+                                         const int32_t *PE_RESTRICT neighbour,
+                                         const double *PE_RESTRICT weight, long degree,
+                                         double field, pe_factors factors, double beta,
+                                         double scale, double low, uint64_t *s0, uint64_t *s1,
+                                         uint64_t *s2, uint64_t *s3)
+{
+    double acc = field;
+    for (long q = 0; q < degree; ++q)
+        acc += weight[q] * state[neighbour[q] * stride];
+    for (long q = 0; q < factors.count; ++q) {
+        const int32_t *member = factors.members + factors.ids[q] * factors.width;
+        double product = factors.weight[factors.ids[q]];
+        for (long k = 0; k < factors.width; ++k) {
+            if (member[k] < 0 || member[k] == unit)
+                continue;
+            product *= state[member[k] * stride];
+        }
+        acc += product;
+    }
+    double u = pe__uniform(s0, s1, s2, s3);
+    state[unit * stride] = low + scale * pe__bernoulli(u, scale * beta * acc);
+}
+
+/* n_sweeps sweeps of one chain (see pe__gibbs_unit_scalar), its stream held in registers. */
+static inline void pe__gibbs_sweeps_scalar(double *state, long stride, const int32_t *order,
+                                           long n_order, const int32_t *size,
+                                           const int64_t *indptr,
+                                           const int32_t *indices, const double *weight,
+                                           const double *field, const int64_t *factor_ptr,
+                                           const int32_t *factor_ids,
+                                           const int32_t *factor_members, long factor_width,
+                                           const double *factor_weight, const double *scale,
+                                           const double *low, double beta, uint64_t *s0,
+                                           uint64_t *s1, uint64_t *s2, uint64_t *s3,
+                                           long n_sweeps)
+{
+    uint64_t t0 = *s0, t1 = *s1, t2 = *s2, t3 = *s3;
+    for (long sweep = 0; sweep < n_sweeps; ++sweep) {
+        for (long t = 0; t < n_order; ++t) {
+            long i = order[t];
+            if (size[i] > 1) {
+                pe__gibbs_choice(state, stride, i, size[i], indptr, indices, weight, field,
+                                 &beta, &t0, &t1, &t2, &t3, 1, 1);
+                continue;
+            }
+            pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
+                                  factor_members, factor_width, factor_weight};
+            pe__gibbs_unit_scalar(state, stride, i, indices + indptr[i], weight + indptr[i],
+                                  indptr[i + 1] - indptr[i], field[i], factors, beta,
+                                  scale[i], low[i], &t0, &t1, &t2, &t3);
+        }
+    }
+    *s0 = t0;
+    *s1 = t1;
+    *s2 = t2;
+    *s3 = t3;
+}
+
 /* n_sweeps sweeps over the units in order[] for a block of n chains (n a multiple of
- * PE_LANES; see pe__gibbs_unit); the whole loop is one call. A unit with size[i] > 1 is a
- * categorical unit whose slots start at i (pe__gibbs_choice). */
+ * PE_LANES; see pe__gibbs_unit; fewer chains run one by one, pe__gibbs_sweeps_scalar); the
+ * whole loop is one call. A unit with size[i] > 1 is a categorical unit whose slots start at
+ * i (pe__gibbs_choice). */
 PE_CLONES PE_UNUSED
 static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
                             const int32_t *size, const int64_t *indptr, const int32_t *indices,
@@ -165,12 +233,29 @@ static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, lo
                             const double *low, const double *beta, uint64_t *s0,
                             uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
 {
+    if (n % PE_LANES) {
+        /* Fewer chains than a vector group: chain by chain, each its whole run (chains do not
+         * interact, so this gives every chain the same values as the vector path). */
+        for (long c = 0; c < n; ++c) {
+            if (n == 1)         /* unit-stride copy of the loop */
+                pe__gibbs_sweeps_scalar(state, 1, order, n_order, size, indptr, indices, weight,
+                                        field, factor_ptr, factor_ids, factor_members,
+                                        factor_width, factor_weight, scale, low, beta[0], s0,
+                                        s1, s2, s3, n_sweeps);
+            else
+                pe__gibbs_sweeps_scalar(state + c, n, order, n_order, size, indptr, indices,
+                                        weight, field, factor_ptr, factor_ids, factor_members,
+                                        factor_width, factor_weight, scale, low, beta[c],
+                                        s0 + c, s1 + c, s2 + c, s3 + c, n_sweeps);
+        }
+        return;
+    }
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
         for (long t = 0; t < n_order; ++t) {
             long i = order[t];
             if (size[i] > 1) {
                 pe__gibbs_choice(state, stride, i, size[i], indptr, indices, weight, field, beta,
-                                 s0, s1, s2, s3, n);
+                                 s0, s1, s2, s3, n, PE_LANES);
                 continue;
             }
             pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
@@ -192,18 +277,58 @@ static void pe_layer_probabilities(double *PE_RESTRICT field, double beta,
         field[k] = pe_sigmoid(scale[k] * beta * field[k]);
 }
 
-/* A layer of units of one chain (one stream, draws in unit order, free units only):
- * value[k] = low[k] + scale[k] * [u < prob[k]]. */
-static inline void pe_gibbs_layer(double *PE_RESTRICT value, const double *PE_RESTRICT prob,
-                                  const double *PE_RESTRICT scale, const double *PE_RESTRICT low,
+/* A layer of n units for a block of chains, lanes = chains (loops over groups of PE_LANES
+ * chains, each chain with its own stream; per chain, one uniform per free unit, in unit order).
+ * prob (n, ld) holds the fields, row k for unit k, chain c in column c (ld >= n_chains rounded
+ * up to PE_LANES: the padding columns, beta and streams lanes are scratch); it becomes
+ * P(unit on) = sigmoid(scale[k] beta[c] field). The values go to the chains' rows:
+ * value[c * value_stride + k] = low[k] + scale[k] [u < P], free units only.
+ * A group's streams stay in registers for the whole layer. */
+PE_CLONES PE_UNUSED
+static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
+                                  double *PE_RESTRICT prob, long ld,
+                                  const double *PE_RESTRICT scale,
+                                  const double *PE_RESTRICT low,
                                   const unsigned char *PE_RESTRICT free,
-                                  uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
+                                  const double *PE_RESTRICT beta, uint64_t *PE_RESTRICT s0,
+                                  uint64_t *PE_RESTRICT s1, uint64_t *PE_RESTRICT s2,
+                                  uint64_t *PE_RESTRICT s3, long n_chains, long n)
 {
-    for (long k = 0; k < n; ++k) {
-        if (!free[k])
-            continue;
-        double u = pe__uniform(s0, s1, s2, s3);
-        value[k] = low[k] + scale[k] * (double)(u < prob[k]);
+    for (long g = 0; g < n_chains; g += PE_LANES) {
+        uint64_t t0[PE_LANES], t1[PE_LANES], t2[PE_LANES], t3[PE_LANES];
+        double b[PE_LANES];
+        for (int c = 0; c < PE_LANES; ++c) {
+            t0[c] = s0[g + c];
+            t1[c] = s1[g + c];
+            t2[c] = s2[g + c];
+            t3[c] = s3[g + c];
+            b[c] = beta[g + c];
+        }
+        long m = n_chains - g < PE_LANES ? n_chains - g : PE_LANES;
+        double *row = value + g * value_stride;
+        for (long k = 0; k < n; ++k) {
+            double *f = prob + k * ld + g;
+            if (!free[k]) {
+                for (int c = 0; c < PE_LANES; ++c)
+                    f[c] = pe_sigmoid(scale[k] * b[c] * f[c]);
+                continue;
+            }
+            double v[PE_LANES];
+            for (int c = 0; c < PE_LANES; ++c) {
+                double p = pe_sigmoid(scale[k] * b[c] * f[c]);
+                double u = pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c);
+                f[c] = p;
+                v[c] = low[k] + scale[k] * (double)(u < p);
+            }
+            for (long c = 0; c < m; ++c)
+                row[c * value_stride + k] = v[c];
+        }
+        for (int c = 0; c < PE_LANES; ++c) {
+            s0[g + c] = t0[c];
+            s1[g + c] = t1[c];
+            s2[g + c] = t2[c];
+            s3[g + c] = t3[c];
+        }
     }
 }
 

@@ -1,15 +1,17 @@
 """Gibbs sweep kernels over the flat graph, many chains at once.
 
-``sweep_sparse``: state laid out (n_units, stride), stride >= n_chains; units are visited in
-a given order (index order for the sequential schedule, colour by colour for the chromatic
-one), and for each unit the local field and the update run over a block of chains as one
-vector loop. Chains are split into blocks (their size chosen by the caller from the number of
-chains only, a multiple of 8 so that blocks never share a cache line of an aligned state)
-that run on OpenMP threads; each chain has its own xoshiro256+ stream, so results do not
-depend on the thread count.
+``sweep_sparse``: chains are split into blocks (one per thread, a multiple of 8 chains each),
+and each block has its own slab: state (n_units, lanes) and streams (4, lanes), so that
+threads never write to the same cache line (nor to neighbouring ones, which the hardware
+prefetchers fetch in pairs). Units are visited in a given order (index order for the
+sequential schedule, colour by colour for the chromatic one), and for each unit the local
+field and the update run over the block's chains as one vector loop. Each chain has its own
+xoshiro256+ stream, so results do not depend on the thread count.
 
 ``sweep_block``: two dense layers, state (n_chains, n_layer); each layer's fields for all
-chains come from one BLAS ``dgemm``, then each chain samples its layer from its stream.
+chains come from one BLAS ``dgemm``, written unit by unit (n_layer, n_chains), so that the
+sampling runs over chains in groups of 8 lanes (each chain its own stream, draws in unit
+order).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -27,9 +29,11 @@ cdef extern from "_gibbs.h" nogil:
                          const double *low, const double *beta, uint64_t *s0, uint64_t *s1,
                          uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
     void pe_layer_probabilities(double *field, double beta, const double *scale, long n)
-    void pe_gibbs_layer(double *value, const double *prob, const double *scale,
-                        const double *low, const unsigned char *free, uint64_t *s0,
-                        uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)
+    void pe_gibbs_layer_chains(double *value, long value_stride, double *prob, long ld,
+                               const double *scale, const double *low,
+                               const unsigned char *free, const double *beta, uint64_t *s0,
+                               uint64_t *s1, uint64_t *s2, uint64_t *s3, long n_chains,
+                               long n)
 
 cdef struct Graph:
     const int32_t *size
@@ -47,7 +51,9 @@ cdef struct Graph:
 
 
 def sweep_sparse(
-    double[:, ::1] state,            # IN/OUT (n_units, stride), chains in columns < n_chains
+    double[:, ::1] state,            # IN/OUT (n_blocks, >= n_units * lanes): block b's slab
+                                     #   holds (n_units, lanes) row-major; chain c is lane
+                                     #   c % lanes of block c // lanes
     const double[::1] field,         # IN (n_units,)
     const int64_t[::1] indptr,       # IN (n_units+1,) symmetric CSR adjacency
     const int32_t[::1] indices,      # IN
@@ -61,26 +67,34 @@ def sweep_sparse(
                                      #    categorical unit's first slot, else 1
     const double[::1] scale,         # IN (n_units,) 1 binary, 2 spin
     const double[::1] low,           # IN (n_units,) 0 binary, -1 spin
-    const double[::1] beta,          # IN (n_chains,)
-    uint64_t[:, ::1] streams,        # IN/OUT (4, stride)
+    const double[:, ::1] beta,       # IN (n_blocks, lanes) per lane, 1 in padding lanes
+    uint64_t[:, ::1] streams,        # IN/OUT (n_blocks, >= 4 * lanes): (4, lanes) per block
+    Py_ssize_t n_chains,
+    Py_ssize_t lanes,
     int n_sweeps,
-    int chain_block,
     int n_threads,
 ):
     """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain.
 
-    A unit's local field sums its pairwise couplings and its product factors. Chains go in
-    blocks of ``chain_block`` (a multiple of 8); the kernel computes whole groups of 8 lanes,
-    so ``state`` and ``streams`` need a multiple of 8 columns (the padding is scratch).
+    A unit's local field sums its pairwise couplings and its product factors. Each block of
+    ``lanes`` chains (a multiple of 8) has its own state slab and streams, so threads never
+    share a cache line; the kernel computes whole groups of 8 lanes (the padding lanes of
+    the last block are scratch). With fewer than 8 chains, ``lanes = n_chains`` (one block,
+    no padding) and the kernel updates one chain at a time.
     """
-    cdef Py_ssize_t n_chains = beta.shape[0], stride = state.shape[1], n_units = state.shape[0]
-    cdef Py_ssize_t n_blocks = (n_chains + chain_block - 1) // chain_block
+    cdef Py_ssize_t n_blocks = state.shape[0], n_units = field.shape[0]
+    # lanes a multiple of 8: whole vector groups (the last block's padding lanes run too);
+    # else one block of exactly n_chains lanes, run one chain at a time
+    cdef Py_ssize_t n_lanes = ((n_chains + PE_LANES - 1) // PE_LANES * PE_LANES
+                               if lanes % PE_LANES == 0 else n_chains)
     cdef Py_ssize_t blk, c0
     cdef Graph G
-    if (field.shape[0] != n_units or indptr.shape[0] != n_units + 1
+    if (state.shape[1] < n_units * lanes or indptr.shape[0] != n_units + 1
             or factor_ptr.shape[0] != n_units + 1 or factor_weight.shape[0] != factor_members.shape[0]
-            or stride < n_chains or stride % PE_LANES or streams.shape[1] != stride
-            or chain_block < 1 or chain_block % PE_LANES
+            or lanes < 1 or (lanes % PE_LANES and lanes != n_chains) or n_chains < 1
+            or n_blocks != (n_chains + lanes - 1) // lanes
+            or beta.shape[0] != n_blocks or beta.shape[1] != lanes
+            or streams.shape[0] != n_blocks or streams.shape[1] < 4 * lanes
             or scale.shape[0] != n_units or low.shape[0] != n_units
             or size.shape[0] != n_units):
         raise ValueError("sweep_sparse: inconsistent array shapes")
@@ -89,10 +103,8 @@ def sweep_sparse(
         if (order[t] < 0 or order[t] >= n_units or size[order[t]] < 1
                 or size[order[t]] > 1024 or order[t] + size[order[t]] > n_units):
             raise ValueError("sweep_sparse: order names a unit outside the graph")
-    import numpy as np
-    padded = np.ones(stride)
-    padded[:n_chains] = beta
-    cdef const double[::1] lanes_beta = padded
+    if n_units == 0:
+        return
     G.size = &size[0]
     G.field = &field[0]
     G.indptr = &indptr[0]
@@ -108,14 +120,13 @@ def sweep_sparse(
     cdef const int32_t *units = &order[0] if order.shape[0] else NULL
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
-            c0 = blk * chain_block
-            pe_gibbs_sweeps(&state[0, c0], stride, units, order.shape[0], G.size, G.indptr,
-                            G.indices,
-                            G.weights, G.field, G.factor_ptr, G.factor_ids, G.factor_members,
-                            G.factor_width, G.factor_weight, G.scale, G.low, &lanes_beta[c0],
-                            &streams[0, c0], &streams[1, c0], &streams[2, c0],
-                            &streams[3, c0], min(<Py_ssize_t> chain_block, stride - c0),
-                            n_sweeps)
+            c0 = blk * lanes
+            pe_gibbs_sweeps(&state[blk, 0], lanes, units, order.shape[0], G.size, G.indptr,
+                            G.indices, G.weights, G.field, G.factor_ptr, G.factor_ids,
+                            G.factor_members, G.factor_width, G.factor_weight, G.scale, G.low,
+                            &beta[blk, 0], &streams[blk, 0], &streams[blk, lanes],
+                            &streams[blk, 2 * lanes], &streams[blk, 3 * lanes],
+                            min(lanes, n_lanes - c0), n_sweeps)
 
 
 cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,
@@ -140,17 +151,50 @@ cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::
           &other[0, 0], &n_in, &one, &out[0, 0], &n_out)
 
 
+cdef void layer_fields_by_unit(double[:, ::1] out, const double[::1] field,
+                               double[:, ::1] other, const double[:, ::1] coupling,
+                               bint transpose) noexcept nogil:
+    """The fields of ``layer_fields`` unit by unit: ``out[k, c]`` for chain ``c`` (the rows
+    of ``other``), ``out (n_out, >= n_chains)``; every column is set (field only beyond
+    ``n_chains``).
+
+    Row-major ``out`` is column-major ``(n_chains, n_out)`` = ``other coupling`` (or
+    ``other coupling^T``) with ``other`` the transpose of its column-major reading.
+    """
+    cdef int n_chains = other.shape[0], n_out = out.shape[0], n_in = other.shape[1]
+    cdef int ld_out = out.shape[1], ld_coupling = coupling.shape[1]
+    cdef double one = 1.0
+    cdef char *tr = b"T"
+    cdef char *op = b"N" if transpose else b"T"
+    cdef Py_ssize_t c, k
+    for k in range(n_out):
+        for c in range(ld_out):
+            out[k, c] = field[k]
+    if n_in == 0 or n_chains == 0:
+        return
+    dgemm(tr, op, &n_chains, &n_out, &n_in, &one, &other[0, 0], &n_in,
+          <double *> &coupling[0, 0], &ld_coupling, &one, &out[0, 0], &ld_out)
+
+
 cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] scale,
                        const double[::1] low, const unsigned char[::1] free_units,
                        const double[::1] beta, uint64_t[:, ::1] streams,
                        int n_threads) noexcept nogil:
-    """Sample every chain's layer from its fields; ``fields`` become P(unit on) (in place)."""
-    cdef Py_ssize_t c
-    cdef long n = value.shape[1]
-    for c in prange(value.shape[0], schedule="static", num_threads=max(n_threads, 1)):
-        pe_layer_probabilities(&fields[c, 0], beta[c], &scale[0], n)
-        pe_gibbs_layer(&value[c, 0], &fields[c, 0], &scale[0], &low[0], &free_units[0],
-                       &streams[0, c], &streams[1, c], &streams[2, c], &streams[3, c], n)
+    """Sample every chain's layer ``value (n_chains, n)`` from its fields, given unit by unit
+    (``fields (n, >= n_padded)``, from ``layer_fields_by_unit``), which become P(unit on) in
+    place. ``beta`` and ``streams`` have ``n_padded`` (n_chains rounded up to 8) lanes; the
+    chains go to the threads in groups of 8."""
+    cdef Py_ssize_t n_chains = value.shape[0], n = value.shape[1], blk, c0
+    cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
+    cdef Py_ssize_t n_blocks = max(1, min(n_threads, groups))
+    cdef Py_ssize_t per = (groups + n_blocks - 1) // n_blocks * PE_LANES
+    for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
+        c0 = blk * per
+        if c0 < n_chains:
+            pe_gibbs_layer_chains(&value[c0, 0], n, &fields[0, c0], fields.shape[1], &scale[0],
+                                  &low[0], &free_units[0], &beta[c0], &streams[0, c0],
+                                  &streams[1, c0], &streams[2, c0], &streams[3, c0],
+                                  min(per, n_chains - c0), n)
 
 
 def sweep_block(
@@ -166,51 +210,61 @@ def sweep_block(
     const unsigned char[::1] free_a, # IN (n_a,) 0 for clamped units
     const unsigned char[::1] free_b, # IN (n_b,)
     const double[::1] beta,          # IN (n_chains,)
-    uint64_t[:, ::1] streams,        # IN/OUT (4, n_chains)
+    uint64_t[:, ::1] streams,        # IN/OUT (4, >= n_chains rounded up to 8)
     int n_sweeps,
     int n_threads,
 ):
     """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a."""
     cdef Py_ssize_t n_chains = state_a.shape[0], n_a = state_a.shape[1], n_b = state_b.shape[1]
+    cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
     cdef int sweep
     if (state_b.shape[0] != n_chains or coupling.shape[0] != n_a or coupling.shape[1] != n_b
-            or beta.shape[0] != n_chains or streams.shape[1] < n_chains or n_a == 0
+            or beta.shape[0] != n_chains or streams.shape[1] < groups * PE_LANES or n_a == 0
             or n_b == 0):
         raise ValueError("sweep_block: inconsistent array shapes")
     import numpy as np
-    cdef double[:, ::1] fields_a = np.empty((n_chains, n_a))
-    cdef double[:, ::1] fields_b = np.empty((n_chains, n_b))
+    cdef int n_blocks = <int> max(1, min(n_threads, groups))
+    cdef Py_ssize_t per = (groups + n_blocks - 1) // n_blocks * PE_LANES
+    # each block's fields, unit by unit, in its own slab
+    cdef double[:, :, ::1] fields_a = np.empty((n_blocks, n_a, per))
+    cdef double[:, :, ::1] fields_b = np.empty((n_blocks, n_b, per))
+    padded = np.ones(n_blocks * per)
+    padded[:n_chains] = beta
+    cdef const double[::1] lanes_beta = padded
     cdef bint any_a = any(free_a), any_b = any(free_b)
-    cdef int n_blocks = <int> max(1, min(n_threads, n_chains))
     with nogil:
         for sweep in range(n_sweeps):
             if any_a:
                 update_layer(state_a, fields_a, field_a, state_b, coupling, True, scale_a,
-                             low_a, free_a, beta, streams, n_blocks)
+                             low_a, free_a, lanes_beta, streams, per)
             if any_b:
                 update_layer(state_b, fields_b, field_b, state_a, coupling, False, scale_b,
-                             low_b, free_b, beta, streams, n_blocks)
+                             low_b, free_b, lanes_beta, streams, per)
 
 
-cdef void update_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] field,
-                       double[:, ::1] other, const double[:, ::1] coupling, bint transpose,
+cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
+                       const double[::1] field, double[:, ::1] other,
+                       const double[:, ::1] coupling, bint transpose,
                        const double[::1] scale, const double[::1] low,
                        const unsigned char[::1] free_units, const double[::1] beta,
-                       uint64_t[:, ::1] streams, int n_blocks) noexcept nogil:
+                       uint64_t[:, ::1] streams, Py_ssize_t per) noexcept nogil:
     """Sample one layer of every chain given the other layer.
 
-    The chains go in ``n_blocks`` slices, one per thread; each thread runs its slice's
-    product and sampling, so no second thread pool competes (with several blocks the caller
-    keeps BLAS on one thread; with one, BLAS may thread the product itself).
+    The chains go in slices of ``per`` (a multiple of 8), one per thread and ``fields``
+    slab; each thread runs its slice's product and sampling, so no second thread pool
+    competes (with several slices the caller keeps BLAS on one thread; with one, BLAS may
+    thread the product itself).
     """
-    cdef Py_ssize_t blk, c0, n_chains = value.shape[0]
-    cdef Py_ssize_t per = (n_chains + n_blocks - 1) // n_blocks
+    cdef Py_ssize_t blk, c0, m, n_chains = value.shape[0], n = value.shape[1]
+    cdef int n_blocks = fields.shape[0]
     for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
         c0 = blk * per
         if c0 < n_chains:
-            layer_fields(fields[c0:c0 + per], field, other[c0:c0 + per], coupling, transpose)
-            sample_layer(value[c0:c0 + per], fields[c0:c0 + per], scale, low, free_units,
-                         beta[c0:c0 + per], streams[:, c0:], 1)
+            m = min(per, n_chains - c0)
+            layer_fields_by_unit(fields[blk], field, other[c0:c0 + m], coupling, transpose)
+            pe_gibbs_layer_chains(&value[c0, 0], n, &fields[blk, 0, 0], per, &scale[0],
+                                  &low[0], &free_units[0], &beta[c0], &streams[0, c0],
+                                  &streams[1, c0], &streams[2, c0], &streams[3, c0], m, n)
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):

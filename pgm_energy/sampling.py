@@ -32,6 +32,7 @@ __all__ = ["GibbsSampler", "ParallelTempering"]
 
 SCHEDULES = ("auto", "sequential", "chromatic", "block")
 _DENSE_FRACTION = 0.25
+_SCALAR_BELOW = 8          # fewer chains than this: the kernel's one-chain-at-a-time path
 
 
 def chain_streams(rng, n_chains: int) -> np.ndarray:
@@ -66,14 +67,31 @@ def _per_chain(values, n_chains: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, np.float64), (n_chains,)))
 
 
+def _slabs(shape, dtype=np.float64):
+    """Zeros of ``shape`` = (n_blocks, ...) whose blocks each start on their own 4096-byte
+    page: ``(buffer, view)``, the buffer (n_blocks, page-rounded block size) C-contiguous,
+    the view of ``shape`` on it (C-contiguous within each block)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape[1:]))
+    per = -(-size * dtype.itemsize // 4096) * 4096 // dtype.itemsize
+    buf = aligned_zeros((shape[0], per), dtype, alignment=4096)
+    inner = np.zeros(shape[1:], dtype).strides
+    return buf, np.lib.stride_tricks.as_strided(buf, shape, (per * dtype.itemsize, *inner))
+
+
 def _padded(n_chains: int) -> int:
     return -(-n_chains // 8) * 8
 
 
 def _chain_block(n_chains: int, n_threads: int) -> int:
     """Chains per kernel block: one block per thread (longer vector loops run faster), a
-    multiple of 8. Each chain's numbers do not depend on the blocking."""
-    return _padded(-(-n_chains // max(1, min(n_threads, n_chains))))
+    multiple of 8 (whole groups of 8 lanes, split evenly); fewer than 8 chains: one block of
+    exactly ``n_chains``, which the kernel runs one chain at a time (a vector group would
+    mostly compute padding). Each chain's numbers do not depend on the blocking."""
+    if n_chains < _SCALAR_BELOW:
+        return n_chains
+    groups = -(-n_chains // 8)
+    return 8 * -(-groups // max(1, min(n_threads, groups)))
 
 
 class GibbsSampler:
@@ -127,7 +145,7 @@ class GibbsSampler:
             first = graph.site_start[:-1]      # a categorical unit is updated at its first slot
             order = (first[np.argsort(self._colour[first], kind="stable")]
                      if self.schedule == "chromatic" else first)
-            self._engine = _SparseEngine(model, graph, order, self.n_chains)
+            self._engine = _SparseEngine(model, graph, order, self.n_chains, self.n_threads)
         low = np.where(graph.spin, -1.0, 0.0)
         random_flat = low + (1.0 - low) * gen.integers(0, 2, size=(self.n_chains, graph.n_units))
         for g, unit in model.units.items():
@@ -215,9 +233,17 @@ class GibbsSampler:
 
 
 class _SparseEngine:
-    """State as (n_units, n_chains): each unit's values over chains are contiguous."""
+    """State in one slab per chain block: ``state[b]`` is (n_units, lanes), chain ``c`` is
+    lane ``c % lanes`` of block ``c // lanes``; each block runs on its own thread and owns its
+    memory (slabs start on separate pages), so threads share no cache line. With one block,
+    ``state[0][:, :n_chains]`` is the plain (n_units, n_chains) layout.
 
-    def __init__(self, model, graph, order, n_chains):
+    The blocks follow the thread count (``_chain_block``); a sweep on another thread count
+    moves the chains to its layout first. The chains' streams live in the sampler's
+    (4, n_padded) array; each sweep copies them into per-block slabs and back.
+    """
+
+    def __init__(self, model, graph, order, n_chains, n_threads=1):
         self.model = model
         self.offsets = graph.offsets
         self.order = np.asarray(order, np.int32)
@@ -226,38 +252,67 @@ class _SparseEngine:
         self.size = np.ones(graph.n_units, np.int32)
         self.size[graph.site_start[:-1]] = graph.site_size
         self.n_chains = n_chains
+        self.n_units = graph.n_units
         self._group_of = np.empty(graph.n_units, dtype=object)
         for g in graph.offsets:
             self._group_of[graph.slots(g)] = g
-        self.state = aligned_zeros((graph.n_units, _padded(n_chains)))
+        self.lanes = None
+        self._relayout(n_threads)
+
+    def _relayout(self, n_threads):
+        lanes = _chain_block(self.n_chains, n_threads)
+        if lanes == self.lanes:
+            return
+        flat = self.flat() if self.lanes is not None else None
+        self.lanes = lanes
+        n_blocks = -(-self.n_chains // lanes)
+        self.blocks = [(b, b * lanes, min((b + 1) * lanes, self.n_chains))
+                       for b in range(n_blocks)]
+        self._state_buffer, self.state = _slabs((n_blocks, self.n_units, lanes))
+        self._stream_buffer, self._block_streams = _slabs((n_blocks, 4, lanes), np.uint64)
+        if flat is not None:
+            self.load(flat)
 
     def load(self, flat):
-        self.state[:, :self.n_chains] = flat.T
+        for b, c0, c1 in self.blocks:
+            self.state[b, :, :c1 - c0] = flat[c0:c1].T
 
     def flat(self):
-        return self.state[:, :self.n_chains].T.copy()
+        out = np.empty((self.n_chains, self.n_units))
+        for b, c0, c1 in self.blocks:
+            out[c0:c1] = self.state[b, :, :c1 - c0].T
+        return out
+
+    def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads):
+        """``sweep_sparse`` on the slabs, the streams copied in and out (padding lanes
+        included, so that they stay the sampler's scratch)."""
+        lanes, block_streams = self.lanes, self._block_streams
+        beta = np.ones((len(self.blocks), lanes))
+        for b, c0, c1 in self.blocks:
+            beta[b, :c1 - c0] = betas[c0:c1]
+            block_streams[b, :, :streams.shape[1] - c0] = streams[:, c0:c0 + lanes]
+        _gibbs.sweep_sparse(self._state_buffer, *arrays, order, self.size, self.scale, self.low,
+                            beta, self._stream_buffer, self.n_chains, lanes, n_sweeps,
+                            n_threads)
+        for b, c0, c1 in self.blocks:
+            streams[:, c0:c0 + lanes] = block_streams[b, :, :streams.shape[1] - c0]
 
     def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
+        self._relayout(n_threads)
         adj = graph.adjacency()
         order = self.order[free[self.order]]
         arrays = (graph.field, adj.indptr.astype(np.int64), adj.indices.astype(np.int32),
                   adj.data, graph.factor_ptr, graph.factor_ids, graph.factor_members,
                   graph.factor_weight)
         if not graph.python_units.any():
-            _gibbs.sweep_sparse(self.state, *arrays, order, self.size, self.scale, self.low,
-                                betas, streams, n_sweeps, _chain_block(self.n_chains, n_threads),
-                                n_threads)
+            self._kernel(arrays, order, betas, streams, n_sweeps, n_threads)
             return
         # Units read by generic terms without a product-factor form are updated here, from
         # energy differences, with the same draws as the kernel (one uniform per chain per
         # update); runs of other units go to the kernel.
         cut = np.flatnonzero(np.diff(graph.python_units[order].astype(np.int8))) + 1
         runs = np.split(order, cut)
-        chains = self.state[:, :self.n_chains]
         readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
-        views = self._views(graph, chains)
-        updater = _gibbs.UnitUpdater(self.state, *arrays[1:4], arrays[0], betas, self.scale,
-                                     self.low, streams)
         # Per Python-updated unit: (slot, categorical?, group, index in the group, (off, on),
         # its first reader, the other readers).
         steps = [[(int(u), bool(self.size[u] > 1), self._group_of[u],
@@ -265,13 +320,25 @@ class _SparseEngine:
                    (self.low[u], self.low[u] + self.scale[u]), readers[self._group_of[u]][0],
                    readers[self._group_of[u]][1:]) for u in run]
                  if graph.python_units[run[0]] else None for run in runs]
+        # (n_units, >= n_chains) chains for the Python updates: the slab itself with one
+        # block, else a contiguous copy made (and written back) around each Python run.
+        one_block = len(self.blocks) == 1
+        if one_block:
+            state = self.state[0]
+            updater = _gibbs.UnitUpdater(state, *arrays[1:4], arrays[0], betas, self.scale,
+                                         self.low, streams)
+            views = self._views(graph, state[:, :self.n_chains])
         for _ in range(n_sweeps):
             for run, run_steps in zip(runs, steps):
                 if run_steps is None:
-                    _gibbs.sweep_sparse(self.state, *arrays, run, self.size, self.scale, self.low,
-                                        betas, streams, 1,
-                                        _chain_block(self.n_chains, n_threads), n_threads)
+                    self._kernel(arrays, run, betas, streams, 1, n_threads)
                     continue
+                if not one_block:
+                    state = np.ascontiguousarray(self.flat().T)
+                    updater = _gibbs.UnitUpdater(state, *arrays[1:4], arrays[0], betas,
+                                                 self.scale, self.low, streams)
+                    views = self._views(graph, state)
+                chains = state[:, :self.n_chains]
                 for unit, choice, group, index, values, first, others in run_steps:
                     if choice:
                         self._generic_choice(graph, arrays, unit, chains, views, readers,
@@ -283,6 +350,8 @@ class _SparseEngine:
                     for term in others:
                         delta = delta + term.delta_energy(views, group, index, values)
                     updater.update(unit, _per_chain(delta, self.n_chains))
+                if not one_block:
+                    self.load(chains.T)
 
     def _views(self, graph, chains):
         """What the generic terms read: native values of every group, live views of

@@ -205,22 +205,28 @@ def test_clamped_sampling_matches_exact_conditional():
     assert np.all(sampler.state["x"] == x)
 
 
-def test_kernel_equals_numpy_twin():
+@pytest.mark.parametrize("n_chains", [1, 3, 11])
+def test_kernel_equals_numpy_twin(n_chains):
+    """The vector path (8-lane groups) and the one-chain-at-a-time path (< 8 chains)."""
     rng = np.random.default_rng(7)
     model = random_model({"x": pe.Categorical(3, 3), "s": pe.Spin(2), "y": pe.Binary(2)},
                          ["x"], rng, lateral=("x",))
-    sampler = pe.GibbsSampler(model, 11, schedule="sequential", rng=3)
+    sampler = pe.GibbsSampler(model, n_chains, schedule="sequential", rng=3)
     flat = sampler._engine.flat()
     streams = sampler._streams.copy()
     sampler.run(3)
     order = model.graph.site_start[:-1]
-    twin.sweeps(model, flat, order, np.ones(11), streams[:, :11].copy(), 3)
+    twin.sweeps(model, flat, order, np.ones(n_chains), streams[:, :n_chains].copy(), 3)
     assert np.array_equal(sampler._engine.flat(), flat)
 
 
-def test_same_seed_same_samples_for_any_thread_count():
+@pytest.mark.parametrize("with_user_term", [False, True])
+def test_same_seed_same_samples_for_any_thread_count(with_user_term):
+    """Also through the generic path, which copies the chains out of several blocks."""
     rng = np.random.default_rng(8)
-    model = random_model({"x": pe.Categorical(4, 3), "h": pe.Categorical(3, 5)}, ["x"], rng)
+    extra = [ZeroCount("x", 0.4)] if with_user_term else []
+    model = random_model({"x": pe.Categorical(4, 3), "h": pe.Categorical(3, 5)}, ["x"], rng,
+                         extra=extra)
     runs = [pe.GibbsSampler(model, 40, rng=9, n_threads=t).run(5).state for t in (1, 2)]
     for g in model.units:
         assert np.array_equal(runs[0][g], runs[1][g])

@@ -66,17 +66,19 @@ def exact_state_probabilities(model, beta=1.0):
 
 
 # -- the twin: same draws, same chains ----------------------------------------------------
+@pytest.mark.parametrize("n_chains", [11, 3])      # vector groups of 8 lanes; one at a time
 @settings(max_examples=15)
 @given(models(large_weights=False), st.integers(0, 2**32 - 1), st.floats(0.3, 2.0))
-def test_kernels_equal_numpy_twin(model, seed, beta):
+def test_kernels_equal_numpy_twin(n_chains, model, seed, beta):
     graph = model.graph
     for schedule in schedules_for(model):
-        sampler = pe.GibbsSampler(model, n_chains=11, schedule=schedule, beta=beta, rng=seed)
-        streams = sampler._streams[:, :11].copy()
+        sampler = pe.GibbsSampler(model, n_chains=n_chains, schedule=schedule, beta=beta,
+                                  rng=seed)
+        streams = sampler._streams[:, :n_chains].copy()
         flat = sampler._engine.flat()
         order = (np.argsort(sampler._colour, kind="stable") if schedule != "sequential"
                  else np.arange(graph.n_units))
-        twin.sweeps(model, flat, order, np.full(11, beta), streams, 3)
+        twin.sweeps(model, flat, order, np.full(n_chains, beta), streams, 3)
         sampler.run(3)
         np.testing.assert_array_equal(sampler._engine.flat(), flat, err_msg=schedule)
 
