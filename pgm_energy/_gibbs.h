@@ -104,7 +104,14 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
  * f_v (couplings only; slots of one unit are never coupled), then value v with probability
  * softmax_v(beta f_v), drawn by one uniform u per chain: the first v with
  * sum_{w <= v} p_w > u sum_w p_w. */
-static inline void pe__gibbs_choice(double *state, long stride, long first, long k,
+#if defined(__GNUC__)
+#  define PE__OUT_OF_LINE __attribute__((noinline))
+#else
+#  define PE__OUT_OF_LINE
+#endif
+
+/* (Out of line: the binary/spin loops that call it stay small.) */
+static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long first, long k,
                                     const int64_t *PE_RESTRICT indptr,
                                     const int32_t *PE_RESTRICT indices,
                                     const double *PE_RESTRICT weight,
@@ -201,9 +208,9 @@ static inline void pe__gibbs_sweeps_scalar(double *state, long stride, const int
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
         for (long t = 0; t < n_order; ++t) {
             long i = order[t];
-            if (size[i] > 1) {
-                pe__gibbs_choice(state, stride, i, size[i], indptr, indices, weight, field,
-                                 &beta, &t0, &t1, &t2, &t3, 1, 1);
+            if (i < 0) {
+                pe__gibbs_choice(state, stride, -i - 1, size[-i - 1], indptr, indices, weight,
+                                 field, &beta, &t0, &t1, &t2, &t3, 1, 1);
                 continue;
             }
             pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
@@ -221,8 +228,8 @@ static inline void pe__gibbs_sweeps_scalar(double *state, long stride, const int
 
 /* n_sweeps sweeps over the units in order[] for a block of n chains (n a multiple of
  * PE_LANES; see pe__gibbs_unit; fewer chains run one by one, pe__gibbs_sweeps_scalar); the
- * whole loop is one call. A unit with size[i] > 1 is a categorical unit whose slots start at
- * i (pe__gibbs_choice). */
+ * whole loop is one call. An entry -(i + 1) of order[] is the categorical unit whose size[i]
+ * slots start at i (pe__gibbs_choice); binary and spin units never read size[]. */
 PE_CLONES PE_UNUSED
 static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
                             const int32_t *size, const int64_t *indptr, const int32_t *indices,
@@ -253,9 +260,9 @@ static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, lo
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
         for (long t = 0; t < n_order; ++t) {
             long i = order[t];
-            if (size[i] > 1) {
-                pe__gibbs_choice(state, stride, i, size[i], indptr, indices, weight, field, beta,
-                                 s0, s1, s2, s3, n, PE_LANES);
+            if (i < 0) {
+                pe__gibbs_choice(state, stride, -i - 1, size[-i - 1], indptr, indices, weight,
+                                 field, beta, s0, s1, s2, s3, n, PE_LANES);
                 continue;
             }
             pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],

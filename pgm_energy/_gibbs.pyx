@@ -62,9 +62,9 @@ def sweep_sparse(
     const int32_t[::1] factor_ids,   # IN
     const int32_t[:, ::1] factor_members,  # IN (n_factors, width), -1 padded
     const double[::1] factor_weight, # IN (n_factors,)
-    const int32_t[::1] order,        # IN units to update, in order
-    const int32_t[::1] size,         # IN (n_units,) slots of the unit starting there: k for a
-                                     #    categorical unit's first slot, else 1
+    const int32_t[::1] order,        # IN units to update, in order; -(i + 1) for the
+                                     #    categorical unit whose slots start at i
+    const int32_t[::1] size,         # IN (n_units,) slots of a categorical unit at its first
     const double[::1] scale,         # IN (n_units,) 1 binary, 2 spin
     const double[::1] low,           # IN (n_units,) 0 binary, -1 spin
     const double[:, ::1] beta,       # IN (n_blocks, lanes) per lane, 1 in padding lanes
@@ -98,10 +98,11 @@ def sweep_sparse(
             or scale.shape[0] != n_units or low.shape[0] != n_units
             or size.shape[0] != n_units):
         raise ValueError("sweep_sparse: inconsistent array shapes")
-    cdef Py_ssize_t t
+    cdef Py_ssize_t t, i
     for t in range(order.shape[0]):
-        if (order[t] < 0 or order[t] >= n_units or size[order[t]] < 1
-                or size[order[t]] > 1024 or order[t] + size[order[t]] > n_units):
+        i = order[t] if order[t] >= 0 else -order[t] - 1
+        if i >= n_units or (order[t] < 0 and (size[i] < 2 or size[i] > 1024
+                                               or i + size[i] > n_units)):
             raise ValueError("sweep_sparse: order names a unit outside the graph")
     if n_units == 0:
         return

@@ -291,6 +291,7 @@ class _SparseEngine:
         for b, c0, c1 in self.blocks:
             beta[b, :c1 - c0] = betas[c0:c1]
             block_streams[b, :, :streams.shape[1] - c0] = streams[:, c0:c0 + lanes]
+        order = np.where(self.size[order] > 1, -order - 1, order).astype(np.int32)  # categorical
         _gibbs.sweep_sparse(self._state_buffer, *arrays, order, self.size, self.scale, self.low,
                             beta, self._stream_buffer, self.n_chains, lanes, n_sweeps,
                             n_threads)
