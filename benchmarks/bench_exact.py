@@ -234,7 +234,8 @@ def walk_all_states(model, n_threads: int) -> float:
         np.ascontiguousarray(form.field, np.float64),
         *_csr_both_directions(graph.edges, form.coupling, n),
         np.zeros(0, np.float64), *no_a, np.full(n, -1, np.int32),
-        np.full(n, -1, np.int32), np.zeros(0, np.float64),     # no generic-term table
+        np.zeros(n, np.int64), np.zeros(0, np.float64),        # no generic-term table
+        np.array([n], np.int64), np.array([0], np.int64),     # no categorical sites
         graph.n_edges, n_prefix, 0, 1 << n_prefix, n_threads=n_threads)
     peak = top.max()
     return float(form.const + peak + np.log(np.sum(total * np.exp(top - peak))))

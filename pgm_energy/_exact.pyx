@@ -121,7 +121,7 @@ cdef double resync(const Problem *P, Scratch *s) noexcept nogil:
     return lw_s
 
 
-cdef double flip(const Problem *P, Scratch *s, int j, double lw_s) noexcept nogil:
+cdef inline double flip(const Problem *P, Scratch *s, int j, double lw_s) noexcept nogil:
     """Flip unit j of S; update neighbour fields; return the new S part of the log weight."""
     cdef double d
     cdef int64_t q, start = P.sa_ptr[j], length = P.sa_ptr[j + 1] - P.sa_ptr[j]
@@ -243,10 +243,10 @@ cdef void walk_piece(const Problem *P, int n_free, uint64_t prefix, bint moments
             if t:
                 j = lowest_bit(t)
                 lw_s = flip(P, &s, j, lw_s)
-                code += P.gen_step[j] if s.x[j] else -P.gen_step[j]
-            visited += 1
-            if (visited & RESYNC_MASK) == 0:
-                lw_s = resync(P, &s)
+                if P.gen_table != NULL:
+                    code += P.gen_step[j] if s.x[j] else -P.gen_step[j]
+                if ((visited + t) & RESYNC_MASK) == 0:
+                    lw_s = resync(P, &s)
             lw = lw_s + analytic_log_sum(P, &s)
             if P.gen_table != NULL:
                 lw += P.gen_table[code]
@@ -261,6 +261,7 @@ cdef void walk_piece(const Problem *P, int n_free, uint64_t prefix, bint moments
                 top = lw
             else:
                 total += exp(lw - top)
+        visited += n_states
         c = next_site(P, &s)
         if c < 0:
             break
