@@ -34,7 +34,7 @@ static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint6
  * (as (double)(u < p), GCC would branch in scalar code, on a coin flip). */
 static inline double pe__bernoulli(double u, double z)
 {
-    uint64_t on = (uint64_t)0 - (uint64_t)(u < pe_sigmoid(z));
+    uint64_t on = (uint64_t)0 - (uint64_t)pe_below_sigmoid(u, z);
     return pe__asdouble(on & UINT64_C(0x3FF0000000000000));
 }
 

@@ -90,6 +90,11 @@ static inline double pe_sigmoid(double x)
     double e = exp(-fabs(x));
     return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
 }
+static inline int pe_below_sigmoid(double u, double x)
+{
+    double e = exp(-fabs(x));
+    return u * (1.0 + e) < (x >= 0.0 ? 1.0 : e);
+}
 #else
 
 static inline double pe__asdouble(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
@@ -221,6 +226,17 @@ static inline double pe_sigmoid(double x)
     double e = pe__asdouble(pe__asuint(w * s + s) & ~pe__kill(x));
     double num = pe__asdouble((pe__asuint(e) & neg) | (PE__B_ONE & ~neg));
     return num / (1.0 + e);
+}
+
+/* u < sigmoid(x) (u >= 0) without the division: u (1 + e) < (x >= 0 ? 1 : e), e = e^-|x|. */
+static inline int pe_below_sigmoid(double u, double x)
+{
+    uint64_t neg = (uint64_t)0 - (pe__asuint(x) >> 63);
+    double s;
+    double w = pe__expm1_negabs(x, &s);
+    double e = pe__asdouble(pe__asuint(w * s + s) & ~pe__kill(x));
+    double num = pe__asdouble((pe__asuint(e) & neg) | (PE__B_ONE & ~neg));
+    return u * (1.0 + e) < num;
 }
 
 #endif /* PE_VECMATH_LIBM */
