@@ -271,6 +271,8 @@ def plot_filters(model, image_shape, *, n: int | None = None, param: str = "W",
     Row ``j`` of the weights ``W`` (shape ``(n_hidden, n_visible)``, ``E = -h^T W x``) holds
     what hidden unit ``j`` responds to: its input is ``c_j + sum_i W_ji x_i``. Each row is
     reshaped to ``image_shape`` and scaled onto [0, 1] on its own (see :func:`tile_images`).
+    For categorical hidden units (``W`` of shape ``(n_hidden, k, n_visible)``) each state
+    ``v`` of expert ``j`` gets a tile ``W[j, v]``, one row of ``k`` tiles per expert.
 
     Parameters
     ----------
@@ -306,12 +308,15 @@ def plot_filters(model, image_shape, *, n: int | None = None, param: str = "W",
         what = f"params[{param!r}]"
     else:
         weights, what = model, "weights"
-    weights = _real_array(weights, what, (2,))
+    weights = _real_array(weights, what, (2, 3))
     if n is not None:
         n = positive_int(n, "n")
         if n > weights.shape[0]:
             raise ValueError(f"n = {n} exceeds the {weights.shape[0]} hidden units")
         weights = weights[:n]
+    if weights.ndim == 3:                 # categorical experts: one row of k states each
+        n_cols = weights.shape[1] if n_cols is None else n_cols
+        weights = weights.reshape(-1, weights.shape[2])
     height, width = _image_shape(image_shape)
     if weights.shape[1] != height * width:
         raise ValueError(f"{what} has {weights.shape[1]} visible units per filter, but "

@@ -204,6 +204,16 @@ def test_plot_filters_from_model_and_weights():
     renders(plot_filters(model.params["W"], (4, 3), n=2, n_cols=1, title=None))
 
 
+def test_plot_filters_of_categorical_experts_one_row_per_expert():
+    model = pe.EnergyModel({"x": pe.Binary(6), "h": pe.Categorical(4, 3)},
+                           [pe.Pairwise("h", "x")], visible=["x"])
+    model.params["W"] = np.random.default_rng(0).normal(size=(4, 3, 6))
+    fig = renders(plot_filters(model, (2, 3), n=2))
+    image = fig.axes[0].get_images()[0].get_array()
+    expected = tile_images(model.params["W"][:2].reshape(6, 6), (2, 3), n_cols=3)
+    np.testing.assert_array_equal(image.filled(np.nan), expected)
+
+
 def test_plot_filters_draws_on_given_axes():
     fig, (ax,) = new_axes()
     assert plot_filters(pe.RBM(4, 3, rng=0), (2, 2), ax=ax) is fig
