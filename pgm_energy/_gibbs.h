@@ -12,6 +12,8 @@
 #ifndef PGM_ENERGY_GIBBS_H
 #define PGM_ENERGY_GIBBS_H
 
+#include <stdlib.h>
+
 #include "_vecmath.h"
 
 static inline uint64_t pe__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -121,8 +123,11 @@ static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long fi
                                     uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n,
                                     long lanes)
 {
-    double z[k][lanes];         /* k <= 1024 (pe.Categorical): at most 64 KiB */
-    double top[lanes], total[lanes], acc[lanes];
+    /* z[v * lanes + c]: on the stack up to 32 KiB, else on the heap (k <= 1024). */
+    double buffer[4096], top[PE_LANES], total[PE_LANES], acc[PE_LANES];
+    double *z = k * lanes <= 4096 ? buffer : (double *)malloc(k * lanes * sizeof(double));
+    if (z == NULL)
+        return;                 /* out of memory: the unit keeps its value */
     for (long g = 0; g < n; g += lanes) {
         for (long v = 0; v < k; ++v) {
             long i = first + v;
@@ -135,23 +140,23 @@ static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long fi
                     acc[c] += w * x[c];
             }
             for (long c = 0; c < lanes; ++c) {
-                z[v][c] = beta[g + c] * acc[c];
-                top[c] = (v == 0 || z[v][c] > top[c]) ? z[v][c] : top[c];
+                z[v * lanes + c] = beta[g + c] * acc[c];
+                top[c] = (v == 0 || z[v * lanes + c] > top[c]) ? z[v * lanes + c] : top[c];
             }
         }
         for (long c = 0; c < lanes; ++c)
             total[c] = 0.0;
         for (long v = 0; v < k; ++v)
             for (long c = 0; c < lanes; ++c) {
-                z[v][c] = exp(z[v][c] - top[c]);
-                total[c] += z[v][c];
+                z[v * lanes + c] = exp(z[v * lanes + c] - top[c]);
+                total[c] += z[v * lanes + c];
             }
         for (long c = 0; c < lanes; ++c) {
             double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c) * total[c];
             double cumulative = 0.0;
             long pick = k - 1;
             for (long v = 0; v < k; ++v) {
-                cumulative += z[v][c];
+                cumulative += z[v * lanes + c];
                 if (u < cumulative) {
                     pick = v;
                     break;
@@ -161,6 +166,8 @@ static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long fi
                 state[(first + v) * stride + g + c] = (double)(v == pick);
         }
     }
+    if (z != buffer)
+        free(z);
 }
 
 /* The same update for one chain with stride-`stride` state (unit k at state[k * stride]) and

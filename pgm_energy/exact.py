@@ -18,12 +18,12 @@ import os
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import logsumexp, softmax
 
 from . import _exact
 from ._checks import check_beta
 from .eliminate import DEFAULT_MAX_TABLE, Elimination, order_cost
 from .model import EnergyModel
-from scipy.special import logsumexp, softmax
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
            "sample", "treewidth", "DEFAULT_MAX_STATES", "DEFAULT_MAX_TABLE", "METHODS"]
@@ -321,7 +321,8 @@ class _Plan:
         self.log2_states = self.m_b + float(np.sum(np.log2(np.diff(self.s_site_ptr))))
         states = 2.0 ** self.log2_states
         if self.log2_states > 62 or states > max_states:
-            count = f"2^{self.m_b}" + "".join(f" x {k}" for k in np.diff(self.s_site_ptr))
+            sizes, counts = np.unique(np.diff(self.s_site_ptr), return_counts=True)
+            count = f"2^{self.m_b}" + "".join(f" x {k}^{c}" for k, c in zip(sizes, counts))
             raise ValueError(
                 f"exact computation would enumerate {count} = {states:.3g} states (after summing "
                 f"{len(np.unique(graph.site[self.A]))} conditionally independent units in "

@@ -97,6 +97,8 @@ class FlatGraph:
                 continue
             self.generic_terms.append(term)
             product_form = term.compile_factors(self.offsets)
+            if any(model.units[g].width != model.units[g].n for g in term.groups):
+                product_form = None     # the kernels multiply values, not one-hot slots
             for g in term.groups:
                 units = self.slots(g)
                 self.generic[units] = True

@@ -389,7 +389,7 @@ class _BlockEngine:
     """Two dense layers ``a`` (colour 0) and ``b`` (colour 1), each (n_chains, n_layer).
 
     A layer holding categorical units or units read by users' terms (without a compiled
-    form) is updated unit by unit instead, by the sparse engine on a copy of the chains (the
+    form, product factors included) is updated unit by unit instead, by the sparse engine on a copy of the chains (the
     same draws: one uniform per chain per unit, in unit order); the other layer keeps the
     BLAS block update.
     """
@@ -411,7 +411,7 @@ class _BlockEngine:
         self.sb = np.zeros((n_chains, len(self.units_b)))
         self.scale = np.where(graph.spin, 2.0, 1.0)
         self.low = np.where(graph.spin, -1.0, 0.0)
-        slow = graph.python_units | graph.categorical
+        slow = graph.generic | graph.categorical      # users' terms, softmax units
         self.slow = (bool(slow[self.units_a].any()), bool(slow[self.units_b].any()))
         self.sparse = (_SparseEngine(model, graph, graph.site_start[:-1], n_chains)
                        if any(self.slow) else None)

@@ -160,6 +160,7 @@ class Categorical(UnitGroup):
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values)
+        self.validate(values, "Categorical.encode")
         onehot = values[..., None] == np.arange(self.k)
         return onehot.reshape(*values.shape[:-1], self.width).astype(np.float64)
 

@@ -375,3 +375,33 @@ def test_potts_model_on_a_ring():
     assert np.isclose(pe.exact.log_partition(model), want, rtol=1e-12)
     check_sampler(lambda m, c, r: pe.GibbsSampler(m, c, schedule="chromatic", rng=r), model,
                   n_chains=20000, n_sweeps=30, p_floor=P_FLOOR, rng=0)
+
+
+class MatchPair(pe.Term):
+    """E = -theta [x_0 = 2][x_1 = 1], offering a product form over the one-hot slots (which
+    the kernels cannot use: they multiply unit values), so it must take the generic path."""
+
+    def __init__(self, group, theta=3.0):
+        super().__init__(groups=(group,), params={"mt": np.array([theta])})
+
+    def energy(self, state):
+        x = state[self.groups[0]]
+        return -self.params["mt"][0] * ((x[:, 0] == 2) & (x[:, 1] == 1))
+
+    def energy_grad(self, state):
+        x = state[self.groups[0]]
+        return {"mt": -((x[:, 0] == 2) & (x[:, 1] == 1))[:, None] * 1.0}
+
+    def compile_factors(self, offsets):
+        first = offsets[self.groups[0]]
+        return [pe.FactorCoupling("mt", np.array([[first + 2, first + 4]]), np.ones(1))]
+
+
+@pytest.mark.parametrize("schedule", ["sequential", "chromatic"])
+def test_product_factors_on_categorical_slots_take_the_generic_path(schedule):
+    rng = np.random.default_rng(15)
+    model = random_model({"x": pe.Categorical(2, 3), "h": pe.Binary(2)}, ["x"], rng,
+                         extra=[MatchPair("x")], scale=0.3)
+    assert model.graph.python_units[model.graph.slots("x")].all()
+    check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, schedule=schedule, rng=r), model,
+                  n_chains=4000, n_sweeps=50, p_floor=P_FLOOR, rng=0)

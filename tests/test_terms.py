@@ -123,6 +123,18 @@ def test_conditional_with_a_user_term():
         np.testing.assert_allclose(got[:, i], 1 / (1 + np.exp(-d)), rtol=1e-12)
 
 
+def test_block_schedule_keeps_product_factors():
+    """A layer with product factors (here single-unit cliques of an Interaction) is updated
+    unit by unit, never by the BLAS layer update, which knows no factors."""
+    rbm = pe.RBM(3, 2, rng=0)
+    model = pe.EnergyModel(rbm.units, list(rbm.terms) + [pe.Interaction("x", [(0,), (1,)],
+                                                                        value=[3.0, -2.0])],
+                           visible=["x"])
+    _, p = exact_state_probabilities(model)
+    sampler = pe.GibbsSampler(model, n_chains=4000, schedule="block", rng=3)
+    assert chi_square_pvalue(state_codes(model, sampler.run(40).state), p) > P_FLOOR
+
+
 def test_elimination_refuses_user_terms_clearly_and_auto_avoids_block():
     model = MODELS["count"]
     with pytest.raises(TypeError, match="CountPenalty only define"):

@@ -159,16 +159,17 @@ class Lateral(Term):
         super().check_params()
         name = self.param_names[0]
         U = self._matrix()
+        one_hot = U.shape != self.params[name].shape
         if np.any(U[self._same_unit()] != 0):
             raise ValueError(
                 f"lateral couplings {name!r} must have a zero diagonal; set "
-                f"np.fill_diagonal(model.params[{name!r}], 0)"
-            )
+                + (f"model.params[{name!r}][i, :, i, :] = 0 for every unit i" if one_hot else
+                   f"np.fill_diagonal(model.params[{name!r}], 0)"))
         if not np.allclose(U, U.T, rtol=1e-12, atol=1e-12):
             raise ValueError(
                 f"lateral couplings {name!r} must be symmetric; symmetrise them, e.g. "
-                f"U[...] = (U + U.T) / 2"
-            )
+                + ("U[...] = (U + U.transpose(2, 3, 0, 1)) / 2" if one_hot else
+                   "U[...] = (U + U.T) / 2"))
 
     def config(self):
         return {"group": self.groups[0], "name": self.param_names[0]}
