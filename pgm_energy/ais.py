@@ -41,6 +41,7 @@ from scipy.special import expit, logit, logsumexp
 
 from . import _ais
 from .model import EnergyModel
+from .graph import site_log_sum_exp, site_softmax
 from .sampling import GibbsSampler, chain_streams
 from .terms import Bias
 
@@ -510,20 +511,27 @@ class _JointPath(_Path):
         # log sum_v exp(f v) is softplus(f) for v in {0, 1}, softplus(2 f) - f for {-1, +1},
         # and log sum_v exp(f_v) over the slots of a categorical unit.
         cat = graph.categorical
+        self.sizes = graph.site_size[graph.site_size > 1]          # categorical sites
         self.log_z_base = float(np.logaddexp(0.0, base_field[~cat]).sum()
                                 + self.base_native @ self.low
-                                + sum(logsumexp(base_field[lo:lo + k]) for lo, k
-                                      in zip(graph.site_start[:-1], graph.site_size) if k > 1))
+                                + site_log_sum_exp(base_field[None, cat], self.sizes).sum())
 
     def base_sample(self, gen, n_runs):
         """Exact samples of the base (binary form, one-hot for categorical units)."""
         graph = self.graph
         x = super().base_sample(gen, n_runs)
-        for lo, k in zip(graph.site_start[:-1], graph.site_size):
-            if k > 1:
-                p = np.exp(self.base[lo:lo + k] - logsumexp(self.base[lo:lo + k]))
-                pick = np.minimum((gen.random((n_runs, 1)) > np.cumsum(p)).sum(axis=1), k - 1)
-                x[:, lo:lo + k] = np.arange(k) == pick[:, None]
+        cat = graph.categorical
+        if cat.any():       # each categorical unit: the first v with cumsum_v p > u
+            p = site_softmax(self.base[None, cat], self.sizes)[0]
+            starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+            total = np.cumsum(p)
+            within = total - np.repeat(total[starts] - p[starts], self.sizes)
+            above = np.repeat(gen.random((n_runs, len(self.sizes))), self.sizes, axis=1) < within
+            above[:, starts + self.sizes - 1] = True        # the last value takes any rounding
+            first = above.copy()
+            first[:, 1:] &= ~above[:, :-1]
+            first[:, starts] = above[:, starts]
+            x[:, cat] = first
         return x
 
     def anneal(self, x, betas, gen, n_threads):

@@ -18,11 +18,11 @@ import os
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import logsumexp, softmax
 
 from . import _exact
 from ._checks import check_beta
 from .eliminate import DEFAULT_MAX_TABLE, Elimination, order_cost
+from .graph import site_log_sum_exp, site_softmax
 from .model import EnergyModel
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
@@ -466,19 +466,15 @@ class _Plan:
         binary slots, log-sum-exp over each categorical site."""
         f = fields[:, self.A]
         n_ab = self.a_site_ptr[0]
-        total = np.logaddexp(0.0, f[:, :n_ab]).sum(axis=1)
-        for lo, hi in zip(self.a_site_ptr[:-1], self.a_site_ptr[1:]):
-            total += logsumexp(f[:, lo:hi], axis=1)
-        return total
+        return (np.logaddexp(0.0, f[:, :n_ab]).sum(axis=1)
+                + site_log_sum_exp(f[:, n_ab:], np.diff(self.a_site_ptr)).sum(axis=1))
 
     def _closed_means(self, fields):
         """``E[x_a | clamped]`` of the analytic slots: sigmoid, or softmax per site."""
         f = fields[:, self.A]
         n_ab = self.a_site_ptr[0]
-        out = _sigmoid(f)
-        for lo, hi in zip(self.a_site_ptr[:-1], self.a_site_ptr[1:]):
-            out[:, lo:hi] = softmax(f[:, lo:hi], axis=1)
-        return out
+        return np.concatenate([_sigmoid(f[:, :n_ab]),
+                               site_softmax(f[:, n_ab:], np.diff(self.a_site_ptr))], axis=1)
 
     def mean_moments(self, x):
         """Native moments ``E[s_i]``, ``E[s_i s_j]`` averaged over the clamped rows of ``x``."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from .units import Spin
 
-__all__ = ["FlatGraph", "BinaryForm"]
+__all__ = ["FlatGraph", "BinaryForm", "site_log_sum_exp", "site_softmax"]
 
 
 @dataclass
@@ -334,3 +334,20 @@ class FlatGraph:
             grads[land.param] = grads[land.param] + g if land.param in grads else g
         return grads
 
+
+
+def site_log_sum_exp(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``log sum_{a in site} exp(values[:, a])`` per site: ``values`` (batch, sum(sizes))
+    holds the sites' slots one site after another; returns (batch, len(sizes))."""
+    if len(sizes) == 0:
+        return np.zeros((len(values), 0))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    top = np.maximum.reduceat(values, starts, axis=1)
+    total = np.add.reduceat(np.exp(values - np.repeat(top, sizes, axis=1)), starts, axis=1)
+    return top + np.log(total)
+
+
+def site_softmax(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``softmax`` over each site's slots (layout as :func:`site_log_sum_exp`): the mean of
+    a categorical unit's one-hot vector given its slot fields."""
+    return np.exp(values - np.repeat(site_log_sum_exp(values, sizes), sizes, axis=1))

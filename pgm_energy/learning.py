@@ -24,6 +24,7 @@ from scipy.special import logsumexp
 from . import _learning, exact
 from ._checks import (nonnegative_float, nonnegative_int, positive_float,
                       positive_int)
+from .graph import site_softmax
 from .io import model_arrays, model_from_arrays
 from .model import EnergyModel
 from .sampling import GibbsSampler, ParallelTempering
@@ -78,16 +79,10 @@ def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) ->
         f = graph.local_field(flat)[:, closed]
         spin = graph.spin[closed]
         out[:, closed] = np.where(spin, np.tanh(f), 0.5 * (1.0 + np.tanh(0.5 * f)))
-        cat = graph.categorical[closed]
-        if cat.any():
-            sites = graph.site[closed[cat]]
-            f_cat = f[:, cat]
-            top = np.full((len(flat), graph.n_sites), -np.inf)
-            np.maximum.at(top.T, sites, f_cat.T)
-            e = np.exp(f_cat - top[:, sites])
-            total = np.zeros((len(flat), graph.n_sites))
-            np.add.at(total.T, sites, e.T)
-            out[:, closed[cat]] = e / total[:, sites]
+        cat = closed[graph.categorical[closed]]        # whole sites, in slot order
+        if len(cat):
+            sizes = graph.site_size[np.unique(graph.site[cat])]
+            out[:, cat] = site_softmax(graph.local_field(flat)[:, cat], sizes)
     return out
 
 

@@ -405,3 +405,18 @@ def test_product_factors_on_categorical_slots_take_the_generic_path(schedule):
     assert model.graph.python_units[model.graph.slots("x")].all()
     check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, schedule=schedule, rng=r), model,
                   n_chains=4000, n_sweeps=50, p_floor=P_FLOOR, rng=0)
+
+
+def test_site_helpers_match_scipy_per_site():
+    from scipy.special import logsumexp, softmax
+
+    from pgm_energy.graph import site_log_sum_exp, site_softmax
+
+    sizes = np.array([3, 2, 5])
+    values = 300.0 * np.random.default_rng(16).normal(size=(4, sizes.sum()))
+    parts = np.split(values, np.cumsum(sizes)[:-1], axis=1)
+    assert np.allclose(site_log_sum_exp(values, sizes),
+                       np.stack([logsumexp(p, axis=1) for p in parts], axis=1))
+    assert np.allclose(site_softmax(values, sizes),
+                       np.concatenate([softmax(p, axis=1) for p in parts], axis=1))
+    assert site_log_sum_exp(values[:, :0], sizes[:0]).shape == (4, 0)
