@@ -14,8 +14,8 @@ slots first, then the slots of its categorical sites (``s_site_ptr``); ``A`` its
 binary slots (summed by softplus) first, then its categorical sites (``a_site_ptr``, summed
 by log-sum-exp: the closed form of a product of categorical experts).
 
-The states of ``S`` are split into pieces: the top ``n_prefix`` binary slots are fixed to the
-bits of the piece number; the other binary slots run through a Gray code, one flip per state,
+The states of ``S`` are split into pieces: the top ``n_prefix`` binary slots and the last
+``n_fixed_sites`` categorical sites are fixed by the piece number; the other binary slots run through a Gray code, one flip per state,
 and after each full Gray run the categorical sites step through a reflected mixed-radix Gray
 code (one site moves its value by +-1: two slot flips), so every state differs from the last
 by one unit and only the fields of its neighbours change (O(degree) per state plus the
@@ -47,6 +47,8 @@ cdef struct Problem:
     int m                       # enumerated slots
     int m_b                     # ... of which binary (the first m_b)
     int n_sc                    # categorical sites of S
+    int n_walk                  # ... of which the first n_walk walk; the others are fixed
+                                #     by the piece number
     const int64_t *s_site_ptr   # (n_sc+1,) their slot ranges in S
     int n_a                     # analytic slots
     int n_ab                    # ... of which binary (the first n_ab)
@@ -196,7 +198,7 @@ cdef int next_site(const Problem *P, Scratch *s) noexcept nogil:
     lowest site that can move one step in its direction does (sites below it that cannot
     turn round). Returns the site moved, or -1 when every state has been visited."""
     cdef int c, size
-    for c in range(P.n_sc):
+    for c in range(P.n_walk):
         size = <int> (P.s_site_ptr[c + 1] - P.s_site_ptr[c])
         if 0 <= s.value[c] + s.direction[c] < size:
             return c
@@ -212,7 +214,7 @@ cdef inline int lowest_bit(uint64_t t) noexcept nogil:
     return j
 
 
-cdef void walk_piece(const Problem *P, int n_free, uint64_t prefix, bint moments, double shift,
+cdef void walk_piece(const Problem *P, int n_free, uint64_t piece, bint moments, double shift,
                      double *out, double *unit_acc, double *edge_acc,
                      double *code_acc) noexcept nogil:
     """Enumerate one piece. out = (max log weight, sum exp(lw - max)); NaN on no memory.
@@ -221,18 +223,23 @@ cdef void walk_piece(const Problem *P, int n_free, uint64_t prefix, bint moments
     each code of the generic-term units in ``code_acc``).
     """
     cdef Scratch s
-    cdef int j, c
+    cdef int j, c, size
     cdef int64_t code = 0
     cdef uint64_t t, visited = 0, n_states = (<uint64_t> 1) << n_free
+    cdef uint64_t digits = piece >> (P.m_b - n_free)
     cdef double lw_s, lw, w, top = -INFINITY, total = 0.0
     if not scratch_alloc(&s, P.m, P.n_sc, P.n_a):
         scratch_free(&s)
         out[0] = NAN
         return
-    for j in range(P.m_b):
-        s.x[j] = (prefix >> (j - n_free)) & 1 if j >= n_free else 0
-    for c in range(P.n_sc):
-        s.x[P.s_site_ptr[c]] = 1
+    for j in range(P.m_b):          # the binary prefix: the low bits of the piece number
+        s.x[j] = (piece >> (j - n_free)) & 1 if j >= n_free else 0
+    for c in range(P.n_sc):         # fixed sites: the piece number's higher mixed-radix digits
+        size = <int> (P.s_site_ptr[c + 1] - P.s_site_ptr[c])
+        if c >= P.n_walk:
+            s.value[c] = <int> (digits % <uint64_t> size)
+            digits //= <uint64_t> size
+        s.x[P.s_site_ptr[c] + s.value[c]] = 1
         s.direction[c] = 1
     for j in range(P.m):
         if s.x[j]:
@@ -296,11 +303,16 @@ def enumerate_pieces(
     int n_prefix,
     uint64_t piece_start,
     uint64_t piece_stop,
+    int n_fixed_sites=0,
     bint moments=False,
     double shift=0.0,
     int n_threads=1,
 ):
     """Run pieces ``piece_start <= p < piece_stop`` of the enumeration.
+
+    Piece ``p`` fixes the top ``n_prefix`` binary slots of ``S`` to the low bits of ``p`` and
+    the last ``n_fixed_sites`` categorical sites to the higher mixed-radix digits of ``p``;
+    there are ``2^n_prefix`` times the product of those sites' sizes.
 
     Returns ``(top, total)`` arrays, one entry per piece (``log sum = top + log total``),
     or, with ``moments``, ``(unit_acc, edge_acc, code_acc)`` per piece: sums of
@@ -322,7 +334,14 @@ def enumerate_pieces(
     for p in range(n_ac):
         if a_site_ptr[p + 1] - a_site_ptr[p] < 2:
             raise ValueError("enumerate_pieces: a categorical site needs >= 2 slots")
-    if n_prefix < 0 or n_free < 0 or n_free > 62 or piece_stop > ((<uint64_t> 1) << n_prefix):
+    cdef uint64_t n_all_pieces = (<uint64_t> 1) << n_prefix if 0 <= n_prefix <= 62 else 0
+    if n_fixed_sites < 0 or n_fixed_sites > n_sc:
+        raise ValueError("enumerate_pieces: invalid number of fixed sites")
+    for p in range(n_sc - n_fixed_sites, n_sc):
+        n_all_pieces *= <uint64_t> (s_site_ptr[p + 1] - s_site_ptr[p])
+        if n_all_pieces > (<uint64_t> 1) << 40:
+            raise ValueError("enumerate_pieces: too many pieces")
+    if n_prefix < 0 or n_free < 0 or n_free > 62 or piece_stop > n_all_pieces:
         raise ValueError("enumerate_pieces: invalid piece range")
     if (ss_ptr.shape[0] != m + 1 or sa_ptr.shape[0] != m + 1 or sa_first.shape[0] != m
             or gen_step.shape[0] != m):
@@ -344,6 +363,7 @@ def enumerate_pieces(
     P.m = m
     P.m_b = m_b
     P.n_sc = n_sc
+    P.n_walk = n_sc - n_fixed_sites
     P.s_site_ptr = &s_site_ptr[0]
     P.n_a = n_a
     P.n_ab = n_ab

@@ -329,8 +329,13 @@ class _Plan:
                 f"closed form), more than max_states={max_states}; estimate log Z with "
                 "pe.ais.log_partition instead, or raise max_states= if you can wait"
             )
-        self.n_prefix = int(np.clip(np.floor(self.log2_states) - _MIN_PIECE_BITS, 0,
-                                    min(_MAX_PREFIX_BITS, self.m_b)))
+        # Pieces for threads: the top binary slots, then (when there are too few binary
+        # slots) the last categorical sites, fixed by the piece number.
+        wanted = int(np.clip(np.floor(self.log2_states) - _MIN_PIECE_BITS, 0, _MAX_PREFIX_BITS))
+        self.n_prefix = min(wanted, self.m_b)
+        self.n_fixed_sites = 0
+        while self.n_pieces < 1 << wanted and self.n_fixed_sites < len(self.s_site_ptr) - 1:
+            self.n_fixed_sites += 1
 
         # Symmetric binary coupling matrix, for fields induced by clamped units.
         n = graph.n_units
@@ -339,6 +344,12 @@ class _Plan:
             (np.concatenate([c, c]), (np.concatenate([ei, ej]), np.concatenate([ej, ei]))),
             shape=(n, n))
         self._build_kernel_arrays(ei, ej, c)
+
+    @property
+    def n_pieces(self) -> int:
+        """``2^n_prefix`` times the sizes of the ``n_fixed_sites`` last categorical sites."""
+        sizes = np.diff(self.s_site_ptr)[len(self.s_site_ptr) - 1 - self.n_fixed_sites:]
+        return (1 << self.n_prefix) * int(np.prod(sizes, dtype=np.int64))
 
     def _build_kernel_arrays(self, ei, ej, c):
         n = self.n_units
@@ -452,7 +463,7 @@ class _Plan:
         args = (np.ascontiguousarray(fields[self.S]), *self.ss,
                 np.ascontiguousarray(fields[self.A]), *self.sa, self.sa_first, self.gen_step,
                 table, self.s_site_ptr, self.a_site_ptr, self.graph.n_edges, self.n_prefix, 0,
-                1 << self.n_prefix)
+                self.n_pieces, self.n_fixed_sites)
         if moments:
             accs = _exact.enumerate_pieces(*args, moments=True, shift=shift,
                                            n_threads=self.n_threads)

@@ -420,3 +420,21 @@ def test_site_helpers_match_scipy_per_site():
     assert np.allclose(site_softmax(values, sizes),
                        np.concatenate([softmax(p, axis=1) for p in parts], axis=1))
     assert site_log_sum_exp(values[:, :0], sizes[:0]).shape == (4, 0)
+
+
+def test_pieces_fix_categorical_sites_when_binary_slots_run_out(monkeypatch):
+    """An all-categorical model still splits into pieces (the last sites fixed by the piece
+    number) that threads share; every thread count gives the brute-force answer."""
+    monkeypatch.setattr(pe.exact, "_MIN_PIECE_BITS", 2)
+    rng = np.random.default_rng(17)
+    model = random_model({"x": pe.Categorical(4, 3), "y": pe.Categorical(1, 4)}, ["x"], rng,
+                         lateral=("x",), extra=[ZeroCount("x", 0.5)])
+    plan = pe.exact._Plan(model, (), 1.0, 2**32, 2)
+    assert plan.m_b == 0 and plan.n_fixed_sites >= 2 and plan.n_pieces >= 9
+    want = ref.log_partition(model)
+    expect = ref.expectations(model)
+    for n_threads in (1, 2, 3):
+        assert np.isclose(pe.exact.log_partition(model, n_threads=n_threads), want)
+        got = pe.exact.expectations(model, n_threads=n_threads)
+        for name in got:
+            assert np.allclose(got[name], expect[name], atol=1e-10), name
