@@ -438,3 +438,12 @@ def test_pieces_fix_categorical_sites_when_binary_slots_run_out(monkeypatch):
         got = pe.exact.expectations(model, n_threads=n_threads)
         for name in got:
             assert np.allclose(got[name], expect[name], atol=1e-10), name
+
+
+def test_state_index_is_the_position_in_the_brute_force_list():
+    rng = np.random.default_rng(18)
+    model = random_model({"x": pe.Categorical(2, 3), "s": pe.Spin(2), "y": pe.Binary(1)},
+                         ["x"], rng)
+    states, p = brute_force(model)
+    assert len(p) == 9 * 4 * 2
+    np.testing.assert_array_equal(state_index(model, states), np.arange(len(p)))
