@@ -8,6 +8,16 @@
  *
  * Update: a unit with local field f takes the "on" value low + scale (1 for binary, +1 for
  * spin) when u < sigmoid(scale * beta * f), else low (0 or -1).
+ *
+ * State: one byte per unit and chain (pe_state), the top byte of the unit's value as a double:
+ * 0x3F for +1, 0xBF for -1, 0 for 0. A byte moves an eighth of the memory of a double: one
+ * thread's share of 100 chains of 1e4 units (56 chains, 560 KB) fits its core's L2, so two
+ * threads no longer compete for the shared cache. Widening a byte back is exact and
+ * vectorises (zero-extend, shift): asdouble(byte << 56) = value * 2^-15. So the vector path
+ * sums fields in units of 2^-15 and scales them back by 2^15; powers of two commute with
+ * rounding, so the field has the bits of the plain double sum (unless a term falls below
+ * 2^-1022, i.e. a coupling under about 1e-303 in magnitude). Scalar code reads values from a
+ * table instead (pe__state_value).
  */
 #ifndef PGM_ENERGY_GIBBS_H
 #define PGM_ENERGY_GIBBS_H
@@ -15,6 +25,23 @@
 #include <stdlib.h>
 
 #include "_vecmath.h"
+
+typedef uint8_t pe_state;
+
+#define PE__STATE_UNIT 0x1p-15     /* the value of a state byte is asdouble(byte << 56) / this */
+
+/* value * 2^-15 for a state byte (exact). */
+static inline double pe__state_scaled(pe_state b) { return pe__asdouble((uint64_t)b << 56); }
+
+/* The value of a state byte, by table (in scalar code, cheaper than widening). */
+static inline double pe__state_value(pe_state b)
+{
+    static const double value[256] = {[0x3F] = 1.0, [0xBF] = -1.0};
+    return value[b];
+}
+
+/* The state byte of a value in {-1, 0, 1}: value and value * 2^-15 have the same top byte. */
+static inline pe_state pe__state_byte(double value) { return (pe_state)(pe__asuint(value) >> 56); }
 
 static inline uint64_t pe__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
@@ -40,12 +67,22 @@ static inline double pe__bernoulli(double u, double z)
     return pe__asdouble(on & UINT64_C(0x3FF0000000000000));
 }
 
+/* The state byte after an update: the "on" value low + scale, which is +1 (byte 0x3F) for
+ * both unit kinds, when on = 1.0 (pe__bernoulli), else off, the byte of low. The top byte of
+ * 1.0 is 0x3F too, so this is integer work on the bits of `on`, without a branch. */
+static inline pe_state pe__updated_byte(double on, pe_state off)
+{
+    uint64_t top = pe__asuint(on) >> 56;                /* 0x3F or 0 */
+    return (pe_state)(top | (off & ~(0 - (top & 1))));
+}
+
 /* One unit over a run of n chains (lanes = chains, each with its own stream), n a multiple
  * of PE_LANES: the loops run over whole groups of PE_LANES chains, so they compile to full
  * vectors with no remainder (a single chain pays for one group, not for loop overhead).
- * The state is row-major (n_units, stride): unit k of chain c is state[k * stride + c].
- * First the local field f[c] = field + sum_q weight[q] state[neighbour[q], c], then
- * state[unit, c] = low + scale * [u_c < sigmoid(scale * beta[c] * f[c])]. */
+ * The state is row-major (n_units, stride) bytes: unit k of chain c is state[k * stride + c].
+ * First the local field f[c] = field + sum_q weight[q] s[neighbour[q], c], then
+ * s[unit, c] = low + scale * [u_c < sigmoid(scale * beta[c] * f[c])] (s the values of the
+ * state bytes, see the top). */
 #define PE_LANES 8
 
 /* The k-ary product factors of the flat graph (all may be empty): factor f has members
@@ -59,7 +96,7 @@ typedef struct {
     const double *weight;    /* (n_factors,) */
 } pe_factors;
 
-static inline void pe__gibbs_unit(double *state, long stride, long unit,
+static inline void pe__gibbs_unit(pe_state *state, long stride, long unit,
                                   const int32_t *PE_RESTRICT neighbour,
                                   const double *PE_RESTRICT weight, long degree, double field,
                                   pe_factors factors,
@@ -67,16 +104,16 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
                                   uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
                                   uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n)
 {
-    double *value = state + unit * stride;
+    pe_state *value = state + unit * stride;
     for (long g = 0; g < n; g += PE_LANES) {
-        double acc[PE_LANES];
+        double acc[PE_LANES];       /* the field in units of 2^-15 (see the top) */
         for (int c = 0; c < PE_LANES; ++c)
-            acc[c] = field;
+            acc[c] = field * PE__STATE_UNIT;
         for (long q = 0; q < degree; ++q) {
-            const double *x = state + neighbour[q] * stride + g;
+            const pe_state *x = state + neighbour[q] * stride + g;
             double w = weight[q];
             for (int c = 0; c < PE_LANES; ++c)
-                acc[c] += w * x[c];
+                acc[c] += w * pe__state_scaled(x[c]);
         }
         for (long q = 0; q < factors.count; ++q) {
             const int32_t *member = factors.members + factors.ids[q] * factors.width;
@@ -86,17 +123,21 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
             for (long k = 0; k < factors.width; ++k) {
                 if (member[k] < 0 || member[k] == unit)
                     continue;
-                const double *x = state + member[k] * stride + g;
+                const pe_state *x = state + member[k] * stride + g;
                 for (int c = 0; c < PE_LANES; ++c)
-                    product[c] *= x[c];
+                    product[c] *= pe__state_scaled(x[c]) / PE__STATE_UNIT;
             }
             for (int c = 0; c < PE_LANES; ++c)
-                acc[c] += product[c];
+                acc[c] += product[c] * PE__STATE_UNIT;
         }
+        double on[PE_LANES];
         for (int c = 0; c < PE_LANES; ++c) {
             double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
-            value[g + c] = low + scale * pe__bernoulli(u, scale * beta[g + c] * acc[c]);
+            on[c] = pe__bernoulli(u, scale * beta[g + c] * (acc[c] / PE__STATE_UNIT));
         }
+        pe_state off = pe__state_byte(low);
+        for (int c = 0; c < PE_LANES; ++c)      /* (a loop of its own, so both vectorise) */
+            value[g + c] = pe__updated_byte(on[c], off);
     }
 }
 
@@ -113,7 +154,7 @@ static inline void pe__gibbs_unit(double *state, long stride, long unit,
 #endif
 
 /* (Out of line: the binary/spin loops that call it stay small.) */
-static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long first, long k,
+static PE__OUT_OF_LINE void pe__gibbs_choice(pe_state *state, long stride, long first, long k,
                                     const int64_t *PE_RESTRICT indptr,
                                     const int32_t *PE_RESTRICT indices,
                                     const double *PE_RESTRICT weight,
@@ -132,15 +173,15 @@ static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long fi
         for (long v = 0; v < k; ++v) {
             long i = first + v;
             for (long c = 0; c < lanes; ++c)
-                acc[c] = field[i];
+                acc[c] = field[i] * PE__STATE_UNIT;
             for (int64_t q = indptr[i]; q < indptr[i + 1]; ++q) {
-                const double *x = state + indices[q] * stride + g;
+                const pe_state *x = state + indices[q] * stride + g;
                 double w = weight[q];
                 for (long c = 0; c < lanes; ++c)
-                    acc[c] += w * x[c];
+                    acc[c] += w * pe__state_scaled(x[c]);
             }
             for (long c = 0; c < lanes; ++c) {
-                z[v * lanes + c] = beta[g + c] * acc[c];
+                z[v * lanes + c] = beta[g + c] * (acc[c] / PE__STATE_UNIT);
                 top[c] = (v == 0 || z[v * lanes + c] > top[c]) ? z[v * lanes + c] : top[c];
             }
         }
@@ -163,7 +204,7 @@ static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long fi
                 }
             }
             for (long v = 0; v < k; ++v)
-                state[(first + v) * stride + g + c] = (double)(v == pick);
+                state[(first + v) * stride + g + c] = pe__state_byte((double)(v == pick));
         }
     }
     if (z != buffer)
@@ -174,7 +215,7 @@ static PE__OUT_OF_LINE void pe__gibbs_choice(double *state, long stride, long fi
  * its stream in s0..s3: the path for fewer chains than PE_LANES, where a vector group would
  * mostly compute padding. Same arithmetic in the same order as pe__gibbs_unit, so a chain's
  * values do not depend on the path. */
-static inline void pe__gibbs_unit_scalar(double *state, long stride, long unit,
+static inline void pe__gibbs_unit_scalar(pe_state *state, long stride, long unit,
                                          const int32_t *PE_RESTRICT neighbour,
                                          const double *PE_RESTRICT weight, long degree,
                                          double field, pe_factors factors, double beta,
@@ -183,23 +224,24 @@ static inline void pe__gibbs_unit_scalar(double *state, long stride, long unit,
 {
     double acc = field;
     for (long q = 0; q < degree; ++q)
-        acc += weight[q] * state[neighbour[q] * stride];
+        acc += weight[q] * pe__state_value(state[neighbour[q] * stride]);
     for (long q = 0; q < factors.count; ++q) {
         const int32_t *member = factors.members + factors.ids[q] * factors.width;
         double product = factors.weight[factors.ids[q]];
         for (long k = 0; k < factors.width; ++k) {
             if (member[k] < 0 || member[k] == unit)
                 continue;
-            product *= state[member[k] * stride];
+            product *= pe__state_value(state[member[k] * stride]);
         }
         acc += product;
     }
     double u = pe__uniform(s0, s1, s2, s3);
-    state[unit * stride] = low + scale * pe__bernoulli(u, scale * beta * acc);
+    state[unit * stride] = pe__updated_byte(pe__bernoulli(u, scale * beta * acc),
+                                            pe__state_byte(low));
 }
 
 /* n_sweeps sweeps of one chain (see pe__gibbs_unit_scalar), its stream held in registers. */
-static inline void pe__gibbs_sweeps_scalar(double *state, long stride, const int32_t *order,
+static inline void pe__gibbs_sweeps_scalar(pe_state *state, long stride, const int32_t *order,
                                            long n_order, const int32_t *size,
                                            const int64_t *indptr,
                                            const int32_t *indices, const double *weight,
@@ -238,7 +280,7 @@ static inline void pe__gibbs_sweeps_scalar(double *state, long stride, const int
  * whole loop is one call. An entry -(i + 1) of order[] is the categorical unit whose size[i]
  * slots start at i (pe__gibbs_choice); binary and spin units never read size[]. */
 PE_CLONES PE_UNUSED
-static void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
+static void pe_gibbs_sweeps(pe_state *state, long stride, const int32_t *order, long n_order,
                             const int32_t *size, const int64_t *indptr, const int32_t *indices,
                             const double *weight, const double *field,
                             const int64_t *factor_ptr, const int32_t *factor_ids,

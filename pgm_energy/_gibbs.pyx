@@ -14,14 +14,14 @@ sampling runs over chains in groups of 8 lanes (each chain its own stream, draws
 order).
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef extern from "_gibbs.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
     double pe_sigmoid(double x)
     enum: PE_LANES
-    void pe_gibbs_sweeps(double *state, long stride, const int32_t *order, long n_order,
+    void pe_gibbs_sweeps(uint8_t *state, long stride, const int32_t *order, long n_order,
                          const int32_t *size, const int64_t *indptr, const int32_t *indices, const double *weight,
                          const double *field, const int64_t *factor_ptr,
                          const int32_t *factor_ids, const int32_t *factor_members,
@@ -51,9 +51,10 @@ cdef struct Graph:
 
 
 def sweep_sparse(
-    double[:, ::1] state,            # IN/OUT (n_blocks, >= n_units * lanes): block b's slab
+    uint8_t[:, ::1] state,           # IN/OUT (n_blocks, >= n_units * lanes): block b's slab
                                      #   holds (n_units, lanes) row-major; chain c is lane
-                                     #   c % lanes of block c // lanes
+                                     #   c % lanes of block c // lanes; values as state
+                                     #   bytes (sampling._state_bytes)
     const double[::1] field,         # IN (n_units,)
     const int64_t[::1] indptr,       # IN (n_units+1,) symmetric CSR adjacency
     const int32_t[::1] indices,      # IN

@@ -79,6 +79,24 @@ def _slabs(shape, dtype=np.float64):
     return buf, np.lib.stride_tricks.as_strided(buf, shape, (per * dtype.itemsize, *inner))
 
 
+def _state_bytes(values: np.ndarray) -> np.ndarray:
+    """The sparse kernel's state bytes of unit values in {-1, 0, 1}: the top byte of each
+    value as a double (0x3F for +1, 0xBF for -1, 0 for 0). Widening a byte back,
+    ``asdouble(byte << 56) = value * 2**-15``, is exact and cheap."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return (values.view(np.uint64) >> np.uint64(56)).astype(np.uint8)
+
+
+#: The value of each state byte (the kernel's pe__state_value table).
+_BYTE_VALUES = np.zeros(256)
+_BYTE_VALUES[_state_bytes(np.array([-1.0, 1.0]))] = [-1.0, 1.0]
+
+
+def _state_values(state: np.ndarray) -> np.ndarray:
+    """Unit values (float64) of the kernel's state bytes; the inverse of :func:`_state_bytes`."""
+    return _BYTE_VALUES[state]
+
+
 def _padded(n_chains: int) -> int:
     return -(-n_chains // 8) * 8
 
@@ -268,20 +286,28 @@ class _SparseEngine:
         n_blocks = -(-self.n_chains // lanes)
         self.blocks = [(b, b * lanes, min((b + 1) * lanes, self.n_chains))
                        for b in range(n_blocks)]
-        self._state_buffer, self.state = _slabs((n_blocks, self.n_units, lanes))
+        self._state_buffer, self.state = _slabs((n_blocks, self.n_units, lanes), np.uint8)
         self._stream_buffer, self._block_streams = _slabs((n_blocks, 4, lanes), np.uint64)
         if flat is not None:
             self.load(flat)
 
     def load(self, flat):
-        for b, c0, c1 in self.blocks:
-            self.state[b, :, :c1 - c0] = flat[c0:c1].T
+        self.load_columns(flat.T)
 
     def flat(self):
-        out = np.empty((self.n_chains, self.n_units))
+        return np.ascontiguousarray(self.columns().T)
+
+    def load_columns(self, columns):
+        """Set the chains from ``columns`` (n_units, n_chains), chain ``c`` in column ``c``."""
         for b, c0, c1 in self.blocks:
-            out[c0:c1] = self.state[b, :, :c1 - c0].T
-        return out
+            self.state[b, :, :c1 - c0] = _state_bytes(columns[:, c0:c1])
+
+    def columns(self):
+        """The chains as float64 ``(n_units, n_chains)``, chain ``c`` in column ``c``."""
+        if len(self.blocks) == 1:
+            return _state_values(self.state[0, :, :self.n_chains])
+        return np.concatenate([_state_values(self.state[b, :, :c1 - c0])
+                               for b, c0, c1 in self.blocks], axis=1)
 
     def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads):
         """``sweep_sparse`` on the slabs, the streams copied in and out (padding lanes
@@ -321,25 +347,17 @@ class _SparseEngine:
                    (self.low[u], self.low[u] + self.scale[u]), readers[self._group_of[u]][0],
                    readers[self._group_of[u]][1:]) for u in run]
                  if graph.python_units[run[0]] else None for run in runs]
-        # (n_units, >= n_chains) chains for the Python updates: the slab itself with one
-        # block, else a contiguous copy made (and written back) around each Python run.
-        one_block = len(self.blocks) == 1
-        if one_block:
-            state = self.state[0]
-            updater = _gibbs.UnitUpdater(state, *arrays[1:4], arrays[0], betas, self.scale,
-                                         self.low, streams)
-            views = self._views(graph, state[:, :self.n_chains])
+        # The Python updates work on a float64 copy of the chains, (n_units, n_chains), made
+        # (and written back) around each Python run.
         for _ in range(n_sweeps):
             for run, run_steps in zip(runs, steps):
                 if run_steps is None:
                     self._kernel(arrays, run, betas, streams, 1, n_threads)
                     continue
-                if not one_block:
-                    state = np.ascontiguousarray(self.flat().T)
-                    updater = _gibbs.UnitUpdater(state, *arrays[1:4], arrays[0], betas,
-                                                 self.scale, self.low, streams)
-                    views = self._views(graph, state)
-                chains = state[:, :self.n_chains]
+                chains = self.columns()
+                updater = _gibbs.UnitUpdater(chains, *arrays[1:4], arrays[0], betas,
+                                             self.scale, self.low, streams)
+                views = self._views(graph, chains)
                 for unit, choice, group, index, values, first, others in run_steps:
                     if choice:
                         self._generic_choice(graph, arrays, unit, chains, views, readers,
@@ -351,8 +369,7 @@ class _SparseEngine:
                     for term in others:
                         delta = delta + term.delta_energy(views, group, index, values)
                     updater.update(unit, _per_chain(delta, self.n_chains))
-                if not one_block:
-                    self.load(chains.T)
+                self.load_columns(chains)
 
     def _views(self, graph, chains):
         """What the generic terms read: native values of every group, live views of

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 from scipy import stats
 
 import pgm_energy as pe
-from pgm_energy.sampling import SCHEDULES
+from pgm_energy.sampling import SCHEDULES, _state_bytes, _state_values
 from pgm_energy.testing import models
 
 import reference as ref
@@ -209,6 +209,25 @@ def test_spin_units_stay_in_domain():
     model = pe.Ising([(0, 1), (1, 2)], couplings=[1.0, -0.5], fields=[0.1, 0, 0])
     state = pe.GibbsSampler(model, 10, rng=0).run(3).state["s"]
     assert set(np.unique(state)) <= {-1.0, 1.0}
+
+
+def test_kernel_state_is_one_byte_per_unit_and_chain():
+    """The sparse kernel stores each value as the top byte of its double (0xBF for -1, 0 for
+    0, 0x3F for +1), and reads it back exactly."""
+    values = np.array([[-1.0, 0.0, 1.0], [1.0, 1.0, -1.0]])
+    state = _state_bytes(values)
+    assert state.dtype == np.uint8
+    assert state.tolist() == [[0xBF, 0, 0x3F], [0x3F, 0x3F, 0xBF]]
+    np.testing.assert_array_equal(_state_values(state), values)
+    model = pe.EnergyModel({"x": pe.Binary(3), "s": pe.Spin(2)},
+                           [pe.Bias("x", name="b"), pe.Bias("s", name="c"), pe.Pairwise("s", "x")])
+    for value in model.params.values():
+        value[...] = np.random.default_rng(0).normal(scale=2.0, size=value.shape)
+    sampler = pe.GibbsSampler(model, 16, schedule="chromatic", rng=0)
+    assert sampler._engine.state.dtype == np.uint8
+    state = sampler.run(5).state
+    assert set(np.unique(state["x"])) <= {0.0, 1.0}
+    assert set(np.unique(state["s"])) <= {-1.0, 1.0}
 
 
 # -- bad input ----------------------------------------------------------------------------
