@@ -63,12 +63,14 @@ def test_twin_with_spins_matches_binary_form():
 @given(model=models(large_weights=False, scale=0.7), seed=st.integers(0, 2**16))
 def test_small_models_agree_with_exact(model, seed):
     exact = pe.exact.log_partition(model)
+    # 4 standard errors: 64 runs estimate the standard error itself only roughly (3 failed
+    # one draw in about 100, as in test_bipartite_and_joint_paths_agree_with_exact)
     forward = pe.ais.log_partition(model, n_betas=300, n_runs=64, rng=seed)
-    assert abs(forward.log_z - exact) < 3 * forward.stderr + 1e-6
-    assert forward.stderr < 0.05        # precise, so the 3-sigma test above has power
+    assert abs(forward.log_z - exact) < 4 * forward.stderr + 1e-6
+    assert forward.stderr < 0.05        # precise, so the test above has power
     samples = pe.exact.sample(model, 64, rng=seed)
     reverse = pe.ais.reverse_log_partition(model, samples, n_betas=300, rng=seed)
-    assert abs(reverse.log_z - exact) < 3 * reverse.stderr + 1e-6
+    assert abs(reverse.log_z - exact) < 4 * reverse.stderr + 1e-6
     assert forward.lower <= exact <= reverse.upper
 
 
