@@ -92,9 +92,10 @@ _BYTE_VALUES = np.zeros(256)
 _BYTE_VALUES[_state_bytes(np.array([-1.0, 1.0]))] = [-1.0, 1.0]
 
 
-def _state_values(state: np.ndarray) -> np.ndarray:
-    """Unit values (float64) of the kernel's state bytes; the inverse of :func:`_state_bytes`."""
-    return _BYTE_VALUES[state]
+def _state_values(state: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Unit values (float64) of the kernel's state bytes, into ``out`` if given; the inverse
+    of :func:`_state_bytes`."""
+    return np.take(_BYTE_VALUES, state, out=out, mode="clip")
 
 
 def _padded(n_chains: int) -> int:
@@ -302,12 +303,13 @@ class _SparseEngine:
         for b, c0, c1 in self.blocks:
             self.state[b, :, :c1 - c0] = _state_bytes(columns[:, c0:c1])
 
-    def columns(self):
-        """The chains as float64 ``(n_units, n_chains)``, chain ``c`` in column ``c``."""
-        if len(self.blocks) == 1:
-            return _state_values(self.state[0, :, :self.n_chains])
-        return np.concatenate([_state_values(self.state[b, :, :c1 - c0])
-                               for b, c0, c1 in self.blocks], axis=1)
+    def columns(self, out=None):
+        """The chains as float64 ``(n_units, n_chains)``, chain ``c`` in column ``c`` (into
+        ``out`` if given)."""
+        out = np.empty((self.n_units, self.n_chains)) if out is None else out
+        for b, c0, c1 in self.blocks:
+            _state_values(self.state[b, :, :c1 - c0], out=out[:, c0:c1])
+        return out
 
     def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads):
         """``sweep_sparse`` on the slabs, the streams copied in and out (padding lanes
@@ -347,17 +349,23 @@ class _SparseEngine:
                    (self.low[u], self.low[u] + self.scale[u]), readers[self._group_of[u]][0],
                    readers[self._group_of[u]][1:]) for u in run]
                  if graph.python_units[run[0]] else None for run in runs]
-        # The Python updates work on a float64 copy of the chains, (n_units, n_chains), made
-        # (and written back) around each Python run.
+        # The Python updates work on a float64 copy of the chains, (n_units, n_chains),
+        # refreshed after kernel runs and written back after each Python run. (Categorical
+        # units that generic terms read move only in Python runs, so their decoded views in
+        # ``views`` stay current.)
+        chains = self.columns()
+        updater = _gibbs.UnitUpdater(chains, *arrays[1:4], arrays[0], betas, self.scale,
+                                     self.low, streams)
+        views = self._views(graph, chains)
+        current = True
         for _ in range(n_sweeps):
             for run, run_steps in zip(runs, steps):
                 if run_steps is None:
                     self._kernel(arrays, run, betas, streams, 1, n_threads)
+                    current = False
                     continue
-                chains = self.columns()
-                updater = _gibbs.UnitUpdater(chains, *arrays[1:4], arrays[0], betas,
-                                             self.scale, self.low, streams)
-                views = self._views(graph, chains)
+                if not current:
+                    self.columns(out=chains)
                 for unit, choice, group, index, values, first, others in run_steps:
                     if choice:
                         self._generic_choice(graph, arrays, unit, chains, views, readers,
@@ -370,6 +378,7 @@ class _SparseEngine:
                         delta = delta + term.delta_energy(views, group, index, values)
                     updater.update(unit, _per_chain(delta, self.n_chains))
                 self.load_columns(chains)
+                current = True
 
     def _views(self, graph, chains):
         """What the generic terms read: native values of every group, live views of
