@@ -29,6 +29,7 @@
 typedef uint8_t pe_state;
 
 #define PE__STATE_UNIT 0x1p-15     /* the value of a state byte is asdouble(byte << 56) / this */
+#define PE__STATE_ONE 0x3F         /* the state byte of +1 (and of a categorical slot that is on) */
 
 /* value * 2^-15 for a state byte (exact). */
 static inline double pe__state_scaled(pe_state b) { return pe__asdouble((uint64_t)b << 56); }
@@ -141,37 +142,46 @@ static inline void pe__gibbs_unit(pe_state *state, long stride, long unit,
     }
 }
 
+/* Inlined into its callers whatever the compiler's size estimate: a copy left out of line
+ * would be compiled for the baseline target only, not for the caller's clone. */
+#if defined(__GNUC__)
+#  define PE__ALWAYS_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#  define PE__ALWAYS_INLINE static __forceinline
+#else
+#  define PE__ALWAYS_INLINE static inline
+#endif
+
 /* A categorical unit: the k slots first..first+k-1 hold the one-hot vector of its value.
  * Over a run of n chains in groups of `lanes` (PE_LANES on the vector path, 1 on the scalar
  * one; chain c of the run at state[... + c], its stream at s0[c]...): each slot's local field
  * f_v (couplings only; slots of one unit are never coupled), then value v with probability
  * softmax_v(beta f_v), drawn by one uniform u per chain: the first v with
- * sum_{w <= v} p_w > u sum_w p_w. */
-#if defined(__GNUC__)
-#  define PE__OUT_OF_LINE __attribute__((noinline))
-#else
-#  define PE__OUT_OF_LINE
-#endif
+ * sum_{w <= v} p_w > u sum_w p_w. The weights p_v = e^(beta f_v - max) come from
+ * pe_exp_negabs, a polynomial, so every loop runs over the chains as vectors. */
 
-/* (Out of line: the binary/spin loops that call it stay small.) */
-static PE__OUT_OF_LINE void pe__gibbs_choice(pe_state *state, long stride, long first, long k,
-                                    const int64_t *PE_RESTRICT indptr,
-                                    const int32_t *PE_RESTRICT indices,
-                                    const double *PE_RESTRICT weight,
-                                    const double *PE_RESTRICT field,
-                                    const double *PE_RESTRICT beta,
-                                    uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
-                                    uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n,
-                                    long lanes)
+PE__ALWAYS_INLINE void pe__gibbs_choice_lanes(pe_state *state, long stride, long first, long k,
+                                              const int64_t *PE_RESTRICT indptr,
+                                              const int32_t *PE_RESTRICT indices,
+                                              const double *PE_RESTRICT weight,
+                                              const double *PE_RESTRICT field,
+                                              const double *PE_RESTRICT beta,
+                                              uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
+                                              uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3,
+                                              long n, const long lanes)
 {
     /* z[v * lanes + c]: on the stack up to 32 KiB, else on the heap (k <= 1024). */
-    double buffer[4096], top[PE_LANES], total[PE_LANES], acc[PE_LANES];
+    double buffer[4096], top[PE_LANES], total[PE_LANES], acc[PE_LANES], u[PE_LANES];
+    int64_t pick[PE_LANES];
     double *z = k * lanes <= 4096 ? buffer : (double *)malloc(k * lanes * sizeof(double));
     if (z == NULL)
         return;                 /* out of memory: the unit keeps its value */
     for (long g = 0; g < n; g += lanes) {
+        for (long c = 0; c < lanes; ++c)
+            top[c] = -HUGE_VAL;
         for (long v = 0; v < k; ++v) {
             long i = first + v;
+            double *zv = z + v * lanes;
             for (long c = 0; c < lanes; ++c)
                 acc[c] = field[i] * PE__STATE_UNIT;
             for (int64_t q = indptr[i]; q < indptr[i + 1]; ++q) {
@@ -181,34 +191,54 @@ static PE__OUT_OF_LINE void pe__gibbs_choice(pe_state *state, long stride, long 
                     acc[c] += w * pe__state_scaled(x[c]);
             }
             for (long c = 0; c < lanes; ++c) {
-                z[v * lanes + c] = beta[g + c] * (acc[c] / PE__STATE_UNIT);
-                top[c] = (v == 0 || z[v * lanes + c] > top[c]) ? z[v * lanes + c] : top[c];
+                zv[c] = beta[g + c] * (acc[c] / PE__STATE_UNIT);
+                top[c] = zv[c] > top[c] ? zv[c] : top[c];
             }
         }
+        /* p_v = e^(z_v - top) (<= 1, exponent <= 0), total = sum_v p_v */
         for (long c = 0; c < lanes; ++c)
             total[c] = 0.0;
         for (long v = 0; v < k; ++v)
             for (long c = 0; c < lanes; ++c) {
-                z[v * lanes + c] = exp(z[v * lanes + c] - top[c]);
+                z[v * lanes + c] = pe_exp_negabs(z[v * lanes + c] - top[c]);
                 total[c] += z[v * lanes + c];
             }
+        /* the value: the number of v whose cumulative weight is <= u total (at most k - 1),
+         * i.e. the first v whose cumulative weight exceeds it */
         for (long c = 0; c < lanes; ++c) {
-            double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c) * total[c];
-            double cumulative = 0.0;
-            long pick = k - 1;
-            for (long v = 0; v < k; ++v) {
-                cumulative += z[v * lanes + c];
-                if (u < cumulative) {
-                    pick = v;
-                    break;
-                }
-            }
-            for (long v = 0; v < k; ++v)
-                state[(first + v) * stride + g + c] = pe__state_byte((double)(v == pick));
+            u[c] = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c) * total[c];
+            acc[c] = 0.0;
+            pick[c] = 0;
         }
+        for (long v = 0; v < k; ++v)
+            for (long c = 0; c < lanes; ++c) {
+                acc[c] += z[v * lanes + c];
+                pick[c] += acc[c] <= u[c];
+            }
+        for (long v = 0; v < k; ++v)
+            for (long c = 0; c < lanes; ++c)
+                state[(first + v) * stride + g + c] =
+                    (v == pick[c] || (v == k - 1 && pick[c] >= k)) ? PE__STATE_ONE : 0;
     }
     if (z != buffer)
         free(z);
+}
+
+/* (Out of line, target-cloned: the binary/spin loops that call it stay small, and its loops
+ * over chains still vectorise for the CPU; a copy for each `lanes`, PE_LANES or 1, so that
+ * they have constant trip counts.) */
+PE_CLONES
+static void pe__gibbs_choice(pe_state *state, long stride, long first, long k,
+                             const int64_t *indptr, const int32_t *indices, const double *weight,
+                             const double *field, const double *beta, uint64_t *s0,
+                             uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long lanes)
+{
+    if (lanes == 1)
+        pe__gibbs_choice_lanes(state, stride, first, k, indptr, indices, weight, field, beta,
+                               s0, s1, s2, s3, n, 1);
+    else
+        pe__gibbs_choice_lanes(state, stride, first, k, indptr, indices, weight, field, beta,
+                               s0, s1, s2, s3, n, PE_LANES);
 }
 
 /* The same update for one chain with stride-`stride` state (unit k at state[k * stride]) and

@@ -84,6 +84,7 @@
 
 #if PE_VECMATH_LIBM
 /* Fallback: correct but scalar. */
+static inline double pe_exp_negabs(double x) { return exp(-fabs(x)); }
 static inline double pe_softplus(double x) { return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 static inline double pe_sigmoid(double x)
 {
@@ -217,13 +218,19 @@ static inline double pe_softplus(double x)
     return base + (t + l);
 }
 
+/* e^-|x| (0 for |x| > 746 and for infinite x). */
+static inline double pe_exp_negabs(double x)
+{
+    double s;
+    double w = pe__expm1_negabs(x, &s);
+    return pe__asdouble(pe__asuint(w * s + s) & ~pe__kill(x));
+}
+
 /* sigmoid(x) = 1/(1 + e^-x) = (x >= 0 ? 1 : e) / (1 + e),  e = e^-|x|. */
 static inline double pe_sigmoid(double x)
 {
     uint64_t neg = (uint64_t)0 - (pe__asuint(x) >> 63);
-    double s;
-    double w = pe__expm1_negabs(x, &s);
-    double e = pe__asdouble(pe__asuint(w * s + s) & ~pe__kill(x));
+    double e = pe_exp_negabs(x);
     double num = pe__asdouble((pe__asuint(e) & neg) | (PE__B_ONE & ~neg));
     return num / (1.0 + e);
 }
@@ -232,9 +239,7 @@ static inline double pe_sigmoid(double x)
 static inline int pe_below_sigmoid(double u, double x)
 {
     uint64_t neg = (uint64_t)0 - (pe__asuint(x) >> 63);
-    double s;
-    double w = pe__expm1_negabs(x, &s);
-    double e = pe__asdouble(pe__asuint(w * s + s) & ~pe__kill(x));
+    double e = pe_exp_negabs(x);
     double num = pe__asdouble((pe__asuint(e) & neg) | (PE__B_ONE & ~neg));
     return u * (1.0 + e) < num;
 }
