@@ -15,9 +15,10 @@
  * threads no longer compete for the shared cache. Widening a byte back is exact and
  * vectorises (zero-extend, shift): asdouble(byte << 56) = value * 2^-15. So the vector path
  * sums fields in units of 2^-15 and scales them back by 2^15; powers of two commute with
- * rounding, so the field has the bits of the plain double sum (unless a term falls below
- * 2^-1022, i.e. a coupling under about 1e-303 in magnitude). Scalar code reads values from a
- * table instead (pe__state_value).
+ * rounding, so the field has the bits of the plain double sum, except at the ends of the
+ * double range: a term under 2^-1022 after scaling (a coupling under about 1e-303 in
+ * magnitude) rounds differently, and a partial sum that overflows the plain sum (fields near
+ * 1e308) stays finite here. Scalar code reads values from a table instead (pe__state_value).
  */
 #ifndef PGM_ENERGY_GIBBS_H
 #define PGM_ENERGY_GIBBS_H

@@ -82,6 +82,10 @@
 #  define PE_SIMD
 #endif
 
+/* The bits of a double and back (both builds; _gibbs.h uses them too). */
+static inline double pe__asdouble(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
+static inline uint64_t pe__asuint(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
+
 #if PE_VECMATH_LIBM
 /* Fallback: correct but scalar. */
 static inline double pe_exp_negabs(double x) { return exp(-fabs(x)); }
@@ -97,9 +101,6 @@ static inline int pe_below_sigmoid(double u, double x)
     return u * (1.0 + e) < (x >= 0.0 ? 1.0 : e);
 }
 #else
-
-static inline double pe__asdouble(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
-static inline uint64_t pe__asuint(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
 /* Selections are done with 64-bit integer masks built by subtraction and shift,
  * never with ?: or FP compares:

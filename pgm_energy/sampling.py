@@ -330,6 +330,8 @@ class _SparseEngine:
         self._relayout(n_threads)
         adj = graph.adjacency()
         order = self.order[free[self.order]]
+        if order.size == 0:            # every unit clamped: nothing moves, no draws
+            return
         arrays = (graph.field, adj.indptr.astype(np.int64), adj.indices.astype(np.int32),
                   adj.data, graph.factor_ptr, graph.factor_ids, graph.factor_members,
                   graph.factor_weight)

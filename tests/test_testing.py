@@ -87,12 +87,18 @@ def test_check_sampler_catches_a_factor_two_error():
         T.check_sampler(HalfLateralSampler, model)
 
 
-# theta within +-0.1: the penalty's barrier between all-off and all-on (up to 24 theta on 6
-# spins) stays small enough for the sampler check's 200 sweeps to mix from any start
+def penalty_theta(n, rng):
+    """theta in [-b, 1.5] for a CountPenalty on n units. A positive theta is a bowl in
+    m = sum x; a negative one makes all-on and all-off two modes with a barrier of
+    (n - 1)^2 |theta| between them, so b = 3 / (n - 1)^2 keeps it low enough for the sampler
+    check's 200 sweeps to mix from any start (theta = -2.5 on 4 spins, a barrier of 22, did
+    not)."""
+    return rng.uniform(-3.0 / max(n - 1, 1) ** 2, 1.5)
+
+
 @settings(max_examples=10)
 @given(T.models(max_total=6, large_weights=False, scale=0.4,
-                extra_terms=[lambda g, u, rng: CountPenalty(g, k=1,
-                                                             theta=rng.uniform(-0.1, 0.1),
+                extra_terms=[lambda g, u, rng: CountPenalty(g, k=1, theta=penalty_theta(u.n, rng),
                                                              name=f"theta_{g}")]))
 def test_strategies_with_a_users_term_pass_every_check(model):
     T.check_model(model)
