@@ -88,16 +88,18 @@ def test_check_sampler_catches_a_factor_two_error():
 
 
 def penalty_theta(n, rng):
-    """theta in [-b, 1.5] for a CountPenalty on n units. A positive theta is a bowl in
-    m = sum x; a negative one makes all-on and all-off two modes with a barrier of
-    (n - 1)^2 |theta| between them, so b = 3 / (n - 1)^2 keeps it low enough for the sampler
-    check's 200 sweeps to mix from any start (theta = -2.5 on 4 spins, a barrier of 22, did
-    not)."""
-    return rng.uniform(-3.0 / max(n - 1, 1) ** 2, 1.5)
+    """theta in [-1.5 / (n - 1)^2, 0.4] for a CountPenalty theta (m - 1)^2 on n units,
+    m = sum x. Both signs make barriers for single-unit moves: a negative theta makes
+    all-on and all-off two modes (n - 1)^2 |theta| apart; a positive one a floor of several
+    states with the same m, between which a move costs up to 4 theta (spins). Kept low, with
+    weak other couplings, so that the sampler check's 200 sweeps mix from any start (theta =
+    -2.5 on 4 spins, or 1.5 on 3, or laterals of 0.6 on 4 spins, did not: the sampler then
+    matched the exact 30-sweep law, not the joint)."""
+    return rng.uniform(-1.5 / max(n - 1, 1) ** 2, 0.4)
 
 
 @settings(max_examples=10)
-@given(T.models(max_total=6, large_weights=False, scale=0.4,
+@given(T.models(max_total=6, large_weights=False, scale=0.2,
                 extra_terms=[lambda g, u, rng: CountPenalty(g, k=1, theta=penalty_theta(u.n, rng),
                                                              name=f"theta_{g}")]))
 def test_strategies_with_a_users_term_pass_every_check(model):
