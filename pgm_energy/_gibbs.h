@@ -107,6 +107,7 @@ static inline void pe__gibbs_unit(pe_state *state, long stride, long unit,
                                   uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n)
 {
     pe_state *value = state + unit * stride;
+    pe_state off = pe__state_byte(low);      /* the byte of the "off" value, for every group */
     for (long g = 0; g < n; g += PE_LANES) {
         double acc[PE_LANES];       /* the field in units of 2^-15 (see the top) */
         for (int c = 0; c < PE_LANES; ++c)
@@ -137,7 +138,6 @@ static inline void pe__gibbs_unit(pe_state *state, long stride, long unit,
             double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
             on[c] = pe__bernoulli(u, scale * beta[g + c] * (acc[c] / PE__STATE_UNIT));
         }
-        pe_state off = pe__state_byte(low);
         for (int c = 0; c < PE_LANES; ++c)      /* (a loop of its own, so both vectorise) */
             value[g + c] = pe__updated_byte(on[c], off);
     }
