@@ -416,7 +416,7 @@ def _path(model, base, dtype):
 
 def _base_field(model, graph, base):
     """Base fields ``a`` in the binary form: ``-E_0 = a.x`` up to a constant."""
-    alpha = np.where(graph.spin, 2.0, 1.0)
+    alpha = graph.scale
     if isinstance(base, str):
         if base not in BASES:
             raise ValueError(f"base must be one of {BASES}, data, or an array of visible data; "
@@ -505,9 +505,9 @@ class _JointPath(_Path):
     def __init__(self, model, graph, form, base_field):
         self.model, self.groups, self.dtype = model, list(model.units), np.dtype(np.float64)
         self.graph = graph
-        self.low = np.where(graph.spin, -1.0, 0.0)
+        self.low = graph.low
         self.base = base_field                              # binary form: -E_0 = base.x + ...
-        self.base_native = base_field / np.where(graph.spin, 2.0, 1.0)  # E_0 = -base_native.s
+        self.base_native = base_field / graph.scale  # E_0 = -base_native.s
         # log sum_v exp(f v) is softplus(f) for v in {0, 1}, softplus(2 f) - f for {-1, +1},
         # and log sum_v exp(f_v) over the slots of a categorical unit.
         cat = graph.categorical

@@ -270,7 +270,7 @@ class Elimination:
         """Flat binary-form state with the clamped groups from ``X``, zeros elsewhere."""
         state = self.model.as_state(X, self.clamped_groups, what="X")
         x = self.graph.encode(state)
-        return np.where(self.graph.spin, (x + 1.0) / 2.0, x) * self.clamped
+        return self.graph.to_bits(x) * self.clamped
 
     @property
     def adjacency(self):
@@ -320,7 +320,7 @@ class Elimination:
         _, tables = self.plan.forward(field, coupling, keep=True, n_threads=self.n_threads)
         uniforms = rng.random((n_samples, len(self.plan.free_units)))
         x = self.plan.sample(field, coupling, tables, uniforms).astype(float)
-        return np.where(self.graph.spin, 2.0 * x - 1.0, x)
+        return self.graph.from_bits(x)
 
 
 def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_TABLE) -> Cost:

@@ -157,7 +157,7 @@ def marginals(model: EnergyModel, *, beta: float = 1.0, pairwise: bool = False,
     plan = _plan(model, (), beta, method, max_states, max_table, n_threads,
                  backward=True, what="marginals")
     m_unit, m_pair = plan.mean_moments(np.zeros((1, plan.n_units)))
-    p_on = np.where(plan.graph.spin, (m_unit + 1.0) / 2.0, m_unit)
+    p_on = plan.graph.to_bits(m_unit)
     singles = {g: p_on[plan.graph.slots(g)].reshape(u.feature_shape)
                for g, u in model.units.items()}
     return (singles, plan.graph.edges.copy(), m_pair) if pairwise else singles
@@ -394,7 +394,7 @@ class _Plan:
         """Flat binary-form state with the clamped groups from ``X``, zeros elsewhere."""
         state = self.model.as_state(X, self.clamped_groups, what="X")
         flat = self.graph.encode(state)
-        return np.where(self.graph.spin, (flat + 1.0) / 2.0, flat) * self.clamped
+        return self.graph.to_bits(flat) * self.clamped
 
     def _conditioned(self, x):
         """Fields of all units and the constant of log weight, given clamped values ``x``."""
@@ -408,7 +408,7 @@ class _Plan:
         """Native flat states: clamped units from ``x_row``, free generic units from their
         digits in ``codes`` (mixed radix), other units 0 (generic terms do not read them)."""
         graph = self.graph
-        rows = np.repeat(np.where(graph.spin, 2.0 * x_row - 1.0, x_row)[None] * self.clamped,
+        rows = np.repeat(graph.from_bits(x_row)[None] * self.clamped,
                          len(codes), axis=0)
         digits = (codes[:, None] // self.generic_place) % self.generic_radix
         for r, site in enumerate(self.generic_sites):
@@ -416,7 +416,7 @@ class _Plan:
             if size > 1:
                 rows[:, lo:lo + size] = digits[:, r, None] == np.arange(size)
             else:
-                rows[:, lo] = 2.0 * digits[:, r] - 1.0 if graph.spin[lo] else digits[:, r]
+                rows[:, lo] = graph.low[lo] + graph.scale[lo] * digits[:, r]
         return rows
 
     def _chunks(self):

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .units import Spin
-
 __all__ = ["FlatGraph", "BinaryForm", "site_log_sum_exp", "site_softmax"]
 
 
@@ -66,10 +64,13 @@ class FlatGraph:
             n += grp.width
         #: Number of slots (units, counting a categorical unit once per value).
         self.n_units = n
-        self.spin = np.zeros(n, dtype=bool)
-        for g, grp in model.units.items():
-            if isinstance(grp, Spin):
-                self.spin[self.slots(g)] = True
+        #: Per slot, what its unit kind says (precomputed once): a slot holds
+        #: ``low + scale * bit`` with ``bit`` in {0, 1} (binary 0, 1; spin -1, 2; a one-hot
+        #: slot of a categorical unit 0, 1).
+        self.low = np.concatenate([np.full(grp.width, float(grp.low))
+                                   for grp in model.units.values()])
+        self.scale = np.concatenate([np.full(grp.width, float(grp.scale))
+                                     for grp in model.units.values()])
         #: Site (unit) of each slot, the first slot of each site and the sites' sizes: a
         #: site is one slot, or the ``k`` slots of a categorical unit.
         starts = [self.offsets[g] + np.arange(grp.n) * (grp.width // grp.n)
@@ -174,6 +175,26 @@ class FlatGraph:
         """Native values ``{group: (batch, n)}`` of flat slots ``(batch, n_units)``."""
         groups = self.units if groups is None else groups
         return {g: self.units[g].decode(flat[:, self.slots(g)]) for g in groups}
+
+    def to_bits(self, flat: np.ndarray) -> np.ndarray:
+        """Bits ``(flat - low) / scale`` of slot values (the last axis holds the slots)."""
+        return (flat - self.low) / self.scale
+
+    def from_bits(self, bits: np.ndarray) -> np.ndarray:
+        """Slot values ``low + scale * bits`` of bits (the last axis holds the slots)."""
+        return self.low + self.scale * bits
+
+    def unit_mean(self, field: np.ndarray, slots: np.ndarray, beta: float = 1.0) -> np.ndarray:
+        """``E[s_a | rest]`` of the slots ``slots`` (whole sites, in slot order) given their
+        local fields ``field`` (batch, len(slots)), each unit independently: each group's unit
+        kind says how (:meth:`UnitGroup.mean`: sigmoid, tanh, softmax per site)."""
+        out = np.empty(np.shape(field))
+        for g, grp in self.units.items():
+            sl = self.slots(g)
+            inside = (slots >= sl.start) & (slots < sl.stop)
+            if inside.any():
+                out[:, inside] = grp.mean(field[:, inside], beta)
+        return out
 
     def require_compiled(self, what: str) -> None:
         """Raise ``TypeError`` if a term only has the generic path, naming ``what`` needs more."""
@@ -290,13 +311,12 @@ class FlatGraph:
     def binary_form(self, beta: float = 1.0) -> BinaryForm:
         """The energy over binary variables, scaled by ``-beta`` (see :class:`BinaryForm`).
 
-        With ``s_i = alpha_i x_i + gamma_i`` (alpha, gamma = 1, 0 for binary and 2, -1 for
-        spin units): ``field'_i = alpha_i (field_i + sum_{e ni i} coupling_e gamma_other)``,
-        ``coupling'_e = alpha_i alpha_j coupling_e``,
+        With ``s_i = alpha_i x_i + gamma_i`` (``alpha, gamma = scale, low``: 1, 0 for binary
+        and 2, -1 for spin units): ``field'_i = alpha_i (field_i + sum_{e ni i} coupling_e
+        gamma_other)``, ``coupling'_e = alpha_i alpha_j coupling_e``,
         ``const = sum_i field_i gamma_i + sum_e coupling_e gamma_i gamma_j``.
         """
-        alpha = np.where(self.spin, 2.0, 1.0)
-        gamma = np.where(self.spin, -1.0, 0.0)
+        alpha, gamma = self.scale, self.low
         i, j = self.edges[:, 0], self.edges[:, 1]
         field = self.field.copy()
         field += np.bincount(i, weights=self.coupling * gamma[j], minlength=self.n_units)
@@ -310,8 +330,7 @@ class FlatGraph:
 
         Works on the last axis, so a batch of per-sample moments converts at once.
         """
-        alpha = np.where(self.spin, 2.0, 1.0)
-        gamma = np.where(self.spin, -1.0, 0.0)
+        alpha, gamma = self.scale, self.low
         i, j = self.edges[:, 0], self.edges[:, 1]
         m_unit = alpha * p_unit + gamma
         m_pair = (alpha[i] * alpha[j] * p_pair + alpha[i] * gamma[j] * p_unit[..., i]

@@ -24,7 +24,6 @@ from scipy.special import logsumexp
 from . import _learning, exact
 from ._checks import (nonnegative_float, nonnegative_int, positive_float,
                       positive_int)
-from .graph import site_softmax
 from .io import model_arrays, model_from_arrays
 from .model import EnergyModel
 from .sampling import GibbsSampler, ParallelTempering
@@ -76,13 +75,7 @@ def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) ->
     graph = model.graph
     out = flat.copy()
     if len(closed):
-        f = graph.local_field(flat)[:, closed]
-        spin = graph.spin[closed]
-        out[:, closed] = np.where(spin, np.tanh(f), 0.5 * (1.0 + np.tanh(0.5 * f)))
-        cat = closed[graph.categorical[closed]]        # whole sites, in slot order
-        if len(cat):
-            sizes = graph.site_size[np.unique(graph.site[cat])]
-            out[:, cat] = site_softmax(graph.local_field(flat)[:, cat], sizes)
+        out[:, closed] = graph.unit_mean(graph.local_field(flat)[:, closed], closed)
     return out
 
 

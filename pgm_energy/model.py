@@ -234,15 +234,14 @@ class EnergyModel:
         s = self.flat_state(self.as_state(state))
         unit = self.units[group]
         z = graph.local_field(s)[:, graph.slots(group)]
-        if isinstance(unit, Categorical):
+        if unit.width != unit.n:                     # one-hot slots: a softmax over values
             z = z.reshape(len(s), unit.n, unit.k)
             if graph.generic[graph.slots(group)].any():
                 z = z + graph.generic_choice_delta(s, group, self)
             from scipy.special import softmax
 
             return softmax(beta * z, axis=-1)
-        scale = 2.0 if isinstance(unit, Spin) else 1.0
-        z = scale * z
+        z = unit.scale * z
         for k, slot in enumerate(range(graph.offsets[group], graph.offsets[group] + unit.n)):
             if graph.generic[slot]:
                 z[:, k] += graph.generic_delta(s, slot, self)

@@ -165,8 +165,7 @@ class GibbsSampler:
             order = (first[np.argsort(self._colour[first], kind="stable")]
                      if self.schedule == "chromatic" else first)
             self._engine = _SparseEngine(model, graph, order, self.n_chains, self.n_threads)
-        low = np.where(graph.spin, -1.0, 0.0)
-        random_flat = low + (1.0 - low) * gen.integers(0, 2, size=(self.n_chains, graph.n_units))
+        random_flat = graph.from_bits(gen.integers(0, 2, size=(self.n_chains, graph.n_units)))
         for g, unit in model.units.items():
             if unit.width != unit.n:
                 random_flat[:, graph.slots(g)] = unit.encode(
@@ -266,8 +265,7 @@ class _SparseEngine:
         self.model = model
         self.offsets = graph.offsets
         self.order = np.asarray(order, np.int32)
-        self.scale = np.where(graph.spin, 2.0, 1.0)
-        self.low = np.where(graph.spin, -1.0, 0.0)
+        self.scale, self.low = graph.scale, graph.low
         self.size = np.ones(graph.n_units, np.int32)
         self.size[graph.site_start[:-1]] = graph.site_size
         self.n_chains = n_chains
@@ -437,8 +435,7 @@ class _BlockEngine:
         self.coupling = np.zeros((len(self.units_a), len(self.units_b)))
         self.sa = np.zeros((n_chains, len(self.units_a)))
         self.sb = np.zeros((n_chains, len(self.units_b)))
-        self.scale = np.where(graph.spin, 2.0, 1.0)
-        self.low = np.where(graph.spin, -1.0, 0.0)
+        self.scale, self.low = graph.scale, graph.low
         slow = graph.generic | graph.categorical      # users' terms, softmax units
         self.slow = (bool(slow[self.units_a].any()), bool(slow[self.units_b].any()))
         self.sparse = (_SparseEngine(model, graph, graph.site_start[:-1], n_chains)

@@ -25,6 +25,10 @@ class UnitGroup:
 
     values: tuple = ()
     kind: str = ""
+    #: A slot holds ``low + scale * bit`` with ``bit`` in {0, 1}: the kernels and the exact
+    #: engine work on bits, the terms on values (``bit = (value - low) / scale``).
+    low: float = 0.0
+    scale: float = 1.0
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -68,6 +72,31 @@ class UnitGroup:
         """Native values ``(batch, n)`` from features ``(batch, width)``."""
         return np.asarray(slots, dtype=np.float64)
 
+    # -- the single-unit conditional ----------------------------------------------------
+    # Given the local fields ``f = -dE/d(feature)`` of some of the group's units (``m``
+    # units, ``(..., m * width // n)`` slot fields), a unit's features ``phi`` follow
+    # ``P(phi) = exp(beta f.phi) / Z(f)``, independently of each other.
+    def mean(self, field: np.ndarray, beta: float = 1.0) -> np.ndarray:
+        """``E[phi | f]`` per slot, the shape of ``field``.
+
+        Two-valued units: ``low + scale * sigmoid(beta * scale * f)`` (sigmoid for binary,
+        tanh for spins).
+        """
+        return self.low + self.scale * _sigmoid(beta * self.scale * np.asarray(field))
+
+    def log_normaliser(self, field: np.ndarray, beta: float = 1.0) -> np.ndarray:
+        """``log Z(f) = log sum_phi exp(beta f.phi)`` per unit, shape ``(..., m)``.
+
+        Two-valued units: ``beta f low + softplus(beta * scale * f)``.
+        """
+        z = beta * np.asarray(field, dtype=np.float64)
+        return z * self.low + np.logaddexp(0.0, self.scale * z)
+
+    def self_energy(self, values: np.ndarray) -> np.ndarray:
+        """Energy a unit kind adds on its own, per sample, for values ``(batch, n)``: 0 for
+        discrete units (a continuous kind adds e.g. ``sum_i x_i^2 / (2 sigma_i^2)``)."""
+        return np.zeros(np.shape(values)[0])
+
     def validate(self, values: np.ndarray, what: str) -> None:
         """Raise ``ValueError`` unless every entry of ``values`` lies in the domain."""
         ok = np.isin(values, self.values)
@@ -98,6 +127,8 @@ class Spin(UnitGroup):
 
     values = (-1, 1)
     kind = "spin"
+    low = -1.0
+    scale = 2.0
 
 
 class Categorical(UnitGroup):
@@ -167,6 +198,29 @@ class Categorical(UnitGroup):
     def decode(self, slots: np.ndarray) -> np.ndarray:
         slots = np.asarray(slots)
         return slots.reshape(*slots.shape[:-1], self.n, self.k).argmax(axis=-1).astype(np.float64)
+
+    def mean(self, field: np.ndarray, beta: float = 1.0) -> np.ndarray:
+        """One-hot mean ``softmax_v(beta f_iv)`` per slot (the shape of ``field``)."""
+        z = beta * np.asarray(field, dtype=np.float64)
+        z = z.reshape(*z.shape[:-1], -1, self.k)
+        return np.exp(z - _log_sum_exp(z)[..., None]).reshape(np.shape(field))
+
+    def log_normaliser(self, field: np.ndarray, beta: float = 1.0) -> np.ndarray:
+        """``log sum_v exp(beta f_iv)`` per unit, shape ``(..., m)``."""
+        z = beta * np.asarray(field, dtype=np.float64)
+        return _log_sum_exp(z.reshape(*z.shape[:-1], -1, self.k))
+
+
+def _sigmoid(z):
+    from scipy.special import expit
+
+    return expit(z)
+
+
+def _log_sum_exp(z):
+    """``log sum exp`` over the last axis, stable for any finite ``z``."""
+    top = z.max(axis=-1)
+    return top + np.log(np.exp(z - top[..., None]).sum(axis=-1))
 
 
 def as_unit_group(spec, name: str) -> UnitGroup:

@@ -29,8 +29,7 @@ def sweeps(model, flat, order, betas, streams, n_sweeps):
     """Run sweeps on ``flat`` (n_chains, n_units) in place, visiting ``order``."""
     graph = model.graph
     adj = graph.adjacency()
-    scale = np.where(graph.spin, 2.0, 1.0)
-    low = np.where(graph.spin, -1.0, 0.0)
+    scale, low = graph.scale, graph.low
     size = np.ones(graph.n_units, int)
     size[graph.site_start[:-1]] = graph.site_size
     for _ in range(n_sweeps):
