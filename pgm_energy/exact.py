@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from . import _exact
 from ._checks import check_beta
 from .eliminate import DEFAULT_MAX_TABLE, Elimination, order_cost
-from .graph import site_log_sum_exp, site_softmax
+from .graph import independent_split, site_log_sum_exp, site_softmax
 from .model import EnergyModel
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
@@ -296,7 +296,7 @@ class _Plan:
         generic_free = graph.generic & ~clamped
         self.generic_sites = np.unique(graph.site[generic_free])
         self.generic_clamped = bool(np.any(graph.generic & clamped))
-        S, A = _split_independent(free[~graph.generic[free]], graph.edges[free_edge],
+        S, A = independent_split(free[~graph.generic[free]], graph.edges[free_edge],
                                   site=graph.site)
         S = np.union1d(S, np.flatnonzero(generic_free)).astype(np.int64)
         # Binary slots first, then categorical sites (each a contiguous run of slots).
@@ -558,41 +558,6 @@ def _site_ptr(graph, slots):
     cat = graph.categorical[slots]
     sizes = graph.site_size[np.unique(graph.site[slots[cat]])]
     return np.concatenate([[np.sum(~cat)], np.sum(~cat) + np.cumsum(sizes)]).astype(np.int64)
-
-
-def _split_independent(free: np.ndarray, edges: np.ndarray, first: np.ndarray | None = None,
-                       site: np.ndarray | None = None):
-    """Greedy maximal independent set ``A`` of the free subgraph (lowest degree first;
-    units where the boolean mask ``first`` is set before all others).
-
-    With ``site`` (the site of each slot, see ``FlatGraph``), the choice is made over sites:
-    all slots of a categorical unit land in ``A`` or all in ``S``.
-    Returns ``(S, A)``: the units to enumerate and the units to sum in closed form.
-    """
-    if site is not None and len(site) and np.any(np.diff(site) == 0):
-        site_edges = np.unique(np.sort(site[edges], axis=1), axis=0).reshape(-1, 2)
-        site_first = None
-        if first is not None:
-            site_first = np.zeros(site.max() + 1, bool)
-            site_first[site[first]] = True
-        _, A_sites = _split_independent(np.unique(site[free]), site_edges, site_first)
-        in_a = np.isin(site[free], A_sites)
-        return free[~in_a], free[in_a]
-    n = int(max(free.max(initial=-1), edges.max(initial=-1))) + 1
-    i, j = edges[:, 0], edges[:, 1]
-    adj = sp.csr_matrix((np.ones(2 * len(i)), (np.concatenate([i, j]), np.concatenate([j, i]))),
-                        shape=(n, n))
-    degree = np.diff(adj.indptr)
-    blocked = np.zeros(n, bool)
-    chosen = np.zeros(n, bool)
-    rank = degree[free] if first is None else degree[free] - n * first[free]
-    for u in free[np.argsort(rank, kind="stable")]:
-        if not blocked[u]:
-            chosen[u] = True
-            blocked[adj.indices[adj.indptr[u]:adj.indptr[u + 1]]] = True
-    A = free[chosen[free]]
-    S = free[~chosen[free]]
-    return S, A
 
 
 def _csr(rows, cols, weights, eids, n_rows):

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
-__all__ = ["FlatGraph", "BinaryForm", "site_log_sum_exp", "site_softmax"]
+__all__ = ["FlatGraph", "BinaryForm", "independent_split", "site_log_sum_exp", "site_softmax"]
 
 
 @dataclass
@@ -263,7 +264,6 @@ class FlatGraph:
     def adjacency(self):
         """Symmetric ``scipy.sparse`` CSR matrix ``A`` with ``A_ij = A_ji = coupling_e``."""
         if self._adjacency is None:
-            import scipy.sparse as sp
 
             i, j = self.edges[:, 0], self.edges[:, 1]
             rows = np.concatenate([i, j])
@@ -370,3 +370,46 @@ def site_softmax(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """``softmax`` over each site's slots (layout as :func:`site_log_sum_exp`): the mean of
     a categorical unit's one-hot vector given its slot fields."""
     return np.exp(values - np.repeat(site_log_sum_exp(values, sizes), sizes, axis=1))
+
+
+def independent_split(free: np.ndarray, edges: np.ndarray, first: np.ndarray | None = None,
+                       site: np.ndarray | None = None):
+    """Greedy maximal independent set ``A`` of the free subgraph (lowest degree first;
+    units where the boolean mask ``first`` is set before all others).
+
+    With ``site`` (the site of each slot, see ``FlatGraph``), the choice is made over sites:
+    all slots of a categorical unit land in ``A`` or all in ``S``.
+    Returns ``(S, A)``: the units to enumerate and the units to sum in closed form (no
+    edge joins two units of ``A``, so given ``S`` they are independent).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S, A = independent_split(np.arange(3), np.array([[0, 1], [1, 2]]))
+    >>> S.tolist(), A.tolist()
+    ([1], [0, 2])
+    """
+    if site is not None and len(site) and np.any(np.diff(site) == 0):
+        site_edges = np.unique(np.sort(site[edges], axis=1), axis=0).reshape(-1, 2)
+        site_first = None
+        if first is not None:
+            site_first = np.zeros(site.max() + 1, bool)
+            site_first[site[first]] = True
+        _, A_sites = independent_split(np.unique(site[free]), site_edges, site_first)
+        in_a = np.isin(site[free], A_sites)
+        return free[~in_a], free[in_a]
+    n = int(max(free.max(initial=-1), edges.max(initial=-1))) + 1
+    i, j = edges[:, 0], edges[:, 1]
+    adj = sp.csr_matrix((np.ones(2 * len(i)), (np.concatenate([i, j]), np.concatenate([j, i]))),
+                        shape=(n, n))
+    degree = np.diff(adj.indptr)
+    blocked = np.zeros(n, bool)
+    chosen = np.zeros(n, bool)
+    rank = degree[free] if first is None else degree[free] - n * first[free]
+    for u in free[np.argsort(rank, kind="stable")]:
+        if not blocked[u]:
+            chosen[u] = True
+            blocked[adj.indices[adj.indptr[u]:adj.indptr[u + 1]]] = True
+    A = free[chosen[free]]
+    S = free[~chosen[free]]
+    return S, A

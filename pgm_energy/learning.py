@@ -24,6 +24,7 @@ from scipy.special import logsumexp
 from . import _learning, exact
 from ._checks import (nonnegative_float, nonnegative_int, positive_float,
                       positive_int)
+from .graph import independent_split
 from .io import model_arrays, model_from_arrays
 from .model import EnergyModel
 from .sampling import GibbsSampler, ParallelTempering
@@ -53,12 +54,12 @@ class _Layout:
         # Hidden units summed in closed form given the visible ones (and the other hidden);
         # units read by generic terms never are.
         compiled = ~graph.generic
-        _, self.hidden_closed = exact._split_independent(free[compiled[free]], hidden_edges,
+        _, self.hidden_closed = independent_split(free[compiled[free]], hidden_edges,
                                                          site=graph.site)
         self.hidden_independent = len(self.hidden_closed) == len(free)
         # Units replaced by conditional means in the negative phase (Rao-Blackwellisation),
         # hidden units first: for an RBM, E[h | x] of the chains' x.
-        _, self.model_closed = exact._split_independent(np.flatnonzero(compiled), graph.edges,
+        _, self.model_closed = independent_split(np.flatnonzero(compiled), graph.edges,
                                                         first=~self.visible, site=graph.site)
         self.model = model
         self.dense_gram = graph.n_units ** 2 <= 4 * max(graph.n_edges, 1)
