@@ -245,20 +245,29 @@ class FlatGraph:
         return out
 
     def sync(self) -> None:
-        """Re-read the live parameters into ``field`` and ``coupling``."""
-        self.field[:] = 0.0
-        self.coupling[:] = 0.0
+        """Re-read the live parameters into ``field``, ``coupling``, the adjacency's weights
+        and the product factors' weights.
+
+        The new values are computed apart and written in place only where they differ, so a
+        kernel reading this graph in another thread while it is re-synced with unchanged
+        parameters never sees a half-built array. (Writing parameters while another thread
+        samples or sums the same model is not supported: the result then mixes both.)
+        """
+        field = np.zeros(self.n_units)
+        coupling = np.zeros(self.n_edges)
         for land in self._landings:
             keep = land.target >= 0
-            out = self.coupling if land.pair else self.field
+            out = coupling if land.pair else field
             out += np.bincount(land.target[keep],
                                weights=(land.coef * land.array.ravel())[keep],
                                minlength=out.size)
+        _store(self.field, field)
+        _store(self.coupling, coupling)
         if self._adjacency is not None:
-            self._adjacency.data[:] = self.coupling[self._adjacency_order]
+            _store(self._adjacency.data, coupling[self._adjacency_order])
         if self._factor_sources:
-            self.factor_weight[:] = np.concatenate(
-                [coef * np.ravel(theta) for theta, coef in self._factor_sources])
+            _store(self.factor_weight, np.concatenate(
+                [coef * np.ravel(theta) for theta, coef in self._factor_sources]))
 
     # -- derived forms ------------------------------------------------------------------
     def adjacency(self):
@@ -353,6 +362,13 @@ class FlatGraph:
             grads[land.param] = grads[land.param] + g if land.param in grads else g
         return grads
 
+
+
+def _store(target: np.ndarray, values: np.ndarray) -> None:
+    """Write ``values`` into ``target`` in place, only the entries that differ."""
+    changed = target != values
+    if changed.any():
+        target[changed] = values[changed]
 
 
 def site_log_sum_exp(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
