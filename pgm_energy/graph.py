@@ -20,7 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["FlatGraph", "BinaryForm", "independent_split", "site_log_sum_exp", "site_softmax"]
+#: Largest ``beta * max_s |E(s)|`` the engines accept. Beyond it, sums of fields (scaled by up
+#: to 4 in the binary form and by 2^15 inside the Gibbs kernel) may overflow float64.
+MAX_ENERGY = 1e300
+
+__all__ = ["MAX_ENERGY", "FlatGraph", "BinaryForm", "independent_split", "site_log_sum_exp", "site_softmax"]
 
 
 @dataclass
@@ -255,19 +259,31 @@ class FlatGraph:
         """
         field = np.zeros(self.n_units)
         coupling = np.zeros(self.n_edges)
-        for land in self._landings:
-            keep = land.target >= 0
-            out = coupling if land.pair else field
-            out += np.bincount(land.target[keep],
-                               weights=(land.coef * land.array.ravel())[keep],
-                               minlength=out.size)
+        with np.errstate(over="ignore", invalid="ignore"):     # checked just below
+            for land in self._landings:
+                keep = land.target >= 0
+                out = coupling if land.pair else field
+                out += np.bincount(land.target[keep],
+                                   weights=(land.coef * land.array.ravel())[keep],
+                                   minlength=out.size)
+        factor_weight = (np.concatenate([coef * np.ravel(theta)
+                                         for theta, coef in self._factor_sources])
+                         if self._factor_sources else self.factor_weight)
+        _check_energy_scale(_energy_bound(field, coupling, factor_weight), 1.0, "the model")
         _store(self.field, field)
         _store(self.coupling, coupling)
+        _store(self.factor_weight, factor_weight)
         if self._adjacency is not None:
             _store(self._adjacency.data, coupling[self._adjacency_order])
-        if self._factor_sources:
-            _store(self.factor_weight, np.concatenate(
-                [coef * np.ravel(theta) for theta, coef in self._factor_sources]))
+
+    def energy_bound(self) -> float:
+        """An upper bound of ``max_s |E(s)|`` over the compiled terms: ``sum_i |field_i| +
+        sum_e |coupling_e| + sum_f |factor weight_f|`` (every slot value lies in [-1, 1])."""
+        return _energy_bound(self.field, self.coupling, self.factor_weight)
+
+    def check_energy_scale(self, beta: float, what: str) -> None:
+        """Raise ``ValueError`` if ``beta * max|E|`` may exceed :data:`MAX_ENERGY`."""
+        _check_energy_scale(self.energy_bound(), beta, what)
 
     # -- derived forms ------------------------------------------------------------------
     def adjacency(self):
@@ -362,6 +378,21 @@ class FlatGraph:
             grads[land.param] = grads[land.param] + g if land.param in grads else g
         return grads
 
+
+
+def _energy_bound(field, coupling, factor_weight) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.abs(field).sum() + np.abs(coupling).sum() + np.abs(factor_weight).sum())
+
+
+def _check_energy_scale(bound: float, beta: float, what: str) -> None:
+    with np.errstate(over="ignore"):
+        scaled = beta * bound
+    if not scaled <= MAX_ENERGY:
+        raise ValueError(
+            f"{what}: beta * max|E| may reach {scaled:.3g}, past what float64 arithmetic holds "
+            f"(the engines need it below {MAX_ENERGY:g}); the parameters or beta are too "
+            "large: rescale them")
 
 
 def _store(target: np.ndarray, values: np.ndarray) -> None:

@@ -4,6 +4,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 
 import pgm_energy as pe
 
@@ -65,3 +66,25 @@ def test_two_samplers_on_one_model_in_two_threads():
         sys.setswitchinterval(interval)
     for k in range(2):
         np.testing.assert_array_equal(results[k], alone[k])
+
+
+@pytest.mark.parametrize("name, value", [("W", 1e308), ("W", -1e308), ("b", 1e308),
+                                         ("c", 1e301)])
+def test_parameters_past_float64_are_refused(name, value):
+    """Parameters whose energies overflow float64 give a ValueError, not nan/-inf results."""
+    model = pe.RBM(4, 3, rng=0)
+    model.params[name][...] = value
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.exact.log_partition(model)
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.exact.marginals(model)
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.GibbsSampler(model, n_chains=2, rng=0)
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.ais.log_partition(model, n_betas=10, n_runs=2)
+
+
+def test_large_but_representable_parameters_still_work():
+    model = pe.RBM(4, 3, rng=0)
+    model.params["W"][...] = 1e3
+    assert np.isfinite(pe.exact.log_partition(model))
