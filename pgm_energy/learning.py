@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 from . import _learning, exact
 from ._checks import (nonnegative_float, nonnegative_int, positive_float,
                       positive_int)
-from .graph import independent_split
+from .graph import MAX_ENERGY, independent_split
 from .io import model_arrays, model_from_arrays
 from .model import EnergyModel
 from .sampling import GibbsSampler, ParallelTempering
@@ -517,7 +517,7 @@ class _CompiledPCD:
         updated = {name: flat[slots].reshape(model.params[name].shape)
                    for name, slots in self.slots.items()}
         _check_finite({"any parameter": np.array([largest])}, epoch, "gradient", max_grad)
-        _check_finite(updated, epoch, "update", np.inf)
+        _check_finite(updated, epoch, "update", MAX_ENERGY)
         for name, value in updated.items():
             model.params[name] = value
             if opt.momentum:
@@ -621,7 +621,7 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
             _check_finite(grads, epoch, "gradient", max_grad)
             steps = optimizer.updates(model.params, grads, epoch)
             updated = {name: model.params[name] + step for name, step in steps.items()}
-            _check_finite(updated, epoch, "update", np.inf)
+            _check_finite(updated, epoch, "update", MAX_ENERGY)
             for name, value in updated.items():
                 model.params[name] = value
         history["epoch"].append(epoch + 1)
