@@ -93,6 +93,17 @@ class EnergyModel:
     visible : sequence of str, optional
         The visible groups (all groups when omitted); the others are hidden.
 
+    Notes
+    -----
+    The structure is fixed when the model is built, because the model compiles it once
+    (:attr:`graph`) and reuses the compiled form: ``terms`` is a list that refuses changes,
+    ``params`` cannot be replaced, and the terms' parameter arrays can be written but not
+    swapped for others (``model.params[name] = value`` and
+    ``model.terms[k].params[name] = value`` copy ``value`` in, same shape required). To add
+    or remove a term, build a new model, e.g.
+    ``pe.EnergyModel(model.units, [*model.terms, term], visible=model.visible)``; it shares
+    the terms, and so the parameter arrays, with the old one.
+
     Examples
     --------
     >>> import pgm_energy as pe
@@ -102,6 +113,10 @@ class EnergyModel:
     ...     visible=["x"])
     >>> model.params["W"].shape
     (2, 4)
+    >>> model.params["W"][...] = 0.5          # a live view: the model sees the new values
+    >>> bigger = pe.EnergyModel(model.units, [*model.terms, pe.Lateral("x")], visible=["x"])
+    >>> sorted(bigger.params)
+    ['U', 'W', 'b', 'c']
     """
 
     def __init__(self, units: Mapping, terms: Sequence[Term], visible: Sequence[str] | None = None):

@@ -65,7 +65,8 @@ def test_terms_params_and_term_params_cannot_be_replaced():
     model = pe.RBM(4, 2, rng=0)
     with pytest.raises(AttributeError, match=r"model.terms cannot be replaced"):
         model.terms = model.terms[:2]
-    with pytest.raises(AttributeError, match=r"model.params cannot be replaced.*\[\.\.\.\] = value"):
+    with pytest.raises(AttributeError,
+                       match=r"model.params cannot be replaced.*\[\.\.\.\] = value"):
         model.params = {"W": np.ones((2, 4))}
     with pytest.raises(AttributeError, match=r"Pairwise.params cannot be replaced"):
         model.terms[2].params = {"W": np.ones((2, 4))}

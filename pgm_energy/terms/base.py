@@ -75,6 +75,16 @@ class TermParams(MutableMapping):
     copies ``value`` into the existing array (same shape required, as
     ``params[name][...] = value``), and parameters cannot be added or removed. A parameter of
     another shape needs a new term in a new ``pe.EnergyModel``.
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> bias = pe.Bias("x", value=[0.0, 0.0])
+    >>> model = pe.EnergyModel({"x": 2}, [bias])
+    >>> array = bias.params["b"]
+    >>> bias.params["b"] = [1.0, -1.0]          # copied into the array the model reads
+    >>> bias.params["b"] is array, model.params["b"].tolist()
+    (True, [1.0, -1.0])
     """
 
     def __init__(self, owner: str, values: Mapping[str, object]):

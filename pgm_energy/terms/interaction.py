@@ -20,8 +20,9 @@ class Interaction(Term):
     group : str
         The unit group.
     cliques : sequence of sequences of int
-        Each clique lists distinct unit indices of the group (any size >= 1; pairs are
-        allowed but ``SparsePairwise`` compiles them faster).
+        Each clique lists distinct unit indices of the group, integers in ``[0, n)`` (any
+        size >= 1; pairs are allowed but ``SparsePairwise`` compiles them faster); no clique
+        twice. Checked by ``pgm_energy.terms.indices``, as ``SparsePairwise`` edges are.
     name : str
         Parameter name (``T`` by default); shape ``(n_cliques,)``.
     value : array_like, optional

@@ -205,7 +205,8 @@ class SparsePairwise(Term):
     group : str
         The unit group.
     edges : sequence of (int, int)
-        Distinct pairs of distinct unit indices of the group; each unordered pair at most once.
+        Distinct pairs of distinct unit indices of the group, integers in ``[0, n)``; each
+        unordered pair at most once (checked by ``pgm_energy.terms.indices``).
     name : str
         Parameter name (``J`` by default); shape ``(n_edges,)``, or ``(n_edges, k, k)`` for
         categorical units.
