@@ -17,7 +17,8 @@ from . import io
 from .io import load
 from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingDiverged,
                        fit)
-from .model import RBM, BoltzmannMachine, EnergyModel, Ising
+from .model import EnergyModel
+from .presets import RBM, BoltzmannMachine, Ising
 from .sampling import GibbsSampler, ParallelTempering
 from .terms import (Bias, FactorCoupling, Interaction, Lateral, LinearCoupling, Pairwise,
                     SparsePairwise, Term)

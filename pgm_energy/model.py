@@ -1,4 +1,4 @@
-"""EnergyModel: unit groups plus a sum of energy terms; presets built from the same terms."""
+"""EnergyModel: unit groups plus a sum of energy terms (the presets are in ``presets.py``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
@@ -8,54 +8,77 @@ import numpy as np
 
 from ._checks import check_beta
 from .graph import FlatGraph
-from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
-from .units import Binary, Categorical, Spin, UnitGroup, as_unit_group
+from .terms import Term
+from .units import Categorical, Spin, UnitGroup, as_unit_group
 
-__all__ = ["EnergyModel", "RBM", "BoltzmannMachine", "Ising"]
+__all__ = ["EnergyModel"]
+
+_REBUILD = ("build a new model instead, e.g. pe.EnergyModel(model.units, [*model.terms, term], "
+            "visible=model.visible); parameter values are written in place: "
+            "model.params[name][...] = value")
+
+
+class Terms(list):
+    """A model's terms: a list that refuses changes.
+
+    The model compiles its terms once (``model.graph``), so adding, removing or replacing one
+    afterwards would leave the exact functions and samplers on the old structure. Reading,
+    iterating and ``model.terms + [term]`` (a new plain list) work as for any list.
+    """
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(f"model.terms cannot change once the model is built; {_REBUILD}")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
+    def __reduce__(self):
+        return type(self), (list(self),)
 
 
 class Params(MutableMapping):
     """The model's parameters by name: live arrays owned by the terms.
 
     ``params[name]`` is the term's own array, so writing into it changes the model;
-    ``params[name] = value`` copies ``value`` into that array (same shape required).
+    ``params[name] = value`` copies ``value`` into that array (same shape required). The
+    arrays themselves never change (see ``pe.terms.TermParams``): a parameter of another shape
+    needs a new model.
     """
 
     def __init__(self, terms: Sequence[Term]):
-        self._arrays: dict[str, np.ndarray] = {}
+        self._terms: dict[str, Term] = {}
         for term in terms:
             for name in term.param_names:
-                if name in self._arrays:
+                if name in self._terms:
                     raise ValueError(
                         f"two terms use the parameter name {name!r}; give each term a "
                         "distinct name=..."
                     )
-                self._arrays[name] = term.params[name]
+                self._terms[name] = term
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
-            return self._arrays[name]
+            return self._terms[name].params[name]
         except KeyError:
-            raise KeyError(f"no parameter {name!r}; the model has {list(self._arrays)}") from None
+            raise KeyError(f"no parameter {name!r}; the model has {list(self._terms)}") from None
 
     def __setitem__(self, name: str, value) -> None:
-        target = self[name]
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != target.shape:
-            raise ValueError(f"params[{name!r}] has shape {target.shape}, got {value.shape}")
-        target[...] = value
+        if name not in self._terms:
+            raise KeyError(f"no parameter {name!r}; the model has {list(self._terms)}, and "
+                           f"none can be added: {_REBUILD}")
+        self._terms[name].params[name] = value
 
     def __delitem__(self, name: str) -> None:
-        raise TypeError("parameters cannot be deleted; build a model without the term instead")
+        raise TypeError(f"parameters cannot be deleted; {_REBUILD}")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._arrays)
+        return iter(self._terms)
 
     def __len__(self) -> int:
-        return len(self._arrays)
+        return len(self._terms)
 
     def __repr__(self) -> str:
-        return "Params(" + ", ".join(f"{k}: {v.shape}" for k, v in self._arrays.items()) + ")"
+        return "Params(" + ", ".join(f"{k}: {self[k].shape}" for k in self._terms) + ")"
 
 
 class EnergyModel:
@@ -70,6 +93,17 @@ class EnergyModel:
     visible : sequence of str, optional
         The visible groups (all groups when omitted); the others are hidden.
 
+    Notes
+    -----
+    The structure is fixed when the model is built, because the model compiles it once
+    (:attr:`graph`) and reuses the compiled form: ``terms`` is a list that refuses changes,
+    ``params`` cannot be replaced, and the terms' parameter arrays can be written but not
+    swapped for others (``model.params[name] = value`` and
+    ``model.terms[k].params[name] = value`` copy ``value`` in, same shape required). To add
+    or remove a term, build a new model, e.g.
+    ``pe.EnergyModel(model.units, [*model.terms, term], visible=model.visible)``; it shares
+    the terms, and so the parameter arrays, with the old one.
+
     Examples
     --------
     >>> import pgm_energy as pe
@@ -79,6 +113,10 @@ class EnergyModel:
     ...     visible=["x"])
     >>> model.params["W"].shape
     (2, 4)
+    >>> model.params["W"][...] = 0.5          # a live view: the model sees the new values
+    >>> bigger = pe.EnergyModel(model.units, [*model.terms, pe.Lateral("x")], visible=["x"])
+    >>> sorted(bigger.params)
+    ['U', 'W', 'b', 'c']
     """
 
     def __init__(self, units: Mapping, terms: Sequence[Term], visible: Sequence[str] | None = None):
@@ -89,13 +127,15 @@ class EnergyModel:
             if not isinstance(name, str):
                 raise TypeError(f"group names must be str, got {name!r}")
             self.units[name] = as_unit_group(spec, name)
-        terms = list(terms)
+        terms = Terms(terms)
         for term in terms:
             if not isinstance(term, Term):
                 raise TypeError(f"terms must be pe.Term instances, got {term!r}")
             term.bind(self.units)
-        self.terms = terms
-        self.params = Params(terms)
+        self._params = Params(terms)
+        for term in terms:
+            term.params.freeze()
+        self._terms = terms
         if visible is None:
             visible = list(self.units)
         if isinstance(visible, str):
@@ -106,6 +146,28 @@ class EnergyModel:
         self.visible = [g for g in self.units if g in visible]
         self.hidden = [g for g in self.units if g not in visible]
         self._graph = None
+
+    @property
+    def terms(self) -> Terms:
+        """The energy terms, fixed when the model is built (a list that refuses changes)."""
+        return self._terms
+
+    @terms.setter
+    def terms(self, value) -> None:
+        raise AttributeError(f"model.terms cannot be replaced; {_REBUILD}")
+
+    @property
+    def params(self) -> Params:
+        """The parameters by name: a live view of the terms' arrays.
+
+        Writing into ``params[name]`` (or ``params[name] = value``, which copies ``value`` in,
+        same shape required) changes the model; the mapping itself cannot be replaced.
+        """
+        return self._params
+
+    @params.setter
+    def params(self, value) -> None:
+        raise AttributeError(f"model.params cannot be replaced; {_REBUILD}")
 
     def __repr__(self) -> str:
         units = ", ".join(f"{g}: {u!r}" for g, u in self.units.items())
@@ -248,97 +310,3 @@ class EnergyModel:
         from scipy.special import expit
 
         return expit(beta * z)
-
-
-# -- presets ------------------------------------------------------------------------------
-def RBM(n_visible: int, n_hidden: int, *, W=None, b=None, c=None, rng=None,
-        visible_units=None, hidden_units=None) -> EnergyModel:
-    """Restricted Boltzmann machine ``E(x, h) = -b.x - c.h - h^T W x``.
-
-    Groups ``"x"`` (visible) and ``"h"`` (hidden); parameters ``b`` (n_visible,),
-    ``c`` (n_hidden,) and ``W`` (n_hidden, n_visible). Weights not given start as
-    ``N(0, 0.01^2)`` draws from ``rng`` (Hinton's practical guide), biases as zeros.
-    ``visible_units``/``hidden_units`` choose the domain (default ``Binary``), e.g. ``pe.Spin``.
-
-    Examples
-    --------
-    >>> import pgm_energy as pe
-    >>> model = pe.RBM(6, 3, rng=0)
-    >>> model.params["W"].shape
-    (3, 6)
-    """
-    vis = (visible_units or Binary)(n_visible)
-    hid = (hidden_units or Binary)(n_hidden)
-    if W is None:
-        W = 0.01 * np.random.default_rng(rng).standard_normal((hid.n, vis.n))
-    return EnergyModel(
-        units={"x": vis, "h": hid},
-        terms=[Bias("x", name="b", value=b), Bias("h", name="c", value=c),
-               Pairwise("h", "x", name="W", value=W)],
-        visible=["x"],
-    )
-
-
-def BoltzmannMachine(n_visible: int, n_hidden: int, *, W=None, U=None, V=None, b=None, c=None,
-                     rng=None) -> EnergyModel:
-    """General Boltzmann machine ``E = -b.x - c.h - h^T W x - x^T U x - h^T V h``.
-
-    ``U`` (n_visible, n_visible) and ``V`` (n_hidden, n_hidden) are symmetric with zero
-    diagonals (each pair counted twice). Parameters not given start as small symmetric
-    ``N(0, 0.01^2)`` draws from ``rng``; biases as zeros.
-    """
-    gen = np.random.default_rng(rng)
-    if W is None:
-        W = 0.01 * gen.standard_normal((n_hidden, n_visible))
-    U = _small_symmetric(gen, n_visible) if U is None else U
-    V = _small_symmetric(gen, n_hidden) if V is None else V
-    return EnergyModel(
-        units={"x": Binary(n_visible), "h": Binary(n_hidden)},
-        terms=[Bias("x", name="b", value=b), Bias("h", name="c", value=c),
-               Pairwise("h", "x", name="W", value=W),
-               Lateral("x", name="U", value=U), Lateral("h", name="V", value=V)],
-        visible=["x"],
-    )
-
-
-def Ising(edges, couplings=None, fields=None, *, n: int | None = None) -> EnergyModel:
-    """Ising model ``E(s) = -sum_e J_e s_i s_j - sum_i h_i s_i`` over spins ``s`` in {-1, +1}.
-
-    Parameters
-    ----------
-    edges : sequence of (int, int)
-        The interacting pairs.
-    couplings : float or array_like, optional
-        ``J`` per edge (a scalar is broadcast); 1.0 when omitted.
-    fields : float or array_like, optional
-        ``h`` per spin; when given, a ``Bias`` term named ``"h"`` is added.
-    n : int, optional
-        Number of spins (default: the largest index in ``edges`` plus one).
-
-    Examples
-    --------
-    >>> import pgm_energy as pe
-    >>> ring = pe.Ising([(0, 1), (1, 2), (2, 0)], couplings=0.5)
-    >>> float(ring.energy({"s": [[1, 1, 1]]})[0])
-    -1.5
-    """
-    e = SparsePairwise("s", edges, name="J").edges
-    if n is None:
-        if fields is not None and np.ndim(fields) == 1:
-            n = len(fields)
-        elif e.size:
-            n = int(e.max()) + 1
-        else:
-            raise ValueError("Ising: give n= (no edges and no per-spin fields to size the model)")
-    J = np.broadcast_to(np.asarray(1.0 if couplings is None else couplings, float), (len(e),))
-    terms = [SparsePairwise("s", e, name="J", value=J.copy())]
-    if fields is not None:
-        terms.append(Bias("s", name="h",
-                          value=np.broadcast_to(np.asarray(fields, float), (n,)).copy()))
-    return EnergyModel(units={"s": Spin(n)}, terms=terms, visible=["s"])
-
-
-def _small_symmetric(gen, n):
-    A = 0.01 * gen.standard_normal((n, n))
-    A = np.triu(A, 1)
-    return A + A.T

@@ -29,7 +29,7 @@ except ImportError as error:  # pragma: no cover - exercised only without scikit
 
 from ._checks import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .learning import PCD, SGD, fit
-from .model import RBM
+from .presets import RBM
 
 __all__ = ["BernoulliRBM"]
 

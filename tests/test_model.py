@@ -1,4 +1,4 @@
-"""Model core: energies, live parameters, presets, conditionals and validation."""
+"""Model core: energies, live parameters, fixed structure, conditionals and validation."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -43,27 +43,83 @@ def test_params_are_live_views():
         model.params["Q"]
 
 
-def test_presets_initialise_with_rng_and_accept_arrays():
-    a, b = pe.RBM(6, 3, rng=1), pe.RBM(6, 3, rng=1)
-    np.testing.assert_array_equal(a.params["W"], b.params["W"])
-    assert 0 < np.std(a.params["W"]) < 0.05
-    assert np.all(a.params["b"] == 0)
-    W = np.arange(6.0).reshape(2, 3)
-    assert np.array_equal(pe.RBM(3, 2, W=W).params["W"], W)
-    bm = pe.BoltzmannMachine(4, 3, rng=0)
-    U = bm.params["U"]
-    assert np.array_equal(U, U.T) and np.all(np.diag(U) == 0)
-    assert set(bm.params) == {"b", "c", "W", "U", "V"}
-    spin_rbm = pe.RBM(3, 2, visible_units=pe.Spin)
-    assert isinstance(spin_rbm.units["x"], pe.Spin)
+# -- the structure is fixed once the model is built (issue 19) ---------------------------
+@pytest.mark.parametrize("change", [
+    lambda m: m.terms.__delitem__(0),
+    lambda m: m.terms.append(pe.Bias("x", name="b2")),
+    lambda m: m.terms.insert(0, pe.Bias("x", name="b2")),
+    lambda m: m.terms.extend([pe.Bias("x", name="b2")]),
+    lambda m: m.terms.pop(),
+    lambda m: m.terms.__setitem__(0, pe.Bias("x", name="b2")),
+    lambda m: m.terms.__iadd__([pe.Bias("x", name="b2")]),
+])
+def test_terms_refuse_changes(change):
+    model = pe.RBM(4, 2, rng=0)
+    before = pe.exact.log_partition(model)
+    with pytest.raises(TypeError, match=r"model.terms cannot change.*pe.EnergyModel\(model.units"):
+        change(model)
+    assert len(model.terms) == 3 and pe.exact.log_partition(model) == before
 
 
-def test_ising_preset():
-    model = pe.Ising([(0, 1), (1, 2)], couplings=[1.0, -2.0], fields=[0.5, 0.0, 0.0])
-    assert isinstance(model.units["s"], pe.Spin) and model.units["s"].n == 3
-    assert model.energy({"s": [[1, 1, -1]]})[0] == pytest.approx(-1.0 - 2.0 - 0.5)
-    assert set(model.params) == {"J", "h"}
-    assert pe.Ising([(0, 1)], n=5).units["s"].n == 5
+def test_terms_params_and_term_params_cannot_be_replaced():
+    model = pe.RBM(4, 2, rng=0)
+    with pytest.raises(AttributeError, match=r"model.terms cannot be replaced"):
+        model.terms = model.terms[:2]
+    with pytest.raises(AttributeError,
+                       match=r"model.params cannot be replaced.*\[\.\.\.\] = value"):
+        model.params = {"W": np.ones((2, 4))}
+    with pytest.raises(AttributeError, match=r"Pairwise.params cannot be replaced"):
+        model.terms[2].params = {"W": np.ones((2, 4))}
+    with pytest.raises(KeyError, match="none can be added"):
+        model.params["Q"] = 1.0
+    with pytest.raises(KeyError, match="none can be added"):
+        model.terms[2].params["Q"] = 1.0
+    with pytest.raises(TypeError, match="cannot be removed"):
+        del model.terms[2].params["W"]
+    with pytest.raises(ValueError, match=r"shape \(2, 4\), got \(3, 4\).*new pe.EnergyModel"):
+        model.terms[2].params["W"] = np.ones((3, 4))
+
+
+def test_writing_a_term_parameter_copies_in_place():
+    """Before: term.params["W"] = array replaced the array and the exact functions kept the
+    old one; now the values are copied into the array the model compiled."""
+    model = pe.RBM(4, 2, rng=0)
+    pe.exact.log_partition(model)                 # compile the graph
+    W = model.params["W"]
+    new = np.random.default_rng(1).normal(size=(2, 4))
+    model.terms[2].params["W"] = new
+    assert model.params["W"] is W and model.terms[2].params["W"] is W
+    np.testing.assert_array_equal(W, new)
+    fresh = pe.RBM(4, 2, W=new)
+    assert pe.exact.log_partition(model) == pytest.approx(pe.exact.log_partition(fresh),
+                                                          rel=1e-12)
+    model.params["b"][...] = 0.5                  # the documented live view keeps working
+    model.params["c"] = [0.1, -0.2]
+    fresh.params["b"][...], fresh.params["c"][...] = 0.5, [0.1, -0.2]
+    assert pe.exact.log_partition(model) == pytest.approx(pe.exact.log_partition(fresh),
+                                                          rel=1e-12)
+
+
+def test_a_new_model_from_the_terms_of_another():
+    model = pe.RBM(4, 2, rng=0)
+    extended = pe.EnergyModel(model.units, model.terms + [pe.Lateral("x", name="U")],
+                              visible=model.visible)
+    assert set(extended.params) == {"b", "c", "W", "U"} and len(model.terms) == 3
+    assert extended.params["W"] is model.params["W"]      # the terms are shared
+    fewer = pe.EnergyModel(model.units, [*model.terms[:2]], visible=model.visible)
+    assert set(fewer.params) == {"b", "c"}
+    assert pe.exact.log_partition(fewer) == pytest.approx(6 * np.log(2))
+
+
+def test_a_model_pickles_with_its_structure():
+    import pickle
+
+    model = pe.RBM(4, 2, rng=0)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.params["W"] is copy.terms[2].params["W"]
+    assert pe.exact.log_partition(copy) == pe.exact.log_partition(model)
+    with pytest.raises(TypeError, match="cannot change"):
+        copy.terms.append(pe.Bias("x", name="b2"))
 
 
 @given(st.data())
@@ -146,10 +202,9 @@ def test_unit_groups_validate():
     (lambda: pe.EnergyModel({"x": 3}, [pe.Bias("x")], visible=["z"]), "visible group 'z'"),
     (lambda: pe.Pairwise("x", "x"), "Lateral"),
     (lambda: pe.SparsePairwise("x", [(0, 1), (1, 0)]), "distinct"),
-    (lambda: pe.SparsePairwise("x", [(1, 1)]), "different units"),
+    (lambda: pe.SparsePairwise("x", [(1, 1)]), "distinct units"),
     (lambda: pe.SparsePairwise("x", [(0, 1, 2)]), "shape"),
     (lambda: pe.EnergyModel({"x": 3}, [pe.SparsePairwise("x", [(0, 3)])]), r"\[0, 3\)"),
-    (lambda: pe.Ising([(0, -1)]), r"\[0, "),
 ])
 def test_construction_errors(make, match):
     with pytest.raises(ValueError, match=match):
@@ -161,7 +216,7 @@ def test_term_type_errors():
         pe.EnergyModel({"x": 2}, ["bias"])
     with pytest.raises(TypeError, match="numeric"):
         pe.Bias("x", value="abc")
-    with pytest.raises(TypeError, match="pairs"):
+    with pytest.raises(TypeError, match="integer unit indices"):
         pe.SparsePairwise("x", [("a", "b")])
 
 

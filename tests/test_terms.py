@@ -227,3 +227,69 @@ def test_interaction_validation():
         pe.Interaction("x", [(0, 1, 2), (2, 1, 0)])
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         pe.EnergyModel({"x": 3}, [pe.Interaction("x", [(0, 1, 3)])])
+
+
+def test_interaction_refuses_negative_unit_indices():
+    """Issue 19: -2 was read by numpy indexing in the exact path and as padding in the Gibbs
+    kernel, so the two disagreed."""
+    with pytest.raises(ValueError, match=r"Interaction 'T' cliques: unit indices must lie in "
+                                         r"\[0, n\), got -2 in clique 0 \(0, -2\)"):
+        pe.Interaction("x", cliques=[(0, -2)])
+    with pytest.raises(ValueError, match="got -1 in clique 1"):
+        pe.Interaction("x", cliques=[(0,), (1, 2, -1)])
+
+
+# The one shared validation of unit-index tuples (pgm_energy.terms.indices), used by every term
+# and preset that takes edges or cliques: the same input gives the same error everywhere.
+INDEX_TAKERS = {
+    "SparsePairwise": lambda e: pe.SparsePairwise("x", e),
+    "Interaction": lambda e: pe.Interaction("x", e),
+    "Ising": lambda e: pe.Ising(e, n=4),
+}
+
+
+@pytest.mark.parametrize("take", list(INDEX_TAKERS.values()), ids=list(INDEX_TAKERS))
+@pytest.mark.parametrize("tuples, error, match", [
+    ([(0, -1)], ValueError, r"unit indices must lie in \[0, n\), got -1 in \w+ 0 \(0, -1\)"),
+    ([(0, 1), (2, 2)], ValueError, r"must join distinct units, got \(2, 2\) at 1"),
+    ([(0, 1), (1, 0)], ValueError, r"must be distinct \(as sets of units\); \(0, 1\) appears"),
+    ([(0, 1.0)], TypeError, "must hold integer unit indices, got dtype float64"),
+    ([(True, False)], TypeError, "must hold integer unit indices, got dtype bool"),
+    ([("a", "b")], TypeError, "must hold integer unit indices"),
+    ([[(0, 1)]], ValueError, "flat sequence|shape"),
+    (5, TypeError, "must be a sequence of"),
+])
+def test_edges_and_cliques_share_one_validation(take, tuples, error, match):
+    with pytest.raises(error, match=match):
+        take(tuples)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: pe.EnergyModel({"x": 3}, [pe.SparsePairwise("x", [(0, 3)])]),
+    lambda: pe.EnergyModel({"x": 3}, [pe.Interaction("x", [(0, 1), (3,)])]),
+    lambda: pe.Ising([(0, 3)], n=3),
+])
+def test_indices_past_the_group_are_refused(make):
+    with pytest.raises(ValueError, match=r"unit indices must lie in \[0, 3\) for group '\w' of "
+                                         r"3 units, got 3"):
+        make()
+
+
+def test_edge_and_clique_sizes():
+    with pytest.raises(ValueError, match=r"shape \(n_edges, 2\).*got 3 at 1"):
+        pe.SparsePairwise("x", [(0, 1), (0, 1, 2)])
+    with pytest.raises(ValueError, match="at least one unit, got an empty one at 1"):
+        pe.Interaction("x", [(0, 1), ()])
+    t = pe.Interaction("x", np.array([[0, 1, 2], [1, 2, 3]], dtype=np.uint8))
+    assert t.cliques == [(0, 1, 2), (1, 2, 3)]
+    assert pe.SparsePairwise("x", []).edges.shape == (0, 2)
+    assert pe.Interaction("x", [(2,), (0, 3, 1)]).cliques == [(2,), (0, 3, 1)]
+
+
+def test_edges_and_cliques_are_read_only():
+    """The compiled graph is built from them once; writing them would desynchronise it."""
+    sparse, inter = pe.SparsePairwise("x", [(0, 1)]), pe.Interaction("x", [(0, 1, 2)])
+    with pytest.raises(ValueError, match="read-only"):
+        sparse.edges[0, 0] = 2
+    with pytest.raises(ValueError, match="read-only"):
+        inter._members[0, 0] = 2

@@ -1,13 +1,14 @@
 """The energy-term protocol: every term, built in or a user's own, is a ``Term``."""
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Term", "LinearCoupling", "FactorCoupling", "TERM_REGISTRY", "term_class",
-           "term_key"]
+__all__ = ["Term", "TermParams", "LinearCoupling", "FactorCoupling", "TERM_REGISTRY",
+           "term_class", "term_key"]
 
 #: Term classes by qualified name (``module.QualName``), filled by ``Term.__init_subclass__``;
 #: ``pe.load`` builds terms only from this registry (never by importing or unpickling).
@@ -64,6 +65,87 @@ class FactorCoupling:
     coef: np.ndarray
 
 
+class TermParams(MutableMapping):
+    """A term's parameters by name: float64 arrays (``None`` until :meth:`Term.bind` sizes a
+    parameter whose shape depends on the groups).
+
+    While no model holds the term, ``params[name] = value`` stores ``value`` as a new float64
+    array. Once a model holds it (:meth:`freeze`, called by ``pe.EnergyModel``), the model and
+    its compiled graph read these very arrays, so they are fixed: ``params[name] = value``
+    copies ``value`` into the existing array (same shape required, as
+    ``params[name][...] = value``), and parameters cannot be added or removed. A parameter of
+    another shape needs a new term in a new ``pe.EnergyModel``.
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> bias = pe.Bias("x", value=[0.0, 0.0])
+    >>> model = pe.EnergyModel({"x": 2}, [bias])
+    >>> array = bias.params["b"]
+    >>> bias.params["b"] = [1.0, -1.0]          # copied into the array the model reads
+    >>> bias.params["b"] is array, model.params["b"].tolist()
+    (True, [1.0, -1.0])
+    """
+
+    def __init__(self, owner: str, values: Mapping[str, object]):
+        self._owner = owner
+        self._arrays: dict[str, np.ndarray | None] = {}
+        self._frozen = False
+        for name, value in values.items():
+            self[name] = value
+
+    @property
+    def frozen(self) -> bool:
+        """Whether a model holds the term (its arrays are then fixed)."""
+        return self._frozen
+
+    def freeze(self) -> None:
+        """Fix the arrays: from now on values are only written in place."""
+        missing = [name for name, value in self._arrays.items() if value is None]
+        if missing:
+            raise ValueError(f"{self._owner}: parameters {missing} have no value")
+        self._frozen = True
+
+    def __getitem__(self, name: str) -> np.ndarray | None:
+        return self._arrays[name]
+
+    def __setitem__(self, name: str, value) -> None:
+        if not self._frozen:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{self._owner}: parameter names must be non-empty str")
+            self._arrays[name] = None if value is None else _as_float_array(value, name)
+            return
+        if name not in self._arrays:
+            raise KeyError(f"{self._owner} has no parameter {name!r} (it has "
+                           f"{list(self._arrays)}), and a model holds it, so none can be "
+                           "added: build a new term and a new pe.EnergyModel")
+        target = self._arrays[name]
+        value = _as_float_array(value, name)
+        if value.shape != target.shape:
+            raise ValueError(
+                f"{self._owner}: parameter {name!r} has shape {target.shape}, got "
+                f"{value.shape}; a model holds this term and reads this very array, so new "
+                "values are copied into it. For another shape, build a new term and a new "
+                "pe.EnergyModel")
+        target[...] = value
+
+    def __delitem__(self, name: str) -> None:
+        if self._frozen:
+            raise TypeError(f"{self._owner}: a model holds this term, so its parameters cannot "
+                            "be removed; build a new pe.EnergyModel without it")
+        del self._arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __repr__(self) -> str:
+        return ("TermParams(" + ", ".join(f"{k}: {None if v is None else v.shape}"
+                                          for k, v in self._arrays.items()) + ")")
+
+
 class Term:
     """Base class of energy terms: ``E(state) = sum over terms of term.energy(state)``.
 
@@ -72,8 +154,10 @@ class Term:
     groups : sequence of str
         Names of the unit groups the term reads.
     params : mapping of str to array_like
-        The term's parameters by name (copied to float64 arrays). Built-in terms whose shape
-        depends on the group sizes may pass ``None`` and create the array in :meth:`bind`.
+        The term's parameters by name (copied to float64 arrays, held in a
+        :class:`TermParams`). Built-in terms whose shape depends on the group sizes may pass
+        ``None`` and create the array in :meth:`bind`. Once a model holds the term its
+        arrays are fixed: new values are copied into them (see :class:`TermParams`).
 
     Notes
     -----
@@ -94,11 +178,24 @@ class Term:
         for g in self.groups:
             if not isinstance(g, str):
                 raise TypeError(f"{type(self).__name__}: group names must be str, got {g!r}")
-        self.params: dict[str, np.ndarray | None] = {}
-        for name, value in params.items():
-            if not isinstance(name, str) or not name:
-                raise TypeError(f"{type(self).__name__}: parameter names must be non-empty str")
-            self.params[name] = None if value is None else _as_float_array(value, name)
+        self.params = params
+
+    # The mapping lives in the instance dict under "params" (as a plain attribute would), so
+    # ``vars(term)``, pickles and saved files see the same attributes as before.
+    @property
+    def params(self) -> TermParams:
+        """The parameters by name (see :class:`TermParams`)."""
+        return self.__dict__["params"]
+
+    @params.setter
+    def params(self, values: Mapping[str, object]) -> None:
+        current = self.__dict__.get("params")
+        if current is not None and current.frozen:
+            raise AttributeError(
+                f"{type(self).__name__}.params cannot be replaced: a model holds this term and "
+                f"reads its arrays. Write values in place (term.params[name][...] = value) or "
+                "build a new term and a new pe.EnergyModel")
+        self.__dict__["params"] = TermParams(type(self).__name__, values)
         self.param_names = tuple(self.params)
 
     def __repr__(self) -> str:

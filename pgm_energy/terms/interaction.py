@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .base import FactorCoupling, Term
+from .indices import as_index_tuples, check_index_range
 from .linear import _require_unit_values
 
 __all__ = ["Interaction"]
@@ -19,8 +20,9 @@ class Interaction(Term):
     group : str
         The unit group.
     cliques : sequence of sequences of int
-        Each clique lists distinct unit indices of the group (any size >= 1; pairs are
-        allowed but ``SparsePairwise`` compiles them faster).
+        Each clique lists distinct unit indices of the group, integers in ``[0, n)`` (any
+        size >= 1; pairs are allowed but ``SparsePairwise`` compiles them faster); no clique
+        twice. Checked by ``pgm_energy.terms.indices``, as ``SparsePairwise`` edges are.
     name : str
         Parameter name (``T`` by default); shape ``(n_cliques,)``.
     value : array_like, optional
@@ -46,24 +48,15 @@ class Interaction(Term):
     def __init__(self, group: str, cliques: Sequence[Sequence[int]], *, name: str = "T",
                  value=None):
         super().__init__(groups=(group,), params={name: value})
-        cliques = [tuple(int(i) for i in c) for c in cliques]
-        for c in cliques:
-            if not c or len(set(c)) != len(c):
-                raise ValueError(f"Interaction: a clique lists distinct units, got {c}")
-        if len({tuple(sorted(c)) for c in cliques}) != len(cliques):
-            raise ValueError("Interaction: cliques must be distinct (as sets)")
-        self.cliques = cliques
-        width = max((len(c) for c in cliques), default=0)
-        self._members = np.full((len(cliques), width), -1, dtype=np.int64)
-        for k, c in enumerate(cliques):
-            self._members[k, :len(c)] = c
+        self._members = as_index_tuples(cliques, f"Interaction {name!r} cliques",
+                                        kind="clique")
+        self.cliques = [tuple(int(i) for i in row[row >= 0]) for row in self._members]
 
     def param_shapes(self, units: Mapping) -> dict:
         _require_unit_values(self, units)
-        n = units[self.groups[0]].n
-        if self._members.size and (self._members.max() >= n):
-            raise ValueError(f"Interaction {self.param_names[0]!r}: unit indices must lie in "
-                             f"[0, {n}) for group {self.groups[0]!r}")
+        check_index_range(self._members, units[self.groups[0]].n,
+                          f"Interaction {self.param_names[0]!r} cliques", kind="clique",
+                          group=self.groups[0])
         return {self.param_names[0]: (len(self.cliques),)}
 
     def config(self):

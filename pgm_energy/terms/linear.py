@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .base import LinearCoupling, Term
+from .indices import as_index_tuples, check_index_range
 
 __all__ = ["Bias", "Pairwise", "Lateral", "SparsePairwise"]
 
@@ -204,7 +205,8 @@ class SparsePairwise(Term):
     group : str
         The unit group.
     edges : sequence of (int, int)
-        Distinct pairs of distinct unit indices of the group; each unordered pair at most once.
+        Distinct pairs of distinct unit indices of the group, integers in ``[0, n)``; each
+        unordered pair at most once (checked by ``pgm_energy.terms.indices``).
     name : str
         Parameter name (``J`` by default); shape ``(n_edges,)``, or ``(n_edges, k, k)`` for
         categorical units.
@@ -222,18 +224,15 @@ class SparsePairwise(Term):
 
     def __init__(self, group: str, edges: Sequence, *, name: str = "J", value=None):
         super().__init__(groups=(group,), params={name: value})
-        self.edges = _as_edge_array(edges)
+        #: The edges, int64 (n_edges, 2), read-only.
+        self.edges = as_index_tuples(edges, f"SparsePairwise {name!r} edges", kind="edge",
+                                     size=2)
 
     def param_shapes(self, units):
         unit = units[self.groups[0]]
-        n = unit.n
-        e = self.edges
-        if e.size and (e.min() < 0 or e.max() >= n):
-            raise ValueError(
-                f"SparsePairwise {self.param_names[0]!r}: edge indices must lie in [0, {n}) "
-                f"for group {self.groups[0]!r} of {n} units, got range [{e.min()}, {e.max()}]"
-            )
-        return {self.param_names[0]: (len(e),) + 2 * unit.feature_shape[1:]}
+        check_index_range(self.edges, unit.n, f"SparsePairwise {self.param_names[0]!r} edges",
+                          kind="edge", group=self.groups[0])
+        return {self.param_names[0]: (len(self.edges),) + 2 * unit.feature_shape[1:]}
 
     def config(self):
         return {"group": self.groups[0], "edges": self.edges, "name": self.param_names[0]}
@@ -272,23 +271,3 @@ def _require_unit_values(term, units):
                 f"{type(term).__name__} multiplies unit values, so it needs binary or spin "
                 f"units; group {g!r} is {units[g]!r}. Couple categorical units with "
                 "Pairwise, Lateral or SparsePairwise (one-hot weights) or a term of your own")
-
-
-def _as_edge_array(edges) -> np.ndarray:
-    try:
-        e = np.array(edges, dtype=np.int64)
-    except (TypeError, ValueError):
-        raise TypeError("edges must be a sequence of (i, j) integer pairs") from None
-    if e.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    if e.ndim != 2 or e.shape[1] != 2:
-        raise ValueError(f"edges must have shape (n_edges, 2), got {e.shape}")
-    if np.any(e[:, 0] == e[:, 1]):
-        k = int(np.flatnonzero(e[:, 0] == e[:, 1])[0])
-        raise ValueError(f"edges must join two different units, got {tuple(e[k])} at {k}")
-    key = np.sort(e, axis=1)
-    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
-    if np.any(counts > 1):
-        dup = tuple(key[first[counts > 1][0]])
-        raise ValueError(f"edges must be distinct (as unordered pairs); {dup} appears twice")
-    return e
