@@ -9,7 +9,7 @@ import numpy as np
 from ._checks import check_beta
 from .graph import FlatGraph
 from .terms import Term
-from .units import Categorical, Spin, UnitGroup, as_unit_group
+from .units import Categorical, UnitGroup, as_unit_group
 
 __all__ = ["EnergyModel"]
 
