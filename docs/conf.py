@@ -6,7 +6,7 @@ import sys
 
 import pgm_energy
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # gallery_scraper
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # gallery_helpers
 
 project = "pgm_energy"
 author = "pgm_energy developers"
@@ -36,8 +36,8 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/plot_",
     # pe.plotting builds figures without pyplot: the scraper picks them up from the
     # example's namespace (and still takes pyplot figures).
-    "image_scrapers": ("gallery_scraper.scrape_figures",),
-    "within_subsection_order": "FileNameSortKey",
+    "image_scrapers": ("gallery_helpers.scrape_figures",),
+    "within_subsection_order": "gallery_helpers.ExampleOrder",
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,

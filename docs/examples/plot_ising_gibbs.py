@@ -29,16 +29,18 @@ print("treewidth of the elimination order:", pe.exact.treewidth(model))
 
 singles, pairs, pair_moments = pe.exact.marginals(model, pairwise=True)
 sampler = pe.GibbsSampler(model, n_chains=200, rng=0)
-s = sampler.sample(200, burn_in=100)["s"]               # (200 sweeps, 200 chains, 36)
+s = sampler.sample(200, burn_in=100)["s"]       # (200 sweeps, 200 chains, 36)
 sampled_p = (s == 1).mean(axis=(0, 1))
 sampled_pairs = (s[..., pairs[:, 0]] * s[..., pairs[:, 1]]).mean(axis=(0, 1))
-print(f"largest error: P(s_i = +1) {np.abs(sampled_p - singles['s']).max():.4f}, "
+print(f"largest error: P(s_i = +1) "
+      f"{np.abs(sampled_p - singles['s']).max():.4f}, "
       f"E[s_i s_j] {np.abs(sampled_pairs - pair_moments).max():.4f}")
 
 fig = matplotlib.figure.Figure(figsize=(8, 4), layout="constrained")
 left, right = fig.subplots(1, 2)
-for ax, exact, sampled, what in [(left, singles["s"], sampled_p, "P(s_i = +1)"),
-                                 (right, pair_moments, sampled_pairs, "E[s_i s_j]")]:
+panels = [(left, singles["s"], sampled_p, "P(s_i = +1)"),
+          (right, pair_moments, sampled_pairs, "E[s_i s_j]")]
+for ax, exact, sampled, what in panels:
     ax.plot(exact, sampled, "o", markersize=4)
     ax.axline((0, 0), slope=1, color="gray", linewidth=0.8)
     ax.set(xlabel=f"exact {what}", ylabel=f"Gibbs {what}", aspect="equal")
@@ -55,8 +57,10 @@ for ax, exact, sampled, what in [(left, singles["s"], sampled_p, "P(s_i = +1)"),
 fig = matplotlib.figure.Figure(figsize=(6, 4), layout="constrained")
 ax = fig.subplots()
 for coupling in (0.2, 0.3, 0.44):
-    chains = pe.GibbsSampler(pe.Ising(edges, couplings=coupling), n_chains=50, rng=0)
-    magnetisation = chains.sample(500, burn_in=100)["s"].mean(axis=2)  # (500, 50 chains)
+    lattice = pe.Ising(edges, couplings=coupling)
+    chains = pe.GibbsSampler(lattice, n_chains=50, rng=0)
+    # the magnetisation of each chain after each sweep: (500 sweeps, 50 chains)
+    magnetisation = chains.sample(500, burn_in=100)["s"].mean(axis=2)
     pe.plotting.plot_autocorrelation(magnetisation, max_lag=60, ax=ax,
                                      label=f"J = {coupling}")
 

@@ -18,11 +18,14 @@ import pgm_energy as pe
 
 n, k, theta = 8, 3, 0.8
 ring = [(i, (i + 1) % n) for i in range(n)]
+tables = theta * np.stack([np.eye(k)] * n)           # J_e = theta I, (n_edges, k, k)
 potts = pe.EnergyModel({"x": pe.Categorical(n, k)},
                        [pe.Bias("x", name="b"),
-                        pe.SparsePairwise("x", ring, value=theta * np.stack([np.eye(k)] * n))])
-closed_form = np.log((np.exp(theta) + k - 1) ** n + (k - 1) * (np.exp(theta) - 1) ** n)
-print(f"log Z: exact {pe.exact.log_partition(potts):.12f}, closed form {closed_form:.12f}")
+                        pe.SparsePairwise("x", ring, value=tables)])
+closed_form = np.log((np.exp(theta) + k - 1) ** n
+                     + (k - 1) * (np.exp(theta) - 1) ** n)
+print(f"log Z: exact {pe.exact.log_partition(potts):.12f}, "
+      f"closed form {closed_form:.12f}")
 
 # %%
 # Marginals of categorical units
@@ -42,7 +45,8 @@ print(f"largest difference from Gibbs: {np.abs(sampled - exact).max():.4f}")
 
 fig = matplotlib.figure.Figure(figsize=(7, 3.2), layout="constrained")
 axes = fig.subplots(1, 2, sharey=True)
-for ax, p, title in [(axes[0], exact, "exact"), (axes[1], sampled, "Gibbs, 500 chains")]:
+panels = [(axes[0], exact, "exact"), (axes[1], sampled, "Gibbs, 500 chains")]
+for ax, p, title in panels:
     image = ax.imshow(p.T, vmin=0, vmax=1, cmap="viridis")
     ax.set(title=title, xlabel="site i", xticks=range(n), yticks=range(k))
 axes[0].set_ylabel("value v")

@@ -37,15 +37,17 @@ def exact_log_likelihood(model, epoch, history):
 
 
 model = pe.RBM(9, 32, rng=0)
+step = pe.learning.exponential_decay(0.2, 0.998)        # epoch -> lr
 history = pe.fit(model, X, method=pe.PCD(n_chains=1000, k=5),
-                 optimizer=pe.SGD(lr=pe.learning.exponential_decay(0.2, 0.998), momentum=0.9),
+                 optimizer=pe.SGD(lr=step, momentum=0.9),
                  epochs=2000, batch_size=14, rng=0, verbose=0,
                  callbacks=[exact_log_likelihood])
 optimum = -np.log(len(X))
 final = pe.exact.log_likelihood(model, X).mean()
 print(f"mean log P(x) = {final:.3f} nats, optimum {optimum:.3f}")
 
-fig = pe.plotting.plot_history(history, reference={"exact_log_likelihood": optimum})
+fig = pe.plotting.plot_history(
+    history, reference={"exact_log_likelihood": optimum})
 
 # %%
 # Filters

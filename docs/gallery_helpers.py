@@ -1,4 +1,5 @@
-"""Image scraper for the gallery: the figures a code block leaves behind.
+"""Helpers of the gallery (sphinx-gallery): the order of the examples, and an image scraper
+for the figures a code block leaves behind.
 
 ``pe.plotting`` builds its figures with ``matplotlib.figure.Figure`` directly, not through
 ``pyplot``, so sphinx-gallery's own matplotlib scraper (which asks ``pyplot`` for its open
@@ -29,3 +30,21 @@ def scrape_figures(block, block_vars, gallery_conf, **kwargs):
         paths.append(path)
     plt.close("all")
     return figure_rst(paths, gallery_conf["src_dir"])
+
+
+class ExampleOrder:
+    """Sort key of the gallery: the examples in reading order (first learning, then sampling
+    and checking, then estimating log Z), any other script after them by name."""
+
+    ORDER = ("plot_rbm_bars_and_stripes.py", "plot_ising_gibbs.py", "plot_potts_ring.py",
+             "plot_ais_log_z.py")
+
+    def __init__(self, src_dir):
+        self.src_dir = src_dir
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+    def __call__(self, filename):
+        name = filename.rsplit("/", 1)[-1]
+        return (self.ORDER.index(name), "") if name in self.ORDER else (len(self.ORDER), name)
