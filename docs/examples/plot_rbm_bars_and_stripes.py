@@ -61,8 +61,9 @@ fig = pe.plotting.plot_filters(model, (3, 3))
 # Exact samples
 # -------------
 # ``pe.exact.sample`` draws independent samples of the trained model by variable
-# elimination, with no Markov chain. Almost all of them are bars or stripes; the share
-# matches the model's exact probability of the data set, :math:`\sum_{x \in X} P(x)`.
+# elimination, with no Markov chain. Most of them are bars or stripes; their share
+# matches the model's exact probability of the data set, :math:`\sum_{x \in X} P(x)`,
+# up to the sampling error of 100 draws.
 
 samples = pe.exact.sample(model, 100, rng=0)
 fig = pe.plotting.plot_samples(samples["x"], (3, 3), data=X)
