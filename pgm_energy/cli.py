@@ -142,7 +142,7 @@ def verify(args) -> int:
         print(f"exact log Z = {log_z:.6f} (treewidth {pe.exact.treewidth(model)})")
     except (ValueError, OverflowError, MemoryError) as exc:   # too large: AIS only
         log_z = None
-        print(f"exact log Z: refused ({str(exc) or type(exc).__name__}); AIS only")
+        print(f"exact log Z: refused ({type(exc).__name__}: {exc}); AIS only")
     try:
         estimate = pe.ais.log_partition(model, n_betas=args.n_betas, n_runs=args.n_runs, rng=0)
     except ValueError as exc:
