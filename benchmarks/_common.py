@@ -1,7 +1,9 @@
 """Shared helpers for the benchmarks: best-of-N timing, optional peers, BLAS report, tables.
 
-Benchmarks import this as ``from _common import ...``: run them as scripts from the repository
-root (``python benchmarks/bench_exact.py``), so ``benchmarks/`` is on ``sys.path``.
+Benchmarks import this as ``from _common import ...``: run as scripts
+(``python benchmarks/bench_exact.py``, from any folder), their own folder is on ``sys.path``.
+They import ``pgm_energy`` as installed (``pip install ".[bench]"``), never the source tree;
+:func:`environment_report` says which copy they measured.
 """
 from __future__ import annotations
 
@@ -59,10 +61,14 @@ def blas_report() -> str:
 
 
 def environment_report() -> str:
-    """Python, numpy, CPU count and the OpenBLAS override variables, for the table header."""
+    """The pgm_energy measured (version, folder), Python, numpy, CPU count and the OpenBLAS
+    override variables, for the table header."""
     import numpy as np
 
-    lines = [f"python {platform.python_version()}, numpy {np.__version__}, "
+    import pgm_energy
+
+    lines = [f"pgm_energy {pgm_energy.__version__} from {os.path.dirname(pgm_energy.__file__)}",
+             f"python {platform.python_version()}, numpy {np.__version__}, "
              f"{os.cpu_count()} CPUs ({platform.machine()})"]
     set_vars = [f"{v}={os.environ[v]}" for v in _OPENBLAS_VARS if v in os.environ]
     if set_vars:

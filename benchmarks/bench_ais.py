@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import threadpoolctl
 from scipy.special import expit, gammaln, logsumexp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
 
-import pgm_energy as pe  # noqa: E402
-from pgm_energy import _ais_reference  # noqa: E402
+import pgm_energy as pe
+from pgm_energy import _ais_reference
 
-from _common import (OtherLoad, Table, best_of, environment_report, fmt_ratio,  # noqa: E402
+from _common import (OtherLoad, Table, best_of, environment_report, fmt_ratio,
                      fmt_time)
 
 N_VISIBLE, N_HIDDEN, BIAS, WEIGHT = 784, 500, -1.0, 0.01

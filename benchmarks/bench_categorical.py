@@ -22,17 +22,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
 
-import pgm_energy as pe  # noqa: E402
+import pgm_energy as pe
 
-from _common import Table, best_of, environment_report, fmt_rate, fmt_ratio  # noqa: E402
-from bench_gibbs import greedy_colouring, sparse_graph  # noqa: E402
+from _common import Table, best_of, environment_report, fmt_rate, fmt_ratio
+from bench_gibbs import greedy_colouring, sparse_graph
 
 
 def potts(n, k, edges, theta):

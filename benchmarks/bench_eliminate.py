@@ -26,16 +26,14 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.special import logsumexp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
 
-import pgm_energy as pe  # noqa: E402
+import pgm_energy as pe
 
-from _common import (OtherLoad, Table, best_of, environment_report, fmt_ratio,  # noqa: E402
+from _common import (OtherLoad, Table, best_of, environment_report, fmt_ratio,
                      fmt_time, optional_import, rel_diff)
 
 J = 0.4

@@ -31,16 +31,14 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
 
-import pgm_energy as pe  # noqa: E402
-from pgm_energy import _exact  # noqa: E402
+import pgm_energy as pe
+from pgm_energy import _exact
 
-from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,  # noqa: E402
+from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,
                      fmt_ratio, fmt_time, optional_import, rel_diff)
 
 TOLERANCE = 1e-9          # relative agreement required between log Z values
@@ -343,7 +341,7 @@ def main(argv=None) -> int:
 
     load = OtherLoad()
     print(environment_report())
-    print(f"pgm_energy from {Path(pe.__file__).parent}; sizes: {sizes}\n")
+    print(f"sizes: {sizes}\n")
     checks = Checks()
     benches = {"sparse": bench_sparse, "walk": bench_states_per_second, "rbm": bench_rbm}
     for name, bench in benches.items():

@@ -49,16 +49,14 @@ import contextlib
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
 
-import pgm_energy as pe  # noqa: E402
+import pgm_energy as pe
 
-from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,  # noqa: E402
+from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,
                      fmt_ratio, fmt_time, optional_import)
 
 N_SIGMA = 4.0             # allowed distance between mean energies, in standard errors
@@ -591,7 +589,7 @@ def main(argv=None) -> int:
     load = OtherLoad()
     start = time.perf_counter()
     print(environment_report())
-    print(f"pgm_energy from {Path(pe.__file__).parent}; sizes: {sizes}\n")
+    print(f"sizes: {sizes}\n")
     checks, targets = Checks(), Targets()
     if not args.only or "sparse" in args.only:
         bench_sparse(sizes, timer, checks, targets)

@@ -12,14 +12,11 @@ computed by pgm_energy from their parameters.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from _common import OtherLoad, Table, best_of, blas_report, fmt_time, optional_import
+from _common import OtherLoad, Table, best_of, environment_report, fmt_time, optional_import
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
-import pgm_energy as pe  # noqa: E402
-from pgm_energy.learning import pseudo_log_likelihood  # noqa: E402
+import pgm_energy as pe
+from pgm_energy.learning import pseudo_log_likelihood
 
 
 def digits():
@@ -53,7 +50,7 @@ def main(argv=None):
     epochs, repeat = (3, 1) if args.quick else (20, 3)
     X = digits()
     load = OtherLoad()
-    print(blas_report())
+    print(environment_report())
     table = Table(f"RBM on digits, PCD-1, batch 10, lr 0.1: time per epoch ({epochs} epochs, "
                   f"best of {repeat}) and exact pseudo-log-likelihood",
                   ["hidden", "library", "s/epoch", "time vs sklearn", "PLL", "target"])

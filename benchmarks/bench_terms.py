@@ -12,14 +12,11 @@ path within 50x of the compiled one.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
-from _common import OtherLoad, Table, best_of, fmt_time
+from _common import OtherLoad, Table, best_of, environment_report, fmt_time
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
-import pgm_energy as pe  # noqa: E402
+import pgm_energy as pe
 
 
 class ChainCouplings(pe.Term):
@@ -65,6 +62,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer sweeps and repeats")
     args = parser.parse_args(argv)
     n_sweeps, repeat = (5, 2) if args.quick else (50, 5)
+    print(environment_report())
     load = OtherLoad()
     table = Table(f"Gibbs sweeps/s, RBM(64, 32) + a chain on x, {n_sweeps} sweeps, best of "
                   f"{repeat}", ["chains", "path", "time/sweep", "sweeps/s", "generic/compiled",

@@ -35,3 +35,17 @@ __all__ = [
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
     "ais", "exact", "io", "load", "plotting",
 ]
+
+
+def __getattr__(name: str):
+    """``pe.testing`` is imported on first use: it needs the optional hypothesis (an
+    ``ImportError`` naming ``pip install "pgm_energy[test]"`` when missing)."""
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"testing"})

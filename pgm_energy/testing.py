@@ -4,7 +4,10 @@ Strategies build random small models (built-in terms, and optionally the user's 
 classes), small enough for brute-force enumeration, so any identity of ``DESIGN.md`` can be
 checked against the exact answer. The checks (:func:`check_term`, :func:`check_model`,
 :func:`check_sampler`) raise ``AssertionError`` with what went wrong, and return a short
-report when all is well. Requires the optional dependency ``hypothesis``.
+report when all is well. Closed-form log partition functions
+(:func:`ising_chain_log_partition`, :func:`curie_weiss_log_partition`,
+:func:`ising_torus_log_partition`) give known answers to check any method against. Requires
+the optional dependency ``hypothesis`` (``pip install "pgm_energy[test]"``).
 """
 from __future__ import annotations
 
@@ -13,14 +16,16 @@ import numpy as np
 try:
     from hypothesis import strategies as st
 except ImportError as exc:  # pragma: no cover - exercised only without hypothesis
-    raise ImportError("pgm_energy.testing needs hypothesis: pip install hypothesis") from exc
+    raise ImportError('pgm_energy.testing needs the optional dependency hypothesis: '
+                      'pip install "pgm_energy[test]" (or pip install hypothesis)') from exc
 
 from .model import EnergyModel
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
 from .units import Binary, Categorical, Spin
 
 __all__ = ["unit_groups", "models", "states", "datasets", "weights", "brute_force",
-           "state_index", "check_term", "check_model", "check_sampler"]
+           "state_index", "check_term", "check_model", "check_sampler",
+           "ising_chain_log_partition", "curie_weiss_log_partition", "ising_torus_log_partition"]
 
 
 def weights(shape, *, scale: float = 2.0, large: bool = True):
@@ -151,8 +156,10 @@ def brute_force(model: EnergyModel, beta: float = 1.0):
 # -- checks -------------------------------------------------------------------------------------
 def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6,
                rtol: float = 1e-5, atol: float = 1e-7) -> str:
-    """Check a term: shapes, ``energy_grad`` against central differences of ``energy``, and
-    its fast paths (an overridden ``delta_energy``, a compiled form) against ``energy``.
+    """Check a term: shapes, ``energy_grad`` against central differences of ``energy``, its
+    fast paths (an overridden ``delta_energy``, a compiled form) against ``energy``, and that
+    it survives ``pe.io.save``/``pe.load`` (``config()``, or without one the attributes,
+    and the parameters come back equal, tuples as tuples, and give the same energies).
 
     Parameters
     ----------
@@ -229,9 +236,58 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
             e -= (prod[:, keep] * (np.asarray(lin.coef) * theta)[keep]).sum(axis=1)
         assert np.allclose(e, energy, rtol=1e-10, atol=1e-10), (
             "the compiled form of the term gives other energies than term.energy")
+    how = _check_saves(term, units, state, energy)
     return (f"{type(term).__name__}: {checked} parameter entries match central differences"
             + ("; delta_energy matches energy" if fast_delta else "")
-            + ("; compiled form matches energy" if compiled is not None else ""))
+            + ("; compiled form matches energy" if compiled is not None else "")
+            + f"; its {how} and parameters round-trip through save/load")
+
+
+def _check_saves(term, units, state, energy) -> str:
+    """Save a one-term model to memory, load it, and compare the term's ``config()`` (or,
+    without one, its attributes), parameters and energies on ``state`` with the original's;
+    returns which of config() or attributes."""
+    import io as _bytes
+
+    from .io import _term_values, load, save
+
+    model = EnergyModel(units, [term], visible=list(units)[:1])
+    buffer = _bytes.BytesIO()
+    try:
+        save(model, buffer)
+        buffer.seek(0)
+        loaded = load(buffer).terms[0]
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"the term does not survive save/load: {exc}") from exc
+    (before, how), (after, _) = _term_values(term), _term_values(loaded)
+    assert type(loaded) is type(term), (
+        f"save/load gave a {type(loaded).__name__}, not a {type(term).__name__}")
+    for key in sorted(set(before) | set(after)):
+        assert key in before and key in after and _same_value(before[key], after[key]), (
+            f"{how} value {key!r} does not round-trip through save/load: "
+            f"{before.get(key)!r} became {after.get(key)!r}")
+    for name in term.param_names:
+        assert np.array_equal(term.params[name], loaded.params[name], equal_nan=True), (
+            f"parameter {name!r} does not round-trip through save/load")
+    assert np.allclose(loaded.energy(state), energy, rtol=1e-12, atol=1e-12), (
+        "the term loaded by save/load gives other energies: does config() return every "
+        "constructor argument?")
+    return "config()" if how == "config" else "attributes"
+
+
+def _same_value(a, b) -> bool:
+    """Equal values of the same container kinds (a tuple is not a list), arrays of the same
+    dtype and shape, NaN equal to NaN."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, (tuple, list)):
+        return (type(a) is type(b) and len(a) == len(b)
+                and all(_same_value(x, y) for x, y in zip(a, b)))
+    if isinstance(a, dict):
+        return (isinstance(b, dict) and a.keys() == b.keys()
+                and all(_same_value(a[k], b[k]) for k in a))
+    return a == b or (a != a and b != b)
 
 
 def _central_differences(params, symmetric, function, eps):
@@ -345,3 +401,136 @@ def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
         f"the sampler's states are unlikely under the exact distribution: chi-square p = "
         f"{p_value:.3g} < {p_floor:g} ({len(exp_)} cells, {n_chains} chains)")
     return f"sampler agrees with the exact distribution (chi-square p = {p_value:.3g})"
+
+
+# -- closed-form references -------------------------------------------------------------------
+def ising_chain_log_partition(n: int, J: float, h: float = 0.0, beta: float = 1.0, *,
+                              periodic: bool = False) -> float:
+    """``log Z`` of an Ising chain of ``n`` spins by its 2 x 2 transfer matrix.
+
+    The energy is ``E(s) = -J sum_i s_i s_{i+1} - h sum_i s_i`` with ``s_i = +-1``, the bond
+    sum over ``i = 1 .. n-1`` (open chain) or ``i = 1 .. n`` with ``s_{n+1} = s_1``
+    (``periodic=True``, a ring: ``n >= 3``). With the symmetric transfer matrix
+    ``T(s, s') = exp(beta J s s' + beta h (s + s') / 2)``,
+
+    ``Z_ring = tr T^n = lambda_+^n + lambda_-^n``, ``Z_open = v^T T^(n-1) v``,
+    ``v(s) = exp(beta h s / 2)``,
+
+    where ``lambda_+- = e^{beta J} cosh(beta h) +- sqrt(e^{2 beta J} sinh^2(beta h) +
+    e^{-2 beta J})``. The same model is ``pe.Ising(edges, J * ones, h * ones)`` with edges
+    ``(i, i + 1)`` (and ``(n - 1, 0)`` for the ring).
+
+    Examples
+    --------
+    >>> from pgm_energy import testing
+    >>> round(testing.ising_chain_log_partition(3, 1.0, beta=0.5), 9)  # log(2 (2 cosh 0.5)^2)
+    2.319670556
+    """
+    n = _count(n, "n", 3 if periodic else 1)
+    K, H = beta * float(J), beta * float(h)
+    # T = exp(c) M with the entries of M at most 1; M's eigenvalues mu_+ >= |mu_-|.
+    c = abs(K) + abs(H)
+    M = np.exp(np.array([[K + H, -K], [-K, K - H]]) - c)
+    mu, u = np.linalg.eigh(M)                      # ascending: mu[1] = mu_+
+    ratio = mu[0] / mu[1]
+    if periodic:
+        return float(n * (c + np.log(mu[1])) + np.log1p(ratio ** n))
+    weights = (u.T @ np.exp(np.array([H, -H]) / 2)) ** 2    # (u_k . v)^2
+    return float((n - 1) * (c + np.log(mu[1]))
+                 + np.log(weights[1] + weights[0] * ratio ** (n - 1)))
+
+
+def curie_weiss_log_partition(n: int, J: float, h: float = 0.0, beta: float = 1.0) -> float:
+    """``log Z`` of the Curie-Weiss model of ``n`` spins, an exact finite sum.
+
+    The energy is ``E(s) = -(J / n) sum_{i<j} s_i s_j - h sum_i s_i`` (every pair coupled,
+    each pair once), the model ``pe.Ising(all pairs, J / n * ones, h * ones)``. With
+    ``M = sum_i s_i = 2k - n`` for ``k`` spins up, ``sum_{i<j} s_i s_j = (M^2 - n) / 2``, so
+
+    ``Z = sum_{k=0}^{n} C(n, k) exp(beta (J (M^2 - n) / (2 n) + h M))``,
+
+    summed with log-sum-exp (``n + 1`` terms, any ``n``).
+
+    Examples
+    --------
+    >>> from pgm_energy import testing
+    >>> round(testing.curie_weiss_log_partition(4, 1.0), 9)
+    3.025415442
+    """
+    from scipy.special import gammaln, logsumexp
+
+    n = _count(n, "n", 1)
+    k = np.arange(n + 1, dtype=float)
+    M = 2 * k - n
+    log_binomial = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    return float(logsumexp(log_binomial + beta * (J * (M ** 2 - n) / (2 * n) + h * M)))
+
+
+def ising_torus_log_partition(L1: int, L2: int, J: float, beta: float = 1.0) -> float:
+    """``log Z`` of the zero-field Ising model on an ``L1 x L2`` torus: Kaufman's formula.
+
+    The energy is ``E(s) = -J sum_<ij> s_i s_j`` over the ``2 L1 L2`` nearest-neighbour
+    bonds of the periodic square lattice (``L1, L2 >= 3``, so no bond is doubled), the model
+    ``pe.Ising(edges, J * ones)`` with site ``(r, c) -> r L2 + c`` joined to ``(r, c+1)`` and
+    ``(r+1, c)`` modulo the sides. For ``K = beta J > 0`` (B. Kaufman, Phys. Rev. 76, 1232
+    (1949)), with ``m = L1`` rows of ``n = L2`` spins,
+
+    ``Z = 1/2 (2 sinh 2K)^{mn/2} [prod_{r=0}^{n-1} 2 cosh(m g_{2r+1} / 2)
+    + prod 2 sinh(m g_{2r+1} / 2) + prod 2 cosh(m g_{2r} / 2) + prod 2 sinh(m g_{2r} / 2)]``,
+
+    ``cosh g_q = cosh 2K coth 2K - cos(pi q / n)`` with ``g_q >= 0``, except
+    ``g_0 = 2K + log tanh K`` (negative above the critical temperature). The products are
+    summed in logarithms, with their signs, so large lattices and strong couplings do not
+    overflow. ``K = 0`` gives ``mn log 2``; an antiferromagnet (``K < 0``) is mapped to
+    ``-K`` when both sides are even (the lattice is bipartite) and refused otherwise.
+
+    Examples
+    --------
+    >>> from pgm_energy import testing
+    >>> round(testing.ising_torus_log_partition(4, 4, 1.0, beta=0.3), 9)
+    12.785523326
+    """
+    from scipy.special import logsumexp
+
+    m, n = _count(L1, "L1", 3), _count(L2, "L2", 3)
+    K = beta * float(J)
+    if not np.isfinite(K):
+        raise ValueError(f"beta * J must be finite, got {K!r}")
+    if K == 0:
+        return float(m * n * np.log(2.0))
+    if K < 0:
+        if m % 2 or n % 2:
+            raise ValueError(f"an antiferromagnet (beta J = {K!r} < 0) on a torus with an odd "
+                             f"side ({m} x {n}) is frustrated; Kaufman's formula needs J > 0 "
+                             "or both sides even")
+        K = -K
+    theta = np.pi * np.arange(2 * n) / n
+    log_sinh = 2 * K + np.log(-np.expm1(-4 * K)) - np.log(2.0)        # log sinh 2K
+    log_a = 2 * (2 * K + np.log1p(np.exp(-4 * K)) - np.log(2.0)) - log_sinh
+    if log_a < 18:   # a = cosh 2K coth 2K; g = arccosh(1 + d) with, for s = sinh 2K,
+        s = np.sinh(2 * K)   # d = a - cos(theta) - 1 = (s - 1)^2 / s + 2 sin^2(theta / 2)
+        d = (s - 1) ** 2 / s + 2 * np.sin(theta / 2) ** 2
+        g = np.log1p(d + np.sqrt(d * (d + 2)))
+    else:            # a > 6e7: arccosh(x) = log(2x) to double precision
+        g = np.log(2.0) + log_a + np.log1p(-np.cos(theta) * np.exp(-log_a))
+    g[0] = 2 * K + np.log(np.tanh(K))
+    half = m * g / 2
+    log_2cosh = np.abs(half) + np.log1p(np.exp(-2 * np.abs(half)))
+    with np.errstate(divide="ignore"):      # sinh(0) = 0 (at the critical point): log 0
+        log_2sinh = np.abs(half) + np.log1p(-np.exp(-2 * np.abs(half)))
+    odd, even = slice(1, None, 2), slice(0, None, 2)
+    logs = [log_2cosh[odd].sum(), log_2sinh[odd].sum(), log_2cosh[even].sum(),
+            log_2sinh[even].sum()]
+    signs = [1.0, 1.0, 1.0, float(np.sign(g[0]))]
+    total, sign = logsumexp(logs, b=signs, return_sign=True)
+    assert sign > 0
+    return float(np.log(0.5) + m * n / 2 * (np.log(2.0) + log_sinh) + total)
+
+
+def _count(value, name: str, minimum: int) -> int:
+    """``value`` as an int ``>= minimum``, or a ``TypeError``/``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)

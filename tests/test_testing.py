@@ -139,3 +139,159 @@ def test_sampler_uses_a_terms_delta_energy():
     model = pe.EnergyModel({"s": pe.Spin(5)}, [pe.Bias("s", value=[0.2, 0, -0.1, 0, 0.3]),
                                                ChainWithDelta("s", J=0.8)])
     assert "agrees" in T.check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, rng=r), model)
+
+
+# -- check_term's save/load round trip ---------------------------------------------------------
+class Window(pe.Term):
+    """E = -theta * sum_{i in window} x_i; ``window`` a tuple, as users write them."""
+
+    def __init__(self, group, window=(0, 1), theta=0.0, name="theta"):
+        super().__init__(groups=(group,), params={name: np.array(theta)})
+        self.window = window
+
+    def config(self):
+        return {"group": self.groups[0], "window": self.window, "name": self.param_names[0]}
+
+    def energy(self, state):
+        return -self.params[self.param_names[0]] * state[self.groups[0]][:, list(self.window)].sum(1)
+
+    def energy_grad(self, state):
+        return {self.param_names[0]: -state[self.groups[0]][:, list(self.window)].sum(1)}
+
+
+class ForgetfulWindow(Window):
+    """config() leaves out the window: a loaded term has the default one."""
+
+    def config(self):
+        return {"group": self.groups[0], "name": self.param_names[0]}
+
+
+class UnsavableWindow(Window):
+    def config(self):
+        return {**super().config(), "window": range(2)}
+
+
+def test_check_term_checks_the_save_load_round_trip():
+    assert "config() and parameters round-trip" in T.check_term(Window("x", (1, 3), 0.5))
+    assert "attributes and parameters round-trip" in T.check_term(
+        CountPenalty("x", k=2, theta=0.5))
+    with pytest.raises(AssertionError, match="other energies"):
+        T.check_term(ForgetfulWindow("x", (1, 3), 0.5))
+    with pytest.raises(AssertionError, match="does not survive save/load.*range"):
+        T.check_term(UnsavableWindow("x", (1, 3), 0.5))
+
+
+# -- pe.testing as an attribute ---------------------------------------------------------------
+def test_pe_testing_is_an_attribute():
+    assert pe.testing is T and "testing" in dir(pe)
+
+
+def test_pe_testing_without_hypothesis_names_the_extra(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\n"
+            "sys.modules['hypothesis'] = None\n"     # as if hypothesis were not installed
+            "import pgm_energy as pe\n"
+            "assert 'pgm_energy.testing' not in sys.modules\n"
+            "try:\n    pe.testing\nexcept ImportError as exc:\n    print(exc)\n")
+    root = str(Path(pe.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert 'pip install "pgm_energy[test]"' in run.stdout and "hypothesis" in run.stdout
+
+
+# -- closed-form references -------------------------------------------------------------------
+def chain_model(n, J, h, periodic):
+    edges = [(i, i + 1) for i in range(n - 1)] + ([(n - 1, 0)] if periodic else [])
+    return pe.Ising(edges, np.full(len(edges), J), np.full(n, h))
+
+
+def torus_model(L1, L2, J):
+    edges = [(r * L2 + c, r * L2 + (c + 1) % L2) for r in range(L1) for c in range(L2)]
+    edges += [(r * L2 + c, ((r + 1) % L1) * L2 + c) for r in range(L1) for c in range(L2)]
+    return pe.Ising(edges, np.full(len(edges), J))
+
+
+def brute_log_z(model, beta):
+    states, _ = T.brute_force(model)
+    return float(np.logaddexp.reduce(-beta * model.energy(states)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 9, 30])
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("J, h, beta", [(1.0, 0.3, 0.7), (-1.2, 0.5, 1.0), (0.5, -2.0, 2.0),
+                                        (0.0, 0.4, 1.0), (300.0, 1.0, 1.0)])
+def test_ising_chain_log_partition(n, periodic, J, h, beta):
+    if periodic and n < 3:
+        with pytest.raises(ValueError, match="n must be >= 3"):
+            T.ising_chain_log_partition(n, J, h, beta, periodic=True)
+        return
+    model = chain_model(n, J, h, periodic)
+    want = brute_log_z(model, beta) if n <= 9 else pe.exact.log_partition(model, beta=beta)
+    got = T.ising_chain_log_partition(n, J, h, beta, periodic=periodic)
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 11])
+@pytest.mark.parametrize("J, h, beta", [(1.0, 0.3, 0.7), (-1.2, 0.5, 1.0), (2.0, -0.4, 1.3),
+                                        (1.0, 0.0, 1.0)])
+def test_curie_weiss_log_partition(n, J, h, beta):
+    edges = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    model = pe.Ising(edges, np.full(len(edges), J / n), np.full(n, h))
+    want = brute_log_z(model, beta)
+    assert T.curie_weiss_log_partition(n, J, h, beta) == pytest.approx(want, rel=1e-10)
+    assert pe.exact.log_partition(model, beta=beta) == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("L1, L2", [(3, 3), (3, 4), (4, 3), (4, 4), (3, 5)])
+@pytest.mark.parametrize("J, beta", [(1.0, 0.2), (1.0, np.log1p(np.sqrt(2)) / 2), (1.0, 0.7),
+                                     (2.0, 3.0), (-0.5, 1.0)])
+def test_ising_torus_log_partition_small(L1, L2, J, beta):
+    if J < 0 and (L1 % 2 or L2 % 2):
+        with pytest.raises(ValueError, match="frustrated"):
+            T.ising_torus_log_partition(L1, L2, J, beta)
+        return
+    want = brute_log_z(torus_model(L1, L2, J), beta)
+    assert T.ising_torus_log_partition(L1, L2, J, beta) == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("L1, L2, J, beta", [(6, 6, 1.0, 0.44), (5, 8, 0.8, 0.5),
+                                             (6, 7, 1.0, 1.5)])
+def test_ising_torus_log_partition_by_elimination(L1, L2, J, beta):
+    model = torus_model(L1, L2, J)
+    want = pe.exact.log_partition(model, beta=beta, method="eliminate")
+    assert T.ising_torus_log_partition(L1, L2, J, beta) == pytest.approx(want, rel=1e-10)
+
+
+def test_closed_forms_limits_and_arguments():
+    assert T.ising_torus_log_partition(5, 6, 0.0) == pytest.approx(30 * np.log(2), rel=1e-15)
+    # strong coupling: the two ground states, E = -2 L1 L2 J
+    assert T.ising_torus_log_partition(6, 6, 1000.0) == pytest.approx(72000 + np.log(2),
+                                                                      rel=1e-15)
+    assert np.isfinite(T.ising_torus_log_partition(200, 300, 1.0, 0.44))
+    assert T.curie_weiss_log_partition(10**5, 1.0, 0.1) > 0
+    for bad in (0, 2.0, True):
+        with pytest.raises((TypeError, ValueError), match="L1"):
+            T.ising_torus_log_partition(bad, 4, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        T.ising_torus_log_partition(4, 4, np.inf)
+
+
+def test_check_term_catches_tuples_that_come_back_as_lists(monkeypatch):
+    from pgm_energy import io
+
+    def as_lists(value):            # what JSON alone does: every tuple becomes a list
+        if isinstance(value, dict) and set(value) == {"__tuple__"}:
+            value = value["__tuple__"]
+        if isinstance(value, list):
+            return [as_lists(v) for v in value]
+        return {k: as_lists(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    monkeypatch.setattr(io, "_from_json", as_lists)
+    with pytest.raises(AssertionError, match="'window' does not round-trip"):
+        T.check_term(Window("x", (1, 3), 0.5))
