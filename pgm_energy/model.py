@@ -6,6 +6,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from . import _format
 from ._checks import check_beta
 from .graph import FlatGraph
 from .terms import Term
@@ -174,10 +175,11 @@ class EnergyModel:
         return f"EnergyModel(units={{{units}}}, terms={self.terms!r}, visible={self.visible})"
 
     def save(self, path) -> None:
-        """Write the model to an ``.npz`` file (arrays + JSON, no pickle); see ``pe.load``."""
-        from .io import save
+        """Write the model to an ``.npz`` file (arrays + JSON, no pickle); see ``pe.load``.
 
-        save(self, path)
+        ``.npz`` is added to a name that does not end in it (``pe.load`` finds it again).
+        """
+        _format.write(self, path)
 
     # -- validation ---------------------------------------------------------------------
     def check_params(self) -> None:

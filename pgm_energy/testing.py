@@ -249,7 +249,8 @@ def _check_saves(term, units, state, energy) -> str:
     returns which of config() or attributes."""
     import io as _bytes
 
-    from .io import _term_values, load, save
+    from ._format import term_values
+    from .io import load, save
 
     model = EnergyModel(units, [term], visible=list(units)[:1])
     buffer = _bytes.BytesIO()
@@ -259,7 +260,7 @@ def _check_saves(term, units, state, energy) -> str:
         loaded = load(buffer).terms[0]
     except (TypeError, ValueError) as exc:
         raise AssertionError(f"the term does not survive save/load: {exc}") from exc
-    (before, how), (after, _) = _term_values(term), _term_values(loaded)
+    (before, how), (after, _) = term_values(term), term_values(loaded)
     assert type(loaded) is type(term), (
         f"save/load gave a {type(loaded).__name__}, not a {type(term).__name__}")
     for key in sorted(set(before) | set(after)):

@@ -283,7 +283,7 @@ def test_closed_forms_limits_and_arguments():
 
 
 def test_check_term_catches_tuples_that_come_back_as_lists(monkeypatch):
-    from pgm_energy import io
+    from pgm_energy import _format
 
     def as_lists(value):            # what JSON alone does: every tuple becomes a list
         if isinstance(value, dict) and set(value) == {"__tuple__"}:
@@ -292,6 +292,6 @@ def test_check_term_catches_tuples_that_come_back_as_lists(monkeypatch):
             return [as_lists(v) for v in value]
         return {k: as_lists(v) for k, v in value.items()} if isinstance(value, dict) else value
 
-    monkeypatch.setattr(io, "_from_json", as_lists)
+    monkeypatch.setattr(_format, "_from_json", as_lists)
     with pytest.raises(AssertionError, match="'window' does not round-trip"):
         T.check_term(Window("x", (1, 3), 0.5))
