@@ -73,14 +73,14 @@ directives = {
 }
 extensions = [
     Extension(
-        f"pgm_energy.{name}",
-        [f"pgm_energy/{name}.pyx"],
-        include_dirs=[np.get_include(), "pgm_energy"],
+        f"pgm_energy._kernels.{name}",
+        [f"pgm_energy/_kernels/{name}.pyx"],
+        include_dirs=[np.get_include(), "pgm_energy/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if os.name != "nt" else [],
     )
     for name in KERNELS
-    if os.path.exists(f"pgm_energy/{name}.pyx")
+    if os.path.exists(f"pgm_energy/_kernels/{name}.pyx")
 ]
 
 setup(

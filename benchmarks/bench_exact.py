@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place build
 
 import pgm_energy as pe  # noqa: E402
-from pgm_energy import _exact  # noqa: E402
+from pgm_energy._kernels import _exact  # noqa: E402
 
 from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,  # noqa: E402
                      fmt_ratio, fmt_time, optional_import, rel_diff)

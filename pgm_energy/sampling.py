@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.special import expit
 
-from . import _gibbs
 from ._checks import check_beta, nonnegative_int, positive_int
+from ._kernels import _gibbs
 from .model import EnergyModel
 
 __all__ = ["GibbsSampler", "ParallelTempering"]

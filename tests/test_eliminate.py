@@ -8,7 +8,8 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import pgm_energy as pe
-from pgm_energy import _eliminate, exact
+from pgm_energy import exact
+from pgm_energy._kernels import _eliminate
 from pgm_energy.eliminate import DEFAULT_MAX_TABLE, EliminationPlan, order_cost
 from pgm_energy.testing import models, states
 
