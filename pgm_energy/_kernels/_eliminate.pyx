@@ -50,133 +50,16 @@ cdef extern from "_vecmath.h" nogil:
     void pe_sigmoid_array(const double *x, double *out, long n)
     double pe_sum(const double *x, long n)
 
-cdef extern from *:
-    """
-    /* Bits set in x. The builtin is a library call unless the build targets POPCNT (the
-     * default build does not), so without it: the branch-free SWAR count, inlined. */
-    #if defined(__POPCNT__) && (defined(__GNUC__) || defined(__clang__))
-    static inline int pe_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
-    #else
-    static inline int pe_popcount64(unsigned long long x)
-    {
-        x = x - ((x >> 1) & 0x5555555555555555ULL);
-        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-        x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
-        return (int)((x * 0x0101010101010101ULL) >> 56);
-    }
-    #endif
+cdef extern from "_bitset.h" nogil:
+    int pe_ctz64(uint64_t x)
+    int64_t pe_count_bits(const uint64_t *x, int64_t n_words)
+    int64_t pe_common_bits(const uint64_t *x, const uint64_t *y, int64_t n_words)
+    int64_t pe_fill_in(const uint64_t *adj, const uint64_t *nb, int64_t n_words)
 
-    /* Index of the lowest set bit (x != 0). */
-    #if defined(_MSC_VER)
-    static inline int pe_ctz64(unsigned long long x)
-    {
-        unsigned long i;
-        _BitScanForward64(&i, x);
-        return (int)i;
-    }
-    #else
-    static inline int pe_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
-    #endif
-
-    /* The order search's bit counts, in feature-dispatched clones where GCC makes them (the
-     * x86-64-v3/v4 clones count with POPCNT; integer results: every clone agrees). */
-    #include "_vecmath.h"
-    #if PE_VECMATH_HAVE_CLONES
-    #  define PE_POPCOUNT(x) __builtin_popcountll(x)
-    #else
-    #  define PE_POPCOUNT(x) pe_popcount64(x)
-    #endif
-    PE_CLONES PE_UNUSED
-    static int64_t pe_count_bits(const uint64_t *x, int64_t n_words)
-    {
-        int64_t total = 0;
-        for (int64_t w = 0; w < n_words; ++w)
-            total += PE_POPCOUNT(x[w]);
-        return total;
-    }
-    PE_CLONES PE_UNUSED
-    static int64_t pe_common_bits(const uint64_t *x, const uint64_t *y, int64_t n_words)
-    {
-        int64_t total = 0;
-        for (int64_t w = 0; w < n_words; ++w)
-            total += PE_POPCOUNT(x[w] & y[w]);
-        return total;
-    }
-    /* Fill edges of eliminating a unit with neighbourhood nb: the pairs of nb not yet
-     * adjacent, sum over u in nb of (|nb without adj[u]| - 1), halved. */
-    PE_CLONES PE_UNUSED
-    static int64_t pe_fill_in(const uint64_t *adj, const uint64_t *nb, int64_t n_words)
-    {
-        int64_t fill = 0;
-        for (int64_t word = 0; word < n_words; ++word) {
-            uint64_t bits = nb[word];
-            while (bits) {
-                const uint64_t *other = adj + (word * 64 + pe_ctz64(bits)) * n_words;
-                bits &= bits - 1;
-                for (int64_t w = 0; w < n_words; ++w)
-                    fill += PE_POPCOUNT(nb[w] & ~other[w]);
-                fill -= 1;
-            }
-        }
-        return fill / 2;
-    }
-    """
-    int pe_popcount64(uint64_t x) noexcept nogil
-    int pe_ctz64(uint64_t x) noexcept nogil
-    int64_t pe_count_bits(const uint64_t *x, int64_t n_words) noexcept nogil
-    int64_t pe_common_bits(const uint64_t *x, const uint64_t *y, int64_t n_words) noexcept nogil
-    int64_t pe_fill_in(const uint64_t *adj, const uint64_t *nb, int64_t n_words) noexcept nogil
-
-cdef extern from *:
-    """
-    #include "_vecmath.h"
-    /* row[k] += t[off[k]] and row[k] += t[k]: the block sums' inner loops, in the same
-     * feature-dispatched clones as the vecmath calls (AVX2/AVX-512 gathers and adds where
-     * the CPU has them). Plain adds in the same order: every clone gives the same bits. */
-    PE_CLONES PE_UNUSED
-    static void pe_add_gather(double *PE_RESTRICT row, const double *PE_RESTRICT t,
-                              const int64_t *PE_RESTRICT off, long n)
-    {
-        PE_SIMD
-        for (long k = 0; k < n; ++k)
-            row[k] += t[off[k]];
-    }
-    PE_CLONES PE_UNUSED
-    static void pe_add_run(double *PE_RESTRICT row, const double *PE_RESTRICT t, long n)
-    {
-        PE_SIMD
-        for (long k = 0; k < n; ++k)
-            row[k] += t[k];
-    }
-    """
-    void pe_add_gather(double *row, const double *t, const int64_t *off, long n) noexcept nogil
-    void pe_add_run(double *row, const double *t, long n) noexcept nogil
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <stdlib.h>
-    #include <string.h>
-    #if defined(__linux__)
-    #include <sys/mman.h>
-    #endif
-    /* A table of n doubles (zeroed when zero != 0). Large ones get transparent huge pages,
-     * as numpy's allocator does (>= 4 MiB): the gathers of a big contraction then miss the
-     * TLB far less often. Freed with free(). */
-    static double *pe_table_alloc(int64_t n, int zero)
-    {
-        size_t size = (size_t)n * sizeof(double);
-        double *p = zero ? (double *)calloc((size_t)n, sizeof(double)) : (double *)malloc(size);
-    #if defined(__linux__) && defined(MADV_HUGEPAGE)
-        if (p != NULL && size >= ((size_t)1 << 22)) {
-            uintptr_t offset = 4096u - (uintptr_t)p % 4096u;
-            madvise((char *)p + offset, size - offset, MADV_HUGEPAGE);
-        }
-    #endif
-        return p;
-    }
-    """
-    double *pe_table_alloc(int64_t n, int zero) noexcept nogil
+cdef extern from "_tables.h" nogil:
+    double *pe_table_alloc(int64_t n, int zero)
+    void pe_add_gather(double *row, const double *t, const int64_t *off, long n)
+    void pe_add_run(double *row, const double *t, long n)
 
 cdef enum:
     GATHER = 0        # table read at inner_offset[f, k]
