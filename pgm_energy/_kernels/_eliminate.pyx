@@ -417,7 +417,7 @@ cdef void prepare(const StepList *P, int64_t s, const double *field, const doubl
     finish_addressing(C, W.stride, W.offset, W.kind, <int> d)
 
 
-def _frozen(array, int ndim, int64_t columns, str name):
+cdef object frozen(object array, int ndim, int64_t columns, str name):
     """A read-only C-contiguous int64 copy of ``array`` with ``ndim`` dimensions (and
     ``columns`` columns when 2-d)."""
     out = np.array(array, dtype=np.int64, order="C", copy=True)
@@ -451,92 +451,96 @@ cdef class Program:
         if n_units < 0 or n_edges < 0:
             raise ValueError(f"Program: n_units and n_edges must be >= 0, got {n_units}, "
                              f"{n_edges}")
-        self.steps = _frozen(steps, 2, STEP_FIELDS, "steps")
-        self.scope = _frozen(scope, 1, 0, "scope")
-        self.edge = _frozen(edge, 1, 0, "edge")
-        self.edge_axis = _frozen(edge_axis, 1, 0, "edge_axis")
-        self.incoming = _frozen(incoming, 2, 2, "incoming")
-        self.incoming_axes = _frozen(incoming_axes, 1, 0, "incoming_axes")
-        if self.edge_axis.shape[0] != self.edge.shape[0]:
+        steps = frozen(steps, 2, STEP_FIELDS, "steps")
+        scope = frozen(scope, 1, 0, "scope")
+        edge = frozen(edge, 1, 0, "edge")
+        edge_axis = frozen(edge_axis, 1, 0, "edge_axis")
+        incoming = frozen(incoming, 2, 2, "incoming")
+        incoming_axes = frozen(incoming_axes, 1, 0, "incoming_axes")
+        if edge_axis.shape[0] != edge.shape[0]:
             raise ValueError("Program: edge and edge_axis must have the same length")
-        self.n_units, self.n_edges = n_units, n_edges
-        cdef const int64_t[:, ::1] st = self.steps
-        cdef const int64_t[::1] sc = self.scope, e = self.edge, ea = self.edge_axis
-        cdef const int64_t[:, ::1] inc = self.incoming
-        cdef const int64_t[::1] ia = self.incoming_axes
-        self.P.n_steps = st.shape[0]
-        self.P.steps = &st[0, 0] if st.shape[0] else NULL
-        self.P.scope = &sc[0] if sc.shape[0] else NULL
-        self.P.edge = &e[0] if e.shape[0] else NULL
-        self.P.edge_axis = &ea[0] if ea.shape[0] else NULL
-        self.P.incoming = &inc[0, 0] if inc.shape[0] else NULL
-        self.P.incoming_axes = &ia[0] if ia.shape[0] else NULL
-        self.n_stored = self.check(sc.shape[0], e.shape[0], inc.shape[0], ia.shape[0])
+        cdef const int64_t[:, ::1] st = steps
+        cdef const int64_t[::1] sc = scope, e = edge, ea = edge_axis
+        cdef const int64_t[:, ::1] inc = incoming
+        cdef const int64_t[::1] ia = incoming_axes
+        cdef StepList P
+        P.n_steps = st.shape[0]
+        P.steps = &st[0, 0] if st.shape[0] else NULL
+        P.scope = &sc[0] if sc.shape[0] else NULL
+        P.edge = &e[0] if e.shape[0] else NULL
+        P.edge_axis = &ea[0] if ea.shape[0] else NULL
+        P.incoming = &inc[0, 0] if inc.shape[0] else NULL
+        P.incoming_axes = &ia[0] if ia.shape[0] else NULL
+        n_stored = check_steps(&P, n_units, n_edges, sc.shape[0], e.shape[0], inc.shape[0],
+                               ia.shape[0])
+        # all checked: only now does the object take the arrays
+        self.steps, self.scope, self.edge, self.edge_axis = steps, scope, edge, edge_axis
+        self.incoming, self.incoming_axes = incoming, incoming_axes
+        self.n_units, self.n_edges, self.n_stored = n_units, n_edges, n_stored
+        self.P = P
 
-    cdef int64_t check(self, int64_t n_scope, int64_t n_edge, int64_t n_incoming,
-                       int64_t n_axes) except -1:
-        """Check every index (see the class docstring); set the scratch sizes; return the
-        entries of the table store. O(size of the list)."""
-        cdef StepList *P = &self.P
-        cdef int64_t s, i, j, t, a, d, dt, inner, stored = 0
-        cdef const int64_t *row
-        cdef const int64_t *axes
-        consumed_a = np.zeros(P.n_steps, np.int64)
-        cdef int64_t[::1] consumed = consumed_a
-        P.max_tables, P.max_axes, P.max_edges, P.max_inner = 1, 1, 0, 1
-        for s in range(P.n_steps):
-            row = P.steps + s * STEP_FIELDS
-            d = row[N_SCOPE]
-            if not 0 <= row[UNIT] < self.n_units:
-                raise ValueError(f"step {s}: unit {row[UNIT]} outside the {self.n_units} units")
-            if not (0 <= d < MAX_AXES and 0 <= row[SCOPE] <= n_scope - d):
-                raise ValueError(f"step {s}: its scope is outside the scope array or has more "
-                                 f"than {MAX_AXES - 1} units")
-            for i in range(row[SCOPE], row[SCOPE] + d):
-                if not 0 <= P.scope[i] < self.n_units:
-                    raise ValueError(f"step {s}: unit {P.scope[i]} outside the {self.n_units} "
-                                     f"units")
-            if not (0 <= row[N_EDGE] <= d and 0 <= row[EDGE] <= n_edge - row[N_EDGE]):
-                raise ValueError(f"step {s}: its bucket is outside the edge array or larger "
-                                 f"than its scope")
-            for i in range(row[EDGE], row[EDGE] + row[N_EDGE]):
-                if not 0 <= P.edge[i] < self.n_edges:
-                    raise ValueError(f"step {s}: edge {P.edge[i]} outside the {self.n_edges} "
-                                     f"edges")
-                if not (1 <= P.edge_axis[i] <= d
-                        and (i == row[EDGE] or P.edge_axis[i - 1] <= P.edge_axis[i])):
-                    raise ValueError(f"step {s}: bucket edge axes must be increasing in 1..{d}")
-            if not (0 <= row[N_IN] and 0 <= row[IN] <= n_incoming - row[N_IN]):
-                raise ValueError(f"step {s}: its incoming tables are outside the incoming array")
-            for i in range(row[IN], row[IN] + row[N_IN]):
-                t = P.incoming[2 * i]
-                a = P.incoming[2 * i + 1]
-                if not 0 <= t < s:
-                    raise ValueError(f"step {s}: incoming table {t} is not from an earlier step")
-                dt = P.steps[t * STEP_FIELDS + N_SCOPE]
-                consumed[t] += 1
-                if not 0 <= a <= n_axes - dt:
-                    raise ValueError(f"step {s}: the axes of incoming table {t} are outside "
-                                     f"the incoming_axes array")
-                axes = P.incoming_axes + a
-                for j in range(dt):
-                    if not (axes[j] <= d and (axes[j] == 0 if j == 0 else axes[j - 1] < axes[j])):
-                        raise ValueError(f"step {s}: the axes of incoming table {t} must be "
-                                         f"0 < ... <= {d}")
-            if not 0 <= row[TABLE] < (<int64_t> 1) << 62:
-                raise ValueError(f"step {s}: table offset {row[TABLE]} out of range")
-            if row[TABLE] + ((<int64_t> 1) << d) > stored:
-                stored = row[TABLE] + ((<int64_t> 1) << d)
-            inner = (<int64_t> 1) << (d if d < BLOCK_AXES else BLOCK_AXES)
-            P.max_tables = max(P.max_tables, 1 + row[N_IN])
-            P.max_axes = max(P.max_axes, d + 1)
-            P.max_edges = max(P.max_edges, row[N_EDGE])
-            P.max_inner = max(P.max_inner, inner)
-        for s in range(P.n_steps):
-            if consumed[s] != (P.steps[s * STEP_FIELDS + N_SCOPE] > 0):
-                raise ValueError(f"step {s}: its table must be the input of exactly one later "
-                                 f"step when it has a scope, and of none otherwise")
-        return stored
+
+cdef int64_t check_steps(StepList *P, int64_t n_units, int64_t n_edges, int64_t n_scope,
+                         int64_t n_edge, int64_t n_incoming, int64_t n_axes) except -1:
+    """Check every index of a step list (see Program) and set its scratch sizes; return the
+    entries of its table store. O(size of the list)."""
+    cdef int64_t s, i, j, t, a, d, dt, inner, stored = 0
+    cdef const int64_t *row
+    cdef const int64_t *axes
+    consumed_a = np.zeros(P.n_steps, np.int64)
+    cdef int64_t[::1] consumed = consumed_a
+    P.max_tables, P.max_axes, P.max_edges, P.max_inner = 1, 1, 0, 1
+    for s in range(P.n_steps):
+        row = P.steps + s * STEP_FIELDS
+        d = row[N_SCOPE]
+        if not 0 <= row[UNIT] < n_units:
+            raise ValueError(f"step {s}: unit {row[UNIT]} outside the {n_units} units")
+        if not (0 <= d < MAX_AXES and 0 <= row[SCOPE] <= n_scope - d):
+            raise ValueError(f"step {s}: its scope is outside the scope array or has more "
+                             f"than {MAX_AXES - 1} units")
+        for i in range(row[SCOPE], row[SCOPE] + d):
+            if not 0 <= P.scope[i] < n_units:
+                raise ValueError(f"step {s}: unit {P.scope[i]} outside the {n_units} units")
+        if not (0 <= row[N_EDGE] <= d and 0 <= row[EDGE] <= n_edge - row[N_EDGE]):
+            raise ValueError(f"step {s}: its bucket is outside the edge array or larger than "
+                             f"its scope")
+        for i in range(row[EDGE], row[EDGE] + row[N_EDGE]):
+            if not 0 <= P.edge[i] < n_edges:
+                raise ValueError(f"step {s}: edge {P.edge[i]} outside the {n_edges} edges")
+            if not (1 <= P.edge_axis[i] <= d
+                    and (i == row[EDGE] or P.edge_axis[i - 1] <= P.edge_axis[i])):
+                raise ValueError(f"step {s}: bucket edge axes must be increasing in 1..{d}")
+        if not (0 <= row[N_IN] and 0 <= row[IN] <= n_incoming - row[N_IN]):
+            raise ValueError(f"step {s}: its incoming tables are outside the incoming array")
+        for i in range(row[IN], row[IN] + row[N_IN]):
+            t = P.incoming[2 * i]
+            a = P.incoming[2 * i + 1]
+            if not 0 <= t < s:
+                raise ValueError(f"step {s}: incoming table {t} is not from an earlier step")
+            dt = P.steps[t * STEP_FIELDS + N_SCOPE]
+            consumed[t] += 1
+            if not 0 <= a <= n_axes - dt:
+                raise ValueError(f"step {s}: the axes of incoming table {t} are outside the "
+                                 f"incoming_axes array")
+            axes = P.incoming_axes + a
+            for j in range(dt):
+                if not (axes[j] <= d and (axes[j] == 0 if j == 0 else axes[j - 1] < axes[j])):
+                    raise ValueError(f"step {s}: the axes of incoming table {t} must be "
+                                     f"0 < ... <= {d}")
+        if not 0 <= row[TABLE] < (<int64_t> 1) << 62:
+            raise ValueError(f"step {s}: table offset {row[TABLE]} out of range")
+        if row[TABLE] + ((<int64_t> 1) << d) > stored:
+            stored = row[TABLE] + ((<int64_t> 1) << d)
+        inner = (<int64_t> 1) << (d if d < BLOCK_AXES else BLOCK_AXES)
+        P.max_tables = max(P.max_tables, 1 + row[N_IN])
+        P.max_axes = max(P.max_axes, d + 1)
+        P.max_edges = max(P.max_edges, row[N_EDGE])
+        P.max_inner = max(P.max_inner, inner)
+    for s in range(P.n_steps):
+        if consumed[s] != (P.steps[s * STEP_FIELDS + N_SCOPE] > 0):
+            raise ValueError(f"step {s}: its table must be the input of exactly one later step "
+                             f"when it has a scope, and of none otherwise")
+    return stored
 
 
 cdef int check_lengths(Program program, const double[::1] field, const double[::1] coupling,
