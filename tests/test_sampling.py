@@ -10,8 +10,8 @@ from pgm_energy._kernels import _gibbs
 from pgm_energy.sampling import SCHEDULES, _state_bytes, _state_values
 from pgm_energy.testing import models
 
-import reference as ref
-import reference_gibbs as twin
+from reference import exact as ref
+from reference import gibbs as twin
 
 P_FLOOR = 1e-6      # false-alarm rate of each goodness-of-fit test
 

@@ -2,7 +2,7 @@
 
 ``greedy_order`` is the greedy elimination (min-fill, min-degree or a given layout) over
 bitset neighbourhoods (the bit counts in ``_bitset.h``) with an indexed heap; its twin is
-``tests/reference/brute_force.py:greedy_order`` (identical orders). ``best_order`` keeps the
+``tests/reference/exact.py:greedy_order`` (identical orders). ``best_order`` keeps the
 cheapest of six such candidates. An order found here becomes a step list for the sweeps of
 ``_eliminate`` (``build_program``). ``symmetric_csr`` is the graph's adjacency for the
 layout (reverse Cuthill-McKee) that ranks the units.
