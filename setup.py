@@ -17,7 +17,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_exact", "_gibbs", "_eliminate", "_ais", "_learning"]
+KERNELS = ["_exact", "_gibbs", "_order", "_eliminate", "_ais", "_learning"]
 
 
 def _flag(name):
@@ -73,14 +73,14 @@ directives = {
 }
 extensions = [
     Extension(
-        f"pgm_energy.{name}",
-        [f"pgm_energy/{name}.pyx"],
-        include_dirs=[np.get_include(), "pgm_energy"],
+        f"pgm_energy._kernels.{name}",
+        [f"pgm_energy/_kernels/{name}.pyx"],
+        include_dirs=[np.get_include(), "pgm_energy/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if os.name != "nt" else [],
     )
     for name in KERNELS
-    if os.path.exists(f"pgm_energy/{name}.pyx")
+    if os.path.exists(f"pgm_energy/_kernels/{name}.pyx")
 ]
 
 setup(

@@ -36,7 +36,7 @@ import numpy as np
 
 
 import pgm_energy as pe
-from pgm_energy import _exact
+from pgm_energy._kernels import _exact
 
 from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,
                      fmt_ratio, fmt_time, optional_import, rel_diff)

@@ -39,7 +39,7 @@ import numpy as np
 import threadpoolctl
 from scipy.special import expit, logit, logsumexp
 
-from . import _ais
+from ._kernels import _ais
 from .model import EnergyModel
 from .graph import site_log_sum_exp, site_softmax
 from .sampling import GibbsSampler, chain_streams

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import _eliminate
+from ._kernels import _eliminate, _order
 
 __all__ = ["Cost", "EliminationPlan", "Elimination", "order_cost", "DEFAULT_MAX_TABLE"]
 
@@ -79,8 +79,9 @@ class EliminationPlan:
 
     The structure depends only on the graph and on which units are free; the numbers
     (fields and couplings in binary form, see module docstring) come with each call. The
-    steps are flat arrays (the *step list* of :mod:`pgm_energy._eliminate`), built once, and
-    each sweep (forward, backward, sampling) is one kernel call over all of them.
+    steps are flat arrays (the *step list*, a ``Program`` of
+    :mod:`pgm_energy._kernels._eliminate`), built and checked once, and each sweep (forward,
+    backward, sampling) is one kernel call over all of them.
 
     Parameters
     ----------
@@ -136,8 +137,9 @@ class EliminationPlan:
                 f"more than {limit_name}={max_table}; estimate log Z with "
                 f"pe.ais.log_partition instead, or raise {limit_name}= if you have the memory"
             )
-        *self.program, self.n_stored = _eliminate.build_program(
-            pairs, order, scope_start, scope_units, self.free_units, self.free_edges)
+        self.program = _eliminate.build_program(pairs, order, scope_start, scope_units,
+                                                self.free_units, self.free_edges,
+                                                self.n_units, len(self.edges))
         self.steps = _Steps(self.program)
 
     # -- numbers --------------------------------------------------------------------------
@@ -151,8 +153,8 @@ class EliminationPlan:
         :meth:`sample`), else None.
         """
         field, coupling = _as_float(field), _as_float(coupling)
-        tables = np.empty(self.n_stored) if keep else None
-        total = _eliminate.forward(*self.program, field, coupling, tables, n_threads,
+        tables = np.empty(self.program.n_stored) if keep else None
+        total = _eliminate.forward(self.program, field, coupling, tables, n_threads,
                                    _PARALLEL_MIN)
         return total, tables
 
@@ -163,7 +165,7 @@ class EliminationPlan:
         """
         p_unit = np.zeros(self.n_units)
         p_pair = np.zeros(len(self.edges))
-        _eliminate.backward(*self.program, _as_float(field), _as_float(coupling), tables,
+        _eliminate.backward(self.program, _as_float(field), _as_float(coupling), tables,
                             p_unit, p_pair, n_threads, _PARALLEL_MIN)
         return p_unit, p_pair
 
@@ -178,7 +180,7 @@ class EliminationPlan:
         """
         uniforms = np.ascontiguousarray(uniforms, np.float64)
         x = np.zeros((uniforms.shape[0], self.n_units), np.int8)
-        _eliminate.sample(*self.program, _as_float(field), _as_float(coupling), tables,
+        _eliminate.sample(self.program, _as_float(field), _as_float(coupling), tables,
                           uniforms, x, n_threads)
         return x
 
@@ -190,10 +192,12 @@ class _Steps:
         self._program = program
 
     def __len__(self):
-        return len(self._program[0])
+        return len(self._program.steps)
 
     def __getitem__(self, s):
-        steps, scope, edge, edge_axis, incoming, _ = self._program
+        program = self._program
+        steps, scope, edge = program.steps, program.scope, program.edge
+        edge_axis, incoming = program.edge_axis, program.incoming
         row = steps[range(len(self))[s]]
         unit, sc, n_sc, e, n_e, i, n_i, _ = (int(v) for v in row)
         return Step(unit, scope[sc:sc + n_sc].copy(), edge[e:e + n_e].copy(),
@@ -352,7 +356,7 @@ def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_T
 
 def _best_order(n_free, pairs, max_table):
     """The cheapest candidate order (largest table, then operations; see
-    ``_eliminate.best_order``: layout, min-degree and min-fill, each without and with the
+    ``_order.best_order``: layout, min-degree and min-fill, each without and with the
     closed-form set first).
 
     Returns ``(order, scope_start, scope_units, cost)``: ``scope_units[scope_start[s]:
@@ -363,7 +367,7 @@ def _best_order(n_free, pairs, max_table):
         return empty, np.zeros(1, np.int64), empty, Cost(0, 1.0, 0.0, 0.0, 0)
     cap_bits = int(np.floor(np.log2(max_table)))
     pairs = np.ascontiguousarray(pairs, np.int64).reshape(-1, 2)
-    order, scope_start, scope_units, cost = _eliminate.best_order(
+    order, scope_start, scope_units, cost = _order.best_order(
         n_free, pairs, cap_bits, _layout_rank(n_free, pairs), _ORDER_BUDGET)
     return order, scope_start, scope_units, Cost(*cost)
 
@@ -377,7 +381,7 @@ def _layout_rank(n, pairs):
     """
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    indptr, indices = _eliminate.symmetric_csr(n, pairs)
+    indptr, indices = _order.symmetric_csr(n, pairs)
     adjacency = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
     rank = np.empty(n, np.int64)
     rank[reverse_cuthill_mckee(adjacency, symmetric_mode=True)] = np.arange(n)

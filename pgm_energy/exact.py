@@ -19,8 +19,8 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-from . import _exact
 from ._checks import check_beta
+from ._kernels import _exact
 from .eliminate import DEFAULT_MAX_TABLE, Elimination, order_cost
 from .graph import independent_split, site_log_sum_exp, site_softmax
 from .model import EnergyModel

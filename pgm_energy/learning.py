@@ -21,9 +21,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from scipy.special import logsumexp
 
-from . import _learning, exact
+from . import exact
 from ._checks import (nonnegative_float, nonnegative_int, positive_float,
                       positive_int)
+from ._kernels import _learning
 from .graph import MAX_ENERGY, independent_split
 from .io import model_arrays, model_from_arrays
 from .model import EnergyModel

@@ -2,7 +2,7 @@
 
 Each chain owns a xoshiro256+ random stream seeded from the user's ``rng`` through
 ``numpy.random.SeedSequence``, so the samples depend on the seed only, never on the thread
-count. Draw order (which the numpy twin in ``tests/reference_gibbs.py`` reproduces): per
+count. Draw order (which the numpy twin in ``tests/reference/gibbs.py`` reproduces): per
 chain, one uniform per unit update, in the order the units are updated.
 
 Schedules (all sample the same distribution):
@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.special import expit
 
-from . import _gibbs
 from ._checks import check_beta, nonnegative_int, positive_int
+from ._kernels import _gibbs
 from .model import EnergyModel
 
 __all__ = ["GibbsSampler", "ParallelTempering"]

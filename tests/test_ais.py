@@ -6,12 +6,12 @@ from hypothesis import given, settings, strategies as st
 from scipy.special import expit, gammaln, logsumexp
 
 import pgm_energy as pe
-from pgm_energy import _ais_reference
 from pgm_energy.ais import _estimate
 from pgm_energy.sampling import chain_streams
 from pgm_energy.testing import models
 
-from reference_gibbs import xoshiro_uniform
+from reference import ais as ais_twin
+from reference.gibbs import xoshiro_uniform
 
 
 def xoshiro_source(streams):
@@ -45,7 +45,7 @@ def test_kernel_equals_numpy_twin(dtype, rtol, direction, delta_fraction, monkey
         estimate = pe.ais.reverse_log_partition(model, x, betas=betas, rng=seed, dtype=dtype,
                                                 n_threads=2)
         streams, betas = chain_streams(gen, n_runs), betas[::-1]
-    log_w = _ais_reference.anneal_bipartite(x, W.astype(dtype), b, c, b, betas,
+    log_w = ais_twin.anneal_bipartite(x, W.astype(dtype), b, c, b, betas,
                                             xoshiro_source(streams[:, :n_runs]))
     np.testing.assert_allclose(estimate.log_weights, log_w, rtol=rtol, atol=rtol)
 

@@ -6,8 +6,8 @@ from hypothesis import given, settings, strategies as st
 import pgm_energy as pe
 from pgm_energy.testing import brute_force, check_sampler, models, state_index
 
-import reference as ref
-import reference_gibbs as twin
+from reference import exact as ref
+from reference import gibbs as twin
 
 KINDS = (pe.Binary, pe.Spin, pe.Categorical)
 P_FLOOR = 1e-6      # false-alarm rate of each goodness-of-fit test

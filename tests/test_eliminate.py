@@ -8,11 +8,12 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import pgm_energy as pe
-from pgm_energy import _eliminate, exact
+from pgm_energy import exact
+from pgm_energy._kernels import _eliminate, _order
 from pgm_energy.eliminate import DEFAULT_MAX_TABLE, EliminationPlan, order_cost
 from pgm_energy.testing import models, states
 
-import reference as ref
+from reference import exact as ref
 
 REL = 1e-10
 K_CRITICAL = 0.5 * np.log(1 + np.sqrt(2))
@@ -69,15 +70,59 @@ def test_contract_rejects_inconsistent_arrays():
         _eliminate.contract([np.zeros(4)], axes, np.empty(2), np.ones(2), np.empty(3))
     plan = EliminationPlan(3, np.array([(0, 1), (1, 2)]), np.ones(3, bool))
     field, coupling = np.zeros(3), np.zeros(2)
-    with pytest.raises(ValueError, match="outside the 2 units"):
-        _eliminate.forward(*plan.program, field[:2], coupling)
-    with pytest.raises(ValueError, match="outside the 1 edges"):
-        _eliminate.forward(*plan.program, field, coupling[:1])
+    with pytest.raises(ValueError, match="at least 3 and 2 entries"):
+        _eliminate.forward(plan.program, field[:2], coupling)
+    with pytest.raises(ValueError, match="at least 3 and 2 entries"):
+        _eliminate.forward(plan.program, field, coupling[:1])
     _, tables = plan.forward(field, coupling, keep=True)
     with pytest.raises(ValueError, match="store"):
-        _eliminate.backward(*plan.program, field, coupling, tables[:-1], np.zeros(3),
+        _eliminate.backward(plan.program, field, coupling, tables[:-1], np.zeros(3),
                             np.zeros(2))
+    with pytest.raises(ValueError, match="unit_marginal"):
+        _eliminate.backward(plan.program, field, coupling, tables, np.zeros(2), np.zeros(2))
+    with pytest.raises(ValueError, match="x must have"):
+        _eliminate.sample(plan.program, field, coupling, tables, np.zeros((1, 3)),
+                          np.zeros((1, 2), np.int8))
+    with pytest.raises(TypeError):
+        _eliminate.forward(None, field, coupling)
 
+
+
+def test_program_is_checked_once_when_built():
+    """A Program refuses any index that would make a sweep read or write out of bounds."""
+    plan = EliminationPlan(4, np.array([(0, 1), (1, 2), (2, 3), (0, 3)]), np.ones(4, bool))
+    p = plan.program
+    arrays = [p.steps, p.scope, p.edge, p.edge_axis, p.incoming, p.incoming_axes]
+    assert not p.steps.flags.writeable
+    assert p.n_stored == sum(2 ** d for d in p.steps[:, 2])
+    rebuilt = _eliminate.Program(*arrays, 4, 4)
+    assert rebuilt.n_stored == p.n_stored
+    consumer = int(np.flatnonzero(p.steps[:, 6])[0])
+
+    def broken(index, at, value, n_units=4, n_edges=4):
+        changed = [a.copy() for a in arrays]
+        changed[index][at] = value
+        return lambda: _eliminate.Program(*changed, n_units, n_edges)
+
+    for make, match in [
+        (lambda: _eliminate.Program(*arrays, 3, 4), "outside the 3 units"),
+        (lambda: _eliminate.Program(*arrays, 4, 3), "outside the 3 edges"),
+        (lambda: _eliminate.Program(p.steps[:, :7], *arrays[1:], 4, 4), "shape"),
+        (broken(0, (0, 2), 70), "scope"),                          # scope length
+        (broken(0, (0, 4), 9), "bucket"),                          # bucket size
+        (broken(3, 0, 9), "axes"),                                 # bucket edge axis
+        (broken(4, (0, 0), consumer), "earlier step"),             # incoming from later
+        (broken(0, (consumer, 5), 10**6), "incoming"),             # incoming start
+        (broken(5, 0, 1), "axes of incoming"),                     # first axis must be 0
+        (broken(0, (0, 7), -1), "table offset"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            make()
+    if len(p.incoming) > 1:                                        # a table read twice
+        twice = p.incoming.copy()
+        twice[1, 0] = twice[0, 0]
+        with pytest.raises(ValueError, match="exactly one"):
+            _eliminate.Program(*arrays[:4], twice, p.incoming_axes, 4, 4)
 
 def _random_graph(rng, n, kind):
     """Edges (i < j) of a random graph: a tree, a sparse graph or a grid with extra edges."""
@@ -102,11 +147,11 @@ def test_order_search_matches_numpy_twin(kind, seed):
     n = int(rng.integers(2, 90))
     pairs = _random_graph(rng, n, kind)
     rank = rng.permutation(n).astype(np.int64)
-    for criterion in (_eliminate.LAYOUT, _eliminate.MIN_DEGREE, _eliminate.MIN_FILL):
+    for criterion in (_order.LAYOUT, _order.MIN_DEGREE, _order.MIN_FILL):
         for first in (False, True):
             for cap_bits, bound, budget in [(27, n, 10**9), (3, n, 10**9), (27, 3, 10**9),
                                             (27, n, 200)]:
-                got = _eliminate.greedy_order(n, pairs, criterion, first, cap_bits, rank,
+                got = _order.greedy_order(n, pairs, criterion, first, cap_bits, rank,
                                               bound, budget)
                 want = ref.greedy_order(n, pairs, criterion, first, cap_bits, rank, bound,
                                         budget)
@@ -124,9 +169,9 @@ def test_best_order_is_the_cheapest_twin_candidate(kind, seed):
     n = int(rng.integers(1, 90))
     pairs = _random_graph(rng, n, kind) if n > 1 else np.zeros((0, 2), np.int64)
     rank = rng.permutation(n).astype(np.int64)
-    got = _eliminate.best_order(n, pairs, 27, rank, 10**9)
+    got = _order.best_order(n, pairs, 27, rank, 10**9)
     want, bound = None, n
-    for criterion in (_eliminate.LAYOUT, _eliminate.MIN_DEGREE, _eliminate.MIN_FILL):
+    for criterion in (_order.LAYOUT, _order.MIN_DEGREE, _order.MIN_FILL):
         for first in (False, True):
             found = ref.greedy_order(n, pairs, criterion, first, 27, rank, bound, 10**9)
             if found is not None and (want is None or (found[3][1], found[3][3])
@@ -153,7 +198,7 @@ def test_sweeps_match_numpy_twin(kind, seed, n_threads, monkeypatch):
     want_total, want_tables = ref.forward_sweep(plan.program, field, coupling)
     assert total == pytest.approx(want_total, rel=1e-13)
     assert plan.forward(field, coupling, n_threads=n_threads)[0] == total
-    offsets = plan.program[0][:, 7]
+    offsets = plan.program.steps[:, 7]
     for t, want in zip(offsets, want_tables):
         np.testing.assert_allclose(tables[t:t + len(want)], want, rtol=1e-13, atol=1e-12)
     p_unit, p_pair = plan.backward(field, coupling, tables, n_threads=n_threads)

@@ -7,7 +7,7 @@ import pgm_energy as pe
 from pgm_energy import exact
 from pgm_energy.testing import models, states
 
-import reference as ref
+from reference import exact as ref
 
 REL = 1e-10
 

@@ -9,7 +9,7 @@ from pgm_energy import learning as L
 from pgm_energy.cli import bars_and_stripes
 from pgm_energy.testing import models, states
 
-import reference as ref
+from reference import exact as ref
 
 BAS = bars_and_stripes(3)
 

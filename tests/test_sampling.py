@@ -6,11 +6,12 @@ from scipy import stats
 from scipy.special import expit
 
 import pgm_energy as pe
+from pgm_energy._kernels import _gibbs
 from pgm_energy.sampling import SCHEDULES, _state_bytes, _state_values
 from pgm_energy.testing import models
 
-import reference as ref
-import reference_gibbs as twin
+from reference import exact as ref
+from reference import gibbs as twin
 
 P_FLOOR = 1e-6      # false-alarm rate of each goodness-of-fit test
 
@@ -67,6 +68,18 @@ def exact_state_probabilities(model, beta=1.0):
 
 
 # -- the twin: same draws, same chains ----------------------------------------------------
+def test_random_streams_equal_numpy_twin():
+    # _random.h's generator, through its Python hook, against the twin's xoshiro256+
+    streams = pe.sampling.chain_streams(7, 13)       # 16 columns, 13 of them chains
+    want = streams[:, :13].copy()
+    got = [_gibbs.uniforms(streams, 13) for _ in range(5)]
+    np.testing.assert_array_equal(got, [twin.xoshiro_uniform(want) for _ in range(5)])
+    np.testing.assert_array_equal(streams[:, :13], want)
+    assert np.all((np.asarray(got) >= 0.0) & (np.asarray(got) < 1.0))
+    with pytest.raises(ValueError, match="more chains than streams"):
+        _gibbs.uniforms(streams, 17)
+
+
 @pytest.mark.parametrize("n_chains", [11, 3])      # vector groups of 8 lanes; one at a time
 @settings(max_examples=15)
 @given(models(large_weights=False), st.integers(0, 2**32 - 1), st.floats(0.3, 2.0))

@@ -1,10 +1,8 @@
 /*
- * _gibbs.h -- per-chain random streams and the vectorisable Gibbs update of one unit.
+ * _gibbs.h -- the vectorisable Gibbs update of one unit.
  *
- * Random numbers: xoshiro256+ (Blackman & Vigna), one stream per chain, state stored as
- * four arrays (structure of arrays) so a loop over chains vectorises. A uniform in [0, 1)
- * takes the top 52 bits of the output as the mantissa of a double in [1, 2), minus 1
- * (integer ops only, so it vectorises without AVX-512).
+ * Random numbers: one xoshiro256+ stream per chain (_random.h), state stored as four arrays
+ * (structure of arrays) so a loop over chains vectorises.
  *
  * Update: a unit with local field f takes the "on" value low + scale (1 for binary, +1 for
  * spin) when u < sigmoid(scale * beta * f), else low (0 or -1).
@@ -25,6 +23,7 @@
 
 #include <stdlib.h>
 
+#include "_random.h"   /* pe__uniform */
 #include "_vecmath.h"
 
 typedef uint8_t pe_state;
@@ -44,22 +43,6 @@ static inline double pe__state_value(pe_state b)
 
 /* The state byte of a value in {-1, 0, 1}: value and value * 2^-15 have the same top byte. */
 static inline pe_state pe__state_byte(double value) { return (pe_state)(pe__asuint(value) >> 56); }
-
-static inline uint64_t pe__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* Advance one xoshiro256+ stream (its four state words) and return a uniform in [0, 1). */
-static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
-{
-    uint64_t result = *s0 + *s3;
-    uint64_t t = *s1 << 17;
-    *s2 ^= *s0;
-    *s3 ^= *s1;
-    *s1 ^= *s2;
-    *s0 ^= *s3;
-    *s2 ^= t;
-    *s3 = pe__rotl(*s3, 45);
-    return pe__asdouble((result >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
-}
 
 /* 1.0 if u < sigmoid(z) else 0.0, branch-free: the compare becomes a mask on the bits of 1.0
  * (as (double)(u < p), GCC would branch in scalar code, on a coin flip). */

@@ -1,4 +1,4 @@
-"""Variable elimination kernels: the order search, the step list, and the log-space sweeps.
+"""Variable elimination kernels: the step list (one ``Program``) and the log-space sweeps.
 
 **Contraction.** One elimination step sums a unit ``v`` out of the log-space tables ``T_f``
 that mention it. Over the joint axes ``(v, o_1, ..., o_n)`` (``v`` first, the output axes
@@ -14,10 +14,12 @@ offsets, as a contiguous run, or as one constant, so the inner loops are plain a
 blocks are independent and run on OpenMP threads (``prange``) when the output has at least
 ``PARALLEL_MIN`` (2^17) entries, so the result does not depend on the thread count. Binary axes
 take the vectorised ``logaddexp`` through ``pe_softplus_array``. ``contract`` runs one step
-(the numpy twin ``tests/reference.py:contract`` checks it); the sweeps run every step of a
+(the numpy twin ``tests/reference/exact.py:contract`` checks it); the sweeps run every step of a
 plan through the same block loop.
 
-**Step list.** A plan is six flat int64 arrays (built once by ``build_program``):
+**Step list.** A plan is a :class:`Program`: six flat int64 arrays, built once by
+``build_program`` from an order of ``_order`` and checked once, which ``forward``,
+``backward`` and ``sample`` all take:
 
 * ``steps`` (n_steps, 8): unit (flat id), scope start and length, bucket-edge start and
   count, incoming start and count, offset of the step's table in the table store;
@@ -33,14 +35,13 @@ plan through the same block loop.
 Each step's local table ``x_v (f_v + sum_e c_e x_u)`` (over ``v`` and the bucket edges' other
 ends, in axis order) is built in the kernel from ``field`` and ``coupling``.
 
-**Order search.** ``greedy_order`` is the greedy elimination (min-fill, min-degree or a given
-layout) over bitset neighbourhoods with an indexed heap; its twin is
-``tests/reference.py:greedy_order`` (identical orders).
+The elimination order comes from ``_order`` (the order search); the table memory and the
+block sums' inner loops are C in ``_tables.h``.
 """
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, exp, ldexp, log
-from libc.stdint cimport int8_t, int64_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.math cimport INFINITY, exp, log
+from libc.stdint cimport int8_t, int64_t
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -50,133 +51,10 @@ cdef extern from "_vecmath.h" nogil:
     void pe_sigmoid_array(const double *x, double *out, long n)
     double pe_sum(const double *x, long n)
 
-cdef extern from *:
-    """
-    /* Bits set in x. The builtin is a library call unless the build targets POPCNT (the
-     * default build does not), so without it: the branch-free SWAR count, inlined. */
-    #if defined(__POPCNT__) && (defined(__GNUC__) || defined(__clang__))
-    static inline int pe_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
-    #else
-    static inline int pe_popcount64(unsigned long long x)
-    {
-        x = x - ((x >> 1) & 0x5555555555555555ULL);
-        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-        x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
-        return (int)((x * 0x0101010101010101ULL) >> 56);
-    }
-    #endif
-
-    /* Index of the lowest set bit (x != 0). */
-    #if defined(_MSC_VER)
-    static inline int pe_ctz64(unsigned long long x)
-    {
-        unsigned long i;
-        _BitScanForward64(&i, x);
-        return (int)i;
-    }
-    #else
-    static inline int pe_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
-    #endif
-
-    /* The order search's bit counts, in feature-dispatched clones where GCC makes them (the
-     * x86-64-v3/v4 clones count with POPCNT; integer results: every clone agrees). */
-    #include "_vecmath.h"
-    #if PE_VECMATH_HAVE_CLONES
-    #  define PE_POPCOUNT(x) __builtin_popcountll(x)
-    #else
-    #  define PE_POPCOUNT(x) pe_popcount64(x)
-    #endif
-    PE_CLONES PE_UNUSED
-    static int64_t pe_count_bits(const uint64_t *x, int64_t n_words)
-    {
-        int64_t total = 0;
-        for (int64_t w = 0; w < n_words; ++w)
-            total += PE_POPCOUNT(x[w]);
-        return total;
-    }
-    PE_CLONES PE_UNUSED
-    static int64_t pe_common_bits(const uint64_t *x, const uint64_t *y, int64_t n_words)
-    {
-        int64_t total = 0;
-        for (int64_t w = 0; w < n_words; ++w)
-            total += PE_POPCOUNT(x[w] & y[w]);
-        return total;
-    }
-    /* Fill edges of eliminating a unit with neighbourhood nb: the pairs of nb not yet
-     * adjacent, sum over u in nb of (|nb without adj[u]| - 1), halved. */
-    PE_CLONES PE_UNUSED
-    static int64_t pe_fill_in(const uint64_t *adj, const uint64_t *nb, int64_t n_words)
-    {
-        int64_t fill = 0;
-        for (int64_t word = 0; word < n_words; ++word) {
-            uint64_t bits = nb[word];
-            while (bits) {
-                const uint64_t *other = adj + (word * 64 + pe_ctz64(bits)) * n_words;
-                bits &= bits - 1;
-                for (int64_t w = 0; w < n_words; ++w)
-                    fill += PE_POPCOUNT(nb[w] & ~other[w]);
-                fill -= 1;
-            }
-        }
-        return fill / 2;
-    }
-    """
-    int pe_popcount64(uint64_t x) noexcept nogil
-    int pe_ctz64(uint64_t x) noexcept nogil
-    int64_t pe_count_bits(const uint64_t *x, int64_t n_words) noexcept nogil
-    int64_t pe_common_bits(const uint64_t *x, const uint64_t *y, int64_t n_words) noexcept nogil
-    int64_t pe_fill_in(const uint64_t *adj, const uint64_t *nb, int64_t n_words) noexcept nogil
-
-cdef extern from *:
-    """
-    #include "_vecmath.h"
-    /* row[k] += t[off[k]] and row[k] += t[k]: the block sums' inner loops, in the same
-     * feature-dispatched clones as the vecmath calls (AVX2/AVX-512 gathers and adds where
-     * the CPU has them). Plain adds in the same order: every clone gives the same bits. */
-    PE_CLONES PE_UNUSED
-    static void pe_add_gather(double *PE_RESTRICT row, const double *PE_RESTRICT t,
-                              const int64_t *PE_RESTRICT off, long n)
-    {
-        PE_SIMD
-        for (long k = 0; k < n; ++k)
-            row[k] += t[off[k]];
-    }
-    PE_CLONES PE_UNUSED
-    static void pe_add_run(double *PE_RESTRICT row, const double *PE_RESTRICT t, long n)
-    {
-        PE_SIMD
-        for (long k = 0; k < n; ++k)
-            row[k] += t[k];
-    }
-    """
-    void pe_add_gather(double *row, const double *t, const int64_t *off, long n) noexcept nogil
-    void pe_add_run(double *row, const double *t, long n) noexcept nogil
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <stdlib.h>
-    #include <string.h>
-    #if defined(__linux__)
-    #include <sys/mman.h>
-    #endif
-    /* A table of n doubles (zeroed when zero != 0). Large ones get transparent huge pages,
-     * as numpy's allocator does (>= 4 MiB): the gathers of a big contraction then miss the
-     * TLB far less often. Freed with free(). */
-    static double *pe_table_alloc(int64_t n, int zero)
-    {
-        size_t size = (size_t)n * sizeof(double);
-        double *p = zero ? (double *)calloc((size_t)n, sizeof(double)) : (double *)malloc(size);
-    #if defined(__linux__) && defined(MADV_HUGEPAGE)
-        if (p != NULL && size >= ((size_t)1 << 22)) {
-            uintptr_t offset = 4096u - (uintptr_t)p % 4096u;
-            madvise((char *)p + offset, size - offset, MADV_HUGEPAGE);
-        }
-    #endif
-        return p;
-    }
-    """
-    double *pe_table_alloc(int64_t n, int zero) noexcept nogil
+cdef extern from "_tables.h" nogil:
+    double *pe_table_alloc(int64_t n, int zero)
+    void pe_add_gather(double *row, const double *t, const int64_t *off, long n)
+    void pe_add_run(double *row, const double *t, long n)
 
 cdef enum:
     GATHER = 0        # table read at inner_offset[f, k]
@@ -202,13 +80,6 @@ cdef enum:
     TABLE = 7
     STEP_FIELDS = 8
 
-# order search criteria (``greedy_order``)
-cdef enum:
-    ORDER_LAYOUT = 0
-    ORDER_MIN_DEGREE = 1
-    ORDER_MIN_FILL = 2
-    KEY = 5                 # key words per unit
-LAYOUT, MIN_DEGREE, MIN_FILL = ORDER_LAYOUT, ORDER_MIN_DEGREE, ORDER_MIN_FILL
 
 
 cdef struct Contraction:
@@ -464,7 +335,7 @@ def contract(
 
 
 # -- the step list -----------------------------------------------------------------------------------
-cdef struct Program:
+cdef struct StepList:           # a Program's arrays, as C pointers
     int64_t n_steps
     const int64_t *steps            # (n_steps, STEP_FIELDS)
     const int64_t *scope
@@ -472,6 +343,10 @@ cdef struct Program:
     const int64_t *edge_axis
     const int64_t *incoming         # (n_incoming, 2)
     const int64_t *incoming_axes
+    int64_t max_tables              # the largest step's tables (its own and incoming ones),
+    int64_t max_axes                # joint axes, bucket edges and block entries: the sizes
+    int64_t max_edges               # of the scratch (work_alloc)
+    int64_t max_inner
 
 
 cdef struct Work:               # per-step scratch, sized once for the largest step
@@ -482,26 +357,13 @@ cdef struct Work:               # per-step scratch, sized once for the largest s
     int *kind
 
 
-cdef int work_alloc(const Program *P, Work *W) noexcept nogil:
+cdef int work_alloc(const StepList *P, Work *W) noexcept nogil:
     """Allocate the scratch (the pointers are NULL on failure or valid; work_free either way)."""
-    cdef int64_t s, max_tables = 1, max_axes = 1, max_edges = 0, max_inner = 1, d
-    cdef const int64_t *row
-    for s in range(P.n_steps):
-        row = P.steps + s * STEP_FIELDS
-        d = row[N_SCOPE]
-        if 1 + row[N_IN] > max_tables:
-            max_tables = 1 + row[N_IN]
-        if d + 1 > max_axes:
-            max_axes = d + 1
-        if row[N_EDGE] > max_edges:
-            max_edges = row[N_EDGE]
-        if ((<int64_t> 1) << (d if d < BLOCK_AXES else BLOCK_AXES)) > max_inner:
-            max_inner = (<int64_t> 1) << (d if d < BLOCK_AXES else BLOCK_AXES)
-    W.local = <double *> malloc((<int64_t> 2 << max_edges) * sizeof(double))
-    W.table = <const double **> malloc(max_tables * sizeof(double *))
-    W.stride = <int64_t *> malloc(max_tables * max_axes * sizeof(int64_t))
-    W.offset = <int64_t *> malloc(max_tables * max_inner * sizeof(int64_t))
-    W.kind = <int *> malloc(max_tables * sizeof(int))
+    W.local = <double *> malloc((<int64_t> 2 << P.max_edges) * sizeof(double))
+    W.table = <const double **> malloc(P.max_tables * sizeof(double *))
+    W.stride = <int64_t *> malloc(P.max_tables * P.max_axes * sizeof(int64_t))
+    W.offset = <int64_t *> malloc(P.max_tables * P.max_inner * sizeof(int64_t))
+    W.kind = <int *> malloc(P.max_tables * sizeof(int))
     if (W.local == NULL or W.table == NULL or W.stride == NULL or W.offset == NULL
             or W.kind == NULL):
         return -1
@@ -516,7 +378,7 @@ cdef void work_free(Work *W) noexcept nogil:
     free(W.kind)
 
 
-cdef void prepare(const Program *P, int64_t s, const double *field, const double *coupling,
+cdef void prepare(const StepList *P, int64_t s, const double *field, const double *coupling,
                   double **tables, Work *W, Contraction *C) noexcept nogil:
     """Local table, table pointers and addressing of step ``s`` (inputs from ``tables``)."""
     cdef const int64_t *row = P.steps + s * STEP_FIELDS
@@ -555,49 +417,148 @@ cdef void prepare(const Program *P, int64_t s, const double *field, const double
     finish_addressing(C, W.stride, W.offset, W.kind, <int> d)
 
 
-cdef Program program_of(const int64_t[:, ::1] steps, const int64_t[::1] scope,
-                        const int64_t[::1] edge, const int64_t[::1] edge_axis,
-                        const int64_t[:, ::1] incoming, const int64_t[::1] incoming_axes):
-    cdef Program P
-    P.n_steps = steps.shape[0]
-    P.steps = &steps[0, 0] if steps.shape[0] else NULL
-    P.scope = &scope[0] if scope.shape[0] else NULL
-    P.edge = &edge[0] if edge.shape[0] else NULL
-    P.edge_axis = &edge_axis[0] if edge_axis.shape[0] else NULL
-    P.incoming = &incoming[0, 0] if incoming.shape[0] else NULL
-    P.incoming_axes = &incoming_axes[0] if incoming_axes.shape[0] else NULL
-    return P
+cdef object frozen(object array, int ndim, int64_t columns, str name):
+    """A read-only C-contiguous int64 copy of ``array`` with ``ndim`` dimensions (and
+    ``columns`` columns when 2-d)."""
+    out = np.array(array, dtype=np.int64, order="C", copy=True)
+    if out.ndim != ndim or (ndim == 2 and out.shape[1] != columns):
+        shape = "(n, %d)" % columns if ndim == 2 else "(n,)"
+        raise ValueError(f"Program: {name} must have shape {shape}, got {out.shape}")
+    out.flags.writeable = False
+    return out
 
 
-cdef int64_t check_program(const Program *P, int64_t n_units, int64_t n_edges,
-                           int64_t n_store, bint scopes) except -1:
-    """ValueError unless the step list only names units, edges and store entries that exist
-    (each step's table inside the store; ``n_store < 0``: no store). O(size of the list)."""
-    cdef int64_t s, i
+cdef class Program:
+    """The step list of an elimination order (see the module docstring), checked once.
+
+    ``Program(steps, scope, edge, edge_axis, incoming, incoming_axes, n_units, n_edges)``
+    keeps read-only copies of the six arrays and raises ``ValueError`` unless every index in
+    them is in range: units below ``n_units``, edges below ``n_edges``, each step's scope,
+    bucket and incoming tables inside their arrays, scopes of at most ``MAX_AXES - 1`` units,
+    bucket edges' axes inside the step's scope, each step with a scope the input of exactly
+    one later step (at axes ``0 = a_0 < a_1 < ... <= d`` of that step's ``d`` scope units),
+    tables at offsets ``>= 0``. :func:`forward`, :func:`backward` and :func:`sample` all take
+    it and only check their own arrays' lengths against ``n_units``, ``n_edges`` and
+    ``n_stored`` (the entries of the table store: step ``s``'s table at ``steps[s, 7]``, of
+    ``2^scope`` entries). Built by :func:`build_program`.
+    """
+    cdef readonly object steps, scope, edge, edge_axis, incoming, incoming_axes
+    cdef readonly int64_t n_units, n_edges, n_stored
+    cdef StepList P
+
+    def __init__(self, steps, scope, edge, edge_axis, incoming, incoming_axes,
+                 int64_t n_units, int64_t n_edges):
+        if n_units < 0 or n_edges < 0:
+            raise ValueError(f"Program: n_units and n_edges must be >= 0, got {n_units}, "
+                             f"{n_edges}")
+        steps = frozen(steps, 2, STEP_FIELDS, "steps")
+        scope = frozen(scope, 1, 0, "scope")
+        edge = frozen(edge, 1, 0, "edge")
+        edge_axis = frozen(edge_axis, 1, 0, "edge_axis")
+        incoming = frozen(incoming, 2, 2, "incoming")
+        incoming_axes = frozen(incoming_axes, 1, 0, "incoming_axes")
+        if edge_axis.shape[0] != edge.shape[0]:
+            raise ValueError("Program: edge and edge_axis must have the same length")
+        cdef const int64_t[:, ::1] st = steps
+        cdef const int64_t[::1] sc = scope, e = edge, ea = edge_axis
+        cdef const int64_t[:, ::1] inc = incoming
+        cdef const int64_t[::1] ia = incoming_axes
+        cdef StepList P
+        P.n_steps = st.shape[0]
+        P.steps = &st[0, 0] if st.shape[0] else NULL
+        P.scope = &sc[0] if sc.shape[0] else NULL
+        P.edge = &e[0] if e.shape[0] else NULL
+        P.edge_axis = &ea[0] if ea.shape[0] else NULL
+        P.incoming = &inc[0, 0] if inc.shape[0] else NULL
+        P.incoming_axes = &ia[0] if ia.shape[0] else NULL
+        n_stored = check_steps(&P, n_units, n_edges, sc.shape[0], e.shape[0], inc.shape[0],
+                               ia.shape[0])
+        # all checked: only now does the object take the arrays
+        self.steps, self.scope, self.edge, self.edge_axis = steps, scope, edge, edge_axis
+        self.incoming, self.incoming_axes = incoming, incoming_axes
+        self.n_units, self.n_edges, self.n_stored = n_units, n_edges, n_stored
+        self.P = P
+
+
+cdef int64_t check_steps(StepList *P, int64_t n_units, int64_t n_edges, int64_t n_scope,
+                         int64_t n_edge, int64_t n_incoming, int64_t n_axes) except -1:
+    """Check every index of a step list (see Program) and set its scratch sizes; return the
+    entries of its table store. O(size of the list)."""
+    cdef int64_t s, i, j, t, a, d, dt, inner, stored = 0
     cdef const int64_t *row
+    cdef const int64_t *axes
+    consumed_a = np.zeros(P.n_steps, np.int64)
+    cdef int64_t[::1] consumed = consumed_a
+    P.max_tables, P.max_axes, P.max_edges, P.max_inner = 1, 1, 0, 1
     for s in range(P.n_steps):
         row = P.steps + s * STEP_FIELDS
+        d = row[N_SCOPE]
         if not 0 <= row[UNIT] < n_units:
             raise ValueError(f"step {s}: unit {row[UNIT]} outside the {n_units} units")
+        if not (0 <= d < MAX_AXES and 0 <= row[SCOPE] <= n_scope - d):
+            raise ValueError(f"step {s}: its scope is outside the scope array or has more "
+                             f"than {MAX_AXES - 1} units")
+        for i in range(row[SCOPE], row[SCOPE] + d):
+            if not 0 <= P.scope[i] < n_units:
+                raise ValueError(f"step {s}: unit {P.scope[i]} outside the {n_units} units")
+        if not (0 <= row[N_EDGE] <= d and 0 <= row[EDGE] <= n_edge - row[N_EDGE]):
+            raise ValueError(f"step {s}: its bucket is outside the edge array or larger than "
+                             f"its scope")
         for i in range(row[EDGE], row[EDGE] + row[N_EDGE]):
             if not 0 <= P.edge[i] < n_edges:
                 raise ValueError(f"step {s}: edge {P.edge[i]} outside the {n_edges} edges")
-        if scopes:
-            for i in range(row[SCOPE], row[SCOPE] + row[N_SCOPE]):
-                if not 0 <= P.scope[i] < n_units:
-                    raise ValueError(f"step {s}: unit {P.scope[i]} outside the {n_units} units")
-        if n_store >= 0 and row[TABLE] + ((<int64_t> 1) << row[N_SCOPE]) > n_store:
-            raise ValueError(f"step {s}: its table does not fit in a store of {n_store} entries")
+            if not (1 <= P.edge_axis[i] <= d
+                    and (i == row[EDGE] or P.edge_axis[i - 1] <= P.edge_axis[i])):
+                raise ValueError(f"step {s}: bucket edge axes must be increasing in 1..{d}")
+        if not (0 <= row[N_IN] and 0 <= row[IN] <= n_incoming - row[N_IN]):
+            raise ValueError(f"step {s}: its incoming tables are outside the incoming array")
+        for i in range(row[IN], row[IN] + row[N_IN]):
+            t = P.incoming[2 * i]
+            a = P.incoming[2 * i + 1]
+            if not 0 <= t < s:
+                raise ValueError(f"step {s}: incoming table {t} is not from an earlier step")
+            dt = P.steps[t * STEP_FIELDS + N_SCOPE]
+            consumed[t] += 1
+            if not 0 <= a <= n_axes - dt:
+                raise ValueError(f"step {s}: the axes of incoming table {t} are outside the "
+                                 f"incoming_axes array")
+            axes = P.incoming_axes + a
+            for j in range(dt):
+                if not (axes[j] <= d and (axes[j] == 0 if j == 0 else axes[j - 1] < axes[j])):
+                    raise ValueError(f"step {s}: the axes of incoming table {t} must be "
+                                     f"0 < ... <= {d}")
+        if not 0 <= row[TABLE] < (<int64_t> 1) << 62:
+            raise ValueError(f"step {s}: table offset {row[TABLE]} out of range")
+        if row[TABLE] + ((<int64_t> 1) << d) > stored:
+            stored = row[TABLE] + ((<int64_t> 1) << d)
+        inner = (<int64_t> 1) << (d if d < BLOCK_AXES else BLOCK_AXES)
+        P.max_tables = max(P.max_tables, 1 + row[N_IN])
+        P.max_axes = max(P.max_axes, d + 1)
+        P.max_edges = max(P.max_edges, row[N_EDGE])
+        P.max_inner = max(P.max_inner, inner)
+    for s in range(P.n_steps):
+        if consumed[s] != (P.steps[s * STEP_FIELDS + N_SCOPE] > 0):
+            raise ValueError(f"step {s}: its table must be the input of exactly one later step "
+                             f"when it has a scope, and of none otherwise")
+    return stored
+
+
+cdef int check_lengths(Program program, const double[::1] field, const double[::1] coupling,
+                       const double[::1] store, str name) except -1:
+    """ValueError unless the number arrays cover the program's units, edges and table store
+    (``store`` None: no store)."""
+    if field.shape[0] < program.n_units or coupling.shape[0] < program.n_edges:
+        raise ValueError(f"{name}: field and coupling must have at least {program.n_units} "
+                         f"and {program.n_edges} entries (the program's units and edges), got "
+                         f"{field.shape[0]} and {coupling.shape[0]}")
+    if store is not None and store.shape[0] < program.n_stored:
+        raise ValueError(f"{name}: the table store must have at least {program.n_stored} "
+                         f"entries, got {store.shape[0]}")
     return 0
 
 
 def forward(
-    const int64_t[:, ::1] steps,            # IN  the step list (see module docstring)
-    const int64_t[::1] scope,               # IN
-    const int64_t[::1] edge,                # IN
-    const int64_t[::1] edge_axis,           # IN
-    const int64_t[:, ::1] incoming,         # IN
-    const int64_t[::1] incoming_axes,       # IN
+    Program program not None,               # IN  the step list (see Program)
     const double[::1] field,                # IN  (n_units,) binary-form fields
     const double[::1] coupling,             # IN  (n_edges,) binary-form couplings
     double[::1] store=None,                 # OUT every step's table at steps[:, TABLE], or None
@@ -609,7 +570,7 @@ def forward(
     With ``store`` every table is kept there (for :func:`backward` and :func:`sample`);
     without, each table is freed once its consumer has run.
     """
-    cdef Program P = program_of(steps, scope, edge, edge_axis, incoming, incoming_axes)
+    cdef const StepList *P = &program.P
     cdef Work W
     cdef Contraction C
     cdef bint keep = store is not None
@@ -617,13 +578,13 @@ def forward(
     cdef double total = 0.0
     cdef const double *field_p = &field[0] if field.shape[0] else NULL
     cdef const double *coupling_p = &coupling[0] if coupling.shape[0] else NULL
-    check_program(&P, field.shape[0], coupling.shape[0], store.shape[0] if keep else -1, False)
+    check_lengths(program, field, coupling, store, "forward")
     cdef int64_t s, f, d, t
     cdef int status = 0
     cdef const int64_t *row
     W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
     tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
-    if tables == NULL or work_alloc(&P, &W) < 0:
+    if tables == NULL or work_alloc(P, &W) < 0:
         free(tables)
         work_free(&W)
         raise MemoryError("forward: could not allocate the step buffers")
@@ -638,7 +599,7 @@ def forward(
                 if tables[s] == NULL:
                     status = -1
                     break
-            prepare(&P, s, field_p, coupling_p, tables, &W, &C)
+            prepare(P, s, field_p, coupling_p, tables, &W, &C)
             if run_blocks(&C, tables[s], NULL, NULL, (<int64_t> 1) << d, n_threads,
                           parallel_min) < 0:
                 status = -1
@@ -748,12 +709,7 @@ cdef int sum_out_axes(const double *joint, int64_t d, const int64_t *axes, int64
 
 
 def backward(
-    const int64_t[:, ::1] steps,            # IN  the step list
-    const int64_t[::1] scope,               # IN
-    const int64_t[::1] edge,                # IN
-    const int64_t[::1] edge_axis,           # IN
-    const int64_t[:, ::1] incoming,         # IN
-    const int64_t[::1] incoming_axes,       # IN
+    Program program not None,               # IN  the step list (see Program)
     const double[::1] field,                # IN  (n_units,)
     const double[::1] coupling,             # IN  (n_edges,)
     const double[::1] store,                # IN  the tables of a forward sweep with store
@@ -769,7 +725,7 @@ def backward(
     incoming table's scope (summed in a fixed order, so the result does not depend on the
     thread count). Entries of units and edges not in the plan are not written.
     """
-    cdef Program P = program_of(steps, scope, edge, edge_axis, incoming, incoming_axes)
+    cdef const StepList *P = &program.P
     cdef Work W
     cdef Contraction C
     cdef double **tables = NULL
@@ -782,14 +738,17 @@ def backward(
     cdef const double *field_p = &field[0] if field.shape[0] else NULL
     cdef const double *coupling_p = &coupling[0] if coupling.shape[0] else NULL
     cdef double *edge_p = &edge_marginal[0] if edge_marginal.shape[0] else NULL
-    check_program(&P, min(field.shape[0], unit_marginal.shape[0]),
-                  min(coupling.shape[0], edge_marginal.shape[0]), store.shape[0], False)
+    check_lengths(program, field, coupling, store, "backward")
+    if unit_marginal.shape[0] < program.n_units or edge_marginal.shape[0] < program.n_edges:
+        raise ValueError(f"backward: unit_marginal and edge_marginal must have at least "
+                         f"{program.n_units} and {program.n_edges} entries, got "
+                         f"{unit_marginal.shape[0]} and {edge_marginal.shape[0]}")
     cdef int status = 0
     cdef const int64_t *row
     W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
     tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
     marginal = <double **> calloc(P.n_steps + 1, sizeof(double *))
-    if tables == NULL or marginal == NULL or work_alloc(&P, &W) < 0:
+    if tables == NULL or marginal == NULL or work_alloc(P, &W) < 0:
         free(tables)
         free(marginal)
         work_free(&W)
@@ -802,7 +761,7 @@ def backward(
             d = row[N_SCOPE]
             n_out = (<int64_t> 1) << d
             m = &one if d == 0 else marginal[s]
-            prepare(&P, s, field_p, coupling_p, tables, &W, &C)
+            prepare(P, s, field_p, coupling_p, tables, &W, &C)
             joint = pe_table_alloc(2 * n_out, 0)
             if joint == NULL or m == NULL:
                 status = -1
@@ -841,12 +800,7 @@ def backward(
 
 
 def sample(
-    const int64_t[:, ::1] steps,            # IN  the step list
-    const int64_t[::1] scope,               # IN
-    const int64_t[::1] edge,                # IN
-    const int64_t[::1] edge_axis,           # IN
-    const int64_t[:, ::1] incoming,         # IN
-    const int64_t[::1] incoming_axes,       # IN
+    Program program not None,               # IN  the step list (see Program)
     const double[::1] field,                # IN  (n_units,)
     const double[::1] coupling,             # IN  (n_edges,)
     const double[::1] store,                # IN  the tables of a forward sweep with store
@@ -857,7 +811,7 @@ def sample(
     """Backward sampling: steps in reverse order, ``x_v = [u (1 + exp(-logit)) < 1]`` with
     ``logit = sum_f T_f[1, x_N] - T_f[0, x_N]`` (samples are independent: any thread count
     gives the same draws)."""
-    cdef Program P = program_of(steps, scope, edge, edge_axis, incoming, incoming_axes)
+    cdef const StepList *P = &program.P
     cdef Work W
     cdef Contraction C
     cdef double **tables = NULL
@@ -869,12 +823,15 @@ def sample(
     cdef const int64_t *st
     cdef const double *field_p = &field[0] if field.shape[0] else NULL
     cdef const double *coupling_p = &coupling[0] if coupling.shape[0] else NULL
-    if uniforms.shape[0] != n_samples or uniforms.shape[1] != steps.shape[0]:
+    if uniforms.shape[0] != n_samples or uniforms.shape[1] != P.n_steps:
         raise ValueError("sample: uniforms must have shape (n_samples, n_steps)")
-    check_program(&P, min(field.shape[0], x.shape[1]), coupling.shape[0], store.shape[0], True)
+    check_lengths(program, field, coupling, store, "sample")
+    if x.shape[1] < program.n_units:
+        raise ValueError(f"sample: x must have at least {program.n_units} columns, got "
+                         f"{x.shape[1]}")
     W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
     tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
-    if tables == NULL or work_alloc(&P, &W) < 0:
+    if tables == NULL or work_alloc(P, &W) < 0:
         free(tables)
         work_free(&W)
         raise MemoryError("sample: could not allocate the step buffers")
@@ -887,7 +844,7 @@ def sample(
             d = row[N_SCOPE]
             v = row[UNIT]
             sc = P.scope + row[SCOPE]
-            prepare(&P, s, field_p, coupling_p, tables, &W, &C)
+            prepare(P, s, field_p, coupling_p, tables, &W, &C)
             for n in prange(n_samples, schedule="static",
                             num_threads=n_threads if n_samples >= 4096 else 1):
                 logit = 0.0
@@ -910,8 +867,11 @@ def build_program(
     const int64_t[::1] scope_units,         # IN  neighbours when eliminated (local ids, any order)
     const int64_t[::1] unit_id,             # IN  (n,) flat id of each local unit
     const int64_t[::1] pair_id,             # IN  (n_pairs,) graph edge id of each pair
+    int64_t n_units,                        # IN  units of the flat graph (flat ids below it)
+    int64_t n_edges,                        # IN  edges of the flat graph
 ):
-    """The step list (``steps, scope, edge, edge_axis, incoming, incoming_axes``) of an order.
+    """The :class:`Program` (step list ``steps, scope, edge, edge_axis, incoming,
+    incoming_axes``) of an order.
 
     Scopes are sorted by elimination position; each pair goes to the bucket of its first
     eliminated end; a step's table goes to the bucket of its scope's first unit.
@@ -1000,449 +960,5 @@ def build_program(
             for j in range(1, steps[s, N_SCOPE]):
                 incoming_axes[a + j] = axis_of[local[steps[s, SCOPE] + j]]
             a += steps[s, N_SCOPE]
-    return steps_a, scope_a, edge_a, edge_axis_a, incoming_a, incoming_axes_a, table
-
-
-def symmetric_csr(int64_t n, const int64_t[:, ::1] pairs):
-    """``(indptr, indices)`` (int32) of the symmetric adjacency of ``pairs`` in canonical CSR
-    form: each row's columns sorted, no duplicates, no diagonal."""
-    cdef int64_t p, u, i, j, k, row_start, kept = 0, n_pairs = pairs.shape[0]
-    if n >= 2**31 or 2 * n_pairs >= 2**31:
-        raise ValueError("symmetric_csr: more than 2^31 units or entries")
-    count_a = np.zeros(n + 1, np.int64)
-    cols_a = np.empty(2 * n_pairs, np.int32)
-    indptr_a = np.zeros(n + 1, np.int32)
-    cdef int64_t[::1] count = count_a
-    cdef int[::1] cols = cols_a, indptr = indptr_a
-    cdef int c
-    for p in range(n_pairs):
-        count[pairs[p, 0] + 1] += 1
-        count[pairs[p, 1] + 1] += 1
-    for u in range(n):
-        count[u + 1] += count[u]
-    for p in range(n_pairs):            # (count[u] is the next free slot of row u)
-        i, j = pairs[p, 0], pairs[p, 1]
-        if i == j:
-            continue
-        cols[count[i]] = <int> j
-        count[i] += 1
-        cols[count[j]] = <int> i
-        count[j] += 1
-    row_start = 0
-    for u in range(n):                  # count[u] is now the end of row u
-        for k in range(row_start + 1, count[u]):      # insertion sort (rows are short)
-            c = cols[k]
-            j = k
-            while j > row_start and cols[j - 1] > c:
-                cols[j] = cols[j - 1]
-                j -= 1
-            cols[j] = c
-        for k in range(row_start, count[u]):
-            if k == row_start or cols[k] != cols[k - 1]:
-                cols[kept] = cols[k]
-                kept += 1
-        indptr[u + 1] = <int> kept
-        row_start = count[u]
-    return indptr_a, cols_a[:kept].copy()
-
-
-# -- the order search --------------------------------------------------------------------------------
-cdef inline bint key_less(const int64_t *a, const int64_t *b) noexcept nogil:
-    cdef int i
-    for i in range(KEY):
-        if a[i] != b[i]:
-            return a[i] < b[i]
-    return False
-
-
-cdef struct Heap:
-    int64_t size
-    int64_t *unit           # heap slots -> unit
-    int64_t *slot           # unit -> heap slot (-1 when out)
-    const int64_t *key      # (n, KEY)
-
-
-cdef inline void heap_swap(Heap *H, int64_t i, int64_t j) noexcept nogil:
-    cdef int64_t u = H.unit[i], w = H.unit[j]
-    H.unit[i] = w
-    H.unit[j] = u
-    H.slot[w] = i
-    H.slot[u] = j
-
-
-cdef void heap_fix(Heap *H, int64_t i) noexcept nogil:
-    """Restore the heap order around slot ``i`` after its key changed."""
-    cdef int64_t parent
-    while i > 0:
-        parent = (i - 1) // 2
-        if not key_less(H.key + KEY * H.unit[i], H.key + KEY * H.unit[parent]):
-            break
-        heap_swap(H, i, parent)
-        i = parent
-    heap_down(H, i)
-
-
-cdef void heap_down(Heap *H, int64_t i) noexcept nogil:
-    """Sift slot ``i`` down to its place (its subtrees are heaps)."""
-    cdef int64_t child, best
-    while True:
-        best = i
-        for child in range(2 * i + 1, 2 * i + 3):
-            if child < H.size and key_less(H.key + KEY * H.unit[child], H.key + KEY * H.unit[best]):
-                best = child
-        if best == i:
-            return
-        heap_swap(H, i, best)
-        i = best
-
-
-cdef void set_key(int64_t u, int criterion, const uint64_t *adj, int64_t n_words,
-                  const int8_t *first, int64_t cap_bits, const int64_t *rank,
-                  int64_t *key) noexcept nogil:
-    """The greedy key of unit ``u`` (lexicographic, smallest first; see greedy_order)."""
-    cdef const uint64_t *nb = adj + u * n_words
-    cdef int64_t degree, fill
-    cdef int64_t *k = key + KEY * u
-    k[0] = 0 if first[u] else 1
-    k[4] = rank[u]
-    if criterion == ORDER_LAYOUT:
-        k[1] = k[2] = k[3] = 0
-        return
-    degree = pe_count_bits(nb, n_words)
-    if degree > cap_bits:
-        k[1] = 1
-        k[2] = k[3] = degree
-        return
-    fill = pe_fill_in(adj, nb, n_words)
-    k[1] = 0
-    if criterion == ORDER_MIN_FILL:
-        k[2] = fill
-        k[3] = degree
-    else:
-        k[2] = degree
-        k[3] = fill
-
-
-cdef struct Search:
-    int64_t n
-    int64_t n_words
-    const int64_t *rank         # (n,) distinct tie-break ranks
-    uint64_t *adj0              # (n, n_words) the graph
-    uint64_t *adj               # (n, n_words) the graph with fill, as the search goes
-    uint64_t *done              # (n_words,) eliminated units
-    uint64_t *touched           # (n_words,) units to re-key
-    int8_t *first               # (n,) in the closed-form set
-    int64_t *key                # (n, KEY)
-    int64_t *work               # (2 n + 2,) counting sort, positions, table counts
-    int64_t *unit               # heap slots
-    int64_t *slot
-    int64_t *order              # (n,) the order found
-    int64_t *start              # (n + 1,) scope of each step in scope
-    int64_t *scope              # (capacity,) neighbours when eliminated
-    int64_t capacity
-
-
-cdef int search_init(Search *S, int64_t n, const int64_t[:, ::1] pairs,
-                     const int64_t *rank) noexcept nogil:
-    """Buffers and the graph's bitsets; -1 if out of memory (search_free either way)."""
-    cdef int64_t p, i, j, n_words = (n + 63) // 64
-    S.n = n
-    S.n_words = n_words
-    S.rank = rank
-    S.capacity = 16
-    S.adj0 = <uint64_t *> calloc(n * n_words + 1, sizeof(uint64_t))
-    S.adj = <uint64_t *> malloc((n * n_words + 1) * sizeof(uint64_t))
-    S.done = <uint64_t *> malloc((n_words + 1) * sizeof(uint64_t))
-    S.touched = <uint64_t *> malloc((n_words + 1) * sizeof(uint64_t))
-    S.first = <int8_t *> malloc((n + 1) * sizeof(int8_t))
-    S.key = <int64_t *> malloc((n + 1) * KEY * sizeof(int64_t))
-    S.work = <int64_t *> malloc((2 * n + 2) * sizeof(int64_t))
-    S.unit = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    S.slot = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    S.order = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    S.start = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    S.scope = <int64_t *> malloc(S.capacity * sizeof(int64_t))
-    if (S.adj0 == NULL or S.adj == NULL or S.done == NULL or S.touched == NULL
-            or S.first == NULL or S.key == NULL or S.work == NULL or S.unit == NULL
-            or S.slot == NULL or S.order == NULL or S.start == NULL or S.scope == NULL):
-        return -1
-    for p in range(pairs.shape[0]):
-        i = pairs[p, 0]
-        j = pairs[p, 1]
-        S.adj0[i * n_words + j // 64] |= (<uint64_t> 1) << (j % 64)
-        S.adj0[j * n_words + i // 64] |= (<uint64_t> 1) << (i % 64)
-    return 0
-
-
-cdef void search_free(Search *S) noexcept nogil:
-    free(S.adj0)
-    free(S.adj)
-    free(S.done)
-    free(S.touched)
-    free(S.first)
-    free(S.key)
-    free(S.work)
-    free(S.unit)
-    free(S.slot)
-    free(S.order)
-    free(S.start)
-    free(S.scope)
-
-
-cdef int run_search(Search *S, int criterion, bint closed_first, int64_t cap_bits,
-                    int64_t bound, int64_t budget) noexcept nogil:
-    """One greedy search (see greedy_order) into S.order, S.start, S.scope: 0 done, 1 gave up,
-    -1 out of memory."""
-    cdef int64_t n = S.n, n_words = S.n_words, i, u, v, w, word, s, degree, n_scope = 0
-    cdef int64_t work = 0
-    cdef uint64_t bits, low
-    cdef uint64_t *adj = S.adj
-    cdef uint64_t *nb
-    cdef int64_t *count = S.work
-    cdef int64_t *scope
-    cdef Heap H
-    memcpy(adj, S.adj0, n * n_words * sizeof(uint64_t))
-    memset(S.done, 0, n_words * sizeof(uint64_t))
-    memset(S.touched, 0, n_words * sizeof(uint64_t))
-    memset(S.first, 0, n * sizeof(int8_t))
-    if closed_first:        # greedy maximal independent set, lowest degree first (stable)
-        memset(count, 0, (n + 2) * sizeof(int64_t))
-        for u in range(n):
-            count[pe_count_bits(adj + u * n_words, n_words) + 1] += 1
-        for i in range(n):
-            count[i + 1] += count[i]
-        for u in range(n):
-            degree = pe_count_bits(adj + u * n_words, n_words)
-            S.work[n + 1 + count[degree]] = u
-            count[degree] += 1
-        for i in range(n):          # touched serves as the blocked set here
-            u = S.work[n + 1 + i]
-            if not (S.touched[u // 64] >> (u % 64)) & 1:
-                S.first[u] = 1
-                for w in range(n_words):
-                    S.touched[w] |= adj[u * n_words + w]
-    H.size = n
-    H.key = S.key
-    H.unit = S.unit
-    H.slot = S.slot
-    for u in range(n):
-        set_key(u, criterion, adj, n_words, S.first, cap_bits, S.rank, S.key)
-        H.unit[u] = u
-        H.slot[u] = u
-    for i in range(n // 2 - 1, -1, -1):
-        heap_down(&H, i)
-    S.start[0] = 0
-    for s in range(n):
-        v = H.unit[0]
-        H.size -= 1
-        if H.size:
-            heap_swap(&H, 0, H.size)
-            heap_down(&H, 0)
-        H.slot[v] = -1
-        nb = adj + v * n_words
-        degree = pe_count_bits(nb, n_words)
-        if degree > bound:
-            return 1
-        S.order[s] = v
-        if n_scope + degree > S.capacity:
-            while n_scope + degree > S.capacity:
-                S.capacity *= 2
-            scope = <int64_t *> realloc(S.scope, S.capacity * sizeof(int64_t))
-            if scope == NULL:
-                return -1
-            S.scope = scope
-        S.done[v // 64] |= (<uint64_t> 1) << (v % 64)
-        for w in range(n_words):
-            S.touched[w] = 0 if criterion == ORDER_LAYOUT else nb[w]
-        for word in range(n_words):
-            bits = nb[word]
-            while bits:
-                low = bits & (~bits + 1)
-                u = word * 64 + pe_ctz64(low)
-                bits ^= low
-                S.scope[n_scope] = u
-                n_scope += 1
-                for w in range(n_words):
-                    adj[u * n_words + w] |= nb[w]
-                adj[u * n_words + u // 64] &= ~((<uint64_t> 1) << (u % 64))
-                adj[u * n_words + v // 64] &= ~((<uint64_t> 1) << (v % 64))
-                if criterion == ORDER_MIN_FILL:
-                    for w in range(n_words):
-                        S.touched[w] |= adj[u * n_words + w]
-        S.start[s + 1] = n_scope
-        for word in range(n_words):
-            bits = S.touched[word] & ~S.done[word]
-            while bits:
-                low = bits & (~bits + 1)
-                u = word * 64 + pe_ctz64(low)
-                bits ^= low
-                # A unit next to at most one of nb (and not in it) keeps its neighbours and
-                # gains no edge among them: its key is unchanged (the twin re-pushes the same).
-                if (criterion != ORDER_MIN_FILL or (nb[u // 64] >> (u % 64)) & 1
-                        or pe_common_bits(adj + u * n_words, nb, n_words) > 1):
-                    set_key(u, criterion, adj, n_words, S.first, cap_bits, S.rank, S.key)
-                    heap_fix(&H, H.slot[u])
-                work += pe_count_bits(adj + u * n_words, n_words)
-        if work > budget:
-            return 1
-    return 0
-
-
-cdef void search_cost(Search *S, double *cost) noexcept nogil:
-    """(width, largest_table, stored_entries, operations, n_closed_form) of S's order."""
-    cdef int64_t n = S.n, s, i, target, d, width = 0, n_closed = 0
-    cdef int64_t *position = S.work
-    cdef int64_t *n_tables = S.work + n
-    cdef double stored = 0.0, operations = 0.0, largest = 0.0, size
-    for s in range(n):
-        position[S.order[s]] = s
-        n_tables[s] = 1                     # the local table of each bucket
-    for s in range(n):
-        if S.start[s + 1] > S.start[s]:
-            target = n
-            for i in range(S.start[s], S.start[s + 1]):
-                if position[S.scope[i]] < target:
-                    target = position[S.scope[i]]
-            n_tables[target] += 1
-    for s in range(n):
-        d = S.start[s + 1] - S.start[s]
-        size = ldexp(1.0, <int> d)
-        width = d if d > width else width
-        largest = size if size > largest else largest
-        stored += size
-        operations += 2.0 * size * (n_tables[s] + 1)
-        n_closed += n_tables[s] == 1
-    cost[0] = width
-    cost[1] = 2.0 * largest if n else 1.0
-    cost[2] = stored
-    cost[3] = operations
-    cost[4] = n_closed
-
-
-cdef tuple search_result(Search *S, const double *cost):
-    """(order, scope_start, scope_units, cost) as numpy arrays and a tuple."""
-    order = np.empty(S.n, np.int64)
-    start = np.empty(S.n + 1, np.int64)
-    scope = np.empty(S.start[S.n], np.int64)
-    cdef int64_t[::1] o = order, st = start, sc = scope
-    if S.n:
-        memcpy(&o[0], S.order, S.n * sizeof(int64_t))
-    memcpy(&st[0], S.start, (S.n + 1) * sizeof(int64_t))
-    if S.start[S.n]:
-        memcpy(&sc[0], S.scope, S.start[S.n] * sizeof(int64_t))
-    return order, start, scope, (int(cost[0]), cost[1], cost[2], cost[3], int(cost[4]))
-
-
-def greedy_order(
-    int64_t n,                              # IN  units (local ids 0..n-1)
-    const int64_t[:, ::1] pairs,            # IN  (n_pairs, 2) edges
-    int criterion,                          # IN  LAYOUT, MIN_DEGREE or MIN_FILL
-    bint closed_first,                      # IN  eliminate a greedy maximal independent set first
-    int64_t cap_bits,                       # IN  units with more neighbours are not scored
-    const int64_t[::1] rank,                # IN  (n,) distinct tie-break ranks
-    int64_t bound,                          # IN  give up when a unit has more neighbours
-    int64_t budget,                         # IN  give up after this many word operations
-):
-    """Greedy elimination order: ``(order, scope_start, scope_units, cost)`` or None.
-
-    The key of a unit, smallest first: ``(not in the closed-form set, 0, fill, degree, rank)``
-    for min-fill, ``(..., 0, degree, fill, rank)`` for min-degree, ``(..., 1, degree, degree,
-    rank)`` for a unit with more than ``cap_bits`` neighbours (not scored) and ``(..., rank)``
-    for the layout. Keys are recomputed for the units whose degree (min-degree) or
-    neighbourhood (min-fill: the neighbours of the eliminated unit's neighbours) changed, as
-    the twin's lazy heap does. The search gives up when a unit has more than ``bound``
-    neighbours or after ``budget`` re-keyed neighbourhood sizes. ``scope_units[scope_start[s]:
-    scope_start[s+1]]`` are the neighbours of ``order[s]`` when eliminated (increasing ids);
-    ``cost = (width, largest_table, stored_entries, operations, n_closed_form)``.
-    """
-    cdef Search S
-    cdef double cost[5]
-    cdef int status
-    check_search(n, pairs, rank)
-    with nogil:
-        status = search_init(&S, n, pairs, &rank[0] if n else NULL)
-        if status == 0:
-            status = run_search(&S, criterion, closed_first, cap_bits, bound, budget)
-        if status == 0:
-            search_cost(&S, cost)
-    try:
-        if status < 0:
-            raise MemoryError("greedy_order: could not allocate the search buffers")
-        return None if status else search_result(&S, cost)
-    finally:
-        search_free(&S)
-
-
-def best_order(
-    int64_t n,                              # IN  units (local ids 0..n-1)
-    const int64_t[:, ::1] pairs,            # IN  (n_pairs, 2) edges
-    int64_t cap_bits,                       # IN  as for greedy_order
-    const int64_t[::1] rank,                # IN  (n,) the layout's ranks
-    int64_t budget,                         # IN  per candidate, as for greedy_order
-):
-    """The cheapest of six greedy candidates (largest table, then operations; the first on
-    ties): the layout, min-degree and min-fill orders, each without then with the closed-form
-    set first. Each search is bounded by the width of the best so far. Returns
-    ``greedy_order``'s tuple (never None for n >= 1: the first candidate is unbounded)."""
-    cdef Search S
-    cdef double cost[5]
-    cdef double best[5]
-    cdef int status = 0, criterion, found = 0
-    cdef bint first
-    cdef int64_t bound = n
-    cdef int64_t *swap
-    cdef int64_t *best_order_ = NULL
-    cdef int64_t *best_start = NULL
-    cdef int64_t *best_scope = NULL
-    cdef int64_t best_capacity = 0
-    check_search(n, pairs, rank)
-    with nogil:
-        status = search_init(&S, n, pairs, &rank[0] if n else NULL)
-        best_order_ = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-        best_start = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-        best_scope = <int64_t *> malloc(16 * sizeof(int64_t))
-        best_capacity = 16
-        if best_order_ == NULL or best_start == NULL or best_scope == NULL:
-            status = -1
-        for criterion in range(3):
-            if status < 0:
-                break
-            for first in range(2):
-                status = run_search(&S, criterion, first, cap_bits, bound, budget)
-                if status < 0:
-                    break
-                if status:
-                    continue
-                search_cost(&S, cost)
-                if found and (cost[1] > best[1] or (cost[1] == best[1] and cost[3] >= best[3])):
-                    continue
-                found = 1       # keep it: swap S's buffers with the best ones
-                memcpy(best, cost, 5 * sizeof(double))
-                bound = <int64_t> cost[0]
-                swap = S.order; S.order = best_order_; best_order_ = swap
-                swap = S.start; S.start = best_start; best_start = swap
-                swap = S.scope; S.scope = best_scope; best_scope = swap
-                S.capacity, best_capacity = best_capacity, S.capacity
-    try:
-        if status < 0:
-            raise MemoryError("best_order: could not allocate the search buffers")
-        swap = S.order; S.order = best_order_; best_order_ = swap
-        swap = S.start; S.start = best_start; best_start = swap
-        swap = S.scope; S.scope = best_scope; best_scope = swap
-        return search_result(&S, best) if found else None
-    finally:
-        search_free(&S)
-        free(best_order_)
-        free(best_start)
-        free(best_scope)
-
-
-cdef int check_search(int64_t n, const int64_t[:, ::1] pairs,
-                      const int64_t[::1] rank) except -1:
-    cdef int64_t p
-    if n < 0 or rank.shape[0] != n or (pairs.shape[0] and pairs.shape[1] != 2):
-        raise ValueError("order search: rank must have n entries and pairs two columns")
-    for p in range(pairs.shape[0]):
-        if not (0 <= pairs[p, 0] < n and 0 <= pairs[p, 1] < n) or pairs[p, 0] == pairs[p, 1]:
-            raise ValueError(f"order search: pair {p} is not two distinct units below {n}")
-    return 0
+    return Program(steps_a, scope_a, edge_a, edge_axis_a, incoming_a, incoming_axes_a, n_units,
+                   n_edges)

@@ -22,7 +22,8 @@
 #ifndef PGM_ENERGY_AIS_H
 #define PGM_ENERGY_AIS_H
 
-#include "_gibbs.h"   /* pe__uniform; it includes _vecmath.h (pe_softplus, pe_sigmoid, pe_sum) */
+#include "_random.h"   /* pe__uniforms */
+#include "_vecmath.h"   /* pe_softplus, pe_sigmoid, pe_sum */
 
 /* sum_j softplus(beta a_j) - softplus(beta_prev a_j); buf: n doubles of scratch. */
 PE_CLONES PE_UNUSED
@@ -33,16 +34,6 @@ static double pe_ais_summed_weight(const double *PE_RESTRICT a, double beta, dou
     for (long j = 0; j < n; ++j)
         buf[j] = pe_softplus(beta * a[j]) - pe_softplus(beta_prev * a[j]);
     return pe_sum(buf, n);
-}
-
-/* Draw n uniforms in [0, 1) from one stream into u. */
-static inline void pe_ais_uniforms(double *PE_RESTRICT u, uint64_t *s0, uint64_t *s1,
-                                   uint64_t *s2, uint64_t *s3, long n)
-{
-    uint64_t t0 = *s0, t1 = *s1, t2 = *s2, t3 = *s3;
-    for (long j = 0; j < n; ++j)
-        u[j] = pe__uniform(&t0, &t1, &t2, &t3);
-    *s0 = t0; *s1 = t1; *s2 = t2; *s3 = t3;
 }
 
 #define PE_AIS_DEFINE(S, T)                                                                    \
@@ -66,7 +57,7 @@ static long pe_ais_layer_##S(T *PE_RESTRICT value, const double *PE_RESTRICT fie
                              double *PE_RESTRICT u, int32_t *PE_RESTRICT changed,              \
                              uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n)   \
 {                                                                                              \
-    pe_ais_uniforms(u, s0, s1, s2, s3, n);                                                     \
+    pe__uniforms(u, s0, s1, s2, s3, n);                                                        \
     PE_SIMD                                                                                    \
     for (long j = 0; j < n; ++j)                                                               \
         u[j] = (double)(u[j] < pe_sigmoid(beta * field[j] + (1.0 - beta) * base[j]));          \

@@ -1,4 +1,4 @@
-"""Plain numpy AIS for bipartite models: the twin of ``_ais.anneal_bipartite``.
+"""Plain numpy AIS for bipartite models: the twin of ``_kernels._ais.anneal_bipartite``.
 
 Vectorised over runs, states ``(n_runs, n)``, the summed layer marginalised in closed form,
 the same steps in the same order as the kernel (see ``_ais.h``):

@@ -113,7 +113,7 @@ def contract(tables, axes, n_axes, marginal=None):
     return out, joint.ravel()
 
 
-# -- twins of the elimination kernels (pgm_energy/_eliminate.pyx) --------------------------------
+# -- twins of the elimination kernels (pgm_energy/_kernels/_eliminate.pyx) ----------------------
 def _local_table(field_v, couplings):
     """``x_v (f_v + sum_e c_e x_u)`` over ``(x_v, x_u...)``, the edges' other ends in order."""
     g = np.array([field_v])
@@ -124,7 +124,8 @@ def _local_table(field_v, couplings):
 
 def _step_inputs(program, s, field, coupling, tables):
     """Tables and joint axes of step ``s`` (local table first), and its scope length."""
-    steps, _, edge, edge_axis, incoming, incoming_axes = program
+    steps, edge, edge_axis = program.steps, program.edge, program.edge_axis
+    incoming, incoming_axes = program.incoming, program.incoming_axes
     unit, _, d, e, n_e, i, n_i, _ = (int(v) for v in steps[s])
     inputs = [_local_table(field[unit], coupling[edge[e:e + n_e]])]
     axes = [np.concatenate([[0], edge_axis[e:e + n_e]])]
@@ -137,7 +138,7 @@ def _step_inputs(program, s, field, coupling, tables):
 def forward_sweep(program, field, coupling):
     """Twin of ``_eliminate.forward``: ``(log_sum, [table of each step])``."""
     tables, total = [], 0.0
-    for s in range(len(program[0])):
+    for s in range(len(program.steps)):
         inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
         tables.append(contract(inputs, axes, d + 1))
         if d == 0:
@@ -147,7 +148,8 @@ def forward_sweep(program, field, coupling):
 
 def backward_sweep(program, field, coupling, tables, n_units, n_edges):
     """Twin of ``_eliminate.backward``: ``(P(x_i = 1), P(x_i = 1, x_j = 1))``."""
-    steps, _, edge, edge_axis, incoming, _ = program
+    steps, edge, edge_axis, incoming = (program.steps, program.edge, program.edge_axis,
+                                        program.incoming)
     p_unit, p_pair = np.zeros(n_units), np.zeros(n_edges)
     marginal = [None] * len(steps)
     for s in range(len(steps) - 1, -1, -1):
@@ -166,7 +168,7 @@ def backward_sweep(program, field, coupling, tables, n_units, n_edges):
 
 def sample_sweep(program, field, coupling, tables, uniforms, n_units):
     """Twin of ``_eliminate.sample``: steps in reverse, ``x_v = [u (1 + e^-logit) < 1]``."""
-    steps, scope = program[0], program[1]
+    steps, scope = program.steps, program.scope
     x = np.zeros((uniforms.shape[0], n_units), np.int8)
     for k, s in enumerate(range(len(steps) - 1, -1, -1)):
         inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
@@ -211,7 +213,7 @@ def _bits(mask):
 
 
 def greedy_order(n, pairs, criterion, closed_first, cap_bits, rank, bound, budget):
-    """Twin of ``_eliminate.greedy_order`` (the engine's Python order search until the
+    """Twin of ``_order.greedy_order`` (the engine's Python order search until the
     kernel took it over): Python-int bitsets and a lazy heap.
 
     Greedy elimination order on ``n`` units joined by ``pairs`` (local ids).

@@ -17,8 +17,10 @@ from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm
 
-cdef extern from "_gibbs.h" nogil:
+cdef extern from "_random.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
+
+cdef extern from "_gibbs.h" nogil:
     double pe_sigmoid(double x)
     enum: PE_LANES
     void pe_gibbs_sweeps(uint8_t *state, long stride, const int32_t *order, long n_order,
@@ -270,7 +272,11 @@ cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):
-    """One uniform in [0, 1) from each of the first ``n_chains`` streams (advancing them)."""
+    """One uniform in [0, 1) from each of the first ``n_chains`` streams (advancing them).
+
+    The Python face of ``_random.h``'s ``pe__uniform``, the generator every drawing kernel
+    uses: ``streams`` is (4, >= n_chains) xoshiro256+ state words, column c chain c's.
+    """
     import numpy as np
     if n_chains < 0 or streams.shape[1] < n_chains:
         raise ValueError("uniforms: more chains than streams")
