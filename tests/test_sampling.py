@@ -6,7 +6,8 @@ from scipy import stats
 from scipy.special import expit
 
 import pgm_energy as pe
-from pgm_energy.sampling import SCHEDULES, _state_bytes, _state_values
+from pgm_energy._chains import state_bytes, state_values
+from pgm_energy.sampling import SCHEDULES
 from pgm_energy.testing import models
 
 import reference as ref
@@ -251,10 +252,10 @@ def test_kernel_state_is_one_byte_per_unit_and_chain():
     """The sparse kernel stores each value as the top byte of its double (0xBF for -1, 0 for
     0, 0x3F for +1), and reads it back exactly."""
     values = np.array([[-1.0, 0.0, 1.0], [1.0, 1.0, -1.0]])
-    state = _state_bytes(values)
+    state = state_bytes(values)
     assert state.dtype == np.uint8
     assert state.tolist() == [[0xBF, 0, 0x3F], [0x3F, 0x3F, 0xBF]]
-    np.testing.assert_array_equal(_state_values(state), values)
+    np.testing.assert_array_equal(state_values(state), values)
     model = pe.EnergyModel({"x": pe.Binary(3), "s": pe.Spin(2)},
                            [pe.Bias("x", name="b"), pe.Bias("s", name="c"), pe.Pairwise("s", "x")])
     for value in model.params.values():
