@@ -13,6 +13,7 @@ learning epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -133,15 +134,25 @@ def _gigabytes(n_bytes: int) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """One ``threadpoolctl`` controller (scanning the loaded libraries is slow)."""
+def _blas_libraries():
+    """The loaded BLAS libraries' ``threadpoolctl`` controllers (scanning the loaded
+    libraries is slow: once per process)."""
     import threadpoolctl
 
-    return threadpoolctl.ThreadpoolController()
+    return tuple(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
+@contextlib.contextmanager
 def one_blas_thread():
-    """Context manager holding BLAS to one thread: inside compiled loops whose own threads
-    split the work (their idle BLAS workers would spin on the same cores), and where a
-    product's rounding must not depend on the BLAS thread count."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+    """Hold BLAS to one thread inside: in compiled loops whose own threads split the work
+    (idle BLAS workers would spin on the same cores), and where a product's rounding must not
+    depend on the BLAS thread count. Restores each library's thread count on exit."""
+    libraries = _blas_libraries()
+    before = [lib.num_threads for lib in libraries]
+    for lib in libraries:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libraries, before):
+            lib.set_num_threads(n)

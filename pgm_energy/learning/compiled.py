@@ -6,7 +6,9 @@ map one to one onto its fields and couplings (an RBM, binary or spin): the same 
 update as the minibatch loop in Python, without Python overhead per minibatch. It reads the
 model through public graph data (``FlatGraph.parameter_slots``,
 ``FlatGraph.dense_coupling_index``) and the chains through the sampler's public state
-(``get_state`` / ``load_state``).
+(``get_state`` / ``load_state``): it takes the chains out of the sampler at its first epoch,
+keeps them across consecutive epochs, and puts them back (:meth:`CompiledPCD.store`) whenever
+``fit`` lets anything else see the sampler (callbacks, checkpoints, the end of the run).
 
 The epoch's matrix products run with BLAS held to one thread, so that their rounding, and the
 trained parameters, do not depend on the BLAS thread count.
@@ -42,12 +44,15 @@ class CompiledPCD:
         layout = method._bind(model, gen)
         self.method, self.optimizer = method, optimizer
         graph = model.graph
-        colour = graph.colouring()
-        a, b = np.flatnonzero(colour == 0), np.flatnonzero(colour == 1)
+        # The block sampler's layers are the two colours of the graph's greedy colouring;
+        # when the edges join every visible unit to every hidden one and the first slot is
+        # visible, those are the visible (colour 0) and the hidden units.
+        visible = layout.visible
+        a, b = np.flatnonzero(visible), np.flatnonzero(~visible)
+        i, j = graph.edges[:, 0], graph.edges[:, 1]
         if graph.generic_terms or graph.categorical.any() or not (
-                method.sampler.schedule == "block"
-                and np.array_equal(a, np.flatnonzero(layout.visible))
-                and graph.n_edges == len(a) * len(b)):
+                method.sampler.schedule == "block" and graph.n_units and visible[0]
+                and graph.n_edges == len(a) * len(b) and np.all(visible[i] != visible[j])):
             raise NotCompiled
         n_a, n_b = len(a), len(b)
         coupling_index = graph.dense_coupling_index(a, b)
@@ -67,15 +72,16 @@ class CompiledPCD:
         if len(covered) != n_a + n_b + n_a * n_b or len(np.unique(covered)) != len(covered):
             raise NotCompiled
         self.graph, self.units_a, self.units_b = graph, a, b
+        self._chains = None        # (layer a, layer b, padded streams, beta) while taken out
 
     def visible_rows(self, rows: np.ndarray) -> np.ndarray:
         """Layer ``a``'s columns of flat rows (the data as the kernel reads it)."""
         return np.ascontiguousarray(rows[:, self.units_a])
 
     def epoch(self, model, data_a, order, batch_size, epoch):
-        """One epoch over the rows ``order`` of ``data_a``: the chains advance (in the
-        sampler), the parameters do not change yet. Returns ``(largest gradient entry,
-        {name: updated parameter})``; :meth:`commit` applies the update."""
+        """One epoch over the rows ``order`` of ``data_a``: the chains advance (held here
+        until :meth:`store`), the parameters do not change yet. Returns ``(largest gradient
+        entry, {name: updated parameter})``; :meth:`commit` applies the update."""
         model.check_params()
         graph, a, b = self.graph, self.units_a, self.units_b
         n_a, n_b = len(a), len(b)
@@ -88,10 +94,12 @@ class CompiledPCD:
         field_a, field_b = flat[:n_a], flat[n_a:n_a + n_b]
         coupling = flat[n_a + n_b:].reshape(n_a, n_b)
         sampler, opt = self.method.sampler, self.optimizer
-        state = sampler.get_state()
-        chains = graph.encode(state.values)
-        chains_a, chains_b = np.ascontiguousarray(chains[:, a]), np.ascontiguousarray(chains[:, b])
-        streams = padded_streams(state.streams)
+        if self._chains is None:
+            state = sampler.get_state()
+            chains = graph.encode(state.values)
+            self._chains = (np.ascontiguousarray(chains[:, a]), np.ascontiguousarray(chains[:, b]),
+                            padded_streams(state.streams), state.beta)
+        chains_a, chains_b, streams, _ = self._chains
         with one_blas_thread():
             largest = _learning.pcd_sgd_epoch(
                 data_a, order.astype(np.int64), batch_size, coupling, field_a, field_b,
@@ -99,11 +107,20 @@ class CompiledPCD:
                 chains_a, chains_b, graph.scale[a], graph.low[a], graph.scale[b], graph.low[b],
                 streams, self.method.k, opt.rate(epoch), opt.momentum, opt.weight_decay, opt.l1,
                 _threads_for(sampler.n_chains, sampler.n_threads))
-        chains[:, a], chains[:, b] = chains_a, chains_b
-        sampler.load_state(GibbsState(graph.decode(chains), streams[:, :sampler.n_chains],
-                                      state.beta))
         return largest, {name: flat[slots].reshape(model.params[name].shape)
                          for name, slots in self.slots.items()}
+
+    def store(self) -> None:
+        """Put the chains back into the sampler (``load_state``); the next epoch takes them
+        out again (so that changes made to the sampler in between count)."""
+        if self._chains is not None:
+            chains_a, chains_b, streams, beta = self._chains
+            self._chains = None
+            sampler = self.method.sampler
+            chains = np.empty((sampler.n_chains, self.graph.n_units))
+            chains[:, self.units_a], chains[:, self.units_b] = chains_a, chains_b
+            sampler.load_state(GibbsState(self.graph.decode(chains),
+                                          streams[:, :sampler.n_chains], beta))
 
     def commit(self, model, updated):
         """Write the parameters (and the momentum) of the last :meth:`epoch`."""

@@ -96,37 +96,44 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     progress = _Progress(epochs, start, verbose)
     extra = {"expected_data": True} if expected_data else {}   # custom estimators need not know
     fast = None
-    for epoch in range(start, epochs):
-        order = gen.permutation(n_samples)
-        if compiled and fast is None:
-            try:
-                fast = CompiledPCD(model, method, optimizer, gen)
-                data_a = fast.visible_rows(_flat_visible(model, method._layout, data,
-                                                         expected_data))
-            except NotCompiled:
-                compiled = False
+    try:
+        for epoch in range(start, epochs):
+            order = gen.permutation(n_samples)
+            if compiled and fast is None:
+                try:
+                    fast = CompiledPCD(model, method, optimizer, gen)
+                    data_a = fast.visible_rows(_flat_visible(model, method._layout, data,
+                                                             expected_data))
+                except NotCompiled:
+                    compiled = False
+            if fast is not None:
+                largest, updated = fast.epoch(model, data_a, order, batch_size, epoch)
+                _check_finite({"any parameter": np.array([largest])}, epoch, "gradient",
+                              max_grad)
+                _check_finite(updated, epoch, "update", np.inf)
+                fast.commit(model, updated)
+            for lo in range(0, n_samples, batch_size) if fast is None else ():
+                rows = order[lo:lo + batch_size]
+                batch = {g: arr[rows] for g, arr in data.items()}
+                grads = method.gradient(model, batch, gen, **extra)
+                _check_finite(grads, epoch, "gradient", max_grad)
+                steps = optimizer.updates(model.params, grads, epoch)
+                updated = {name: model.params[name] + step for name, step in steps.items()}
+                _check_finite(updated, epoch, "update", np.inf)
+                for name, value in updated.items():
+                    model.params[name] = value
+            history["epoch"].append(epoch + 1)
+            if fast is not None and (callbacks or checkpoint is not None):
+                fast.store()            # the sampler as callbacks and checkpoints see it
+            for callback in callbacks:
+                callback(model, epoch + 1, history)
+            if checkpoint is not None:
+                checkpoints.save(checkpoint, model, method, optimizer, gen, history, epoch + 1)
+            progress.update(history)
+    finally:
         if fast is not None:
-            largest, updated = fast.epoch(model, data_a, order, batch_size, epoch)
-            _check_finite({"any parameter": np.array([largest])}, epoch, "gradient", max_grad)
-            _check_finite(updated, epoch, "update", np.inf)
-            fast.commit(model, updated)
-        for lo in range(0, n_samples, batch_size) if fast is None else ():
-            rows = order[lo:lo + batch_size]
-            batch = {g: arr[rows] for g, arr in data.items()}
-            grads = method.gradient(model, batch, gen, **extra)
-            _check_finite(grads, epoch, "gradient", max_grad)
-            steps = optimizer.updates(model.params, grads, epoch)
-            updated = {name: model.params[name] + step for name, step in steps.items()}
-            _check_finite(updated, epoch, "update", np.inf)
-            for name, value in updated.items():
-                model.params[name] = value
-        history["epoch"].append(epoch + 1)
-        for callback in callbacks:
-            callback(model, epoch + 1, history)
-        if checkpoint is not None:
-            checkpoints.save(checkpoint, model, method, optimizer, gen, history, epoch + 1)
-        progress.update(history)
-    progress.close()
+            fast.store()
+        progress.close()
     return history
 
 
