@@ -1,4 +1,4 @@
-'''Gibbs sampling: the Python face of the ``_gibbs`` kernels.
+"""Gibbs sampling: the Python face of the ``_gibbs`` kernels.
 
 Each chain owns a xoshiro256+ random stream seeded from the user's ``rng`` through
 ``numpy.random.SeedSequence``, so the samples depend on the seed only, never on the thread
@@ -20,7 +20,7 @@ A sampler's whole state (unit values, random streams, inverse temperatures) is a
 :meth:`GibbsSampler.load_state` restores it exactly, so checkpoints, tempering and learning
 never read the sampler's private attributes. Parallel tempering lives in
 :mod:`pgm_energy.tempering`.
-'''
+"""
 from __future__ import annotations
 
 import os

@@ -179,7 +179,10 @@ class ParallelTempering:
         if state.parity not in (0, 1):
             raise ValueError(f"state.parity must be 0 or 1, got {state.parity!r}")
         replicas = state.replicas
-        if isinstance(replicas, GibbsState) and replicas.n_chains != self.sampler.n_chains:
+        if not isinstance(replicas, GibbsState):
+            raise TypeError(f"state.replicas must be a GibbsState, got "
+                            f"{type(replicas).__name__}")
+        if replicas.n_chains != self.sampler.n_chains:
             raise ValueError(f"state holds {replicas.n_chains // len(self.betas)} chains per "
                              f"temperature, this tempering has n_chains={self.n_chains}")
         if not np.array_equal(np.broadcast_to(replicas.beta, (self.sampler.n_chains,)),

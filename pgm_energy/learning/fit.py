@@ -53,7 +53,9 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     checkpoint : path, optional
         After every epoch, write the model, optimizer, estimator chains, random state and
         history there (``.npz``, no pickle). With ``resume=True`` and an existing file, the
-        run continues from it and ends with the same parameters as an uninterrupted run.
+        run continues from it and ends with the same parameters as an uninterrupted run;
+        a file written with another method or optimizer (class or hyperparameters,
+        ``n_chains`` included), or a damaged one, is a ``ValueError``.
     max_grad : float
         A gradient entry larger than this in magnitude counts as divergence.
     compiled : bool
@@ -73,6 +75,9 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
 
     Raises
     ------
+    ValueError
+        ``X`` has no rows or does not fit the model; a checkpoint to resume from does not fit
+        the run or cannot be read.
     TrainingDiverged
         When a gradient or an update is not finite or exceeds ``max_grad``; the model keeps
         its last finite parameters.
