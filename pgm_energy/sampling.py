@@ -206,10 +206,11 @@ class GibbsSampler:
         -------
         GibbsState
         """
+        beta = self.beta
         return GibbsState(
             values={g: _read_only(v) for g, v in self.state.items()},
             streams=_read_only(self._streams[:, :self.n_chains].copy()),
-            beta=self.beta if np.ndim(self.beta) == 0 else _read_only(self.beta))
+            beta=beta if np.ndim(beta) == 0 else _read_only(beta))
 
     def load_state(self, state: GibbsState) -> None:
         """Restore a state from :meth:`get_state` (of this sampler or of another over the
