@@ -12,14 +12,15 @@ import os as _os
 # OpenMP's default busy-waiting they fight for them. Sleep instead, unless the user chose.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import ais, exact  # noqa: E402
+from . import ais, diagnostics, exact  # noqa: E402
 from . import io
 from .io import load
 from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingDiverged,
                        fit)
 from .model import EnergyModel
 from .presets import RBM, BoltzmannMachine, Ising
-from .sampling import GibbsSampler, ParallelTempering
+from .sampling import GibbsSampler
+from .tempering import ParallelTempering
 from .terms import (Bias, FactorCoupling, Interaction, Lateral, LinearCoupling, Pairwise,
                     SparsePairwise, Term)
 from .units import Binary, Categorical, Spin
@@ -33,7 +34,7 @@ __all__ = [
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ParallelTempering",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
-    "ais", "exact", "io", "load", "plotting",
+    "ais", "diagnostics", "exact", "io", "load", "plotting",
 ]
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 __all__ = ["check_beta", "positive_int", "nonnegative_int", "positive_float",
-           "nonnegative_float"]
+           "nonnegative_float", "real_array"]
 
 
 def _int(value, name):
@@ -55,6 +55,23 @@ def nonnegative_float(value, name: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return value
+
+
+def real_array(value, name: str, ndim: tuple[int, ...], *, finite: bool = True) -> np.ndarray:
+    """``value`` as a float64 array (finite unless ``finite=False``) with one of the
+    dimensions ``ndim``."""
+    arr = np.asarray(value)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
+    if arr.ndim not in ndim:
+        wanted = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"{name} must be {wanted}, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return arr
 
 
 def check_beta(beta) -> float:

@@ -42,7 +42,8 @@ from scipy.special import expit, logit, logsumexp
 from ._kernels import _ais
 from .model import EnergyModel
 from .graph import site_log_sum_exp, site_softmax
-from .sampling import GibbsSampler, chain_streams
+from ._chains import chain_streams
+from .sampling import GibbsSampler
 from .terms import Bias
 
 __all__ = ["AISEstimate", "LogLikelihoodEstimate", "log_partition", "reverse_log_partition",
@@ -482,7 +483,7 @@ class _BipartitePath(_Path):
     def anneal(self, x, betas, gen, n_threads):
         """Walk ``betas`` from states ``x`` (updated in place); return the log weights.
 
-        Each run's stream is seeded from ``gen`` (``sampling.chain_streams``)."""
+        Each run's stream is seeded from ``gen`` (``_chains.chain_streams``)."""
         n_runs = len(x)
         streams = chain_streams(gen, n_runs)
         log_w = np.zeros(n_runs)
@@ -552,7 +553,7 @@ class _JointPath(_Path):
             if k == len(betas) - 1:
                 break
             beta = betas[k]
-            sampler._betas[:] = beta
+            sampler.beta = beta
             for g in self.groups:
                 bias = tempered.params[names[g]]
                 bias[...] = ((1.0 - beta) / beta

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 #: to 4 in the binary form and by 2^15 inside the Gibbs kernel) may overflow float64.
 MAX_ENERGY = 1e300
 
-__all__ = ["MAX_ENERGY", "FlatGraph", "BinaryForm", "independent_split", "site_log_sum_exp", "site_softmax"]
+__all__ = ["MAX_ENERGY", "FlatGraph", "BinaryForm", "ParameterSlots", "independent_split",
+           "site_log_sum_exp", "site_softmax"]
 
 
 @dataclass
@@ -36,6 +37,22 @@ class _Landing:
     pair: bool                 # lands on couplings (True) or fields (False)
     target: np.ndarray         # (size,) flat unit / edge index, -1 where the entry is dropped
     coef: np.ndarray           # (size,)
+
+
+@dataclass(frozen=True, eq=False)
+class ParameterSlots:
+    """Where the flattened entries of one parameter land in the flat graph (read-only).
+
+    Entry ``p`` of ``theta.ravel()`` adds ``coef[p] * theta_p`` to ``field[target[p]]`` (or,
+    when ``pair``, to ``coupling[target[p]]``, an edge of ``FlatGraph.edges``); entries with
+    ``target[p] == -1`` are dropped. So ``dE/dtheta_p = -coef[p] s_i`` (or ``-coef[p] s_i s_j``
+    for the edge ``(i, j)``).
+    """
+
+    param: str
+    pair: bool
+    target: np.ndarray
+    coef: np.ndarray
 
 
 @dataclass
@@ -161,6 +178,24 @@ class FlatGraph:
         self.factor_ids = rows[order].astype(np.int32)
 
     # -- slots ----------------------------------------------------------------------------
+    def parameter_slots(self) -> list[ParameterSlots]:
+        """Where every parameter's entries land, one :class:`ParameterSlots` per landing
+        (a parameter may land more than once), in the order :meth:`sync` sums them."""
+        return [ParameterSlots(land.param, land.pair, _read_only_view(land.target),
+                               _read_only_view(land.coef)) for land in self._landings]
+
+    def dense_coupling_index(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """For every edge, its flat index ``r * len(cols) + c`` in a dense
+        ``(len(rows), len(cols))`` coupling matrix, ``r`` the position of its end in the
+        slots ``rows`` and ``c`` of its other end in ``cols`` (every edge must join the two)."""
+        pos = np.empty(self.n_units, np.int64)
+        pos[rows] = np.arange(len(rows))
+        pos[cols] = np.arange(len(cols))
+        in_rows = np.zeros(self.n_units, bool)
+        in_rows[rows] = True
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        return pos[np.where(in_rows[i], i, j)] * len(cols) + pos[np.where(in_rows[i], j, i)]
+
     def slots(self, group: str) -> slice:
         """The flat slots of ``group``."""
         return slice(self.offsets[group], self.offsets[group] + self.units[group].width)
@@ -400,6 +435,12 @@ def _store(target: np.ndarray, values: np.ndarray) -> None:
     changed = target != values
     if changed.any():
         target[changed] = values[changed]
+
+
+def _read_only_view(arr: np.ndarray) -> np.ndarray:
+    view = arr.view()
+    view.flags.writeable = False
+    return view
 
 
 def site_log_sum_exp(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ figure with :class:`matplotlib.figure.Figure` directly, without ``pyplot``, so t
 any backend (``Agg`` included) and never open a window. Save one with ``fig.savefig(path)``.
 ``matplotlib`` is imported on the first call, not with ``pgm_energy``.
 
-The helpers :func:`tile_images`, :func:`autocorrelation` and
-:func:`integrated_autocorrelation_time` return plain arrays and numbers.
+The helper :func:`tile_images` returns a plain array; the numbers behind
+:func:`plot_autocorrelation` come from :mod:`pgm_energy.diagnostics`.
 """
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._checks import positive_float, positive_int
+from ._checks import positive_int, real_array
+from .diagnostics import autocorrelation, integrated_autocorrelation_time
 from .model import EnergyModel
-from .sampling import ParallelTempering
+from .tempering import ParallelTempering
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["tile_images", "autocorrelation", "integrated_autocorrelation_time",
-           "plot_filters", "plot_samples", "plot_history", "plot_log_z",
+__all__ = ["tile_images", "plot_filters", "plot_samples", "plot_history", "plot_log_z",
            "plot_autocorrelation", "plot_swap_rates"]
 
 
@@ -40,23 +40,6 @@ def _image_shape(image_shape) -> tuple[int, int]:
             positive_int(image_shape[1], "image_shape[1]"))
 
 
-def _real_array(value, name: str, ndim: tuple[int, ...], *, finite: bool = True) -> np.ndarray:
-    """``value`` as a float64 array (finite unless ``finite=False``) with one of the
-    dimensions ``ndim``."""
-    arr = np.asarray(value)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
-    if arr.ndim not in ndim:
-        wanted = " or ".join(f"{d}-D" for d in ndim)
-        raise ValueError(f"{name} must be {wanted}, got shape {arr.shape}")
-    arr = arr.astype(np.float64)
-    if finite and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got NaN or inf")
-    return arr
-
-
 def _rows(value, name: str, group: str) -> np.ndarray:
     """Images as rows ``(n_images, n_pixels)``.
 
@@ -68,7 +51,7 @@ def _rows(value, name: str, group: str) -> np.ndarray:
         if group not in value:
             raise ValueError(f"{name} has no group {group!r}; it has {sorted(value)}")
         value = value[group]
-    arr = _real_array(value, name, (2, 3))
+    arr = real_array(value, name, (2, 3))
     return arr.reshape(-1, arr.shape[-1])
 
 
@@ -124,7 +107,7 @@ def tile_images(images, image_shape, *, n_cols: int | None = None, padding: int 
     (2, 11)
     """
     height, width = _image_shape(image_shape)
-    images = _real_array(images, "images", (2,))
+    images = real_array(images, "images", (2,))
     if images.shape[0] == 0:
         raise ValueError("images must hold at least one image, got 0 rows")
     if images.shape[1] != height * width:
@@ -167,99 +150,6 @@ def _show_mosaic(ax, mosaic, cmap, vmin, vmax, title):
     ax.set_yticks([])
     if title:
         ax.set_title(title)
-
-
-def autocorrelation(trace, max_lag: int | None = None) -> np.ndarray:
-    """Normalised autocorrelation of Markov chain output, averaged over chains.
-
-    For each series ``x`` (a chain, or a unit of a chain) of length ``n`` with mean ``m``,
-
-        gamma(t) = (1 / n) sum_{s=0}^{n-t-1} (x_s - m) (x_{s+t} - m),
-
-    and the result is ``rho(t) = sum_series gamma(t) / sum_series gamma(0)`` for
-    ``t = 0..max_lag`` (so ``rho(0) = 1``). The ``1/n`` (not ``1/(n-t)``) estimator is the
-    usual one for MCMC: biased towards 0 at large lags but never above 1 in magnitude.
-    Computed with FFTs, O(n log n) per series. Constant series carry no information and are
-    left out.
-
-    Parameters
-    ----------
-    trace : array_like
-        ``(n_steps,)`` for one chain, ``(n_steps, n_chains)`` for several chains of a scalar
-        (e.g. the energy), or ``(n_steps, n_chains, n_units)`` as returned by
-        :meth:`GibbsSampler.sample` (every unit of every chain is a series).
-    max_lag : int, optional
-        Largest lag (default and maximum ``n_steps - 1``).
-
-    Returns
-    -------
-    numpy.ndarray, shape (max_lag + 1,)
-
-    Raises
-    ------
-    ValueError
-        Fewer than 2 steps, or every series constant.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgm_energy.plotting import autocorrelation
-    >>> np.round(autocorrelation([1.0, -1.0, 1.0, -1.0]), 3)
-    array([ 1.  , -0.75,  0.5 , -0.25])
-    """
-    x = _real_array(trace, "trace", (1, 2, 3))
-    n = x.shape[0]
-    if n < 2:
-        raise ValueError(f"trace needs at least 2 steps, got {n}")
-    max_lag = n - 1 if max_lag is None else positive_int(max_lag, "max_lag")
-    if max_lag > n - 1:
-        raise ValueError(f"max_lag must be at most n_steps - 1 = {n - 1}, got {max_lag}")
-    x = x.reshape(n, -1)
-    x = x - x.mean(axis=0)
-    x = x[:, np.any(x != 0, axis=0)]
-    if x.shape[1] == 0:
-        raise ValueError("every series of trace is constant; its autocorrelation is undefined")
-    size = 1 << (2 * n - 1).bit_length()       # zero padding: no circular wrap-around
-    spectrum = np.fft.rfft(x, n=size, axis=0)
-    gamma = np.fft.irfft(spectrum * spectrum.conj(), n=size, axis=0)[:max_lag + 1].sum(axis=1)
-    return gamma / gamma[0]
-
-
-def integrated_autocorrelation_time(trace, *, window: float = 5.0) -> float:
-    """Integrated autocorrelation time ``tau = 1 + 2 sum_{t=1}^{M} rho(t)``.
-
-    ``rho`` is :func:`autocorrelation`; the window ``M`` is Sokal's automatic choice, the
-    smallest ``M`` with ``M >= window * tau(M)``. Independent draws have ``tau = 1``; a
-    chain of ``n`` steps carries about ``n / tau`` independent samples (its effective
-    sample size).
-
-    Parameters
-    ----------
-    trace : array_like
-        As for :func:`autocorrelation`.
-    window : float
-        Sokal's constant ``c`` (> 0); 5 is customary.
-
-    Returns
-    -------
-    float
-        ``tau``; the whole trace is summed when no ``M`` qualifies (then ``tau`` is a lower
-        estimate: the trace is too short for its correlation).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgm_energy.plotting import integrated_autocorrelation_time
-    >>> tau = integrated_autocorrelation_time(np.random.default_rng(0).normal(size=10000))
-    >>> bool(abs(tau - 1) < 0.1)
-    True
-    """
-    window = positive_float(window, "window")
-    rho = autocorrelation(trace)
-    taus = 1.0 + 2.0 * np.cumsum(rho[1:])
-    lags = np.arange(1, len(rho))
-    ok = lags >= window * taus
-    return float(taus[np.argmax(ok)] if ok.any() else taus[-1])
 
 
 # -- figures --------------------------------------------------------------------------------
@@ -308,7 +198,7 @@ def plot_filters(model, image_shape, *, n: int | None = None, param: str = "W",
         what = f"params[{param!r}]"
     else:
         weights, what = model, "weights"
-    weights = _real_array(weights, what, (2, 3))
+    weights = real_array(weights, what, (2, 3))
     if n is not None:
         n = positive_int(n, "n")
         if n > weights.shape[0]:
@@ -468,7 +358,7 @@ def plot_history(history: Mapping, keys: Sequence[str] | None = None, *,
     unknown = set(reference) - set(keys)
     if unknown:
         raise ValueError(f"reference names {sorted(unknown)}, which are not plotted {keys}")
-    series = {k: _real_array(history[k], f"history[{k!r}]", (1,)) for k in keys}
+    series = {k: real_array(history[k], f"history[{k!r}]", (1,)) for k in keys}
     if ax is None:
         fig, axes = _new_axes(None, (6.0, 1.2 + 2.0 * len(keys)), len(keys), 1, sharex=True)
     else:
@@ -481,7 +371,7 @@ def plot_history(history: Mapping, keys: Sequence[str] | None = None, *,
                               label=key.replace("_", " "))
         stderr = history.get(key + "_stderr")
         if stderr is not None and len(stderr) == len(y):
-            err = _real_array(stderr, f"history[{key + '_stderr'!r}]", (1,))
+            err = real_array(stderr, f"history[{key + '_stderr'!r}]", (1,))
             axes_k.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.25,
                                 linewidth=0)
         if key in reference:
@@ -542,10 +432,10 @@ def plot_log_z(exact, estimates, stderr=None, *, x=None, xlabel: str | None = No
         values = np.array([e.log_z for e in items], float)
         errors = np.array([e.stderr for e in items], float)
     else:
-        values = _real_array(items, "estimates", (1,))
+        values = real_array(items, "estimates", (1,))
         errors = None
         if stderr is not None:
-            errors = _real_array(stderr, "stderr", (0, 1), finite=False)
+            errors = real_array(stderr, "stderr", (0, 1), finite=False)
             if errors.ndim == 1 and len(errors) != len(values):
                 raise ValueError(f"stderr has {len(errors)} values for {len(values)} estimates")
             if not np.all(errors >= 0):
@@ -557,10 +447,10 @@ def plot_log_z(exact, estimates, stderr=None, *, x=None, xlabel: str | None = No
     if x is None:
         positions = np.arange(1.0, len(values) + 1)
     else:
-        positions = _real_array(x, "x", (1,))
+        positions = real_array(x, "x", (1,))
         if len(positions) != len(values):
             raise ValueError(f"x has {len(positions)} values for {len(values)} estimates")
-    truth = _real_array(exact, "exact", (0, 1))
+    truth = real_array(exact, "exact", (0, 1))
     if truth.ndim == 1 and len(truth) != len(values):
         raise ValueError(f"exact has {len(truth)} values for {len(values)} estimates")
     fig, (axes,) = _new_axes(ax, (6.0, 4.0))
@@ -588,13 +478,14 @@ def plot_autocorrelation(trace, max_lag: int | None = None, *, ax: Axes | None =
     ----------
     trace : array_like
         ``(n_steps,)``, ``(n_steps, n_chains)`` or ``(n_steps, n_chains, n_units)``; see
-        :func:`autocorrelation`.
+        :func:`~pgm_energy.diagnostics.autocorrelation`.
     max_lag : int, optional
         Largest lag shown (default ``min(n_steps - 1, 100)``).
     ax : matplotlib.axes.Axes, optional
         Draw here (e.g. to compare samplers on one axes).
     label : str, optional
-        Legend label; ``tau = ...`` (:func:`integrated_autocorrelation_time`) is appended.
+        Legend label; ``tau = ...``
+        (:func:`~pgm_energy.diagnostics.integrated_autocorrelation_time`) is appended.
 
     Returns
     -------
@@ -654,7 +545,7 @@ def plot_swap_rates(rates, betas=None, *, ax: Axes | None = None) -> Figure:
         if betas is not None:
             raise ValueError("betas are taken from the ParallelTempering; do not pass them")
         rates, betas = rates.swap_rates, rates.betas
-    rates = _real_array(rates, "rates", (1,))
+    rates = real_array(rates, "rates", (1,))
     if len(rates) == 0:
         raise ValueError("rates must hold at least one pair")
     if np.any((rates < 0) | (rates > 1)):
@@ -662,7 +553,7 @@ def plot_swap_rates(rates, betas=None, *, ax: Axes | None = None) -> Figure:
     if betas is None:
         labels = [f"{k}\N{LEFT RIGHT ARROW}{k + 1}" for k in range(len(rates))]
     else:
-        betas = _real_array(betas, "betas", (1,))
+        betas = real_array(betas, "betas", (1,))
         if len(betas) != len(rates) + 1:
             raise ValueError(f"{len(rates)} rates need {len(rates) + 1} betas, got {len(betas)}")
         labels = [f"{betas[k]:.3g}\N{LEFT RIGHT ARROW}{betas[k + 1]:.3g}"

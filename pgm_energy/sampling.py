@@ -1,4 +1,4 @@
-"""Gibbs sampling: the Python face of the ``_gibbs`` kernels, and parallel tempering.
+"""Gibbs sampling: the Python face of the ``_gibbs`` kernels.
 
 Each chain owns a xoshiro256+ random stream seeded from the user's ``rng`` through
 ``numpy.random.SeedSequence``, so the samples depend on the seed only, never on the thread
@@ -14,49 +14,31 @@ Schedules (all sample the same distribution):
   each layer is updated for all chains at once from a BLAS matrix product.
 * ``"auto"``: ``"block"`` for dense bipartite models, else ``"chromatic"`` for sparse graphs,
   else ``"sequential"``.
+
+A sampler's whole state (unit values, random streams, inverse temperatures) is a public value,
+:class:`GibbsState`: :meth:`GibbsSampler.get_state` returns it and
+:meth:`GibbsSampler.load_state` restores it exactly, so checkpoints, tempering and learning
+never read the sampler's private attributes. Parallel tempering lives in
+:mod:`pgm_energy.tempering`.
 """
 from __future__ import annotations
 
-import functools
 import os
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
-from scipy.special import expit
 
-from ._checks import check_beta, nonnegative_int, positive_int
+from ._chains import (chain_block, chain_streams, check_chain_memory, one_blas_thread, slabs,
+                      state_bytes, state_values)
+from ._checks import check_beta, nonnegative_int, positive_int, real_array
 from ._kernels import _gibbs
 from .model import EnergyModel
 
-__all__ = ["GibbsSampler", "ParallelTempering"]
+__all__ = ["GibbsSampler", "GibbsState"]
 
 SCHEDULES = ("auto", "sequential", "chromatic", "block")
 _DENSE_FRACTION = 0.25
-_SCALAR_BELOW = 8          # fewer chains than this: the kernel's one-chain-at-a-time path
-
-
-def chain_streams(rng, n_chains: int) -> np.ndarray:
-    """Seed one xoshiro256+ stream per chain: a (4, >= n_chains) uint64 state array.
-
-    Column ``c`` is chain ``c``'s state; columns are padded to a multiple of 8 and the array
-    is 64-byte aligned, so blocks of 8k chains never share a cache line.
-    """
-    gen = np.random.default_rng(rng)
-    seq = np.random.SeedSequence(gen.integers(0, 2**63, size=4))
-    words = seq.generate_state(4 * n_chains, np.uint64).reshape(n_chains, 4).T
-    state = aligned_zeros((4, _padded(n_chains)), np.uint64)
-    state[:, :n_chains] = words
-    state[0, ~state.any(axis=0)] = 1        # xoshiro's state must not be all zero
-    return state
-
-
-def aligned_zeros(shape, dtype=np.float64, alignment: int = 64) -> np.ndarray:
-    """C-contiguous zeros whose data pointer is a multiple of ``alignment`` bytes."""
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
-    buf = np.zeros(size + alignment // dtype.itemsize, dtype)
-    skip = (-buf.ctypes.data % alignment) // dtype.itemsize
-    return buf[skip:skip + size].reshape(shape)
 
 
 def _per_chain(values, n_chains: int) -> np.ndarray:
@@ -67,50 +49,36 @@ def _per_chain(values, n_chains: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, np.float64), (n_chains,)))
 
 
-def _slabs(shape, dtype=np.float64):
-    """Zeros of ``shape`` = (n_blocks, ...) whose blocks each start on their own 4096-byte
-    page: ``(buffer, view)``, the buffer (n_blocks, page-rounded block size) C-contiguous,
-    the view of ``shape`` on it (C-contiguous within each block)."""
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape[1:]))
-    per = -(-size * dtype.itemsize // 4096) * 4096 // dtype.itemsize
-    buf = aligned_zeros((shape[0], per), dtype, alignment=4096)
-    inner = np.zeros(shape[1:], dtype).strides
-    return buf, np.lib.stride_tricks.as_strided(buf, shape, (per * dtype.itemsize, *inner))
+def _read_only(arr: np.ndarray) -> np.ndarray:
+    arr.flags.writeable = False
+    return arr
 
 
-def _state_bytes(values: np.ndarray) -> np.ndarray:
-    """The sparse kernel's state bytes of unit values in {-1, 0, 1}: the top byte of each
-    value as a double (0x3F for +1, 0xBF for -1, 0 for 0). Widening a byte back,
-    ``asdouble(byte << 56) = value * 2**-15``, is exact and cheap."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    return (values.view(np.uint64) >> np.uint64(56)).astype(np.uint8)
+@dataclass(frozen=True, eq=False)
+class GibbsState:
+    """The complete state of a :class:`GibbsSampler`, as a value (read-only copies).
 
+    Restoring it with :meth:`GibbsSampler.load_state` makes the sampler continue exactly,
+    draw for draw, as it would have from the moment the state was taken.
 
-#: The value of each state byte (the kernel's pe__state_value table).
-_BYTE_VALUES = np.zeros(256)
-_BYTE_VALUES[_state_bytes(np.array([-1.0, 1.0]))] = [-1.0, 1.0]
+    Attributes
+    ----------
+    values : dict of str to numpy.ndarray
+        ``{group: (n_chains, n)}`` unit values of every chain (as :attr:`GibbsSampler.state`).
+    streams : numpy.ndarray, shape (4, n_chains), uint64
+        Each chain's xoshiro256+ random stream state (column ``c`` for chain ``c``).
+    beta : float or numpy.ndarray of shape (n_chains,)
+        The inverse temperature (one per chain where they differ, as under tempering).
+    """
 
+    values: Mapping[str, np.ndarray]
+    streams: np.ndarray
+    beta: float | np.ndarray
 
-def _state_values(state: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Unit values (float64) of the kernel's state bytes, into ``out`` if given; the inverse
-    of :func:`_state_bytes`."""
-    return np.take(_BYTE_VALUES, state, out=out, mode="clip")
-
-
-def _padded(n_chains: int) -> int:
-    return -(-n_chains // 8) * 8
-
-
-def _chain_block(n_chains: int, n_threads: int) -> int:
-    """Chains per kernel block: one block per thread (longer vector loops run faster), a
-    multiple of 8 (whole groups of 8 lanes, split evenly); fewer than 8 chains: one block of
-    exactly ``n_chains``, which the kernel runs one chain at a time (a vector group would
-    mostly compute padding). Each chain's numbers do not depend on the blocking."""
-    if n_chains < _SCALAR_BELOW:
-        return n_chains
-    groups = -(-n_chains // 8)
-    return 8 * -(-groups // max(1, min(n_threads, groups)))
+    @property
+    def n_chains(self) -> int:
+        """Number of chains the state holds."""
+        return self.streams.shape[1] if np.ndim(self.streams) == 2 else 0
 
 
 class GibbsSampler:
@@ -120,11 +88,12 @@ class GibbsSampler:
     ----------
     model : EnergyModel
     n_chains : int
-        Number of independent chains (>= 1).
+        Number of independent chains (>= 1); chains that would not fit in the memory this
+        process may use are refused up front (a ``ValueError`` saying how much they need).
     schedule : {"auto", "sequential", "chromatic", "block"}
         Update order / kernel (see module docstring).
-    beta : float
-        Inverse temperature (> 0).
+    beta : float or array of shape (n_chains,)
+        Inverse temperature (> 0), for all chains or one per chain.
     rng : None, int or numpy.random.Generator
         Seeds the chains' streams and their random initial states.
     n_threads : int, optional
@@ -139,10 +108,15 @@ class GibbsSampler:
     >>> samples = sampler.sample(5, burn_in=10)
     >>> samples["x"].shape
     (5, 10, 6)
+    >>> saved = sampler.get_state()            # a value: unit values, streams, beta
+    >>> first = sampler.run(3).state["x"]
+    >>> sampler.load_state(saved)
+    >>> bool((sampler.run(3).state["x"] == first).all())
+    True
     """
 
     def __init__(self, model: EnergyModel, n_chains: int = 100, schedule: str = "auto",
-                 beta: float = 1.0, rng=None, *, n_threads: int | None = None,
+                 beta: float | np.ndarray = 1.0, rng=None, *, n_threads: int | None = None,
                  initial_state: Mapping | None = None):
         if not isinstance(model, EnergyModel):
             raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
@@ -150,10 +124,11 @@ class GibbsSampler:
         self.n_chains = positive_int(n_chains, "n_chains")
         self.n_threads = positive_int(os.cpu_count() or 1 if n_threads is None else n_threads,
                                        "n_threads")
-        self._betas = np.full(self.n_chains, check_beta(beta))
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         graph = model.graph
+        check_chain_memory(self.n_chains, graph.n_units)
+        self._betas = self._chain_betas(beta)
         self._colour = graph.colouring()
         self.schedule = _resolve_schedule(schedule, graph, self._colour)
         gen = np.random.default_rng(rng)
@@ -174,15 +149,43 @@ class GibbsSampler:
         if initial_state is not None:
             self.state = initial_state
 
+    # -- temperature ---------------------------------------------------------------------
     @property
-    def beta(self) -> float:
-        """The inverse temperature of the chains."""
-        return float(self._betas[0])
+    def beta(self) -> float | np.ndarray:
+        """The inverse temperature of the chains: a float when they all share it, else an
+        array of one value per chain (as :class:`~pgm_energy.ParallelTempering` sets).
+
+        Settable with a float > 0 (every chain) or an array of ``n_chains`` of them.
+        """
+        if np.all(self._betas == self._betas[0]):
+            return float(self._betas[0])
+        return self._betas.copy()
+
+    @beta.setter
+    def beta(self, value: float | np.ndarray) -> None:
+        self._betas[:] = self._chain_betas(value)
+
+    def _chain_betas(self, value) -> np.ndarray:
+        """``value`` (a float or one per chain), validated, as (n_chains,) float64."""
+        if np.ndim(value) == 0:
+            return np.full(self.n_chains, check_beta(value))
+        betas = real_array(value, "beta", (1,))
+        if betas.shape != (self.n_chains,):
+            raise ValueError(f"beta must be a float or an array of shape ({self.n_chains},) "
+                             f"(one per chain), got shape {betas.shape}")
+        if not np.all(betas > 0):
+            raise ValueError(f"beta must be > 0 for every chain, got "
+                             f"{np.array2string(betas, threshold=8)}")
+        return betas
 
     # -- state ---------------------------------------------------------------------------
     @property
     def state(self) -> dict:
-        """Current state of every chain: ``{group: (n_chains, n) array}`` (a copy)."""
+        """Current state of every chain: ``{group: (n_chains, n) array}`` (a copy).
+
+        Settable (``{group: (n_chains, n) or (n,)}``, the groups given are replaced). For the
+        sampler's whole state, random streams included, see :meth:`get_state`.
+        """
         return self.model.graph.decode(self._engine.flat())
 
     @state.setter
@@ -192,6 +195,60 @@ class GibbsSampler:
         for g, arr in self._per_chain(value, "state").items():
             flat[:, graph.slots(g)] = self.model.units[g].encode(arr)
         self._engine.load(flat)
+
+    def get_state(self) -> GibbsState:
+        """The sampler's complete state as a value: unit values of every chain, the chains'
+        random streams and their inverse temperatures (read-only copies).
+
+        (A method, not ``state()``: :attr:`state` is the property of the unit values.)
+
+        Returns
+        -------
+        GibbsState
+        """
+        beta = self.beta
+        return GibbsState(
+            values={g: _read_only(v) for g, v in self.state.items()},
+            streams=_read_only(self._streams[:, :self.n_chains].copy()),
+            beta=beta if np.ndim(beta) == 0 else _read_only(beta))
+
+    def load_state(self, state: GibbsState) -> None:
+        """Restore a state from :meth:`get_state` (of this sampler or of another over the
+        same model with as many chains); the chains then continue exactly as from the
+        moment it was taken.
+
+        Raises
+        ------
+        TypeError
+            ``state`` is not a :class:`GibbsState`.
+        ValueError
+            Its groups, number of chains, array shapes or values do not fit this sampler
+            (the message says what differs).
+        """
+        if not isinstance(state, GibbsState):
+            raise TypeError(f"state must be a GibbsState (from get_state()), got "
+                            f"{type(state).__name__}")
+        groups = list(self.model.units)
+        if not isinstance(state.values, Mapping) or set(state.values) != set(groups):
+            got = list(state.values) if isinstance(state.values, Mapping) else state.values
+            raise ValueError(f"state holds the groups {got}, this sampler's model has "
+                             f"{groups}")
+        streams = np.asarray(state.streams)
+        if streams.ndim != 2 or streams.shape[0] != 4 or streams.dtype != np.uint64:
+            raise ValueError(f"state.streams must be a (4, n_chains) uint64 array, got shape "
+                             f"{streams.shape} and dtype {streams.dtype}")
+        if streams.shape[1] != self.n_chains:
+            raise ValueError(f"state holds {streams.shape[1]} chains, this sampler has "
+                             f"n_chains={self.n_chains}")
+        for g in groups:
+            want = (self.n_chains, self.model.units[g].n)
+            if np.shape(state.values[g]) != want:
+                raise ValueError(f"state.values[{g!r}] has shape {np.shape(state.values[g])}, "
+                                 f"this sampler needs {want}")
+        betas = self._chain_betas(state.beta)
+        self.state = state.values                 # validates the values' domain
+        self._streams[:, :self.n_chains] = streams
+        self._betas[:] = betas
 
     def _per_chain(self, value, what):
         """Validate ``{group: (n_chains, n) or (n,) or (1, n)}``, broadcast to all chains."""
@@ -256,7 +313,7 @@ class _SparseEngine:
     memory (slabs start on separate pages), so threads share no cache line. With one block,
     ``state[0][:, :n_chains]`` is the plain (n_units, n_chains) layout.
 
-    The blocks follow the thread count (``_chain_block``); a sweep on another thread count
+    The blocks follow the thread count (``_chains.chain_block``); a sweep on another thread count
     moves the chains to its layout first. The chains' streams live in the sampler's
     (4, n_padded) array; each sweep copies them into per-block slabs and back.
     """
@@ -277,7 +334,7 @@ class _SparseEngine:
         self._relayout(n_threads)
 
     def _relayout(self, n_threads):
-        lanes = _chain_block(self.n_chains, n_threads)
+        lanes = chain_block(self.n_chains, n_threads)
         if lanes == self.lanes:
             return
         flat = self.flat() if self.lanes is not None else None
@@ -285,8 +342,8 @@ class _SparseEngine:
         n_blocks = -(-self.n_chains // lanes)
         self.blocks = [(b, b * lanes, min((b + 1) * lanes, self.n_chains))
                        for b in range(n_blocks)]
-        self._state_buffer, self.state = _slabs((n_blocks, self.n_units, lanes), np.uint8)
-        self._stream_buffer, self._block_streams = _slabs((n_blocks, 4, lanes), np.uint64)
+        self._state_buffer, self.state = slabs((n_blocks, self.n_units, lanes), np.uint8)
+        self._stream_buffer, self._block_streams = slabs((n_blocks, 4, lanes), np.uint64)
         if flat is not None:
             self.load(flat)
 
@@ -299,14 +356,14 @@ class _SparseEngine:
     def load_columns(self, columns):
         """Set the chains from ``columns`` (n_units, n_chains), chain ``c`` in column ``c``."""
         for b, c0, c1 in self.blocks:
-            self.state[b, :, :c1 - c0] = _state_bytes(columns[:, c0:c1])
+            self.state[b, :, :c1 - c0] = state_bytes(columns[:, c0:c1])
 
     def columns(self, out=None):
         """The chains as float64 ``(n_units, n_chains)``, chain ``c`` in column ``c`` (into
         ``out`` if given)."""
         out = np.empty((self.n_units, self.n_chains)) if out is None else out
         for b, c0, c1 in self.blocks:
-            _state_values(self.state[b, :, :c1 - c0], out=out[:, c0:c1])
+            state_values(self.state[b, :, :c1 - c0], out=out[:, c0:c1])
         return out
 
     def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads):
@@ -425,13 +482,7 @@ class _BlockEngine:
         self.units_a = np.flatnonzero(colour == 0)
         self.units_b = np.flatnonzero(colour == 1)
         self.n_units = graph.n_units
-        pos = np.empty(graph.n_units, np.int64)
-        pos[self.units_a] = np.arange(len(self.units_a))
-        pos[self.units_b] = np.arange(len(self.units_b))
-        i, j = graph.edges[:, 0], graph.edges[:, 1]
-        a_end = np.where(colour[i] == 0, i, j)
-        b_end = np.where(colour[i] == 0, j, i)
-        self._coupling_index = pos[a_end] * len(self.units_b) + pos[b_end]
+        self.coupling_index = graph.dense_coupling_index(self.units_a, self.units_b)
         self.coupling = np.zeros((len(self.units_a), len(self.units_b)))
         self.sa = np.zeros((n_chains, len(self.units_a)))
         self.sb = np.zeros((n_chains, len(self.units_b)))
@@ -452,7 +503,7 @@ class _BlockEngine:
         return out
 
     def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
-        self.coupling.ravel()[self._coupling_index] = graph.coupling
+        self.coupling.ravel()[self.coupling_index] = graph.coupling
         if not any(self.slow):
             self._block(graph, free, betas, streams, n_sweeps, n_threads)
             return
@@ -482,16 +533,8 @@ class _BlockEngine:
             return
         # Each kernel thread runs its own slice's products: BLAS stays on one thread, so its
         # idle workers do not spin on the cores the kernel uses.
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             _gibbs.sweep_block(*args)
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """One ``threadpoolctl`` controller (scanning the loaded libraries is slow)."""
-    import threadpoolctl
-
-    return threadpoolctl.ThreadpoolController()
 
 
 def _resolve_schedule(schedule, graph, colour):
@@ -514,91 +557,3 @@ def _resolve_schedule(schedule, graph, colour):
         return "block"
     sparse = graph.n_edges <= _DENSE_FRACTION * graph.n_units * (graph.n_units - 1) / 2
     return "chromatic" if sparse else "sequential"
-
-
-class ParallelTempering:
-    """Replicas of the chains at several inverse temperatures, with neighbour swaps.
-
-    Parameters
-    ----------
-    model : EnergyModel
-    betas : sequence of float
-        Inverse temperatures, each > 0, one of them exactly 1 (the target); sorted
-        internally from 1 downwards.
-    n_chains : int
-        Chains per temperature.
-    rng : None, int or numpy.random.Generator
-    schedule, n_threads :
-        As for :class:`GibbsSampler`.
-
-    Notes
-    -----
-    After each sweep, neighbouring temperatures ``k, k+1`` (alternating even and odd pairs)
-    propose to swap their states, chain by chain, accepted with probability
-    ``min(1, exp((beta_k - beta_{k+1}) (E_k - E_{k+1})))``; swapping states keeps every
-    chain's distribution the product of the tempered ones. ``swap_rates`` reports the
-    acceptance rate of each neighbour pair.
-    """
-
-    def __init__(self, model: EnergyModel, betas: Sequence[float], n_chains: int = 100,
-                 rng=None, *, schedule: str = "auto", n_threads: int | None = None):
-        betas = np.array([check_beta(b) for b in np.atleast_1d(betas)])
-        if len(betas) < 2 or not np.any(betas == 1.0):
-            raise ValueError(f"betas must hold at least two values, one of them 1.0, got "
-                             f"{betas.tolist()}")
-        if len(np.unique(betas)) != len(betas):
-            raise ValueError(f"betas must be distinct, got {betas.tolist()}")
-        self.betas = np.sort(betas)[::-1]
-        self.n_chains = positive_int(n_chains, "n_chains")
-        gen = np.random.default_rng(rng)
-        self._gen = gen
-        self.sampler = GibbsSampler(model, len(self.betas) * self.n_chains, schedule=schedule,
-                                    rng=gen, n_threads=n_threads)
-        self.sampler._betas[:] = np.repeat(self.betas, self.n_chains)
-        self._accepted = np.zeros(len(self.betas) - 1)
-        self._proposed = np.zeros(len(self.betas) - 1)
-        self._parity = 0
-
-    @property
-    def swap_rates(self) -> np.ndarray:
-        """Acceptance rate of swaps between temperatures k and k+1, shape (n_betas - 1,)."""
-        return self._accepted / np.maximum(self._proposed, 1)
-
-    @property
-    def state(self) -> dict:
-        """State of the chains at beta = 1: ``{group: (n_chains, n)}``."""
-        return {g: v[:self.n_chains] for g, v in self.sampler.state.items()}
-
-    def run(self, n_sweeps: int) -> "ParallelTempering":
-        """``n_sweeps`` rounds of one Gibbs sweep at every temperature plus a swap step."""
-        for _ in range(nonnegative_int(n_sweeps, "n_sweeps")):
-            self.sampler.run(1)
-            self._swap()
-        return self
-
-    def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0) -> dict:
-        """Samples at beta = 1: ``{group: (n_samples, n_chains, n)}``."""
-        n_samples = nonnegative_int(n_samples, "n_samples")
-        thin = positive_int(thin, "thin")
-        self.run(nonnegative_int(burn_in, "burn_in"))
-        out = {g: np.empty((n_samples, self.n_chains, u.n))
-               for g, u in self.sampler.model.units.items()}
-        for k in range(n_samples):
-            self.run(thin)
-            for g, arr in self.state.items():
-                out[g][k] = arr
-        return out
-
-    def _swap(self):
-        model, R, n = self.sampler.model, len(self.betas), self.n_chains
-        state = self.sampler.state
-        energy = model.energy(state).reshape(R, n)
-        flat = self.sampler._engine.flat().reshape(R, n, -1)
-        for k in range(self._parity, R - 1, 2):
-            log_accept = (self.betas[k] - self.betas[k + 1]) * (energy[k] - energy[k + 1])
-            accept = np.log(self._gen.random(n)) < log_accept
-            flat[k, accept], flat[k + 1, accept] = flat[k + 1, accept], flat[k, accept].copy()
-            self._accepted[k] += accept.sum()
-            self._proposed[k] += n
-        self._parity = 1 - self._parity
-        self.sampler._engine.load(flat.reshape(R * n, -1))

@@ -7,7 +7,7 @@ from scipy.special import expit, gammaln, logsumexp
 
 import pgm_energy as pe
 from pgm_energy.ais import _estimate
-from pgm_energy.sampling import chain_streams
+from pgm_energy._chains import chain_streams
 from pgm_energy.testing import models
 
 from reference import ais as ais_twin

@@ -304,3 +304,79 @@ def test_expected_data_in_the_positive_phase():
             L.fit(pe.RBM(9, 4), X, method, epochs=1, expected_data=True)
     with pytest.raises(ValueError, match="hidden units interact"):
         L.fit(pe.BoltzmannMachine(9, 3), X, L.PCD(n_chains=4), epochs=1, expected_data=True)
+
+
+# -- hardening: empty data, damaged or mismatched checkpoints, BLAS threads ------------------------
+def test_fit_refuses_data_without_rows():
+    model = pe.RBM(9, 4, rng=0)
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match="at least one row"):
+        L.fit(model, np.zeros((0, 9)), epochs=2)
+    for name in before:
+        np.testing.assert_array_equal(model.params[name], before[name])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not a zip"])
+def test_damaged_checkpoint_is_a_clear_error(tmp_path, damage):
+    path = tmp_path / "run.npz"
+    L.fit(pe.RBM(9, 4, rng=0), BAS, L.PCD(n_chains=10), epochs=1, batch_size=7, rng=0,
+          checkpoint=path)
+    content = path.read_bytes()
+    path.write_bytes({"truncated": content[:len(content) // 2], "empty": b"",
+                      "not a zip": b"hello"}[damage])
+    with pytest.raises(ValueError, match=r"checkpoint '.*run\.npz' cannot be read"):
+        L.fit(pe.RBM(9, 4, rng=0), BAS, L.PCD(n_chains=10), epochs=2, batch_size=7, rng=0,
+              checkpoint=path, resume=True)
+
+
+@pytest.mark.parametrize("method, optimizer, match", [
+    (lambda: L.PCD(n_chains=12), lambda: L.SGD(lr=0.05), r"method PCD\(n_chains=10.*n_chains=12"),
+    (lambda: L.CD(), lambda: L.SGD(lr=0.05), r"method PCD\(n_chains=10.*not CD\(k=1"),
+    (lambda: L.PT([1.0, 0.5], n_chains=10), lambda: L.SGD(lr=0.05), "not PT"),
+    (lambda: L.PCD(n_chains=10), lambda: L.Adam(lr=0.05), r"optimizer SGD\(lr=0.05.*not Adam"),
+    (lambda: L.PCD(n_chains=10), lambda: L.SGD(lr=0.05, momentum=0.9), "momentum=0.9"),
+])
+def test_resume_with_another_method_or_optimizer_is_refused(tmp_path, method, optimizer,
+                                                             match):
+    path = tmp_path / "run.npz"
+    L.fit(pe.RBM(9, 4, rng=0), BAS, L.PCD(n_chains=10), L.SGD(lr=0.05), epochs=1,
+          batch_size=7, rng=0, checkpoint=path)
+    with pytest.raises(ValueError, match=match):
+        L.fit(pe.RBM(9, 4, rng=0), BAS, method(), optimizer(), epochs=2, batch_size=7, rng=0,
+              checkpoint=path, resume=True)
+
+
+def test_compiled_fit_does_not_depend_on_the_blas_thread_count():
+    """The compiled epoch's products run on one BLAS thread: the same parameters whatever
+    BLAS is allowed (with several BLAS threads they differed in the last bits)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X = (np.random.default_rng(0).random((200, 300)) < 0.3).astype(float)
+    runs = []
+    for limit in (1, 4):
+        with threadpoolctl.threadpool_limits(limit, user_api="blas"):
+            model = pe.RBM(300, 100, rng=0)
+            L.fit(model, X, L.PCD(n_chains=100), L.SGD(lr=0.01, momentum=0.5), epochs=2,
+                  batch_size=100, rng=0)
+            runs.append(model.params["W"].copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_compiled_fit_hands_the_chains_back_to_the_sampler():
+    """Chains taken out for compiled epochs are in the sampler when callbacks run and after
+    the run, and a change callbacks make to the sampler counts."""
+    seen = []
+
+    def watch(model, epoch, history):
+        seen.append(method.sampler.state["x"].copy())
+
+    runs = []
+    for callbacks in ((), (watch,)):
+        model = pe.RBM(9, 5, rng=0)
+        method = L.PCD(n_chains=7, k=2)
+        L.fit(model, BAS, method, L.SGD(lr=0.1), epochs=3, batch_size=4, rng=1,
+              callbacks=callbacks)
+        runs.append((model.params["W"].copy(), method.sampler.get_state()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1].streams, runs[1][1].streams)
+    np.testing.assert_array_equal(seen[-1], runs[1][1].values["x"])
+    assert not np.array_equal(seen[0], seen[-1])

@@ -6,8 +6,9 @@ from scipy import stats
 from scipy.special import expit
 
 import pgm_energy as pe
+from pgm_energy._chains import state_bytes, state_values
 from pgm_energy._kernels import _gibbs
-from pgm_energy.sampling import SCHEDULES, _state_bytes, _state_values
+from pgm_energy.sampling import SCHEDULES
 from pgm_energy.testing import models
 
 from reference import exact as ref
@@ -264,10 +265,10 @@ def test_kernel_state_is_one_byte_per_unit_and_chain():
     """The sparse kernel stores each value as the top byte of its double (0xBF for -1, 0 for
     0, 0x3F for +1), and reads it back exactly."""
     values = np.array([[-1.0, 0.0, 1.0], [1.0, 1.0, -1.0]])
-    state = _state_bytes(values)
+    state = state_bytes(values)
     assert state.dtype == np.uint8
     assert state.tolist() == [[0xBF, 0, 0x3F], [0x3F, 0x3F, 0xBF]]
-    np.testing.assert_array_equal(_state_values(state), values)
+    np.testing.assert_array_equal(state_values(state), values)
     model = pe.EnergyModel({"x": pe.Binary(3), "s": pe.Spin(2)},
                            [pe.Bias("x", name="b"), pe.Bias("s", name="c"), pe.Pairwise("s", "x")])
     for value in model.params.values():
@@ -332,3 +333,123 @@ def test_schedule_names():
     ring = pe.Ising([(i, (i + 1) % 50) for i in range(50)])
     assert pe.GibbsSampler(ring, 2).schedule == "chromatic"
     assert pe.GibbsSampler(pe.BoltzmannMachine(5, 3), 2).schedule == "sequential"
+
+
+# -- public state ------------------------------------------------------------------------------
+STATE_MODELS = {
+    "block": lambda: pe.RBM(7, 4, rng=0),
+    "chromatic": lambda: pe.Ising([(i, i + 1) for i in range(12)], couplings=np.full(12, 0.4),
+                                  fields=np.linspace(-1, 1, 13)),
+    "sequential": lambda: pe.BoltzmannMachine(4, 3, rng=0),
+    "categorical": lambda: pe.EnergyModel(
+        units={"x": pe.Categorical(3, 4), "h": 2},
+        terms=[pe.Bias("x"), pe.Pairwise("h", "x", name="W")], visible=["x"]),
+}
+
+
+@pytest.mark.parametrize("kind", list(STATE_MODELS))
+@pytest.mark.parametrize("n_chains", [3, 21])
+def test_load_state_continues_exactly(kind, n_chains):
+    """A state restored into the same sampler, or into a fresh one with another seed,
+    continues draw for draw as the original run."""
+    model = STATE_MODELS[kind]()
+    sampler = pe.GibbsSampler(model, n_chains, rng=1).run(5)
+    saved = sampler.get_state()
+    assert saved.n_chains == n_chains and saved.streams.shape == (4, n_chains)
+    assert not saved.streams.flags.writeable
+    assert not any(v.flags.writeable for v in saved.values.values())
+    want = sampler.sample(4)
+    sampler.load_state(saved)
+    again = pe.GibbsSampler(model, n_chains, rng=99)
+    again.load_state(saved)
+    for other in (sampler, again):
+        got = other.sample(4)
+        for g in want:
+            np.testing.assert_array_equal(got[g], want[g])
+
+
+def test_state_is_a_copy_and_beta_is_part_of_it():
+    sampler = pe.GibbsSampler(pe.RBM(5, 3, rng=0), 8, beta=0.5, rng=0)
+    saved = sampler.get_state()
+    sampler.run(3)
+    assert saved.beta == 0.5
+    assert not np.array_equal(saved.streams, sampler.get_state().streams)
+    sampler.beta = 2.0
+    sampler.load_state(saved)
+    assert sampler.beta == 0.5
+
+
+def test_beta_setter_equals_the_constructor_argument():
+    model = pe.RBM(6, 3, rng=0)
+    direct = pe.GibbsSampler(model, 16, beta=0.3, rng=2)
+    later = pe.GibbsSampler(model, 16, rng=2)
+    later.beta = 0.3
+    assert later.beta == 0.3
+    np.testing.assert_array_equal(direct.sample(5)["x"], later.sample(5)["x"])
+    per_chain = np.linspace(0.2, 1.0, 16)
+    later.beta = per_chain
+    np.testing.assert_array_equal(later.beta, per_chain)
+    later.beta = 1
+    assert later.beta == 1.0
+
+
+@pytest.mark.parametrize("value, error, match", [
+    (0.0, ValueError, "beta"), (np.inf, ValueError, "beta"), ("hot", TypeError, "beta"),
+    (np.ones(3), ValueError, r"shape \(4,\)"), (np.array([1.0, 1.0, -1.0, 1.0]), ValueError, "> 0"),
+    (np.array([1.0, np.nan, 1.0, 1.0]), ValueError, "finite"),
+])
+def test_bad_beta(value, error, match):
+    sampler = pe.GibbsSampler(pe.RBM(3, 2), 4, rng=0)
+    with pytest.raises(error, match=match):
+        sampler.beta = value
+    assert sampler.beta == 1.0
+
+
+def test_load_state_says_what_differs():
+    model = pe.RBM(4, 2, rng=0)
+    state = pe.GibbsSampler(model, 6, rng=0).get_state()
+    with pytest.raises(ValueError, match=r"holds 6 chains, this sampler has n_chains=5"):
+        pe.GibbsSampler(model, 5, rng=0).load_state(state)
+    with pytest.raises(ValueError, match=r"groups \['x', 'h'\].*\['s'\]"):
+        pe.GibbsSampler(pe.Ising([(0, 1)]), 6, rng=0).load_state(state)
+    with pytest.raises(ValueError, match=r"values\['x'\] has shape \(6, 4\).*\(6, 5\)"):
+        pe.GibbsSampler(pe.RBM(5, 2), 6, rng=0).load_state(state)
+    with pytest.raises(ValueError, match="uint64"):
+        pe.GibbsSampler(model, 6, rng=0).load_state(type(state)(
+            state.values, state.streams.astype(float), 1.0))
+    with pytest.raises(ValueError, match=r"values \[0, 1\]"):
+        pe.GibbsSampler(model, 6, rng=0).load_state(type(state)(
+            {"x": np.full((6, 4), 3.0), "h": state.values["h"]}, state.streams, 1.0))
+    with pytest.raises(TypeError, match="GibbsState"):
+        pe.GibbsSampler(model, 6, rng=0).load_state({"x": state.values["x"]})
+
+
+def test_too_many_chains_are_refused_before_allocating():
+    with pytest.raises(ValueError, match=r"n_chains=1000000000000 needs about .* GiB"):
+        pe.GibbsSampler(pe.RBM(6, 3, rng=0), n_chains=10**12)
+
+
+def test_too_many_chains_under_a_memory_limit_say_how_much_they_need():
+    """Under a 4 GB address-space cap (``ulimit -v``), 10**9 chains fail with a ValueError
+    before anything is allocated, not with numpy's MemoryError."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+            "import pgm_energy as pe\n"
+            "try:\n"
+            "    pe.GibbsSampler(pe.RBM(6, 3, rng=0), n_chains=10**9)\n"
+            "except ValueError as err:\n"
+            "    print('ValueError', err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                           "OMP_NUM_THREADS": "1",
+                                           "PYTHONPATH": str(_package_root())})
+    assert out.stdout.startswith("ValueError n_chains=1000000000 needs about"), out.stderr
+
+
+def _package_root():
+    import pathlib
+
+    return pathlib.Path(pe.__file__).resolve().parents[1]

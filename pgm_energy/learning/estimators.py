@@ -1,0 +1,268 @@
+"""Gradient estimators: ``d mean log P(X) / d theta`` as a dict shaped like ``model.params``,
+
+    grad = E_model[dE/dtheta] - mean over the batch of E_{h|x}[dE/dtheta]
+
+(negative phase minus positive phase). Estimators never look at terms: they produce
+*expected states* (rows of the flat graph's units, with units summed in closed form replaced
+by their conditional means) and the flat graph maps unit and pair moments of those rows to
+``E[dE/dtheta]`` for every parameter (``FlatGraph.grad_from_moments``).
+
+Persistent estimators hand their chains out as public sampler states
+(:meth:`~pgm_energy.GibbsSampler.get_state`, :meth:`~pgm_energy.ParallelTempering.get_state`)
+for checkpoints, and read the chains only through the samplers' public ``state``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .. import exact
+from .._checks import positive_int
+from ..graph import independent_split
+from ..model import EnergyModel
+from ..sampling import GibbsSampler, GibbsState
+from ..tempering import ParallelTempering, TemperingState
+
+__all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments_gradient"]
+
+
+# -- sufficient statistics ------------------------------------------------------------------
+class _Layout:
+    """What estimators need of a model's flat graph, built once per model."""
+
+    def __init__(self, model: EnergyModel):
+        graph = model.graph
+        self.graph = graph
+        self.visible = np.zeros(graph.n_units, bool)
+        for g in model.visible:
+            self.visible[graph.slots(g)] = True
+        free = np.flatnonzero(~self.visible)
+        ei, ej = graph.edges[:, 0], graph.edges[:, 1]
+        hidden_edges = graph.edges[~self.visible[ei] & ~self.visible[ej]]
+        # Hidden units summed in closed form given the visible ones (and the other hidden);
+        # units read by generic terms never are.
+        compiled = ~graph.generic
+        _, self.hidden_closed = independent_split(free[compiled[free]], hidden_edges,
+                                                         site=graph.site)
+        self.hidden_independent = len(self.hidden_closed) == len(free)
+        # Units replaced by conditional means in the negative phase (Rao-Blackwellisation),
+        # hidden units first: for an RBM, E[h | x] of the chains' x.
+        _, self.model_closed = independent_split(np.flatnonzero(compiled), graph.edges,
+                                                        first=~self.visible, site=graph.site)
+        self.model = model
+        self.dense_gram = graph.n_units ** 2 <= 4 * max(graph.n_edges, 1)
+
+
+def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) -> np.ndarray:
+    """Replace the units ``closed`` (no coupling among them) by their conditional means.
+
+    ``E[s_a | rest] = sigmoid(f_a)`` for binary and ``tanh(f_a)`` for spins (beta = 1), and
+    ``softmax`` over the slots of a categorical unit (its one-hot mean); since the
+    ``closed`` units are independent given the rest, the moments of the returned rows are the
+    moments of the samples with those units summed exactly.
+    """
+    graph = model.graph
+    out = flat.copy()
+    if len(closed):
+        out[:, closed] = graph.unit_mean(graph.local_field(flat)[:, closed], closed)
+    return out
+
+
+def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
+    """``E[dE/dtheta]`` from expected-state rows: their mean unit and pair products for the
+    compiled terms, the mean of ``energy_grad`` for generic terms (whose units are never
+    replaced by means)."""
+    graph = layout.graph
+    m_unit = rows.mean(axis=0)
+    ei, ej = graph.edges[:, 0], graph.edges[:, 1]
+    if layout.dense_gram:
+        m_pair = (rows.T @ rows)[ei, ej] / len(rows)
+    else:
+        m_pair = np.einsum("bi,bi->i", rows[:, ei], rows[:, ej]) / len(rows)
+    grads = graph.grad_from_moments(m_unit, m_pair)
+    if graph.generic_terms:
+        state = graph.decode(rows)
+        for term in graph.generic_terms:
+            grads.update({name: g.mean(axis=0) for name, g in term.energy_grad(state).items()})
+    return grads
+
+
+def _flat_visible(model, layout, X, expected_data=False):
+    """Flat rows with the visible groups from ``X`` (validated), zeros elsewhere."""
+    state = model.as_state(X, model.visible, what="X", expectations=expected_data)
+    return layout.graph.encode(state)
+
+
+class _Estimator:
+    """Shared positive phase; subclasses supply the negative phase."""
+
+    #: Sweeps of the clamped chains for the positive phase when hidden units interact.
+    positive_sweeps = 5
+    #: Whether ``gradient(..., expected_data=True)`` is meaningful (persistent chains only).
+    accepts_expected_data = True
+    #: Attributes a checkpoint records and a resumed run must match.
+    hyperparameters: tuple[str, ...] = ("positive_sweeps",)
+
+    def __init__(self):
+        self._layout = None
+        self._model = None
+        self._positive = None
+
+    def _bind(self, model, rng):
+        if self._model is not model:
+            self._model = model
+            self._layout = _Layout(model)
+            self._positive = None
+            self._start(model, rng)
+        return self._layout
+
+    def _start(self, model, rng):
+        """Create persistent state (chains) on first use."""
+
+    def positive_rows(self, model, X, rng, expected_data=False) -> np.ndarray:
+        """Expected states given the data: exact conditional means where the hidden units
+        are independent given x, else clamped Gibbs chains (the last samples, with the
+        closed-form hidden units as conditional means)."""
+        layout = self._layout
+        flat = _flat_visible(model, layout, X, expected_data)
+        if not layout.hidden_independent:
+            if expected_data:
+                raise ValueError("expected_data needs hidden units that are conditionally "
+                                 "independent given the visible ones (a mean-field positive "
+                                 "phase); this model's hidden units interact")
+            if self._positive is None or self._positive.n_chains != len(flat):
+                self._positive = GibbsSampler(model, len(flat), rng=rng, n_threads=None)
+            clamp = layout.graph.decode(flat, model.visible)
+            self._positive.run(self.positive_sweeps, clamp=clamp)
+            flat = layout.graph.encode(self._positive.state)
+        return expected_states(model, flat, layout.hidden_closed)
+
+    def gradient(self, model: EnergyModel, X, rng=None, *, expected_data: bool = False) -> dict:
+        """Estimate ``d mean log P(X) / d theta`` on the batch ``X``.
+
+        With ``expected_data``, ``X`` may hold expected values of the visible units (e.g.
+        grey levels in [0, 1] as probabilities of binary pixels); the positive phase then uses
+        them as expected states (scikit-learn's BernoulliRBM rule).
+        """
+        rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+        layout = self._bind(model, rng)
+        if expected_data and not self.accepts_expected_data:
+            raise ValueError(f"{type(self).__name__} cannot learn from expected data (its "
+                             "chains or its exact likelihood need states); use PCD or PT")
+        positive = moments_gradient(layout, self.positive_rows(model, X, rng, expected_data))
+        negative = moments_gradient(layout, self.negative_rows(model, X, rng))
+        return {k: negative[k] - positive[k] for k in positive}
+
+    def negative_rows(self, model, X, rng) -> np.ndarray:
+        raise NotImplementedError
+
+    # checkpoints: the persistent chains as a public sampler state
+    def get_state(self) -> GibbsState | TemperingState | None:
+        """The state of the persistent chains (None: the estimator keeps none)."""
+        return None
+
+    def set_state(self, model, state, rng) -> None:
+        """Restore the persistent chains from :meth:`get_state`'s value."""
+
+
+class ExactGradient(_Estimator):
+    """The exact gradient (``pe.exact.gradient``), for models small enough to enumerate."""
+
+    accepts_expected_data = False
+
+    def gradient(self, model, X, rng=None, *, expected_data: bool = False):
+        if expected_data:
+            raise ValueError("ExactGradient cannot learn from expected data (the exact "
+                             "likelihood needs states); use PCD or PT")
+        return exact.gradient(model, X)
+
+
+class CD(_Estimator):
+    """Contrastive divergence: the negative phase from ``k`` Gibbs sweeps started at the data.
+
+    The hidden units are first drawn from ``P(h | x)``; the last state's closed-form units
+    are replaced by their conditional means (Rao-Blackwellised statistics).
+    """
+
+    accepts_expected_data = False
+    hyperparameters = ("k", "schedule", "positive_sweeps")
+
+    def __init__(self, k: int = 1, *, schedule: str = "auto"):
+        super().__init__()
+        self.k = positive_int(k, "k")
+        self.schedule = schedule
+        self._chains = None
+
+    def negative_rows(self, model, X, rng):
+        layout = self._layout
+        flat = _flat_visible(model, layout, X)
+        if self._chains is None or self._chains.n_chains != len(flat):
+            self._chains = GibbsSampler(model, len(flat), schedule=self.schedule, rng=rng)
+        clamp = layout.graph.decode(flat, model.visible)
+        self._chains.run(1, clamp=clamp).run(self.k)
+        return expected_states(model, layout.graph.encode(self._chains.state),
+                               layout.model_closed)
+
+
+class PCD(_Estimator):
+    """Persistent contrastive divergence: ``n_chains`` model chains kept across updates,
+    advanced ``k`` sweeps per gradient (Tieleman 2008)."""
+
+    hyperparameters = ("n_chains", "k", "schedule", "positive_sweeps")
+
+    def __init__(self, n_chains: int = 100, k: int = 1, *, schedule: str = "auto"):
+        super().__init__()
+        self.n_chains = positive_int(n_chains, "n_chains")
+        self.k = positive_int(k, "k")
+        self.schedule = schedule
+        self.sampler = None
+
+    def _start(self, model, rng):
+        self.sampler = GibbsSampler(model, self.n_chains, schedule=self.schedule, rng=rng)
+
+    def negative_rows(self, model, X, rng):
+        self.sampler.run(self.k)
+        layout = self._layout
+        return expected_states(model, layout.graph.encode(self.sampler.state),
+                               layout.model_closed)
+
+    def get_state(self) -> GibbsState:
+        return self.sampler.get_state()
+
+    def set_state(self, model, state: GibbsState, rng) -> None:
+        self._bind(model, rng)
+        self.sampler.load_state(state)
+
+
+class PT(_Estimator):
+    """Persistent parallel tempering: chains at ``betas`` (one of them 1) with swaps; the
+    negative phase uses the chains at beta = 1 after ``k`` sweeps."""
+
+    hyperparameters = ("betas", "n_chains", "k", "schedule", "positive_sweeps")
+
+    def __init__(self, betas: Sequence[float] = (1.0, 0.8, 0.6, 0.4), n_chains: int = 100,
+                 k: int = 1, *, schedule: str = "auto"):
+        super().__init__()
+        self.betas = list(betas)
+        self.n_chains = positive_int(n_chains, "n_chains")
+        self.k = positive_int(k, "k")
+        self.schedule = schedule
+        self.tempering = None
+
+    def _start(self, model, rng):
+        self.tempering = ParallelTempering(model, self.betas, self.n_chains, rng=rng,
+                                           schedule=self.schedule)
+
+    def negative_rows(self, model, X, rng):
+        self.tempering.run(self.k)
+        layout = self._layout
+        return expected_states(model, layout.graph.encode(self.tempering.state),
+                               layout.model_closed)
+
+    def get_state(self) -> TemperingState:
+        return self.tempering.get_state()
+
+    def set_state(self, model, state: TemperingState, rng) -> None:
+        self._bind(model, rng)
+        self.tempering.load_state(state)
