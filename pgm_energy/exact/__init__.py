@@ -8,7 +8,7 @@ closed form (``softplus`` in the binary form); the rest are enumerated by the Gr
 in ``_exact.pyx``, in pieces that run on threads and combine exactly.
 
 Models of small treewidth (lattices, chains, trees, sparse graphs of hundreds of units) go to
-variable elimination instead (:mod:`pgm_energy.eliminate`). ``method="auto"`` estimates both
+variable elimination instead (:mod:`pgm_energy.exact.elimination`). ``method="auto"`` estimates both
 costs before any work (enumerated states, or table entries read by the contractions) and runs
 the cheaper; ``"enumerate"`` and ``"eliminate"`` force one.
 """
@@ -19,11 +19,11 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-from . import _exact
-from ._checks import check_beta
-from .eliminate import DEFAULT_MAX_TABLE, Elimination, order_cost
-from .graph import independent_split, site_log_sum_exp, site_softmax
-from .model import EnergyModel
+from .. import _exact
+from .._checks import check_beta
+from .elimination import DEFAULT_MAX_TABLE, Elimination, order_cost
+from ..graph import independent_split, site_log_sum_exp, site_softmax
+from ..model import EnergyModel
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
            "sample", "treewidth", "DEFAULT_MAX_STATES", "DEFAULT_MAX_TABLE", "METHODS"]
@@ -57,7 +57,7 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, method: str = "auto"
         Inverse temperature (> 0).
     method : {"auto", "enumerate", "eliminate"}
         ``"auto"`` runs whichever of enumeration and variable elimination is estimated to be
-        cheaper (see :mod:`pgm_energy.eliminate` for the cost model).
+        cheaper (see :mod:`pgm_energy.exact.elimination` for the cost model).
     max_states : int
         Refuse (``ValueError``) if more states than this would be enumerated after the
         closed-form sums; use ``pe.ais.log_partition`` for an estimate instead. Under
@@ -224,7 +224,7 @@ def _hidden_log_sum(model, X, *, beta=1.0, method="auto", max_states=DEFAULT_MAX
 
 def _plan(model, clamped_groups, beta, method, max_states, max_table, n_threads, *,
           backward=False, what="log Z"):
-    """The enumeration :class:`_Plan` or an :class:`~pgm_energy.eliminate.Elimination`.
+    """The enumeration :class:`_Plan` or an :class:`~pgm_energy.exact.elimination.Elimination`.
 
     ``"auto"`` builds both plans (no state is visited yet) and keeps the one with the lower
     estimated cost: ``2^m (1 + m + |A|)`` for enumerating ``m`` units with ``|A|`` summed in

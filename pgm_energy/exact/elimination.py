@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import _eliminate
+from .. import _eliminate
 
 __all__ = ["Cost", "EliminationPlan", "Elimination", "order_cost", "DEFAULT_MAX_TABLE"]
 
@@ -338,7 +338,7 @@ def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_T
 
     Examples
     --------
-    >>> from pgm_energy.eliminate import order_cost
+    >>> from pgm_energy.exact.elimination import order_cost
     >>> order_cost(4, [(0, 1), (1, 2), (2, 3), (3, 0)]).width   # a ring has treewidth 2
     2
     """
