@@ -120,8 +120,9 @@ def grid_case(L, samplers, dimod, quick, failures):
     t2, p2 = best_of(lambda: ours_marginals(model, 2), repeat=repeat)
     tw, pw = best_of(lambda: ours_marginals(model, 2, cold=False), repeat=repeat)
     edge_array = np.array(edges, np.int64)
-    tp, _ = best_of(lambda: pe.exact.elimination.EliminationPlan(n, edge_array, np.ones(n, bool),
-                                                         backward=True), repeat=repeat)
+    tp, _ = best_of(lambda: pe.exact.elimination.EliminationPlan(n, edge_array,
+                                                                 np.ones(n, bool)).program,
+                    repeat=repeat)
     log_z = pe.exact.log_partition(model, method="eliminate")
     table.add("pgm_energy, 2 threads (planning included)", fmt_time(t2), None, None, "0",
               f"{log_z:.12f}")

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the in-place bui
 
 import pgm_energy as pe  # noqa: E402
 from pgm_energy import _exact  # noqa: E402
+from pgm_energy.exact.enumeration import Enumeration  # noqa: E402
 
 from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,  # noqa: E402
                      fmt_ratio, fmt_time, optional_import, rel_diff)
@@ -105,7 +106,7 @@ def random_rbm(n_visible: int, n_hidden: int, seed: int):
 
 def enumerated_units(model, n_threads=1) -> int:
     """How many units pgm_energy enumerates (the rest it sums in closed form)."""
-    return pe.exact._Plan(model, (), 1.0, pe.exact.DEFAULT_MAX_STATES, n_threads).m
+    return Enumeration(model.graph, (), 1.0, n_threads).m
 
 
 # ---------------------------------------------------------------------------------------

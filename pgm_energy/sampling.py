@@ -18,7 +18,6 @@ Schedules (all sample the same distribution):
 from __future__ import annotations
 
 import functools
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -26,6 +25,7 @@ from scipy.special import expit
 
 from . import _gibbs
 from ._checks import check_beta, nonnegative_int, positive_int
+from ._checks import n_threads as check_n_threads
 from .model import EnergyModel
 
 __all__ = ["GibbsSampler", "ParallelTempering"]
@@ -148,8 +148,7 @@ class GibbsSampler:
             raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
         self.model = model
         self.n_chains = positive_int(n_chains, "n_chains")
-        self.n_threads = positive_int(os.cpu_count() or 1 if n_threads is None else n_threads,
-                                       "n_threads")
+        self.n_threads = check_n_threads(n_threads)
         self._betas = np.full(self.n_chains, check_beta(beta))
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")

@@ -9,7 +9,9 @@ from scipy.special import logsumexp
 
 import pgm_energy as pe
 from pgm_energy import _eliminate, exact
-from pgm_energy.exact.elimination import DEFAULT_MAX_TABLE, EliminationPlan, order_cost
+from pgm_energy.exact.cost import make_plan
+from pgm_energy.exact.elimination import Elimination, EliminationPlan, order_cost
+from pgm_energy.exact.enumeration import Enumeration
 from pgm_energy.testing import models, states
 
 import reference as ref
@@ -198,11 +200,9 @@ def test_likelihood_and_gradient_match_enumeration(data):
 
 def test_auto_picks_elimination_for_lattices_and_enumeration_for_wide_rbms():
     grid = pe.Ising(lattice(8, 8), couplings=0.4)
-    assert isinstance(exact._plan(grid, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
-                                  DEFAULT_MAX_TABLE, 1), pe.exact.elimination.Elimination)
+    assert isinstance(make_plan(grid.graph, (), n_threads=1), Elimination)
     wide = pe.RBM(784, 12, rng=0)      # 2^12 states of h, each a vectorised softplus sum
-    assert isinstance(exact._plan(wide, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
-                                  DEFAULT_MAX_TABLE, 1), exact._Plan)
+    assert isinstance(make_plan(wide.graph, (), n_threads=1), Enumeration)
     with pytest.raises(ValueError, match="method must be one of"):
         exact.log_partition(grid, method="bp")
 

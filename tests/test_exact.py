@@ -5,6 +5,7 @@ from hypothesis import given, strategies as st
 
 import pgm_energy as pe
 from pgm_energy import exact
+from pgm_energy.exact.enumeration import Enumeration
 from pgm_energy.testing import models, states
 
 import reference as ref
@@ -174,9 +175,9 @@ def _dense_model(n, seed):
 
 def test_pieces_and_threads_give_the_same_answer():
     model = _dense_model(19, 4)   # 18 units enumerated: 16 pieces by default
-    plan = exact._Plan(model, (), 1.0, exact.DEFAULT_MAX_STATES, 1)
+    plan = Enumeration(model.graph, (), 1.0, 1)
     assert plan.m == 18 and plan.n_prefix > 0
-    zero = np.zeros((1, plan.n_units))
+    zero = plan.clamped_flat({})
     results = []
     for n_prefix in (0, 3, 6):
         plan.n_prefix = n_prefix
