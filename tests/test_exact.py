@@ -238,3 +238,44 @@ def test_bad_data_is_refused():
     spins = pe.Ising([(0, 1)])
     with pytest.raises(ValueError, match=r"values \[-1, 1\]"):
         exact.log_likelihood(spins, [[0, 1]])
+
+
+@pytest.mark.parametrize("method", ["enumerate", "eliminate"])
+def test_data_without_rows_is_refused(method):
+    """Issue 19: the likelihood and the gradient raised IndexError on zero rows."""
+    model = pe.RBM(3, 2, rng=0)
+    empty = np.zeros((0, 3))
+    for compute in (exact.log_likelihood, exact.gradient):
+        with pytest.raises(ValueError, match="X has no rows"):
+            compute(model, empty, method=method)
+    assert model.free_energy(empty).shape == (0,)
+
+
+def test_models_too_large_to_count_are_refused_not_overflowed():
+    """Issue 19: counting 2^log2_states in a float overflowed (OverflowError) for models of
+    thousands of units, before "auto" could choose elimination."""
+    n, J = 2048, 0.3
+    chain = pe.Ising([(i, i + 1) for i in range(n - 1)], couplings=J)
+    want = np.log(2) + (n - 1) * np.log(2 * np.cosh(J))
+    assert exact.log_partition(chain) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match=r"= 10\^\d+ states.*max_states.*pe\.ais"):
+        exact.log_partition(chain, method="enumerate")
+    L = 46
+    grid = pe.Ising([(r * L + c, r * L + c + 1) for r in range(L) for c in range(L - 1)]
+                    + [(r * L + c, (r + 1) * L + c) for r in range(L - 1) for c in range(L)])
+    with pytest.raises(ValueError, match=r"10\^\d+ states.*treewidth 46.*pe\.ais"):
+        exact.log_partition(grid)
+
+
+def test_categorical_model_too_large_names_what_can_work():
+    """Issue 13: under "auto" the refusal recommended method='enumerate', which refuses too."""
+    model = pe.EnergyModel({"x": pe.Categorical(30, 3)}, [pe.Bias("x"), pe.Lateral("x")])
+    with pytest.raises(ValueError, match="categorical") as info:
+        exact.log_partition(model)
+    message = str(info.value)
+    assert "method='enumerate'" not in message
+    for remedy in ("pe.ais.log_partition", "pe.GibbsSampler", "smaller model"):
+        assert remedy in message
+    with pytest.raises(ValueError, match="method='enumerate'"):   # forced, it still points there
+        exact.log_partition(pe.EnergyModel({"x": pe.Categorical(3, 3)}, [pe.Bias("x")]),
+                            method="eliminate")
