@@ -55,8 +55,8 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, method: str = "auto"
         Refuse elimination when its largest table would have more entries than this
         (default ``2^27``, 1 GiB of float64); the message names the treewidth found.
     n_threads : int, optional
-        Threads for large enumerations and contractions (default: all cores). The result
-        does not depend on it.
+        Threads for large enumerations and contractions (default: all cores; at most
+        ``max(32, 4 x cores)``, a ``ValueError`` beyond). The result does not depend on it.
 
     Examples
     --------

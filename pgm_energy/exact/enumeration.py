@@ -157,7 +157,6 @@ class Enumeration(Plan):
 
     # -- sums -----------------------------------------------------------------------------
     def log_sum(self, x) -> np.ndarray:
-        """``log sum over free units of exp(-beta E)`` for each clamped row of ``x``."""
         out = np.empty(len(x))
         shared = None if self.generic_clamped or not len(x) else self.generic_table(x[0])
         for lo in range(0, len(x), _BATCH_CHUNK):
