@@ -12,6 +12,9 @@ sums), each costing ``1 + m + |A|`` unit operations (:mod:`pgm_energy.exact.cost
 """
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 import numpy as np
 from scipy.special import expit
 
@@ -25,6 +28,14 @@ _MIN_PIECE_BITS = 14      # pieces hold at least 2^14 states ...
 _MAX_PREFIX_BITS = 6      # ... and there are at most 64 of them
 _BATCH_CHUNK = 256
 _CODE_CHUNK = 1 << 14     # generic terms' energy is evaluated this many states at a time
+
+
+class _KernelArrays(NamedTuple):
+    ss: tuple                  # CSR (ptr, idx, w, eid) of the couplings within S
+    sa: tuple                  # CSR of the couplings from S (rows) to A (columns)
+    sa_first: np.ndarray       # per S row, its first A column when they run contiguous, or -1
+    free_edges: np.ndarray     # graph edges with both ends free
+    gen_step: np.ndarray       # per S slot, its step of the generic-term code
 
 
 class Enumeration(Plan):
@@ -41,8 +52,7 @@ class Enumeration(Plan):
         super().__init__(graph, clamped_groups, beta, n_threads)
         clamped = self.clamped
         free = np.flatnonzero(~clamped)
-        ei, ej = graph.edges[:, 0], graph.edges[:, 1]
-        free_edge = ~clamped[ei] & ~clamped[ej]
+        free_edge = ~clamped[graph.edges[:, 0]] & ~clamped[graph.edges[:, 1]]
         # Units read by generic terms are enumerated; their energy is a table over their
         # states (a mixed-radix code the kernel keeps as it moves units).
         generic_free = graph.generic & ~clamped
@@ -71,7 +81,8 @@ class Enumeration(Plan):
         self.n_fixed_sites = 0
         while self.n_pieces < 1 << wanted and self.n_fixed_sites < len(self.s_site_ptr) - 1:
             self.n_fixed_sites += 1
-        self._build_kernel_arrays(ei, ej, self.form.coupling)
+        self.generic_place = np.concatenate(
+            [[1], np.cumprod(self.generic_radix)[:-1]]).astype(np.int64)
 
     @property
     def n_pieces(self) -> int:
@@ -79,8 +90,11 @@ class Enumeration(Plan):
         sizes = np.diff(self.s_site_ptr)[len(self.s_site_ptr) - 1 - self.n_fixed_sites:]
         return (1 << self.n_prefix) * int(np.prod(sizes, dtype=np.int64))
 
-    def _build_kernel_arrays(self, ei, ej, c):
-        n = self.n_units
+    @functools.cached_property
+    def _kernel(self) -> _KernelArrays:
+        """The kernel's arrays, built on first use (after the cost model accepted the plan)."""
+        graph, n, c = self.graph, self.n_units, self.form.coupling
+        ei, ej = graph.edges[:, 0], graph.edges[:, 1]
         pos = np.full(n, -1, np.int64)
         pos[self.S] = np.arange(self.m)
         pos[self.A] = np.arange(len(self.A))
@@ -88,32 +102,26 @@ class Enumeration(Plan):
         in_s[self.S] = True
         in_a = np.zeros(n, bool)
         in_a[self.A] = True
-        graph_edges = self.graph.edges
 
         ss = in_s[ei] & in_s[ej]
-        self.ss = _csr(self.m, pos[graph_edges[ss]], c, np.flatnonzero(ss))
-
+        ss_csr = _csr(self.m, pos[graph.edges[ss]], c, np.flatnonzero(ss))
         # S-A edges: a symmetric CSR over S (0..m-1) then A (m..), of which the S rows.
         sa = (in_s[ei] & in_a[ej]) | (in_a[ei] & in_s[ej])
-        local = pos[graph_edges[sa]] + np.where(in_a[graph_edges[sa]], self.m, 0)
-        self.sa = _csr(self.m + len(self.A), local, c, np.flatnonzero(sa), rows=self.m,
-                       col_offset=self.m)
-        ptr, idx = self.sa[0], self.sa[1]
+        local = pos[graph.edges[sa]] + np.where(in_a[graph.edges[sa]], self.m, 0)
+        sa_csr = _csr(self.m + len(self.A), local, c, np.flatnonzero(sa), rows=self.m,
+                      col_offset=self.m)
+        ptr, idx = sa_csr[0], sa_csr[1]
         first = np.full(self.m, -1, np.int32)
         for r in range(self.m):
             cols_r = idx[ptr[r]:ptr[r + 1]]
             if len(cols_r) and np.all(np.diff(cols_r) == 1):
                 first[r] = cols_r[0]
-        self.sa_first = first
-        self.free_edges = np.flatnonzero(ss | sa)
         # Mixed-radix code of the generic-term units: site r with value v adds v * place_r.
-        place = np.concatenate([[1], np.cumprod(self.generic_radix)[:-1]]).astype(np.int64)
-        self.generic_place = place
-        site_place = np.zeros(self.graph.n_sites, np.int64)
-        site_place[self.generic_sites] = place
-        graph = self.graph
+        site_place = np.zeros(graph.n_sites, np.int64)
+        site_place[self.generic_sites] = self.generic_place
         value = np.where(graph.categorical, np.arange(n) - graph.site_start[graph.site], 1)
-        self.gen_step = np.ascontiguousarray((value * site_place[graph.site])[self.S], np.int64)
+        gen_step = np.ascontiguousarray((value * site_place[graph.site])[self.S], np.int64)
+        return _KernelArrays(ss_csr, sa_csr, first, np.flatnonzero(ss | sa), gen_step)
 
     # -- generic terms ----------------------------------------------------------------------
     def _generic_rows(self, x_row, codes):
@@ -171,8 +179,10 @@ class Enumeration(Plan):
         return out
 
     def _enumerate(self, fields, table, moments=False, shift=0.0):
-        args = (np.ascontiguousarray(fields[self.S]), *self.ss,
-                np.ascontiguousarray(fields[self.A]), *self.sa, self.sa_first, self.gen_step,
+        kernel = self._kernel
+        args = (np.ascontiguousarray(fields[self.S]), *kernel.ss,
+                np.ascontiguousarray(fields[self.A]), *kernel.sa, kernel.sa_first,
+                kernel.gen_step,
                 table, self.s_site_ptr, self.a_site_ptr, self.graph.n_edges, self.n_prefix, 0,
                 self.n_pieces, self.n_fixed_sites)
         if moments:
@@ -238,7 +248,8 @@ class Enumeration(Plan):
             # Pair moments: from the kernel where both ends are free; products otherwise
             # (a clamped end is a constant, a free end contributes its mean).
             q = p[:, ei] * p[:, ej]
-            q[:, self.free_edges] = q_free[:, self.free_edges]
+            free_edges = self._kernel.free_edges
+            q[:, free_edges] = q_free[:, free_edges]
             sum_unit += p.sum(axis=0)
             sum_pair += q.sum(axis=0)
         m_unit, m_pair = graph.native_moments(sum_unit / len(x), sum_pair / len(x))
