@@ -1,4 +1,7 @@
 """The exact oracle against brute force, identities, known answers and refusals."""
+import ast
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -279,3 +282,22 @@ def test_categorical_model_too_large_names_what_can_work():
     with pytest.raises(ValueError, match="method='enumerate'"):   # forced, it still points there
         exact.log_partition(pe.EnergyModel({"x": pe.Categorical(3, 3)}, [pe.Bias("x")]),
                             method="eliminate")
+
+
+def test_model_and_exact_import_no_cycle():
+    """EnergyModel.free_energy uses the engines through exact.cost, imported at the top of
+    model.py; no module of exact/ imports the model back at run time (type hints only)."""
+    package = pathlib.Path(exact.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        hints = {id(node) for branch in tree.body if isinstance(branch, ast.If)
+                 and getattr(branch.test, "id", None) == "TYPE_CHECKING"
+                 for node in ast.walk(branch)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and id(node) not in hints:
+                assert node.module not in ("model", "pgm_energy.model"), path.name
+    model_source = ast.parse((package.parent / "model.py").read_text())
+    inner = [node for fn in ast.walk(model_source) if isinstance(fn, ast.FunctionDef)
+             for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)
+             and "exact" in (node.module or "")]
+    assert not inner
