@@ -28,11 +28,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import threadpoolctl
 from scipy.special import expit, gammaln, logsumexp
-
 
 import pgm_energy as pe
 

@@ -73,7 +73,7 @@ def ours_marginals(model, n_threads, cold=True):
     ``cold`` forgets the cached elimination plans first, so the order search is timed too.
     """
     if cold:
-        pe.eliminate._PLANS.clear()
+        pe.exact.elimination._PLANS.clear()
     return pe.exact.marginals(model, method="eliminate", n_threads=n_threads)["s"]
 
 
@@ -118,8 +118,9 @@ def grid_case(L, samplers, dimod, quick, failures):
     t2, p2 = best_of(lambda: ours_marginals(model, 2), repeat=repeat)
     tw, pw = best_of(lambda: ours_marginals(model, 2, cold=False), repeat=repeat)
     edge_array = np.array(edges, np.int64)
-    tp, _ = best_of(lambda: pe.eliminate.EliminationPlan(n, edge_array, np.ones(n, bool),
-                                                         backward=True), repeat=repeat)
+    tp, _ = best_of(lambda: pe.exact.elimination.EliminationPlan(n, edge_array,
+                                                                 np.ones(n, bool)).program,
+                    repeat=repeat)
     log_z = pe.exact.log_partition(model, method="eliminate")
     table.add("pgm_energy, 2 threads (planning included)", fmt_time(t2), None, None, "0",
               f"{log_z:.12f}")
@@ -164,13 +165,13 @@ def torus_case(samplers, dimod, quick, failures):
     L = 12
     edges = lattice(L, L, periodic=True)
     model = pe.Ising(edges, couplings=J)
-    cost = pe.eliminate.order_cost(L * L, edges)
+    cost = pe.exact.elimination.order_cost(L * L, edges)
     want = kaufman_log_z(L, L, J)
     table = Table(f"{L}x{L} Ising torus (J = {J}), log Z (order width {cost.width}, largest "
                   f"table 2^{cost.width + 1}, {cost.operations:.3g} entries read)",
                   ["method", "time", "log Z", "rel. error vs Kaufman", "target"])
     repeat = 1 if quick else 3
-    pe.eliminate._PLANS.clear()
+    pe.exact.elimination._PLANS.clear()
     t2, z2 = best_of(lambda: pe.exact.log_partition(model, n_threads=2), repeat=repeat,
                      warmup=0)
     t1, z1 = best_of(lambda: pe.exact.log_partition(model, n_threads=1), repeat=1, warmup=0)

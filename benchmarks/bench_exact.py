@@ -37,6 +37,7 @@ import numpy as np
 
 import pgm_energy as pe
 from pgm_energy._kernels import _exact
+from pgm_energy.exact.enumeration import Enumeration
 
 from _common import (OtherLoad, Table, best_of, environment_report, fmt_rate,
                      fmt_ratio, fmt_time, optional_import, rel_diff)
@@ -103,7 +104,7 @@ def random_rbm(n_visible: int, n_hidden: int, seed: int):
 
 def enumerated_units(model, n_threads=1) -> int:
     """How many units pgm_energy enumerates (the rest it sums in closed form)."""
-    return pe.exact._Plan(model, (), 1.0, pe.exact.DEFAULT_MAX_STATES, n_threads).m
+    return Enumeration(model.graph, (), 1.0, n_threads).m
 
 
 # ---------------------------------------------------------------------------------------

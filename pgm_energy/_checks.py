@@ -3,11 +3,12 @@ ValueError for a wrong value, the message naming the argument and the value)."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
 __all__ = ["check_beta", "positive_int", "nonnegative_int", "positive_float",
-           "nonnegative_float", "real_array"]
+           "nonnegative_float", "real_array", "int_at_least", "n_threads"]
 
 
 def _int(value, name):
@@ -27,18 +28,12 @@ def _float(value, name):
 
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1."""
-    value = _int(value, name)
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
+    return int_at_least(value, 1, name)
 
 
 def nonnegative_int(value, name: str) -> int:
     """``value`` as an int >= 0."""
-    value = _int(value, name)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+    return int_at_least(value, 0, name)
 
 
 def positive_float(value, name: str) -> float:
@@ -77,3 +72,34 @@ def real_array(value, name: str, ndim: tuple[int, ...], *, finite: bool = True) 
 def check_beta(beta) -> float:
     """An inverse temperature: a finite float > 0."""
     return positive_float(beta, "beta")
+
+
+def int_at_least(value, low: int, name: str) -> int:
+    """``value`` as an int >= ``low``."""
+    value = _int(value, name)
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+#: Most OpenMP threads a kernel may be asked for, per core (and at least ``_MIN_THREAD_CAP``):
+#: more only oversubscribes the cores, and thousands make libgomp fail to create them (it
+#: then exits the process) or crash.
+_THREADS_PER_CORE = 4
+_MIN_THREAD_CAP = 32
+
+
+def n_threads(value) -> int:
+    """A kernel's thread count: ``None`` for all cores (``os.cpu_count()``), else an int
+    from 1 to ``max(32, 4 x os.cpu_count())``; every compiled entry point checks it here
+    before OpenMP sees it."""
+    cores = os.cpu_count() or 1
+    if value is None:
+        return cores
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int or None, got {value!r}")
+    cap = max(_MIN_THREAD_CAP, _THREADS_PER_CORE * cores)
+    if not 1 <= value <= cap:
+        raise ValueError(f"n_threads must be between 1 and {cap} (max(32, 4 x the "
+                         f"{cores} cores here)), got {value}")
+    return int(value)

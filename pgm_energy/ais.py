@@ -31,7 +31,6 @@ Jensen's inequality) and the reverse one too high, so the two bracket ``log Z``.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -39,6 +38,7 @@ import numpy as np
 import threadpoolctl
 from scipy.special import expit, logit, logsumexp
 
+from ._checks import int_at_least, n_threads as check_n_threads
 from ._kernels import _ais
 from .model import EnergyModel
 from .graph import site_log_sum_exp, site_softmax
@@ -168,7 +168,7 @@ def sigmoid_schedule(n_betas: int, delta: float = 4.0) -> np.ndarray:
     >>> float(betas[0]), float(betas[-1]), len(betas)
     (0.0, 1.0, 5)
     """
-    n_betas = _int_at_least(n_betas, 2, "n_betas")
+    n_betas = int_at_least(n_betas, 2, "n_betas")
     s = expit(delta * (2.0 * np.arange(n_betas) / (n_betas - 1) - 1.0))
     betas = (s - s[0]) / (s[-1] - s[0])
     betas[0], betas[-1] = 0.0, 1.0
@@ -223,10 +223,10 @@ def log_partition(model: EnergyModel, n_betas: int | None = None, n_runs: int = 
     """
     path = _path(model, base, dtype)
     schedule = _schedule(n_betas, betas)
-    n_runs = _int_at_least(n_runs, 1, "n_runs")
+    n_runs = int_at_least(n_runs, 1, "n_runs")
     gen = np.random.default_rng(rng)
     state = path.base_sample(gen, n_runs)
-    log_w = path.anneal(state, schedule, gen, _n_threads(n_threads))
+    log_w = path.anneal(state, schedule, gen, check_n_threads(n_threads))
     return _estimate(log_w, path.log_z_base, "forward", len(schedule))
 
 
@@ -267,7 +267,7 @@ def reverse_log_partition(model: EnergyModel, samples, n_betas: int | None = Non
     path = _path(model, base, dtype)
     schedule = _schedule(n_betas, betas)[::-1].copy()
     state = path.load(samples)
-    log_w = path.anneal(state, schedule, np.random.default_rng(rng), _n_threads(n_threads))
+    log_w = path.anneal(state, schedule, np.random.default_rng(rng), check_n_threads(n_threads))
     return _estimate(log_w, path.log_z_base, "reverse", len(schedule))
 
 
@@ -352,9 +352,9 @@ class AISMonitor:
 
     def __init__(self, n_betas: int = DEFAULT_N_BETAS, n_runs: int = 100, every: int = 1,
                  rng=None, *, X=None, n_threads: int | None = None):
-        self.n_betas = _int_at_least(n_betas, 2, "n_betas")
-        self.n_runs = _int_at_least(n_runs, 1, "n_runs")
-        self.every = _int_at_least(every, 1, "every")
+        self.n_betas = int_at_least(n_betas, 2, "n_betas")
+        self.n_runs = int_at_least(n_runs, 1, "n_runs")
+        self.every = int_at_least(every, 1, "every")
         self.X = X
         self.n_threads = n_threads
         self._rng = np.random.default_rng(rng)
@@ -587,16 +587,3 @@ def _schedule(n_betas, betas):
         raise ValueError("betas must be a 1-D schedule of at least 2 finite values, strictly "
                          f"increasing from 0 to 1; got {np.array2string(betas, threshold=8)}")
     return betas
-
-
-def _int_at_least(value, low, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
-def _n_threads(n_threads):
-    return _int_at_least(os.cpu_count() or 1 if n_threads is None else n_threads, 1,
-                         "n_threads")

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 MAX_ENERGY = 1e300
 
 __all__ = ["MAX_ENERGY", "FlatGraph", "BinaryForm", "ParameterSlots", "independent_split",
-           "site_log_sum_exp", "site_softmax"]
+           "symmetric_csr", "site_log_sum_exp", "site_softmax"]
 
 
 @dataclass
@@ -156,6 +156,7 @@ class FlatGraph:
             )
         self.field = np.zeros(n)
         self.coupling = np.zeros(self.n_edges)
+        self._csr = None           # symmetric_csr(n_units, edges), built on first use
         self._adjacency = None
         self.sync()
 
@@ -246,7 +247,7 @@ class FlatGraph:
                 "(every schedule), pe.fit, pe.ais and model.conditional handle such terms; or "
                 "give the term a compile() method")
 
-    def generic_energy(self, flat: np.ndarray, model, terms=None) -> np.ndarray:
+    def generic_energy(self, flat: np.ndarray, terms=None) -> np.ndarray:
         """Energy of the generic terms (or of ``terms``) for flat states ``(batch, n_units)``."""
         total = np.zeros(len(flat))
         terms = self.generic_terms if terms is None else terms
@@ -309,7 +310,7 @@ class FlatGraph:
         _store(self.coupling, coupling)
         _store(self.factor_weight, factor_weight)
         if self._adjacency is not None:
-            _store(self._adjacency.data, coupling[self._adjacency_order])
+            _store(self._adjacency.data, coupling[self._csr[2]])
 
     def energy_bound(self) -> float:
         """An upper bound of ``max_s |E(s)|`` over the compiled terms: ``sum_i |field_i| +
@@ -321,22 +322,24 @@ class FlatGraph:
         _check_energy_scale(self.energy_bound(), beta, what)
 
     # -- derived forms ------------------------------------------------------------------
-    def adjacency(self):
-        """Symmetric ``scipy.sparse`` CSR matrix ``A`` with ``A_ij = A_ji = coupling_e``."""
-        if self._adjacency is None:
+    def adjacency(self, coupling: np.ndarray | None = None):
+        """Symmetric ``scipy.sparse`` CSR matrix ``A`` with ``A_ij = A_ji = coupling_e`` for
+        each edge ``e = (i, j)`` (:func:`symmetric_csr` of :attr:`edges`).
 
-            i, j = self.edges[:, 0], self.edges[:, 1]
-            rows = np.concatenate([i, j])
-            cols = np.concatenate([j, i])
-            eid = np.concatenate([np.arange(self.n_edges)] * 2)
-            order = np.lexsort((cols, rows))
-            indptr = np.zeros(self.n_units + 1, np.int64)
-            np.cumsum(np.bincount(rows, minlength=self.n_units), out=indptr[1:])
-            self._adjacency_order = eid[order]
-            self._adjacency = sp.csr_matrix(
-                (self.coupling[self._adjacency_order], cols[order], indptr),
-                shape=(self.n_units, self.n_units),
-            )
+        Without ``coupling``: the live couplings, one matrix kept in step by :meth:`sync`.
+        With ``coupling`` (one value per edge, such as a :class:`BinaryForm`'s): a new matrix
+        over the same structure.
+        """
+        if self._csr is None:
+            self._csr = symmetric_csr(self.n_units, self.edges)
+        indptr, indices, edge_of = self._csr
+        shape = (self.n_units, self.n_units)
+        if coupling is not None:
+            return sp.csr_matrix((np.asarray(coupling, float)[edge_of], indices, indptr),
+                                 shape=shape)
+        if self._adjacency is None:
+            self._adjacency = sp.csr_matrix((self.coupling[edge_of], indices, indptr),
+                                            shape=shape)
         return self._adjacency
 
     def colouring(self, units: np.ndarray | None = None) -> np.ndarray:
@@ -487,17 +490,48 @@ def independent_split(free: np.ndarray, edges: np.ndarray, first: np.ndarray | N
         in_a = np.isin(site[free], A_sites)
         return free[~in_a], free[in_a]
     n = int(max(free.max(initial=-1), edges.max(initial=-1))) + 1
-    i, j = edges[:, 0], edges[:, 1]
-    adj = sp.csr_matrix((np.ones(2 * len(i)), (np.concatenate([i, j]), np.concatenate([j, i]))),
-                        shape=(n, n))
-    degree = np.diff(adj.indptr)
+    indptr, indices, _ = symmetric_csr(n, edges)
+    degree = np.diff(indptr)
     blocked = np.zeros(n, bool)
     chosen = np.zeros(n, bool)
     rank = degree[free] if first is None else degree[free] - n * first[free]
     for u in free[np.argsort(rank, kind="stable")]:
         if not blocked[u]:
             chosen[u] = True
-            blocked[adj.indices[adj.indptr[u]:adj.indptr[u + 1]]] = True
+            blocked[indices[indptr[u]:indptr[u + 1]]] = True
     A = free[chosen[free]]
     S = free[~chosen[free]]
     return S, A
+
+
+def symmetric_csr(n_units: int, edges: np.ndarray):
+    """CSR structure of the undirected graph with ``edges`` over ``n_units`` units.
+
+    Each edge ``e = (i, j)`` (``i != j``, every unordered pair at most once) appears as
+    ``(i, j)`` and ``(j, i)``: row ``i`` lists the neighbours of ``i`` in increasing order,
+    ``indices[indptr[i]:indptr[i + 1]]``, and ``edge_of`` the edge of each entry, so that
+    ``weights[edge_of]`` is the data of the symmetric matrix ``A_ij = A_ji = weights_e``. The
+    one place the library builds a symmetric adjacency (the graph's couplings, the exact
+    engines, the order search, the independent split).
+
+    Returns
+    -------
+    indptr : ndarray of int64, shape (n_units + 1,)
+    indices : ndarray of int64, shape (2 n_edges,)
+    edge_of : ndarray of int64, shape (2 n_edges,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> indptr, indices, edge_of = symmetric_csr(3, np.array([[0, 2], [1, 2]]))
+    >>> indptr.tolist(), indices.tolist(), edge_of.tolist()
+    ([0, 1, 2, 4], [2, 2, 0, 1], [0, 1, 0, 1])
+    """
+    edges = np.asarray(edges, np.int64).reshape(-1, 2)
+    rows = np.concatenate([edges[:, 0], edges[:, 1]])
+    cols = np.concatenate([edges[:, 1], edges[:, 0]])
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n_units + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_units), out=indptr[1:])
+    edge_of = np.concatenate([np.arange(len(edges), dtype=np.int64)] * 2)[order]
+    return indptr, cols[order], edge_of

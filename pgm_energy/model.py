@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _format
 from ._checks import check_beta
+from .exact.cost import make_plan
 from .graph import FlatGraph
 from .terms import Term
 from .units import Categorical, UnitGroup, as_unit_group
@@ -272,12 +273,13 @@ class EnergyModel:
 
         Hidden units that are conditionally independent given the rest are summed in closed
         form (``softplus`` for binary, ``log 2 cosh`` for spins); the remaining hidden units
-        are enumerated, refused beyond ``max_states`` joint states. With ``beta = 1``,
-        ``log P(x) = -F(x) - log Z``.
+        are enumerated or eliminated, whichever the exact engines estimate cheaper
+        (:mod:`pgm_energy.exact.cost`), refused beyond ``max_states`` joint states (or table
+        entries). With ``beta = 1``, ``log P(x) = -F(x) - log Z``.
         """
-        from .exact import _hidden_log_sum
-
-        return -_hidden_log_sum(self, X, beta=beta, max_states=max_states)[0]
+        plan = make_plan(self.graph, self.visible, beta, max_states=max_states,
+                         what="the free energy")
+        return -plan.log_sum(plan.clamped_flat(self.as_state(X, self.visible, what="X")))
 
     def conditional(self, group: str, state, *, beta: float = 1.0) -> np.ndarray:
         """``P(unit on | all other units)`` for every unit of ``group``, shape (batch, n).

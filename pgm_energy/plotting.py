@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._checks import positive_int, real_array
+from ._checks import nonnegative_int, positive_int, real_array
 from .diagnostics import autocorrelation, integrated_autocorrelation_time
 from .model import EnergyModel
 from .tempering import ParallelTempering
@@ -115,10 +115,7 @@ def tile_images(images, image_shape, *, n_cols: int | None = None, padding: int 
                          f"{(height, width)} needs {height * width}")
     if scale not in ("each", "none"):
         raise ValueError(f"scale must be 'each' or 'none', got {scale!r}")
-    if isinstance(padding, (bool, np.bool_)) or not isinstance(padding, (int, np.integer)):
-        raise TypeError(f"padding must be an int, got {padding!r}")
-    if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
+    padding = nonnegative_int(padding, "padding")
     n = images.shape[0]
     n_cols = math.ceil(math.sqrt(n)) if n_cols is None else positive_int(n_cols, "n_cols")
     n_cols = min(n_cols, n)

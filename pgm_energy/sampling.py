@@ -23,7 +23,6 @@ never read the sampler's private attributes. Parallel tempering lives in
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -32,6 +31,7 @@ import numpy as np
 from ._chains import (chain_block, chain_streams, check_chain_memory, one_blas_thread, slabs,
                       state_bytes, state_values)
 from ._checks import check_beta, nonnegative_int, positive_int, real_array
+from ._checks import n_threads as check_n_threads
 from ._kernels import _gibbs
 from .model import EnergyModel
 
@@ -122,8 +122,7 @@ class GibbsSampler:
             raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
         self.model = model
         self.n_chains = positive_int(n_chains, "n_chains")
-        self.n_threads = positive_int(os.cpu_count() or 1 if n_threads is None else n_threads,
-                                       "n_threads")
+        self.n_threads = check_n_threads(n_threads)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         graph = model.graph

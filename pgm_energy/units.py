@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import positive_int
+
 __all__ = ["UnitGroup", "Binary", "Spin", "Categorical", "as_unit_group", "UNIT_REGISTRY"]
 
 #: Largest number of values of a categorical unit (the Gibbs kernels keep one field per value
@@ -35,11 +37,7 @@ class UnitGroup:
         UNIT_REGISTRY[cls.__name__] = cls
 
     def __init__(self, n: int):
-        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"{type(self).__name__}(n): n must be an int, got {n!r}")
-        if n < 1:
-            raise ValueError(f"{type(self).__name__}(n): n must be >= 1, got {n}")
-        self.n = int(n)
+        self.n = positive_int(n, f"{type(self).__name__}(n): n")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.n})"

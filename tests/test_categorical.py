@@ -4,6 +4,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pgm_energy as pe
+from pgm_energy.exact.cost import make_plan
+from pgm_energy.exact.elimination import Elimination
+from pgm_energy.exact.enumeration import Enumeration
 from pgm_energy.testing import brute_force, check_sampler, models, state_index
 
 from reference import exact as ref
@@ -92,12 +95,12 @@ def test_exact_matches_brute_force(model):
 def test_enumeration_in_pieces_with_a_user_term(monkeypatch):
     """Several pieces (small pieces forced), categorical sites enumerated and summed in
     closed form, a user term tabulated over mixed-radix codes."""
-    monkeypatch.setattr(pe.exact, "_MIN_PIECE_BITS", 4)
+    monkeypatch.setattr(pe.exact.enumeration, "_MIN_PIECE_BITS", 4)
     rng = np.random.default_rng(2)
     units = {"x": pe.Categorical(3, 3), "y": pe.Binary(10), "h": pe.Categorical(2, 4)}
     model = random_model(units, ["x", "y"], rng, lateral=("y",), extra=[ZeroCount("x")],
                          scale=0.5)
-    plan = pe.exact._Plan(model, (), 1.0, 2**32, 2)
+    plan = Enumeration(model.graph, (), 1.0, 2)
     assert plan.n_prefix > 0 and len(plan.s_site_ptr) > 1 and len(plan.a_site_ptr) > 1
     assert np.isclose(pe.exact.log_partition(model), ref.log_partition(model), atol=1e-9)
     got, want = pe.exact.expectations(model), ref.expectations(model)
@@ -128,7 +131,9 @@ def test_elimination_refuses_free_categorical_units_and_auto_enumerates():
     assert np.isclose(pe.exact.log_partition(model), ref.log_partition(model))
     # With the categorical units clamped, elimination sums the binary hidden units.
     X = ref.all_states(model, ["x"])["x"][:4]
-    hidden_sum = pe.exact._hidden_log_sum(model, X, method="eliminate")[0]
+    plan = make_plan(model.graph, ["x"], method="eliminate")
+    assert isinstance(plan, Elimination)
+    hidden_sum = plan.log_sum(plan.clamped_flat({"x": X}))
     assert np.allclose(-hidden_sum, ref.free_energy(model, {"x": X}))
 
 
@@ -425,11 +430,11 @@ def test_site_helpers_match_scipy_per_site():
 def test_pieces_fix_categorical_sites_when_binary_slots_run_out(monkeypatch):
     """An all-categorical model still splits into pieces (the last sites fixed by the piece
     number) that threads share; every thread count gives the brute-force answer."""
-    monkeypatch.setattr(pe.exact, "_MIN_PIECE_BITS", 2)
+    monkeypatch.setattr(pe.exact.enumeration, "_MIN_PIECE_BITS", 2)
     rng = np.random.default_rng(17)
     model = random_model({"x": pe.Categorical(4, 3), "y": pe.Categorical(1, 4)}, ["x"], rng,
                          lateral=("x",), extra=[ZeroCount("x", 0.5)])
-    plan = pe.exact._Plan(model, (), 1.0, 2**32, 2)
+    plan = Enumeration(model.graph, (), 1.0, 2)
     assert plan.m_b == 0 and plan.n_fixed_sites >= 2 and plan.n_pieces >= 9
     want = ref.log_partition(model)
     expect = ref.expectations(model)

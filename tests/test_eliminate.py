@@ -10,7 +10,9 @@ from scipy.special import logsumexp
 import pgm_energy as pe
 from pgm_energy import exact
 from pgm_energy._kernels import _eliminate, _order
-from pgm_energy.eliminate import DEFAULT_MAX_TABLE, EliminationPlan, order_cost
+from pgm_energy.exact.cost import make_plan
+from pgm_energy.exact.elimination import Elimination, EliminationPlan, order_cost
+from pgm_energy.exact.enumeration import Enumeration
 from pgm_energy.testing import models, states
 
 from reference import exact as ref
@@ -187,7 +189,7 @@ def test_best_order_is_the_cheapest_twin_candidate(kind, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_sweeps_match_numpy_twin(kind, seed, n_threads, monkeypatch):
     """Forward, backward and sampling sweeps of a whole plan against the per-step twin."""
-    monkeypatch.setattr(pe.eliminate, "_PARALLEL_MIN", 2**10 if n_threads > 1 else 2**17)
+    monkeypatch.setattr(pe.exact.elimination, "_PARALLEL_MIN", 2**10 if n_threads > 1 else 2**17)
     rng = np.random.default_rng(10 + seed)
     n = int(rng.integers(2, 60))
     edges = _random_graph(rng, n, kind)
@@ -243,11 +245,9 @@ def test_likelihood_and_gradient_match_enumeration(data):
 
 def test_auto_picks_elimination_for_lattices_and_enumeration_for_wide_rbms():
     grid = pe.Ising(lattice(8, 8), couplings=0.4)
-    assert isinstance(exact._plan(grid, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
-                                  DEFAULT_MAX_TABLE, 1), pe.eliminate.Elimination)
+    assert isinstance(make_plan(grid.graph, (), n_threads=1), Elimination)
     wide = pe.RBM(784, 12, rng=0)      # 2^12 states of h, each a vectorised softplus sum
-    assert isinstance(exact._plan(wide, (), 1.0, "auto", exact.DEFAULT_MAX_STATES,
-                                  DEFAULT_MAX_TABLE, 1), exact._Plan)
+    assert isinstance(make_plan(wide.graph, (), n_threads=1), Enumeration)
     with pytest.raises(ValueError, match="method must be one of"):
         exact.log_partition(grid, method="bp")
 
@@ -463,7 +463,7 @@ def test_refusal_names_the_cap_and_the_backward_store():
 
 
 def test_threads_give_identical_answers(monkeypatch):
-    monkeypatch.setattr(pe.eliminate, "_PARALLEL_MIN", 2**10)   # thread the 16x16 grid's steps
+    monkeypatch.setattr(pe.exact.elimination, "_PARALLEL_MIN", 2**10)   # thread the 16x16 grid's steps
     rng = np.random.default_rng(2)
     edges = lattice(16, 16)
     model = pe.Ising(edges, couplings=rng.normal(0.4, 0.2, len(edges)),

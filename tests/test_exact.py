@@ -1,10 +1,14 @@
 """The exact oracle against brute force, identities, known answers and refusals."""
+import ast
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import pgm_energy as pe
 from pgm_energy import exact
+from pgm_energy.exact.enumeration import Enumeration
 from pgm_energy.testing import models, states
 
 from reference import exact as ref
@@ -174,9 +178,9 @@ def _dense_model(n, seed):
 
 def test_pieces_and_threads_give_the_same_answer():
     model = _dense_model(19, 4)   # 18 units enumerated: 16 pieces by default
-    plan = exact._Plan(model, (), 1.0, exact.DEFAULT_MAX_STATES, 1)
+    plan = Enumeration(model.graph, (), 1.0, 1)
     assert plan.m == 18 and plan.n_prefix > 0
-    zero = np.zeros((1, plan.n_units))
+    zero = plan.clamped_flat({})
     results = []
     for n_prefix in (0, 3, 6):
         plan.n_prefix = n_prefix
@@ -237,3 +241,63 @@ def test_bad_data_is_refused():
     spins = pe.Ising([(0, 1)])
     with pytest.raises(ValueError, match=r"values \[-1, 1\]"):
         exact.log_likelihood(spins, [[0, 1]])
+
+
+@pytest.mark.parametrize("method", ["enumerate", "eliminate"])
+def test_data_without_rows_is_refused(method):
+    """Issue 19: the likelihood and the gradient raised IndexError on zero rows."""
+    model = pe.RBM(3, 2, rng=0)
+    empty = np.zeros((0, 3))
+    for compute in (exact.log_likelihood, exact.gradient):
+        with pytest.raises(ValueError, match="X has no rows"):
+            compute(model, empty, method=method)
+    assert model.free_energy(empty).shape == (0,)
+
+
+def test_models_too_large_to_count_are_refused_not_overflowed():
+    """Issue 19: counting 2^log2_states in a float overflowed (OverflowError) for models of
+    thousands of units, before "auto" could choose elimination."""
+    n, J = 2048, 0.3
+    chain = pe.Ising([(i, i + 1) for i in range(n - 1)], couplings=J)
+    want = np.log(2) + (n - 1) * np.log(2 * np.cosh(J))
+    assert exact.log_partition(chain) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match=r"= 10\^\d+ states.*max_states.*pe\.ais"):
+        exact.log_partition(chain, method="enumerate")
+    L = 46
+    grid = pe.Ising([(r * L + c, r * L + c + 1) for r in range(L) for c in range(L - 1)]
+                    + [(r * L + c, (r + 1) * L + c) for r in range(L - 1) for c in range(L)])
+    with pytest.raises(ValueError, match=r"10\^\d+ states.*treewidth 46.*pe\.ais"):
+        exact.log_partition(grid)
+
+
+def test_categorical_model_too_large_names_what_can_work():
+    """Issue 13: under "auto" the refusal recommended method='enumerate', which refuses too."""
+    model = pe.EnergyModel({"x": pe.Categorical(30, 3)}, [pe.Bias("x"), pe.Lateral("x")])
+    with pytest.raises(ValueError, match="categorical") as info:
+        exact.log_partition(model)
+    message = str(info.value)
+    assert "method='enumerate'" not in message
+    for remedy in ("pe.ais.log_partition", "pe.GibbsSampler", "smaller model"):
+        assert remedy in message
+    with pytest.raises(ValueError, match="method='enumerate'"):   # forced, it still points there
+        exact.log_partition(pe.EnergyModel({"x": pe.Categorical(3, 3)}, [pe.Bias("x")]),
+                            method="eliminate")
+
+
+def test_model_and_exact_import_no_cycle():
+    """EnergyModel.free_energy uses the engines through exact.cost, imported at the top of
+    model.py; no module of exact/ imports the model back at run time (type hints only)."""
+    package = pathlib.Path(exact.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        hints = {id(node) for branch in tree.body if isinstance(branch, ast.If)
+                 and getattr(branch.test, "id", None) == "TYPE_CHECKING"
+                 for node in ast.walk(branch)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and id(node) not in hints:
+                assert node.module not in ("model", "pgm_energy.model"), path.name
+    model_source = ast.parse((package.parent / "model.py").read_text())
+    inner = [node for fn in ast.walk(model_source) if isinstance(fn, ast.FunctionDef)
+             for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)
+             and "exact" in (node.module or "")]
+    assert not inner

@@ -1,4 +1,4 @@
-"""Exact inference by variable elimination over the flat unit graph.
+"""The elimination engine: exact inference by variable elimination over the flat unit graph.
 
 The problem is the binary form of the flat graph (see :class:`~pgm_energy.graph.BinaryForm`)
 over its free units, with the clamped units folded into the fields:
@@ -15,8 +15,9 @@ which joins the bucket of the next unit of ``N(v)`` to be eliminated. A unit who
 only its own field and couplings is summed in closed form, ``tau = softplus(f_v + c . x_N)``,
 as the enumeration path does for its conditionally independent units.
 
-Cost model, known before any work: with ``w`` = the largest ``|N(v)|`` along the order (the
-*width*, an upper bound of the treewidth), the largest table spans ``w + 1`` units
+Cost, known before any work (:mod:`pgm_energy.exact.cost` decides on it): with ``w`` = the
+largest ``|N(v)|`` along the order (the *width*, an upper bound of the treewidth), the
+largest table spans ``w + 1`` units
 (``2^(w+1)`` entries), and a contraction reads every table of its bucket once per entry of
 its joint table. The order is the cheapest (largest table, then operations) of greedy
 min-fill and min-degree orders, each with and without a closed-form phase first (a greedy
@@ -29,20 +30,20 @@ conditionals, read in reverse elimination order, draw exact independent samples.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import _eliminate, _order
+from .._kernels import _eliminate, _order
+from ..graph import symmetric_csr
+from .plan import Plan
 
 __all__ = ["Cost", "EliminationPlan", "Elimination", "order_cost", "DEFAULT_MAX_TABLE"]
 
 #: Default cap on the entries of the largest elimination table (2^27 float64 = 1 GiB).
 DEFAULT_MAX_TABLE = 2**27
-#: The backward sweep (marginals, moments, samples) keeps every table: it refuses when
-#: their entries add up to more than this many times the table cap.
-BACKWARD_STORE = 4
 _PARALLEL_MIN = 2**17      # outputs with fewer entries run on one thread (see _eliminate)
 _ORDER_BUDGET = 2 * 10**6   # word operations one greedy order search may spend on scores
 _PLAN_CACHE_SIZE = 8
@@ -79,8 +80,10 @@ class EliminationPlan:
 
     The structure depends only on the graph and on which units are free; the numbers
     (fields and couplings in binary form, see module docstring) come with each call. The
-    steps are flat arrays (the *step list*, a ``Program`` of
-    :mod:`pgm_energy._kernels._eliminate`), built and checked once, and each sweep (forward,
+    order and its :class:`Cost` are found on construction, before any table is built (the
+    caller refuses an order that costs too much); the steps are flat arrays (the *step
+    list*, a ``Program`` of :mod:`pgm_energy._kernels._eliminate`), built and checked once, on
+    first use, and each sweep (forward,
     backward, sampling) is one kernel call over all of them.
 
     Parameters
@@ -93,23 +96,12 @@ class EliminationPlan:
         Units to sum out (the others are clamped: their couplings are folded into fields
         by the caller and their edges are ignored here).
     max_table : int
-        Refuse (``ValueError``) an order whose largest table would exceed this many entries.
-    backward : bool
-        Whether the backward sweep will run: then also refuse when all tables together
-        exceed ``BACKWARD_STORE * max_table`` entries.
-    what : str
-        What the caller computes, for the refusal message.
-    limit_name : str
-        The caller's name for the cap, for the refusal message.
+        The cap the order is searched under (units with more than ``log2(max_table)``
+        neighbours are not scored).
     """
 
     def __init__(self, n_units: int, edges: np.ndarray, free: np.ndarray, *,
-                 max_table: int = DEFAULT_MAX_TABLE, backward: bool = False,
-                 what: str = "log Z", limit_name: str = "max_table"):
-        if isinstance(max_table, bool) or not isinstance(max_table, (int, np.integer)):
-            raise TypeError(f"max_table must be an int, got {max_table!r}")
-        if max_table < 2:
-            raise ValueError(f"max_table must be >= 2, got {max_table}")
+                 max_table: int = DEFAULT_MAX_TABLE):
         self.n_units = int(n_units)
         self.free_units = np.flatnonzero(free)
         self.edges = np.asarray(edges, np.int64).reshape(-1, 2)
@@ -117,30 +109,30 @@ class EliminationPlan:
         self.free_edges = np.flatnonzero(free_edge)
         local = np.full(self.n_units, -1, np.int64)
         local[self.free_units] = np.arange(len(self.free_units))
-        pairs = np.ascontiguousarray(local[self.edges[free_edge]])
-
-        order, scope_start, scope_units, self.cost = _best_order(len(self.free_units), pairs,
-                                                                 max_table)
+        self._pairs = np.ascontiguousarray(local[self.edges[free_edge]])
+        order, *self._scopes, self.cost = _best_order(len(self.free_units), self._pairs,
+                                                      max_table)
+        self._local_order = order
         self.order = self.free_units[order]
         self.width = self.cost.width
-        budget = (self.cost.largest_table > max_table
-                  or (backward and self.cost.stored_entries > BACKWARD_STORE * max_table))
-        if budget:
-            held = (f"a largest table of 2^{self.width + 1} = {self.cost.largest_table:.3g} "
-                    f"entries over {self.width + 1} units")
-            if self.cost.largest_table <= max_table:
-                held = (f"{self.cost.stored_entries:.3g} table entries kept for the backward "
-                        f"sweep (more than {BACKWARD_STORE} x max_table)")
-            raise ValueError(
-                f"exact elimination for {what} would need {held}: the best elimination order "
-                f"found has treewidth {self.width} over {len(self.free_units)} free units, "
-                f"more than {limit_name}={max_table}; estimate log Z with "
-                f"pe.ais.log_partition instead, or raise {limit_name}= if you have the memory"
-            )
-        self.program = _eliminate.build_program(pairs, order, scope_start, scope_units,
-                                                self.free_units, self.free_edges,
-                                                self.n_units, len(self.edges))
-        self.steps = _Steps(self.program)
+
+    @functools.cached_property
+    def program(self):
+        """The step list: one ``Program`` of :mod:`pgm_energy._kernels._eliminate` (the
+        arrays every sweep kernel takes), built and checked on first use."""
+        return _eliminate.build_program(self._pairs, self._local_order, *self._scopes,
+                                        self.free_units, self.free_edges, self.n_units,
+                                        len(self.edges))
+
+    @property
+    def n_stored(self) -> int:
+        """Entries of all tables together (the flat store a kept forward sweep fills)."""
+        return self.program.n_stored
+
+    @property
+    def steps(self):
+        """Read-only view of the steps: ``len()`` and ``steps[s]`` -> :class:`Step`."""
+        return _Steps(self.program)
 
     # -- numbers --------------------------------------------------------------------------
     def forward(self, field: np.ndarray, coupling: np.ndarray, *, keep: bool = False,
@@ -219,89 +211,45 @@ def _as_float(x):
     return np.ascontiguousarray(x, np.float64)
 
 
-class Elimination:
-    """Elimination over a model with some groups clamped: what ``pe.exact`` dispatches to.
-
-    The same face as the enumeration plan of :mod:`pgm_energy.exact`: ``clamped_flat``,
-    ``log_sum`` and ``mean_moments`` per clamped row, plus ``sample``. Clamped units enter as
-    fields: ``f = field + A x_clamped`` and ``const = const + x.field + x.A.x / 2`` in
-    binary form.
+class Elimination(Plan):
+    """Variable elimination over a graph with some groups clamped (binary and spin units):
+    the :class:`~pgm_energy.exact.plan.Plan` over an :class:`EliminationPlan`.
 
     Parameters
     ----------
-    model : EnergyModel
-    clamped_groups : sequence of str
-        Groups held at given values (the visible ones for the free energy; none for log Z).
-    beta : float
-    max_table, backward, what, limit_name
-        As for :class:`EliminationPlan`.
-    n_threads : int
-        OpenMP threads for the large contractions.
+    graph, clamped_groups, beta, n_threads
+        As for :class:`~pgm_energy.exact.plan.Plan`.
+    max_table : int
+        The cap the order is searched under (see :class:`EliminationPlan`).
 
     Plans (orders and addressing, no numbers) are kept for the last ``_PLAN_CACHE_SIZE``
-    graph structures, so repeated calls on one model (a training loop) plan once.
+    graph structures, so repeated calls on one model (a training loop) plan once. Nothing is
+    refused here: :mod:`~pgm_energy.exact.cost` reads :attr:`cost` (and
+    :attr:`free_categorical`) before any sweep.
     """
 
-    def __init__(self, model, clamped_groups, beta: float, *, max_table: int,
-                 n_threads: int, backward: bool = False, what: str = "log Z",
-                 limit_name: str = "max_table"):
-        self.model = model
-        self.graph = graph = model.graph
-        graph.require_compiled("variable elimination (method='eliminate')")
-        self.form = graph.binary_form(beta)
-        self.n_units = graph.n_units
-        self.clamped_groups = list(clamped_groups)
-        self.n_threads = n_threads
-        self.clamped = np.zeros(graph.n_units, bool)
-        for g in self.clamped_groups:
-            self.clamped[graph.slots(g)] = True
-        if np.any(graph.categorical & ~self.clamped):
-            raise ValueError("variable elimination sums binary and spin units only; this model "
-                             "has free categorical units: use method='enumerate'")
-        key = (graph.n_units, graph.edges.tobytes(), self.clamped.tobytes(), max_table, backward)
+    def __init__(self, graph, clamped_groups, beta, n_threads, *, max_table: int):
+        super().__init__(graph, clamped_groups, beta, n_threads)
+        #: Whether free units are categorical (which elimination does not sum).
+        self.free_categorical = bool(np.any(graph.categorical & ~self.clamped))
+        key = (graph.n_units, graph.edges.tobytes(), self.clamped.tobytes(), max_table)
         self.plan = _PLANS.pop(key, None)
         if self.plan is None:
             self.plan = EliminationPlan(graph.n_units, graph.edges, ~self.clamped,
-                                        max_table=max_table, backward=backward, what=what,
-                                        limit_name=limit_name)
+                                        max_table=max_table)
         _PLANS[key] = self.plan                 # most recently used last
         while len(_PLANS) > _PLAN_CACHE_SIZE:
             _PLANS.pop(next(iter(_PLANS)))
         self.cost = self.plan.cost
-        self._adjacency = None
-
-    def clamped_flat(self, X) -> np.ndarray:
-        """Flat binary-form state with the clamped groups from ``X``, zeros elsewhere."""
-        state = self.model.as_state(X, self.clamped_groups, what="X")
-        x = self.graph.encode(state)
-        return self.graph.to_bits(x) * self.clamped
-
-    @property
-    def adjacency(self):
-        """Symmetric CSR couplings in binary form (built on first use)."""
-        if self._adjacency is None:
-            self._adjacency = symmetric_adjacency(self.n_units, self.graph.edges,
-                                                  self.form.coupling)
-        return self._adjacency
-
-    def _conditioned(self, x):
-        if not self.clamped.any():          # nothing to fold in
-            return (np.broadcast_to(self.form.field, x.shape),
-                    np.full(len(x), float(self.form.const)))
-        induced = (self.adjacency @ x.T).T
-        const = self.form.const + x @ self.form.field + 0.5 * np.einsum("bi,bi->b", x, induced)
-        return self.form.field + induced, const
 
     def log_sum(self, x) -> np.ndarray:
-        """``log sum over free units of exp(-beta E)`` for each clamped row of ``x``."""
-        fields, const = self._conditioned(x)
+        fields, const = self.conditioned(x)
         return np.array([c + self.plan.forward(f, self.form.coupling,
                                                n_threads=self.n_threads)[0]
                          for f, c in zip(fields, const)])
 
     def mean_moments(self, x):
-        """Native moments ``E[s_i]``, ``E[s_i s_j]`` averaged over the clamped rows of ``x``."""
-        fields, _ = self._conditioned(x)
+        fields, _ = self.conditioned(x)
         ei, ej = self.graph.edges[:, 0], self.graph.edges[:, 1]
         free_pairs = self.plan.free_edges
         sum_unit = np.zeros(self.n_units)
@@ -319,7 +267,8 @@ class Elimination:
         return self.graph.native_moments(sum_unit / len(x), sum_pair / len(x))
 
     def sample(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-        """``n_samples`` exact samples of all units (none clamped), native values, flat."""
+        """Backward sampling (see :meth:`EliminationPlan.sample`): one uniform per unit and
+        sample, drawn at once as ``rng.random((n_samples, n_free))``."""
         field, coupling = self.form.field, self.form.coupling
         _, tables = self.plan.forward(field, coupling, keep=True, n_threads=self.n_threads)
         uniforms = rng.random((n_samples, len(self.plan.free_units)))
@@ -342,7 +291,7 @@ def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_T
 
     Examples
     --------
-    >>> from pgm_energy.eliminate import order_cost
+    >>> from pgm_energy.exact.elimination import order_cost
     >>> order_cost(4, [(0, 1), (1, 2), (2, 3), (3, 0)]).width   # a ring has treewidth 2
     2
     """
@@ -377,20 +326,12 @@ def _layout_rank(n, pairs):
 
     Eliminating along a layout of bandwidth ``b`` has width at most ``b``: this is the sweep
     (transfer-matrix) order on lattices, where greedy orders are known to be poor. The
-    adjacency goes to scipy in canonical CSR form (sorted, no duplicates), built directly.
+    adjacency goes to scipy in canonical CSR form (sorted, no duplicates).
     """
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    indptr, indices = _order.symmetric_csr(n, pairs)
+    indptr, indices, _ = symmetric_csr(n, pairs)
     adjacency = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
     rank = np.empty(n, np.int64)
     rank[reverse_cuthill_mckee(adjacency, symmetric_mode=True)] = np.arange(n)
     return rank
-
-
-def symmetric_adjacency(n_units, edges, weights):
-    """CSR matrix with ``A_ij = A_ji = weights_e`` for each edge (folds clamped units)."""
-    i, j = edges[:, 0], edges[:, 1]
-    return sp.csr_matrix((np.concatenate([weights, weights]),
-                          (np.concatenate([i, j]), np.concatenate([j, i]))),
-                         shape=(n_units, n_units))
