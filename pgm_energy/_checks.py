@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from ._run import openmp_threads
+
 __all__ = ["check_beta", "positive_int", "nonnegative_int", "positive_float",
            "nonnegative_float", "real_array", "int_at_least", "n_threads"]
 
@@ -92,14 +94,15 @@ _MIN_THREAD_CAP = 32
 def n_threads(value) -> int:
     """A kernel's thread count: ``None`` for all cores (``os.cpu_count()``), else an int
     from 1 to ``max(32, 4 x os.cpu_count())``; every compiled entry point checks it here
-    before OpenMP sees it."""
+    before OpenMP sees it. In a process forked after its parent ran OpenMP threads, 1
+    (see :func:`pgm_energy._run.openmp_threads`)."""
     cores = os.cpu_count() or 1
     if value is None:
-        return cores
+        return openmp_threads(cores)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"n_threads must be an int or None, got {value!r}")
     cap = max(_MIN_THREAD_CAP, _THREADS_PER_CORE * cores)
     if not 1 <= value <= cap:
         raise ValueError(f"n_threads must be between 1 and {cap} (max(32, 4 x the "
                          f"{cores} cores here)), got {value}")
-    return int(value)
+    return openmp_threads(int(value))

@@ -1,5 +1,8 @@
 """What the library promises beyond correct answers (docs/reliability.md): results that do
 not depend on other threads, and clear errors instead of crashes or silent wrong answers."""
+import os
+import pathlib
+import subprocess
 import sys
 import threading
 
@@ -7,6 +10,15 @@ import numpy as np
 import pytest
 
 import pgm_energy as pe
+
+
+def _child_env():
+    """The environment of a child Python that imports this pgm_energy (installed or built in
+    place) and has several OpenMP threads."""
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(pathlib.Path(pe.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    return env
 
 
 def _hammer(target, stop):
@@ -88,3 +100,35 @@ def test_large_but_representable_parameters_still_work():
     model = pe.RBM(4, 3, rng=0)
     model.params["W"][...] = 1e3
     assert np.isfinite(pe.exact.log_partition(model))
+
+
+FORKED_CHILD = """
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+import pgm_energy as pe
+
+def work(k):
+    model = pe.RBM(30, 14, rng=0)
+    sampler = pe.GibbsSampler(pe.RBM(30, 14, rng=0), n_chains=64, schedule="chromatic", rng=k)
+    sampler.run(5)
+    return (pe.exact.log_partition(model),
+            pe.ais.log_partition(model, n_betas=50, n_runs=16, rng=k).log_z)
+
+if __name__ == "__main__":
+    parent = work(0)                    # the parent runs every kernel on several threads
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
+        children = list(ex.map(work, [0, 1]))
+    assert children[0] == parent, (children, parent)
+    print("ok")
+"""
+
+
+def test_kernels_run_in_a_child_forked_after_the_parent_used_openmp(tmp_path):
+    """libgomp's pool does not survive fork: a forked child runs kernels on one thread (it
+    used to hang in its first kernel call) and gets the parent's numbers."""
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_CHILD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, env=_child_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
