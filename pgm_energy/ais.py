@@ -306,6 +306,9 @@ def log_likelihood(model: EnergyModel, X, n_betas: int | None = None, n_runs: in
     >>> est.values.shape
     (30,)
     """
+    data = model.as_state(X, model.visible, what="X")
+    if len(next(iter(data.values()))) == 0:
+        raise ValueError("X has no rows: the log-likelihood needs at least one sample")
     if isinstance(base, str) and base == "data":
         base = X
     gen = np.random.default_rng(rng)

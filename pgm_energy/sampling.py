@@ -167,7 +167,7 @@ class GibbsSampler:
     def _chain_betas(self, value) -> np.ndarray:
         """``value`` (a float or one per chain), validated, as (n_chains,) float64."""
         if np.ndim(value) == 0:
-            return np.full(self.n_chains, check_beta(value))
+            value = np.full(self.n_chains, check_beta(value))
         betas = real_array(value, "beta", (1,))
         if betas.shape != (self.n_chains,):
             raise ValueError(f"beta must be a float or an array of shape ({self.n_chains},) "
@@ -175,6 +175,7 @@ class GibbsSampler:
         if not np.all(betas > 0):
             raise ValueError(f"beta must be > 0 for every chain, got "
                              f"{np.array2string(betas, threshold=8)}")
+        self.model.graph.check_energy_scale(float(betas.max()), "GibbsSampler")
         return betas
 
     # -- state ---------------------------------------------------------------------------

@@ -132,3 +132,27 @@ def test_kernels_run_in_a_child_forked_after_the_parent_used_openmp(tmp_path):
                           timeout=60, env=_child_env())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_beta_past_float64_is_refused():
+    model = pe.RBM(4, 3, rng=0)
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.exact.log_partition(model, beta=1e308)
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.exact.marginals(model, beta=1e308)
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.GibbsSampler(model, n_chains=2, beta=1e308, rng=0)
+    sampler = pe.GibbsSampler(model, n_chains=2, rng=0)
+    with pytest.raises(ValueError, match="past what float64"):
+        sampler.beta = 1e308
+    with pytest.raises(ValueError, match="past what float64"):
+        pe.ParallelTempering(model, [1e308, 1.0], n_chains=2, rng=0)
+
+
+def test_likelihoods_of_no_rows_are_refused():
+    model = pe.RBM(4, 3, rng=0)
+    empty = np.zeros((0, 4))
+    with pytest.raises(ValueError, match="no rows"):
+        pe.ais.log_likelihood(model, empty, n_betas=10, n_runs=2)
+    with pytest.raises(ValueError, match="no rows"):
+        pe.exact.log_likelihood(model, empty)

@@ -62,6 +62,7 @@ def make_plan(graph: FlatGraph, clamped_groups: Sequence[str], beta: float = 1.0
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     beta = check_beta(beta)
+    graph.check_energy_scale(beta, what)
     n_threads = check_n_threads(n_threads)
     if method == "enumerate" or (method == "auto" and graph.generic_terms):
         return _enumeration(graph, clamped_groups, beta, n_threads, max_states)
