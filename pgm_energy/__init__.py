@@ -4,7 +4,8 @@ A model is a sum of pluggable energy terms over groups of units::
 
     P(s) = exp(-beta E(s)) / Z
 
-See ``DESIGN.md`` for the conventions (``E(x, h) = -b.x - c.h - h^T W x - x^T U x - h^T V h``).
+with ``E(x, h) = -b.x - c.h - h^T W x - x^T U x - h^T V h`` for the classic Boltzmann
+machine; the conventions are on the documentation's "The mathematics" page (docs/maths.md).
 """
 import os as _os
 

@@ -9,7 +9,7 @@ unordered pair ``i_e < j_e`` once. A binary or spin unit is one slot holding its
 categorical unit with ``k`` values is ``k`` binary slots holding the one-hot vector of its value
 (one *site*: slots of one site are never coupled, and samplers and the exact engine move a
 site's slots together). Lateral couplings land with both entries ``U_ij + U_ji =
-2 U_ij``, as DESIGN.md fixes. The graph keeps, for each parameter, where each of its entries
+2 U_ij``, the convention of ``docs/maths.md``. The graph keeps, for each parameter, where each of its entries
 lands, so that :meth:`FlatGraph.sync` re-reads live parameters with two ``bincount`` calls and
 :meth:`FlatGraph.grad_from_moments` maps unit and pair moments back to ``E[dE/dtheta]``.
 """

@@ -1,7 +1,7 @@
 """Hypothesis strategies and checks for testing models, users' own terms and samplers.
 
 Strategies build random small models (built-in terms, and optionally the user's own term
-classes), small enough for brute-force enumeration, so any identity of ``DESIGN.md`` can be
+classes), small enough for brute-force enumeration, so any identity of the mathematics (``docs/maths.md``) can be
 checked against the exact answer. The checks (:func:`check_term`, :func:`check_model`,
 :func:`check_sampler`) raise ``AssertionError`` with what went wrong, and return a short
 report when all is well. Closed-form log partition functions

@@ -10,7 +10,7 @@ from test_sampling import P_FLOOR, chi_square_pvalue, exact_state_probabilities,
 
 
 class CountPenalty(pe.Term):
-    """E = theta * (sum_i x_i - k)^2, as in DESIGN.md."""
+    """E = theta * (sum_i x_i - k)^2, the example term of docs/user_terms.md."""
 
     def __init__(self, group, k, theta=0.0, name="theta"):
         super().__init__(groups=(group,), params={name: np.array(theta, dtype=float)})
