@@ -11,7 +11,7 @@ from ._checks import check_beta
 from .exact.cost import make_plan
 from .graph import FlatGraph
 from .terms import Term
-from .units import Categorical, UnitGroup, as_unit_group
+from .units import UnitGroup, as_unit_group
 
 __all__ = ["EnergyModel"]
 
@@ -227,15 +227,8 @@ class EnergyModel:
                                  f"({batch} and {arr.shape[0]} for {g!r})")
             batch = arr.shape[0]
             arr = arr.astype(np.float64)
-            if expectations and isinstance(self.units[g], Categorical):
-                raise ValueError(f"{what}[{g!r}]: categorical units take values "
-                                 f"{list(self.units[g].values)}; expected states (grey levels) "
-                                 "apply to binary and spin units only")
             if expectations:
-                low, high = self.units[g].values[0], self.units[g].values[-1]
-                if not np.all((arr >= low) & (arr <= high)):
-                    raise ValueError(f"{what}[{g!r}]: expected values of {self.units[g].kind} "
-                                     f"units lie in [{low}, {high}]")
+                self.units[g].validate_mean(arr, f"{what}[{g!r}]")
             else:
                 self.units[g].validate(arr, f"{what}[{g!r}]")
             out[g] = arr

@@ -95,6 +95,14 @@ class UnitGroup:
         discrete units (a continuous kind adds e.g. ``sum_i x_i^2 / (2 sigma_i^2)``)."""
         return np.zeros(np.shape(values)[0])
 
+    def validate_mean(self, values: np.ndarray, what: str) -> None:
+        """Raise ``ValueError`` unless ``values`` can be expected values (grey levels) of the
+        units: each in ``[min(values), max(values)]`` of the domain."""
+        low, high = self.values[0], self.values[-1]
+        if not np.all((values >= low) & (values <= high)):
+            raise ValueError(f"{what}: expected values of {self.kind} units lie in "
+                             f"[{low}, {high}]")
+
     def validate(self, values: np.ndarray, what: str) -> None:
         """Raise ``ValueError`` unless every entry of ``values`` lies in the domain."""
         ok = np.isin(values, self.values)
@@ -196,6 +204,11 @@ class Categorical(UnitGroup):
     def decode(self, slots: np.ndarray) -> np.ndarray:
         slots = np.asarray(slots)
         return slots.reshape(*slots.shape[:-1], self.n, self.k).argmax(axis=-1).astype(np.float64)
+
+    def validate_mean(self, values: np.ndarray, what: str) -> None:
+        """Expected states of categorical units are one-hot means, not values: refused."""
+        raise ValueError(f"{what}: categorical units take values {list(self.values)}; "
+                         "expected states (grey levels) apply to binary and spin units only")
 
     def mean(self, field: np.ndarray, beta: float = 1.0) -> np.ndarray:
         """One-hot mean ``softmax_v(beta f_iv)`` per slot (the shape of ``field``)."""

@@ -41,3 +41,12 @@ def test_slots_hold_low_plus_scale_times_bit(unit):
 def test_log_normaliser_is_finite_for_large_fields():
     for unit in KINDS:
         assert np.all(np.isfinite(unit.log_normaliser(np.full((1, unit.width), 1e300))))
+
+
+def test_expected_states_are_checked_by_the_unit_kind():
+    pe.Binary(2).validate_mean(np.array([[0.0, 0.3]]), "X")
+    pe.Spin(2).validate_mean(np.array([[-0.5, 1.0]]), "X")
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        pe.Binary(2).validate_mean(np.array([[-0.1, 0.3]]), "X")
+    with pytest.raises(ValueError, match="binary and spin units only"):
+        pe.Categorical(2, 3).validate_mean(np.array([[0.0, 1.0]]), "X")
