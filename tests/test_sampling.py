@@ -442,8 +442,10 @@ def test_too_many_chains_under_a_memory_limit_say_how_much_they_need():
             "    pe.GibbsSampler(pe.RBM(6, 3, rng=0), n_chains=10**9)\n"
             "except ValueError as err:\n"
             "    print('ValueError', err)\n")
+    # Run next to the package the tests import (the installed one, or the in-place build),
+    # not in the source tree, whose package has no compiled kernels.
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                         timeout=120, cwd=_package_root(), env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
                                            "OMP_NUM_THREADS": "1",
                                            "PYTHONPATH": str(_package_root())})
     assert out.stdout.startswith("ValueError n_chains=1000000000 needs about"), out.stderr
