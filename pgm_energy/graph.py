@@ -158,6 +158,7 @@ class FlatGraph:
         self.coupling = np.zeros(self.n_edges)
         self._csr = None           # symmetric_csr(n_units, edges), built on first use
         self._adjacency = None
+        self._synced = None         # the parameter values the last sync read
         self.sync()
 
     def _build_factors(self, factors):
@@ -291,8 +292,14 @@ class FlatGraph:
         The new values are computed apart and written in place only where they differ, so a
         kernel reading this graph in another thread while it is re-synced with unchanged
         parameters never sees a half-built array. (Writing parameters while another thread
-        samples or sums the same model is not supported: the result then mixes both.)
+        samples or sums the same model is not supported: the result then mixes both.) When
+        no parameter changed since the last sync, nothing is recomputed.
         """
+        sources = [land.array for land in self._landings]
+        sources += [theta for theta, _ in self._factor_sources]
+        if self._synced is not None and all(
+                np.array_equal(now, then) for now, then in zip(sources, self._synced)):
+            return
         field = np.zeros(self.n_units)
         coupling = np.zeros(self.n_edges)
         with np.errstate(over="ignore", invalid="ignore"):     # checked just below
@@ -311,6 +318,7 @@ class FlatGraph:
         _store(self.factor_weight, factor_weight)
         if self._adjacency is not None:
             _store(self._adjacency.data, coupling[self._csr[2]])
+        self._synced = [np.array(source) for source in sources]
 
     def energy_bound(self) -> float:
         """An upper bound of ``max_s |E(s)|`` over the compiled terms: ``sum_i |field_i| +
