@@ -220,8 +220,9 @@ def _csr_both_directions(edges, weights, n):
 def walk_all_states(model, n_threads: int) -> float:
     """log Z by the Gray-code kernel over all 2^n states: every unit enumerated, none summed.
 
-    Calls ``_exact.enumerate_pieces`` with an empty closed-form set ``A`` and the same piece
-    split as the library (64 pieces of 2^(n-6) states for n >= 20).
+    Calls ``_exact.enumerate_pieces`` once with an empty closed-form set ``A`` and the
+    library's split for threads (64 pieces of 2^(n-6) states for n >= 20; the library cuts
+    larger models finer, to see Ctrl-C between pieces).
     """
     graph = model.graph
     form = graph.binary_form(1.0)

@@ -18,9 +18,10 @@ units summed in closed form (Salakhutdinov & Murray 2008):
     f_k(x) = exp((1 - beta_k) a.x + beta_k b.x) prod_j (1 + exp(beta_k (c_j + W_j x)))
 
 (in the binary form of the model, see :meth:`FlatGraph.binary_form`), with the compiled
-kernel ``_ais.anneal_bipartite`` walking the whole schedule for blocks of runs on threads; it
-keeps each run's fields ``c + W x`` and ``b + W^T h`` up to date by adding the rows of the
-units that changed, or by a BLAS product over the block when many changed. Other models are
+kernel ``_ais.anneal_bipartite`` walking the schedule for blocks of runs on threads, in
+chunks of steps so that Ctrl-C is seen between them (:mod:`pgm_energy._run`); it keeps each
+run's fields ``c + W x`` and ``b + W^T h`` up to date by adding the rows of the units that
+changed, or by a BLAS product over the block when many changed. Other models are
 annealed on the joint state by the Gibbs sampler (``pe.GibbsSampler``), tempered.
 Every run has its own random stream, so the estimate depends on the seed only, never on the
 thread count.
@@ -40,6 +41,7 @@ from scipy.special import expit, logit, logsumexp
 
 from ._checks import int_at_least, n_threads as check_n_threads
 from ._kernels import _ais
+from ._run import timed_chunks
 from .model import EnergyModel
 from .graph import site_log_sum_exp, site_softmax
 from ._chains import chain_streams
@@ -486,16 +488,23 @@ class _BipartitePath(_Path):
     def anneal(self, x, betas, gen, n_threads):
         """Walk ``betas`` from states ``x`` (updated in place); return the log weights.
 
-        Each run's stream is seeded from ``gen`` (``_chains.chain_streams``)."""
-        n_runs = len(x)
+        Each run's stream is seeded from ``gen`` (``_chains.chain_streams``). The kernel
+        walks the schedule in chunks of steps of about 0.1 s (Ctrl-C is seen between them),
+        carrying the walk's whole state, so the chunks do not change the result."""
+        n_runs, n_kept, n_summed = len(x), len(self.field_kept), len(self.field_summed)
         streams = chain_streams(gen, n_runs)
         log_w = np.zeros(n_runs)
-        summed = np.zeros((n_runs, len(self.field_summed)), self.dtype)
+        summed = np.zeros((n_runs, n_summed), self.dtype)
+        walk = (np.zeros((n_runs, n_summed)), np.zeros((n_runs, n_kept)),     # fields a, g
+                np.zeros((n_runs, n_kept), np.int32), np.zeros((n_runs, n_summed), np.int32),
+                np.zeros((2, n_runs), np.int64))                           # changed units
         n_blocks = -(-n_runs // RUN_BLOCK)
         with threadpoolctl.threadpool_limits(1, user_api="blas"):
-            _ais.anneal_bipartite(x, summed, self.coupling, self.coupling_t, self.field_kept,
-                                  self.field_summed, self.base, betas, log_w, streams,
-                                  -(-n_runs // n_blocks), DELTA_FRACTION, n_threads)
+            for start, size in timed_chunks(len(betas) - 1):
+                _ais.anneal_bipartite(x, summed, self.coupling, self.coupling_t,
+                                      self.field_kept, self.field_summed, self.base, betas,
+                                      log_w, streams, *walk, 1 + start, 1 + start + size,
+                                      -(-n_runs // n_blocks), DELTA_FRACTION, n_threads)
         return log_w
 
 

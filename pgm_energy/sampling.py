@@ -33,6 +33,7 @@ from ._chains import (chain_block, chain_streams, check_chain_memory, one_blas_t
 from ._checks import check_beta, nonnegative_int, positive_int, real_array
 from ._checks import n_threads as check_n_threads
 from ._kernels import _gibbs
+from ._run import timed_chunks
 from .model import EnergyModel
 
 __all__ = ["GibbsSampler", "GibbsState"]
@@ -276,6 +277,11 @@ class GibbsSampler:
         ``clamp = {group: values}`` with values of shape ``(n_chains, n)``, ``(n,)`` or
         ``(1, n)``; those units keep the given values and the others sample from their
         conditional given them.
+
+        The sweeps run in chunks of about 0.1 s (:mod:`pgm_energy._run`): Ctrl-C stops the
+        run between two whole sweeps with ``KeyboardInterrupt``, leaving valid chains and
+        their streams in step, from which the sampler can go on. The chunks change nothing:
+        ``run(a)`` then ``run(b)`` gives the chains of ``run(a + b)``, draw for draw.
         """
         n_sweeps = nonnegative_int(n_sweeps, "n_sweeps")
         graph = self.model.graph            # validates and re-syncs live parameters
@@ -284,9 +290,8 @@ class GibbsSampler:
             self.state = clamp
             for g in self._per_chain(clamp, "clamp"):
                 free[graph.slots(g)] = False
-        if n_sweeps:
-            self._engine.sweep(graph, free, self._betas, self._streams, n_sweeps,
-                               self.n_threads)
+        for _, size in timed_chunks(n_sweeps):      # Ctrl-C between whole sweeps
+            self._engine.sweep(graph, free, self._betas, self._streams, size, self.n_threads)
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._chains import check_chain_memory
 from ._checks import check_beta, nonnegative_int, positive_int
+from ._run import timed_chunks
 from .model import EnergyModel
 from .sampling import GibbsSampler, GibbsState
 
@@ -200,10 +201,16 @@ class ParallelTempering:
         self._parity = int(state.parity)
 
     def run(self, n_sweeps: int) -> "ParallelTempering":
-        """``n_sweeps`` rounds of one Gibbs sweep at every temperature plus a swap step."""
-        for _ in range(nonnegative_int(n_sweeps, "n_sweeps")):
-            self.sampler.run(1)
-            self._swap()
+        """``n_sweeps`` rounds of one Gibbs sweep at every temperature plus a swap step.
+
+        Ctrl-C stops the run between two whole rounds (:mod:`pgm_energy._run`) with
+        ``KeyboardInterrupt``; the replicas, their streams, the swap counts and the swap
+        draws stay consistent, and the run can go on.
+        """
+        for _, size in timed_chunks(nonnegative_int(n_sweeps, "n_sweeps")):
+            for _ in range(size):
+                self.sampler.run(1)
+                self._swap()
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0) -> dict:

@@ -1,15 +1,21 @@
 """What the library promises beyond correct answers (docs/reliability.md): results that do
 not depend on other threads, and clear errors instead of crashes or silent wrong answers."""
+import _thread
 import os
 import pathlib
+import selectors
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import pgm_energy as pe
+from pgm_energy.exact import enumeration
+from pgm_energy.exact.enumeration import Enumeration
 
 
 def _child_env():
@@ -156,3 +162,253 @@ def test_likelihoods_of_no_rows_are_refused():
         pe.ais.log_likelihood(model, empty, n_betas=10, n_runs=2)
     with pytest.raises(ValueError, match="no rows"):
         pe.exact.log_likelihood(model, empty)
+# -- Ctrl-C: long kernel calls stop between chunks, with a consistent state -----------------
+LONG_CALLS = {
+    "exact": "pe.exact.log_partition(pe.RBM(784, 27, rng=0), method='enumerate')",
+    "gibbs-block": "pe.GibbsSampler(pe.RBM(784, 500, rng=0), n_chains=100, rng=0)"
+                   ".run(10**6)",
+    "gibbs-sparse": "pe.GibbsSampler(pe.RBM(300, 200, rng=0), n_chains=64, "
+                    "schedule='sequential', rng=0).run(10**6)",
+    "tempering": "pe.ParallelTempering(pe.RBM(300, 200, rng=0), [1.0, 0.5], n_chains=64, "
+                 "rng=0).run(10**6)",
+    "ais": "pe.ais.log_partition(pe.RBM(784, 500, rng=0), n_betas=10**6, n_runs=100)",
+    "ais-joint": "pe.ais.log_partition(pe.BoltzmannMachine(100, 50, rng=0), n_betas=10**6, "
+                 "n_runs=100)",
+}
+
+
+@pytest.mark.parametrize("call", list(LONG_CALLS))
+def test_ctrl_c_stops_a_long_call_within_two_seconds(call):
+    """Issue 19: compiled kernels ran to the end after SIGINT (over 60 s for each of these).
+    The child starts the call, gets SIGINT 0.5 s later and must end with KeyboardInterrupt
+    within 2 s."""
+    code = ("import pgm_energy as pe\n"
+            "print('started', flush=True)\n"
+            "try:\n"
+            f"    {LONG_CALLS[call]}\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted', flush=True)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             cwd=pathlib.Path(pe.__file__).resolve().parents[1])
+    try:
+        with selectors.DefaultSelector() as wait:
+            wait.register(child.stdout, selectors.EVENT_READ)
+            assert wait.select(timeout=60), "the child did not start"
+        assert child.stdout.readline().strip() == "started", child.stderr.read()
+        time.sleep(0.5)                     # well inside the kernel by now
+        child.send_signal(signal.SIGINT)
+        sent = time.perf_counter()
+        out, err = child.communicate(timeout=10)
+        took = time.perf_counter() - sent
+    finally:
+        child.kill()
+        child.wait()
+    assert out.strip() == "interrupted", err[-2000:]
+    assert took < 2.0, f"{call} took {took:.2f} s to stop after SIGINT"
+
+
+def _interrupted(run, n_sweeps, after=0.15):
+    """``run(n_sweeps)`` with Ctrl-C (as the terminal sends it) ``after`` seconds; it must
+    raise KeyboardInterrupt within a second."""
+    sent = []
+    timer = threading.Timer(after, lambda: (sent.append(time.perf_counter()),
+                                            _thread.interrupt_main()))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(n_sweeps)
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+        timer.join()
+    assert stopped - sent[0] < 1.0, f"stopped {stopped - sent[0]:.2f} s after Ctrl-C"
+
+
+@pytest.mark.parametrize("schedule", ["block", "sequential"])
+def test_an_interrupted_sampler_holds_the_chains_of_whole_sweeps(schedule):
+    """After Ctrl-C, the chains and their streams are those of some number k of whole sweeps
+    (of a sampler that was never interrupted), and the sampler goes on from there."""
+    model = pe.RBM(400, 300, rng=1)
+    sampler = pe.GibbsSampler(model, n_chains=24, schedule=schedule, rng=3)
+    _interrupted(sampler.run, 10000)          # 5 to 10 s uninterrupted
+    stopped = sampler.get_state()
+    reference = pe.GibbsSampler(model, n_chains=24, schedule=schedule, rng=3)
+    for k in range(10**5):
+        if np.array_equal(reference.get_state().streams, stopped.streams):
+            break
+        reference.run(1)
+    assert k > 0
+    for g in model.units:
+        np.testing.assert_array_equal(reference.state[g], stopped.values[g])
+    np.testing.assert_array_equal(sampler.run(5).state["x"], reference.run(5).state["x"])
+    assert set(np.unique(sampler.state["h"])) <= {0.0, 1.0}
+
+
+def test_an_interrupted_tempering_run_keeps_its_counts_and_replicas_in_step():
+    model = pe.RBM(100, 50, rng=1)
+    pt = pe.ParallelTempering(model, [1.0, 0.7, 0.4], n_chains=16, rng=2)
+    _interrupted(pt.run, 10000)               # 5 s uninterrupted
+    stopped = pt.get_state()
+    reference = pe.ParallelTempering(model, [1.0, 0.7, 0.4], n_chains=16, rng=2)
+    while reference.swap_statistics.proposed.sum() < stopped.swaps.proposed.sum():
+        reference.run(1)
+    np.testing.assert_array_equal(reference.swap_statistics.accepted, stopped.swaps.accepted)
+    np.testing.assert_array_equal(reference.get_state().replicas.streams,
+                                  stopped.replicas.streams)
+    np.testing.assert_array_equal(reference.state["x"], pt.state["x"])
+    np.testing.assert_array_equal(pt.run(3).state["x"], reference.run(3).state["x"])
+
+
+def test_a_sigint_handler_of_the_user_runs_between_chunks():
+    """SIGINT is held while a chunk runs, then given to the handler that was installed."""
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        sampler = pe.GibbsSampler(pe.RBM(200, 100, rng=1), n_chains=24, rng=3)
+        timer = threading.Timer(0.1, _thread.interrupt_main)
+        timer.start()
+        sampler.run(1000)                           # not stopped: the handler only counts
+        timer.join()
+        assert calls == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is not None
+        assert signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# -- chunks change nothing --------------------------------------------------------------
+class _CountPenalty(pe.Term):
+    """E = theta (sum_i x_i - k)^2: a user's term without a compiled form."""
+
+    def __init__(self, group, k, theta=0.3):
+        super().__init__(groups=(group,), params={"theta": np.array(theta)})
+        self.k = k
+
+    def energy(self, state):
+        return self.params["theta"] * (state[self.groups[0]].sum(axis=1) - self.k) ** 2
+
+    def energy_grad(self, state):
+        return {"theta": (state[self.groups[0]].sum(axis=1) - self.k) ** 2.0}
+
+
+CHUNKINGS = ["one call", "one unit", "growing"]
+
+
+def _chunked(monkeypatch, module, how):
+    """Run the kernels of ``module`` in one call, in chunks of one unit of work, or in
+    chunks doubling in size."""
+    if how == "one call":
+        monkeypatch.setattr(module, "timed_chunks",
+                            lambda total, first=1: iter([(0, total)] if total else []))
+    else:
+        monkeypatch.setattr("pgm_energy._run.CHUNK_SECONDS", 0.0 if how == "one unit" else 1e9)
+
+
+def _gibbs_models():
+    rng = np.random.default_rng(5)
+    user = pe.EnergyModel({"x": 8, "h": 4}, [pe.Bias("x"), pe.Pairwise("h", "x"),
+                                              _CountPenalty("x", 3)], visible=["x"])
+    user.params["W"][...] = rng.normal(size=(4, 8))
+    cat = pe.EnergyModel({"x": pe.Categorical(5, 3), "h": 4},
+                         [pe.Bias("x"), pe.Bias("h", name="c"), pe.Pairwise("h", "x")],
+                         visible=["x"])
+    cat.params["W"][...] = rng.normal(size=cat.params["W"].shape)
+    return [(pe.RBM(12, 7, rng=0), "block"), (pe.RBM(12, 7, rng=0), "sequential"),
+            (pe.Ising([(0, 1), (1, 2), (2, 3)], np.ones(3)), "chromatic"), (user, "auto"),
+            (cat, "auto")]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_gibbs_chains_do_not_depend_on_the_chunks(monkeypatch, n_threads):
+    """run(n) is run(a) then run(n - a), and the same in chunks of one sweep or of many."""
+    for model, schedule in _gibbs_models():
+        results = []
+        for how, parts in [("one call", (40,)), ("one call", (13, 27)), ("one unit", (40,)),
+                           ("one unit", (1, 39)), ("growing", (40,))]:
+            with monkeypatch.context() as patch:
+                _chunked(patch, pe.sampling, how)
+                sampler = pe.GibbsSampler(model, n_chains=19, schedule=schedule, rng=7,
+                                          n_threads=n_threads)
+                for n in parts:
+                    sampler.run(n)
+            results.append(sampler.get_state())
+        for got in results[1:]:
+            np.testing.assert_array_equal(got.streams, results[0].streams)
+            for g in model.units:
+                np.testing.assert_array_equal(got.values[g], results[0].values[g])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("delta_fraction", [0.0, 0.1, 1.0])     # products, mixed, row updates
+def test_ais_weights_do_not_depend_on_the_chunks(monkeypatch, dtype, delta_fraction):
+    """The kernel walks the schedule in chunks, the fields and changed units carried from
+    one call to the next: the same log weights, bit for bit, as the walk in one call."""
+    monkeypatch.setattr(pe.ais, "DELTA_FRACTION", delta_fraction)
+    model = pe.RBM(30, 20, rng=1)
+    model.params["W"][...] *= 4.0
+    samples = np.random.default_rng(0).integers(0, 2, (21, 30))
+    results = []
+    for how in CHUNKINGS:
+        for n_threads in (1, 2):
+            with monkeypatch.context() as patch:
+                _chunked(patch, pe.ais, how)
+                forward = pe.ais.log_partition(model, n_betas=60, n_runs=70, rng=3, dtype=dtype,
+                                               n_threads=n_threads)
+                reverse = pe.ais.reverse_log_partition(model, samples, n_betas=60, rng=4,
+                                                       dtype=dtype, n_threads=n_threads)
+            results.append((forward.log_weights, reverse.log_weights))
+    for got in results[1:]:
+        np.testing.assert_array_equal(got[0], results[0][0])
+        np.testing.assert_array_equal(got[1], results[0][1])
+
+
+def _enumeration_models():
+    rng = np.random.default_rng(8)
+    user = pe.EnergyModel({"x": pe.Categorical(3, 3), "y": 14, "h": 3},
+                          [pe.Bias("y"), pe.Pairwise("h", "y"), pe.Lateral("y"),
+                           pe.Pairwise("h", "x", name="V"), _CountPenalty("y", 5)],
+                          visible=["x", "y"])
+    for name in ("W", "U", "V"):
+        values = 0.3 * rng.normal(size=user.params[name].shape)
+        user.params[name][...] = (np.triu(values, 1) + np.triu(values, 1).T if name == "U"
+                                  else values)
+    return [pe.RBM(24, 18, rng=0), user]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_enumeration_does_not_depend_on_the_batches_of_pieces(monkeypatch, n_threads):
+    """The kernel runs batches of pieces; their results combine in piece order."""
+    for model in _enumeration_models():
+        plan = Enumeration(model.graph, (), 1.0, n_threads)
+        assert plan.n_pieces >= 4
+        results = []
+        for how in CHUNKINGS:
+            with monkeypatch.context() as patch:
+                _chunked(patch, pe.exact.enumeration, how)
+                results.append((pe.exact.log_partition(model, method="enumerate",
+                                                       n_threads=n_threads),
+                                pe.exact.expectations(model, method="enumerate",
+                                                      n_threads=n_threads)))
+        for log_z, expectations in results[1:]:
+            assert log_z == results[0][0]
+            for name, value in expectations.items():
+                np.testing.assert_array_equal(value, results[0][1][name])
+
+
+def test_large_enumerations_come_in_pieces_small_enough_to_interrupt(monkeypatch):
+    """Pieces hold at most _PIECE_WORK unit operations (about 0.05 s), their number depends
+    on the model only; small models keep their split, and a finer split the same answer."""
+    big = pe.RBM(784, 27, rng=0).graph
+    plans = [Enumeration(big, (), 1.0, n_threads) for n_threads in (1, 2, 8)]
+    assert len({(p.n_prefix, p.n_pieces) for p in plans}) == 1
+    assert 2.0 ** plans[0].log2_operations / plans[0].n_pieces <= enumeration._PIECE_WORK
+    small = pe.RBM(40, 20, rng=0)
+    assert Enumeration(small.graph, (), 1.0, 1).n_pieces == 64     # 2^6 pieces for threads
+    want = pe.exact.log_partition(small, method="enumerate")
+    want_expectations = pe.exact.expectations(small, method="enumerate")
+    monkeypatch.setattr(enumeration, "_PIECE_WORK", 2**12)
+    assert Enumeration(small.graph, (), 1.0, 1).n_pieces == 2**14
+    assert pe.exact.log_partition(small, method="enumerate") == pytest.approx(want, rel=1e-13)
+    for name, value in pe.exact.expectations(small, method="enumerate").items():
+        np.testing.assert_allclose(value, want_expectations[name], rtol=1e-11, atol=1e-14)

@@ -1,14 +1,18 @@
 """Annealed importance sampling kernel for bipartite models, the summed layer marginalised.
 
-``anneal_bipartite`` runs every step of an annealing schedule on all runs in one call. Runs
+``anneal_bipartite`` runs steps ``start <= k < stop`` of an annealing schedule on all runs in
+one call; the caller walks the schedule in chunks of steps (to see Ctrl-C between them). Runs
 are independent, so they are split into blocks (their size chosen by the caller from the
-number of runs only) that walk the whole schedule on OpenMP threads without ever waiting for
-each other. A block keeps, per run, the fields ``a = c + C x`` of the summed units and
-``g = b + C^T h`` of the kept ones. After a layer is resampled, its field on the other layer
-is updated by adding the rows of ``C`` (or ``C^T``) of the units that changed, or, when more
-than ``delta_fraction`` of the block's units changed, recomputed by one BLAS product over the
+number of runs only) that walk the chunk on OpenMP threads without ever waiting for each
+other. Each run keeps the fields ``a = c + C x`` of the summed units and ``g = b + C^T h`` of
+the kept ones. After a layer is resampled, its field on the other layer is updated by adding
+the rows of ``C`` (or ``C^T``) of the units that changed, or, when more than
+``delta_fraction`` of the block's units changed, recomputed by one BLAS product over the
 block (``dgemm`` or ``sgemm`` as the unit dtype; the caller keeps BLAS on one thread). Both
-give the same fields up to rounding; the choice depends on the states only.
+give the same fields up to rounding; the choice depends on the states only. The fields and
+the lists of changed units live in the caller's arrays from one call to the next (the walk's
+whole state, with the units, log weights and streams), so a walk in chunks is the walk in one
+call, bit for bit, wherever the chunks end.
 
 Draws: each run has its own xoshiro256+ stream; per step, one uniform per summed unit (unit
 order), then one per kept unit (unit order). Results do not depend on the thread count.
@@ -101,19 +105,20 @@ cdef void anneal_block(floating[:, ::1] x, floating[:, ::1] h, const floating[:,
                        floating[:, ::1] product_a, floating[:, ::1] product_g,
                        double[:, ::1] scratch, int32_t[:, ::1] changed_x,
                        int32_t[:, ::1] changed_h, int64_t[::1] n_changed_x,
-                       int64_t[::1] n_changed_h, Py_ssize_t r0, int n) noexcept nogil:
-    """The whole schedule for runs r0 .. r0+n-1 (the other arrays: per-run scratch rows)."""
+                       int64_t[::1] n_changed_h, Py_ssize_t start, Py_ssize_t stop,
+                       Py_ssize_t r0, int n) noexcept nogil:
+    """Steps start .. stop-1 of the schedule for runs r0 .. r0+n-1 (the other arrays:
+    per-run rows). The fields are valid from the second step on."""
     cdef Py_ssize_t k, r
     cdef long n_kept = x.shape[1], n_summed = h.shape[1]
-    cdef bint sample, a_valid = False, g_valid = False
+    cdef bint sample
     cdef double beta, beta_prev
-    for k in range(1, betas.shape[0]):
+    for k in range(start, stop):
         beta = betas[k]
         beta_prev = betas[k - 1]
         sample = k < betas.shape[0] - 1
         update_field(a, field_summed, product_a, coupling, coupling_t, x, changed_x,
-                     n_changed_x, a_valid, delta_fraction, r0, n)
-        a_valid = True
+                     n_changed_x, k > 1, delta_fraction, r0, n)
         for r in range(r0, r0 + n):
             log_w[r] += pe_ais_summed_weight(&a[r, 0], beta, beta_prev, &scratch[r, 0],
                                              n_summed)
@@ -131,8 +136,7 @@ cdef void anneal_block(floating[:, ::1] x, floating[:, ::1] h, const floating[:,
                                                 &streams[2, r], &streams[3, r], n_summed)
         if sample:
             update_field(g, field_kept, product_g, coupling_t, coupling, h, changed_h,
-                         n_changed_h, g_valid, delta_fraction, r0, n)
-            g_valid = True
+                         n_changed_h, k > 1, delta_fraction, r0, n)
         for r in range(r0, r0 + n):
             if floating is double:
                 log_w[r] += (beta - beta_prev) * pe_ais_dot_d(&x[r, 0], &slope[0],
@@ -156,20 +160,31 @@ cdef void anneal_block(floating[:, ::1] x, floating[:, ::1] h, const floating[:,
 
 def anneal_bipartite(
     floating[:, ::1] x,                # IN/OUT (n_runs, n_kept) kept units
-    floating[:, ::1] h,                # OUT (n_runs, n_summed) last summed units sampled
+    floating[:, ::1] h,                # IN/OUT (n_runs, n_summed) summed units last sampled
     const floating[:, ::1] coupling,   # IN (n_summed, n_kept) C: log f has softplus(c + C x)
     const floating[:, ::1] coupling_t, # IN (n_kept, n_summed) C^T, contiguous
     const double[::1] field_kept,      # IN (n_kept,) target fields b
     const double[::1] field_summed,    # IN (n_summed,) target fields c
     const double[::1] base_kept,       # IN (n_kept,) base fields b0
-    const double[::1] betas,           # IN (n_betas,) the schedule, in the order walked
+    const double[::1] betas,           # IN (n_betas,) the whole schedule, in the order walked
     double[::1] log_w,                 # IN/OUT (n_runs,) log weights, accumulated
     uint64_t[:, ::1] streams,          # IN/OUT (4, >= n_runs)
+    double[:, ::1] a,                  # IN/OUT (n_runs, n_summed) fields c + C x
+    double[:, ::1] g,                  # IN/OUT (n_runs, n_kept) fields b + C^T h
+    int32_t[:, ::1] changed_x,         # IN/OUT (n_runs, n_kept) kept units changed last step
+    int32_t[:, ::1] changed_h,         # IN/OUT (n_runs, n_summed) summed units changed
+    int64_t[:, ::1] n_changed,         # IN/OUT (2, n_runs) how many: kept, summed
+    Py_ssize_t start,                  # first step walked (1: the start of the schedule)
+    Py_ssize_t stop,                   # one past the last (n_betas: the end)
     int run_block,                     # runs per block (the last block may be smaller)
     double delta_fraction,             # recompute a field by BLAS above this change rate
     int n_threads,
 ):
-    """Walk ``betas``: per step the weight update, then (but at the last) one transition."""
+    """Walk steps ``start <= k < stop`` of ``betas``: per step ``k`` the weight update from
+    ``betas[k - 1]`` to ``betas[k]``, then (but at the schedule's last step) one transition
+    at ``betas[k]``. The state carried from the previous call (units, fields, changed units,
+    streams, log weights) is the whole state of the walk: steps 1 to ``n_betas`` in chunks
+    give the walk of one call, bit for bit."""
     cdef Py_ssize_t n_runs = x.shape[0], n_kept = x.shape[1], n_summed = h.shape[1]
     cdef Py_ssize_t n_blocks, blk
     if (h.shape[0] != n_runs or coupling.shape[0] != n_summed
@@ -177,25 +192,39 @@ def anneal_bipartite(
             or coupling_t.shape[1] != n_summed or field_kept.shape[0] != n_kept
             or field_summed.shape[0] != n_summed or base_kept.shape[0] != n_kept
             or log_w.shape[0] != n_runs or streams.shape[1] < n_runs or n_kept == 0
-            or n_summed == 0 or n_runs == 0 or run_block < 1):
+            or n_summed == 0 or n_runs == 0 or run_block < 1
+            or a.shape[0] != n_runs or a.shape[1] != n_summed or g.shape[0] != n_runs
+            or g.shape[1] != n_kept or changed_x.shape[0] != n_runs
+            or changed_x.shape[1] != n_kept or changed_h.shape[0] != n_runs
+            or changed_h.shape[1] != n_summed or n_changed.shape[0] != 2
+            or n_changed.shape[1] != n_runs):
         raise ValueError("anneal_bipartite: inconsistent array shapes")
+    if not 1 <= start <= stop <= betas.shape[0]:
+        raise ValueError("anneal_bipartite: steps outside the schedule")
+    cdef Py_ssize_t r, t
+    for r in range(n_runs):
+        if not (0 <= n_changed[0, r] <= n_kept and 0 <= n_changed[1, r] <= n_summed):
+            raise ValueError("anneal_bipartite: invalid counts of changed units")
+    if start > 1:
+        for r in range(n_runs):
+            for t in range(n_changed[0, r]):
+                if not 0 <= changed_x[r, t] < n_kept:
+                    raise ValueError("anneal_bipartite: changed units outside the layer")
+            for t in range(n_changed[1, r]):
+                if not 0 <= changed_h[r, t] < n_summed:
+                    raise ValueError("anneal_bipartite: changed units outside the layer")
     n_blocks = (n_runs + run_block - 1) // run_block
     dtype = np.float64 if floating is double else np.float32
     cdef double[::1] slope = np.subtract(field_kept, base_kept)
     cdef double[::1] base_summed = np.zeros(n_summed)
-    cdef double[:, ::1] a = np.empty((n_runs, n_summed))
-    cdef double[:, ::1] g = np.empty((n_runs, n_kept))
     cdef floating[:, ::1] product_a = np.empty((n_runs, n_summed), dtype)
     cdef floating[:, ::1] product_g = np.empty((n_runs, n_kept), dtype)
     cdef double[:, ::1] scratch = np.empty((n_runs, max(n_kept, n_summed)))
-    cdef int32_t[:, ::1] changed_x = np.empty((n_runs, n_kept), np.int32)
-    cdef int32_t[:, ::1] changed_h = np.empty((n_runs, n_summed), np.int32)
-    cdef int64_t[::1] n_changed_x = np.zeros(n_runs, np.int64)
-    cdef int64_t[::1] n_changed_h = np.zeros(n_runs, np.int64)
+    cdef int64_t[::1] n_changed_x = n_changed[0], n_changed_h = n_changed[1]
     with nogil:
         for blk in prange(n_blocks, schedule="dynamic", num_threads=max(n_threads, 1)):
             anneal_block(x, h, coupling, coupling_t, field_kept, field_summed, base_kept,
                          base_summed, slope, betas, log_w, streams, delta_fraction, a, g,
                          product_a, product_g, scratch, changed_x, changed_h, n_changed_x,
-                         n_changed_h, blk * run_block,
+                         n_changed_h, start, stop, blk * run_block,
                          <int> min(<Py_ssize_t> run_block, n_runs - blk * run_block))

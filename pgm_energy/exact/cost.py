@@ -87,7 +87,7 @@ def make_plan(graph: FlatGraph, clamped_groups: Sequence[str], beta: float = 1.0
         return enumeration
     if enumeration is None:
         return elimination
-    log2_enumeration = enumeration.log2_states + math.log2(1 + enumeration.m + len(enumeration.A))
+    log2_enumeration = enumeration.log2_operations
     log2_elimination = _log2(_ENTRY_COST * elimination.cost.operations
                              + _STEP_OVERHEAD * len(elimination.plan.free_units))
     return elimination if log2_elimination < log2_enumeration else enumeration

@@ -3,7 +3,8 @@
 Free units that are conditionally independent given the other free units (a greedy maximal
 independent set ``A``) are summed in closed form (``softplus`` in the binary form, a
 log-sum-exp over each categorical site); the rest (``S``) are enumerated by the Gray-code
-kernel in ``_exact.pyx``, in pieces that run on threads and combine exactly. The energy of
+kernel in ``_exact.pyx``, in pieces that run on threads and combine exactly, in batches of
+about 0.1 s so that Ctrl-C is seen between them (:mod:`pgm_energy._run`). The energy of
 users' terms that do not compile (the generic path) is tabulated over the states of the free
 units they read, a mixed-radix code the kernel keeps as it moves units.
 
@@ -19,13 +20,20 @@ import numpy as np
 from scipy.special import expit
 
 from .._kernels import _exact
+from .._run import timed_chunks
 from ..graph import independent_split, site_log_sum_exp, site_softmax, symmetric_csr
 from .plan import Plan
 
 __all__ = ["Enumeration"]
 
-_MIN_PIECE_BITS = 14      # pieces hold at least 2^14 states ...
-_MAX_PREFIX_BITS = 6      # ... and there are at most 64 of them
+# Pieces for threads hold at least 2^_MIN_PIECE_BITS states, and there are up to
+# 2^_THREAD_PIECE_BITS of them; a model whose pieces would then cost more than _PIECE_WORK
+# unit operations (about 0.05 s) gets more, smaller pieces, so that Ctrl-C is seen between
+# them, up to 2^_MAX_PIECE_BITS pieces. The split depends on the model only.
+_MIN_PIECE_BITS = 14
+_THREAD_PIECE_BITS = 6
+_PIECE_WORK = 2**24
+_MAX_PIECE_BITS = 20
 _BATCH_CHUNK = 256
 _CODE_CHUNK = 1 << 14     # generic terms' energy is evaluated this many states at a time
 
@@ -74,9 +82,15 @@ class Enumeration(Plan):
         self.n_generic_codes = float(np.prod(radix.astype(float)))
         #: log2 of the number of enumerated states (after the closed-form sums).
         self.log2_states = self.m_b + float(np.sum(np.log2(np.diff(self.s_site_ptr))))
-        # Pieces for threads: the top binary slots, then (when there are too few binary
-        # slots) the last categorical sites, fixed by the piece number.
-        wanted = int(np.clip(np.floor(self.log2_states) - _MIN_PIECE_BITS, 0, _MAX_PREFIX_BITS))
+        #: log2 of the estimated work: ``1 + m + |A|`` unit operations per state.
+        self.log2_operations = self.log2_states + float(np.log2(1 + self.m + len(self.A)))
+        # Pieces (module constants): the top binary slots, then (when there are too few
+        # binary slots) the last categorical sites, fixed by the piece number.
+        for_threads = np.clip(np.floor(self.log2_states) - _MIN_PIECE_BITS, 0,
+                              _THREAD_PIECE_BITS)
+        for_interrupts = np.ceil(self.log2_operations - np.log2(_PIECE_WORK))
+        wanted = int(min(max(for_threads, for_interrupts), _MAX_PIECE_BITS,
+                         np.floor(self.log2_states)))
         self.n_prefix = min(wanted, self.m_b)
         self.n_fixed_sites = 0
         while self.n_pieces < 1 << wanted and self.n_fixed_sites < len(self.s_site_ptr) - 1:
@@ -179,17 +193,36 @@ class Enumeration(Plan):
         return out
 
     def _enumerate(self, fields, table, moments=False, shift=0.0):
+        """``(log sum,)`` over the enumerated states, or with ``moments`` the sums
+        ``(unit_acc, edge_acc, code_acc)`` of ``enumerate_pieces``, over all pieces.
+
+        The kernel runs batches of pieces of about 0.1 s (:func:`~pgm_energy._run.timed_chunks`:
+        Ctrl-C is seen between batches); the pieces' results are combined in piece order,
+        whatever the batches, so the answer does not depend on them."""
         kernel = self._kernel
         args = (np.ascontiguousarray(fields[self.S]), *kernel.ss,
                 np.ascontiguousarray(fields[self.A]), *kernel.sa, kernel.sa_first,
                 kernel.gen_step,
-                table, self.s_site_ptr, self.a_site_ptr, self.graph.n_edges, self.n_prefix, 0,
-                self.n_pieces, self.n_fixed_sites)
+                table, self.s_site_ptr, self.a_site_ptr, self.graph.n_edges, self.n_prefix)
+        options = dict(n_fixed_sites=self.n_fixed_sites, n_threads=self.n_threads)
+        n_pieces = self.n_pieces
+        piece_work = 2.0 ** self.log2_operations / n_pieces
+        first = self.n_threads * max(1, int(_PIECE_WORK / piece_work))
         if moments:
-            accs = _exact.enumerate_pieces(*args, moments=True, shift=shift,
-                                           n_threads=self.n_threads)
-            return tuple(acc.sum(axis=0) for acc in accs)
-        top, total = _exact.enumerate_pieces(*args, n_threads=self.n_threads)
+            sums = None
+            for start, size in timed_chunks(n_pieces, first):
+                accs = _exact.enumerate_pieces(*args, start, start + size, moments=True,
+                                               shift=shift, **options)
+                if sums is None:
+                    sums, accs = [acc[0].copy() for acc in accs], [acc[1:] for acc in accs]
+                for total, acc in zip(sums, accs):
+                    for row in acc:                   # piece by piece, in piece order
+                        total += row
+            return tuple(sums)
+        top, total = np.empty(n_pieces), np.empty(n_pieces)
+        for start, size in timed_chunks(n_pieces, first):
+            top[start:start + size], total[start:start + size] = _exact.enumerate_pieces(
+                *args, start, start + size, **options)
         peak = top.max()
         return (peak + np.log(np.sum(total * np.exp(top - peak))),)
 
