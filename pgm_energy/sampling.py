@@ -33,7 +33,7 @@ from ._chains import (chain_block, chain_streams, check_chain_memory, one_blas_t
 from ._checks import check_beta, nonnegative_int, positive_int, real_array
 from ._checks import n_threads as check_n_threads
 from ._kernels import _gibbs
-from ._run import timed_chunks
+from ._run import openmp_threads, timed_chunks
 from .model import EnergyModel
 
 __all__ = ["GibbsSampler", "GibbsState"]
@@ -291,7 +291,8 @@ class GibbsSampler:
             for g in self._per_chain(clamp, "clamp"):
                 free[graph.slots(g)] = False
         for _, size in timed_chunks(n_sweeps):      # Ctrl-C between whole sweeps
-            self._engine.sweep(graph, free, self._betas, self._streams, size, self.n_threads)
+            self._engine.sweep(graph, free, self._betas, self._streams, size,
+                               openmp_threads(self.n_threads))
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,

@@ -113,10 +113,15 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 import pgm_energy as pe
 
+# built in the parent, before the fork, with several threads
+BUILT_BEFORE = pe.GibbsSampler(pe.RBM(30, 14, rng=0), n_chains=64, schedule="chromatic",
+                               rng=0, n_threads=2)
+
 def work(k):
     model = pe.RBM(30, 14, rng=0)
     sampler = pe.GibbsSampler(pe.RBM(30, 14, rng=0), n_chains=64, schedule="chromatic", rng=k)
     sampler.run(5)
+    BUILT_BEFORE.run(5)
     return (pe.exact.log_partition(model),
             pe.ais.log_partition(model, n_betas=50, n_runs=16, rng=k).log_z)
 
