@@ -355,10 +355,9 @@ def time_sweeps(timer, run, n_sweeps, repeat, parallel=False):
 
 def chain_blocks(n_chains, n_threads) -> str:
     """How pgm_energy splits the chains into blocks for its threads (e.g. '56+44')."""
-    block_of = getattr(pe.sampling, "_chain_block", None)
-    if block_of is None:
-        return "?"
-    block = block_of(n_chains, n_threads)
+    from pgm_energy._chains import chain_block
+
+    block = chain_block(n_chains, n_threads)
     sizes = [min(block, n_chains - c0) for c0 in range(0, n_chains, block)]
     return "+".join(map(str, sizes))
 
