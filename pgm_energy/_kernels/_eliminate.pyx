@@ -378,6 +378,17 @@ cdef void work_free(Work *W) noexcept nogil:
     free(W.kind)
 
 
+cdef double **step_buffers(const StepList *P, Work *W, str what) except NULL:
+    """The per-step table pointers (zeroed) and the scratch ``W`` of a sweep, or a
+    ``MemoryError`` naming the sweep; the caller frees them (``free``, ``work_free``)."""
+    cdef double **tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
+    if work_alloc(P, W) < 0 or tables == NULL:       # work_alloc sets every pointer of W
+        free(tables)
+        work_free(W)
+        raise MemoryError(f"{what}: could not allocate the step buffers")
+    return tables
+
+
 cdef void prepare(const StepList *P, int64_t s, const double *field, const double *coupling,
                   double **tables, Work *W, Contraction *C) noexcept nogil:
     """Local table, table pointers and addressing of step ``s`` (inputs from ``tables``)."""
@@ -582,12 +593,7 @@ def forward(
     cdef int64_t s, f, d, t
     cdef int status = 0
     cdef const int64_t *row
-    W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
-    tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
-    if tables == NULL or work_alloc(P, &W) < 0:
-        free(tables)
-        work_free(&W)
-        raise MemoryError("forward: could not allocate the step buffers")
+    tables = step_buffers(P, &W, "forward")
     with nogil:
         for s in range(P.n_steps):
             row = P.steps + s * STEP_FIELDS
@@ -745,12 +751,10 @@ def backward(
                          f"{unit_marginal.shape[0]} and {edge_marginal.shape[0]}")
     cdef int status = 0
     cdef const int64_t *row
-    W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
-    tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
+    tables = step_buffers(P, &W, "backward")
     marginal = <double **> calloc(P.n_steps + 1, sizeof(double *))
-    if tables == NULL or marginal == NULL or work_alloc(P, &W) < 0:
+    if marginal == NULL:
         free(tables)
-        free(marginal)
         work_free(&W)
         raise MemoryError("backward: could not allocate the step buffers")
     with nogil:
@@ -829,12 +833,7 @@ def sample(
     if x.shape[1] < program.n_units:
         raise ValueError(f"sample: x must have at least {program.n_units} columns, got "
                          f"{x.shape[1]}")
-    W.local = NULL; W.table = NULL; W.stride = NULL; W.offset = NULL; W.kind = NULL
-    tables = <double **> calloc(P.n_steps + 1, sizeof(double *))
-    if tables == NULL or work_alloc(P, &W) < 0:
-        free(tables)
-        work_free(&W)
-        raise MemoryError("sample: could not allocate the step buffers")
+    tables = step_buffers(P, &W, "sample")
     with nogil:
         for s in range(P.n_steps):
             tables[s] = <double *> &store[P.steps[s * STEP_FIELDS + TABLE]]
