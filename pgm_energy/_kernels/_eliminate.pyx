@@ -186,6 +186,18 @@ cdef void joint_block(const Contraction *C, double *acc, const double *out,
             joint[x * n_out + k] = marginal[k] * exp(acc[x * n + k] - out[k])
 
 
+cdef inline void one_block(const Contraction *C, int64_t block, double *acc, double *out,
+                           const double *marginal, double *joint, int64_t n_out) noexcept nogil:
+    """Block ``block`` of one contraction, in the scratch ``acc``: forward when ``marginal``
+    is NULL, else backward."""
+    block_sums(C, block, acc)
+    if marginal != NULL:
+        joint_block(C, acc, out + block * C.n_inner, marginal + block * C.n_inner,
+                    joint + block * C.n_inner, n_out)
+    else:
+        log_sum_block(C, acc, out + block * C.n_inner)
+
+
 cdef int run_blocks(const Contraction *C, double *out, const double *marginal, double *joint,
                     int64_t n_out, int n_threads, int64_t parallel_min) noexcept nogil:
     """Every block of one contraction: forward when ``marginal`` is NULL, else backward
@@ -199,12 +211,7 @@ cdef int run_blocks(const Contraction *C, double *out, const double *marginal, d
         if acc == NULL:
             return -1
         for block in range(n_blocks):
-            block_sums(C, block, acc)
-            if marginal != NULL:
-                joint_block(C, acc, out + block * C.n_inner, marginal + block * C.n_inner,
-                            joint + block * C.n_inner, n_out)
-            else:
-                log_sum_block(C, acc, out + block * C.n_inner)
+            one_block(C, block, acc, out, marginal, joint, n_out)
         free(acc)
         return 0
     with parallel(num_threads=n_threads if n_threads < n_blocks else n_blocks):
@@ -213,12 +220,7 @@ cdef int run_blocks(const Contraction *C, double *out, const double *marginal, d
             if acc == NULL:
                 failed += 1
                 continue
-            block_sums(C, block, acc)
-            if marginal != NULL:
-                joint_block(C, acc, out + block * C.n_inner, marginal + block * C.n_inner,
-                            joint + block * C.n_inner, n_out)
-            else:
-                log_sum_block(C, acc, out + block * C.n_inner)
+            one_block(C, block, acc, out, marginal, joint, n_out)
         free(acc)
     return -1 if failed else 0
 
