@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 
 import numpy as np
 
@@ -142,17 +143,33 @@ def _blas_libraries():
     return tuple(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
+class _OneBlasThread:
+    """Who holds BLAS to one thread: the BLAS thread count is one setting for the whole
+    process, so the first holder saves and sets it and the last one restores it."""
+
+    lock = threading.Lock()
+    holders = 0
+    saved: list = []
+
+
 @contextlib.contextmanager
 def one_blas_thread():
     """Hold BLAS to one thread inside: in compiled loops whose own threads split the work
     (idle BLAS workers would spin on the same cores), and where a product's rounding must not
-    depend on the BLAS thread count. Restores each library's thread count on exit."""
+    depend on the BLAS thread count. The count is restored when the last of the threads that
+    hold it at once leaves (so samplers in several threads leave BLAS as they found it)."""
     libraries = _blas_libraries()
-    before = [lib.num_threads for lib in libraries]
-    for lib in libraries:
-        lib.set_num_threads(1)
+    with _OneBlasThread.lock:
+        if _OneBlasThread.holders == 0:
+            _OneBlasThread.saved = [lib.num_threads for lib in libraries]
+            for lib in libraries:
+                lib.set_num_threads(1)
+        _OneBlasThread.holders += 1
     try:
         yield
     finally:
-        for lib, n in zip(libraries, before):
-            lib.set_num_threads(n)
+        with _OneBlasThread.lock:
+            _OneBlasThread.holders -= 1
+            if _OneBlasThread.holders == 0:
+                for lib, n in zip(libraries, _OneBlasThread.saved):
+                    lib.set_num_threads(n)

@@ -417,3 +417,29 @@ def test_large_enumerations_come_in_pieces_small_enough_to_interrupt(monkeypatch
     assert pe.exact.log_partition(small, method="enumerate") == pytest.approx(want, rel=1e-13)
     for name, value in pe.exact.expectations(small, method="enumerate").items():
         np.testing.assert_allclose(value, want_expectations[name], rtol=1e-11, atol=1e-14)
+
+
+def test_samplers_in_threads_leave_the_blas_thread_count_as_they_found_it():
+    """Block sweeps hold BLAS to one thread (a process-wide setting): overlapping holders in
+    two threads must restore the count the process had, not each other's one."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    model = pe.RBM(100, 50, rng=0)
+
+    def run(n):
+        pe.GibbsSampler(model, n_chains=200, n_threads=2, schedule="block", rng=0).run(n)
+
+    for _ in range(3):
+        first = threading.Thread(target=run, args=(300,))
+        second = threading.Thread(target=run, args=(900,))
+        first.start()
+        time.sleep(0.01)
+        second.start()
+        first.join()
+        second.join()
+        assert blas_threads() == before
