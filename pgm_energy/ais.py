@@ -43,7 +43,7 @@ from ._checks import int_at_least, n_threads as check_n_threads
 from ._kernels import _ais
 from ._run import timed_chunks
 from .model import EnergyModel
-from .graph import site_log_sum_exp, site_softmax
+from .graph import site_softmax
 from ._chains import chain_streams
 from .sampling import GibbsSampler
 from .terms import Bias
@@ -521,13 +521,11 @@ class _JointPath(_Path):
         self.low = graph.low
         self.base = base_field                              # binary form: -E_0 = base.x + ...
         self.base_native = base_field / graph.scale  # E_0 = -base_native.s
-        # log sum_v exp(f v) is softplus(f) for v in {0, 1}, softplus(2 f) - f for {-1, +1},
-        # and log sum_v exp(f_v) over the slots of a categorical unit.
-        cat = graph.categorical
         self.sizes = graph.site_size[graph.site_size > 1]          # categorical sites
-        self.log_z_base = float(np.logaddexp(0.0, base_field[~cat]).sum()
-                                + self.base_native @ self.low
-                                + site_log_sum_exp(base_field[None, cat], self.sizes).sum())
+        # The base is independent units: log Z_0 sums each unit kind's log normaliser.
+        self.log_z_base = float(sum(
+            unit.log_normaliser(self.base_native[None, graph.slots(g)]).sum()
+            for g, unit in model.units.items()))
 
     def base_sample(self, gen, n_runs):
         """Exact samples of the base (binary form, one-hot for categorical units)."""

@@ -252,13 +252,16 @@ class EnergyModel:
 
     # -- energies -----------------------------------------------------------------------
     def energy(self, state) -> np.ndarray:
-        """``E(s) = sum over terms of term.energy(s)`` for a batch, shape ``(batch,)``."""
+        """``E(s) = sum over terms of term.energy(s) + sum over groups of the unit kind's
+        self energy`` (0 for discrete units) for a batch, shape ``(batch,)``."""
         self.check_params()
         s = self.as_state(state)
         batch = next(iter(s.values())).shape[0]
         total = np.zeros(batch)
         for term in self.terms:
             total += term.energy(s)
+        for g, unit in self.units.items():
+            total += unit.self_energy(s[g])
         return total
 
     def free_energy(self, X, *, beta: float = 1.0, max_states: int = 2**32) -> np.ndarray:
