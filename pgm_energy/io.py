@@ -22,10 +22,13 @@ def model_from_arrays(arrays) -> EnergyModel:
     Raises ``ValueError`` saying the arrays are not a pgm_energy model (and what is
     missing or wrong) for anything but a well-formed description.
     """
-    kwargs, params = _format.model_parts(arrays)
-    model = _format.build(EnergyModel, kwargs, "the model")
-    for name in model.params:
-        model.params[name] = params[name]
+    try:
+        kwargs, params = _format.model_parts(arrays)
+        model = _format.build(EnergyModel, kwargs, "the model")
+        for name in model.params:
+            model.params[name] = params[name]
+    except TypeError as exc:        # an array of the wrong kind where a term wants numbers
+        raise ValueError(f"not a pgm_energy model file, or a damaged one: {exc}") from exc
     return model
 
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import diagnostics
 from ._checks import nonnegative_int, positive_int, real_array
-from .diagnostics import autocorrelation, integrated_autocorrelation_time
 from .model import EnergyModel
-from .tempering import ParallelTempering
+from .tempering import ParallelTempering, SwapStatistics
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -499,8 +499,8 @@ def plot_autocorrelation(trace, max_lag: int | None = None, *, ax: Axes | None =
     steps = np.shape(trace)[0] if np.ndim(trace) else 0
     if max_lag is None:
         max_lag = max(1, min(steps - 1, 100))
-    rho = autocorrelation(trace, max_lag)
-    tau = integrated_autocorrelation_time(trace)
+    rho = diagnostics.autocorrelation(trace, max_lag)
+    tau = diagnostics.integrated_autocorrelation_time(trace)
     fig, (axes,) = _new_axes(ax, (6.0, 4.0))
     text = f"tau = {tau:.3g}" if label is None else f"{label} (tau = {tau:.3g})"
     axes.plot(np.arange(len(rho)), rho, marker="o" if len(rho) <= 40 else None, markersize=3,
@@ -521,8 +521,9 @@ def plot_swap_rates(rates, betas=None, *, ax: Axes | None = None) -> Figure:
 
     Parameters
     ----------
-    rates : ParallelTempering or array_like, shape (n_betas - 1,)
-        A tempering sampler (its ``swap_rates`` and ``betas`` are used) or the rates.
+    rates : ParallelTempering, SwapStatistics or array_like, shape (n_betas - 1,)
+        A tempering sampler or its ``swap_statistics`` (their rates and betas are used), or
+        the rates.
     betas : array_like, shape (n_betas,), optional
         The inverse temperatures, in the order of the pairs (labels the bars); not with a
         ``ParallelTempering``, which has its own.
@@ -539,9 +540,11 @@ def plot_swap_rates(rates, betas=None, *, ax: Axes | None = None) -> Figure:
     >>> fig = pe.plotting.plot_swap_rates(pt.run(20))
     """
     if isinstance(rates, ParallelTempering):
+        rates = rates.swap_statistics
+    if isinstance(rates, SwapStatistics):
         if betas is not None:
-            raise ValueError("betas are taken from the ParallelTempering; do not pass them")
-        rates, betas = rates.swap_rates, rates.betas
+            raise ValueError("betas are taken from the tempering statistics; do not pass them")
+        rates, betas = rates.rates, rates.betas
     rates = real_array(rates, "rates", (1,))
     if len(rates) == 0:
         raise ValueError("rates must hold at least one pair")

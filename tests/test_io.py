@@ -174,3 +174,11 @@ def test_loading_runs_no_code(tmp_path):
     with pytest.raises(ValueError, match="not a pgm_energy model"):
         pe.load(tmp_path / "evil.npz")
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_parameter_of_strings_is_a_damaged_file(tmp_path):
+    arrays = pe.io.model_arrays(pe.RBM(3, 2, rng=0))
+    arrays["param/W"] = np.full((2, 3), "x")
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="not a pgm_energy model"):
+        pe.load(tmp_path / "bad.npz")

@@ -338,3 +338,9 @@ def test_plot_swap_rates_takes_betas_from_tempering_only():
     pt = pe.ParallelTempering(pe.RBM(4, 2, rng=0), [1.0, 0.5], n_chains=2, rng=0)
     with pytest.raises(ValueError, match="betas"):
         plot_swap_rates(pt, [1.0, 0.5])
+
+
+def test_plot_swap_rates_takes_the_swap_statistics_value():
+    pt = pe.ParallelTempering(pe.RBM(8, 4, rng=0), [1.0, 0.7, 0.4], n_chains=10, rng=0).run(20)
+    fig = pe.plotting.plot_swap_rates(pt.swap_statistics)
+    assert len(fig.axes) == 1

@@ -6,7 +6,7 @@ from scipy import stats
 from scipy.special import expit
 
 import pgm_energy as pe
-from pgm_energy._chains import state_bytes, state_values
+from pgm_energy._chains import chain_streams, state_bytes, state_values
 from pgm_energy._kernels import _gibbs
 from pgm_energy.sampling import SCHEDULES
 from pgm_energy.testing import models
@@ -71,7 +71,7 @@ def exact_state_probabilities(model, beta=1.0):
 # -- the twin: same draws, same chains ----------------------------------------------------
 def test_random_streams_equal_numpy_twin():
     # _random.h's generator, through its Python hook, against the twin's xoshiro256+
-    streams = pe.sampling.chain_streams(7, 13)       # 16 columns, 13 of them chains
+    streams = chain_streams(7, 13)                   # 16 columns, 13 of them chains
     want = streams[:, :13].copy()
     got = [_gibbs.uniforms(streams, 13) for _ in range(5)]
     np.testing.assert_array_equal(got, [twin.xoshiro_uniform(want) for _ in range(5)])

@@ -184,8 +184,10 @@ def treewidth(model: EnergyModel) -> int:
     """Width of the elimination order the engine would use for ``log Z``.
 
     The most neighbours a unit has when it is summed out (an upper bound of the graph's
-    treewidth; the largest table spans ``width + 1`` units). Computed without building a
-    table, so it also answers for models that elimination refuses.
+    treewidth; the largest table spans ``width + 1`` units), over the pairwise couplings:
+    product factors (``pe.Interaction``, users' factor terms) are not counted, since
+    elimination does not take such models. Computed without building a table, so it also
+    answers for models that elimination refuses.
 
     Examples
     --------
