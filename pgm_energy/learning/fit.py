@@ -54,9 +54,13 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     checkpoint : path, optional
         After every epoch, write the model, optimizer, estimator chains, random state and
         history there (``.npz``, no pickle). With ``resume=True`` and an existing file, the
-        run continues from it and ends with the same parameters as an uninterrupted run;
-        a file written with another method or optimizer (class or hyperparameters,
-        ``n_chains`` included), or a damaged one, is a ``ValueError``.
+        run continues from it; with ``ExactGradient``, and with ``PCD`` or ``PT`` on a model
+        whose hidden units are independent given the visible ones, it ends with the same
+        parameters as an uninterrupted run. (CD's chains, and the clamped positive-phase
+        chains of models with coupled hidden units, are not in the file: they restart from
+        the random state, so such a run goes on correctly but not draw for draw.) A file
+        written with another method or optimizer (class or hyperparameters, ``n_chains``
+        included), or a damaged one, is a ``ValueError``.
     max_grad : float
         A gradient entry larger than this in magnitude counts as divergence.
     compiled : bool
