@@ -64,12 +64,12 @@ def demo(args) -> int:
     print(f"exact log Z                {log_z:9.4f}")
     print(f"AIS estimate of log Z      {estimate.log_z:9.4f} +- {estimate.stderr:.4f} "
           f"(10000 temperatures, 100 runs; off by {estimate.log_z - log_z:+.4f})")
-    if args.save:
-        model.save(args.save)
-        print(f"model saved to {_npz_name(args.save)} (pgm-energy verify or pe.load read it)")
     if args.out:
         written = _demo_figures(model, data, history, args)
         print("figures: " + ", ".join(written))
+    if args.save:
+        model.save(args.save)
+        print(f"model saved to {_npz_name(args.save)} (pgm-energy verify or pe.load read it)")
     return 0
 
 
@@ -292,7 +292,8 @@ def main(argv=None) -> int:
             target = Path(_npz_name(args.save))
             if not args.save or target.is_dir():
                 parser.error(f"--save {args.save!r}: {target} is a folder; give a file name")
-            if not target.parent.is_dir():
+            made = args.out and target.parent.resolve() == Path(args.out).resolve()
+            if not (target.parent.is_dir() or made):      # the demo makes the --out folder
                 parser.error(f"--save {args.save}: its folder does not exist")
     if args.command == "verify" and (args.n_betas < 2 or args.n_runs < 1):
         parser.error(f"--n-betas must be >= 2 and --n-runs >= 1, got {args.n_betas} and "

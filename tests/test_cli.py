@@ -87,6 +87,13 @@ def test_demo_save_keeps_the_model(capsys, tmp_path):
     assert model.params["W"].shape == (3, 4) and np.any(model.params["W"] != 0)
 
 
+def test_demo_saves_into_the_figures_folder_it_makes(tmp_path):
+    out = tmp_path / "new"
+    assert main(["demo", "--side", "2", "--hidden", "3", "--epochs", "2", "--out", str(out),
+                 "--save", str(out / "trained")]) == 0
+    assert pe.load(out / "trained").params["W"].shape == (3, 4)
+
+
 USER_MODULE = '''
 import numpy as np
 import pgm_energy as pe

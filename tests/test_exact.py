@@ -301,3 +301,9 @@ def test_model_and_exact_import_no_cycle():
              for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)
              and "exact" in (node.module or "")]
     assert not inner
+
+
+def test_exact_sample_names_what_to_use_for_models_elimination_does_not_take():
+    model = pe.EnergyModel({"x": 4}, [pe.Bias("x"), pe.Interaction("x", cliques=[(0, 1, 2)])])
+    with pytest.raises(ValueError, match="GibbsSampler"):
+        pe.exact.sample(model, 3, rng=0)
