@@ -125,8 +125,9 @@ def _held_interrupts() -> Iterator[bool]:
         if not callable(handler):          # SIG_IGN, SIG_DFL or not set from Python
             yield False
             return
-        signal.signal(signal.SIGINT, _hold)
+        # Before installing _hold: a SIGINT it catches right away must not be reset.
         _Held.handler, _Held.pending = handler, False
+        signal.signal(signal.SIGINT, _hold)
     _Held.depth += 1
     try:
         yield _Held.depth == 1
