@@ -12,6 +12,7 @@ from pgm_energy.testing import models
 
 from reference import ais as ais_twin
 from reference.gibbs import xoshiro_uniform
+from reference.terms import CountPenalty
 
 
 def xoshiro_source(streams):
@@ -269,20 +270,6 @@ def test_bad_input():
         pe.ais.reverse_log_partition(model, np.zeros((0, 5)))
     with pytest.raises(ValueError, match="every"):
         pe.ais.AISMonitor(every=0)
-
-
-class CountPenalty(pe.Term):
-    """E = theta (sum_i x_i - k)^2: a user's term with only energy/energy_grad."""
-
-    def __init__(self, group, k, theta=0.5, name="theta"):
-        super().__init__(groups=(group,), params={name: np.array(theta, dtype=float)})
-        self.k = k
-
-    def energy(self, state):
-        return self.params[self.param_names[0]] * (state[self.groups[0]].sum(1) - self.k) ** 2
-
-    def energy_grad(self, state):
-        return {self.param_names[0]: (state[self.groups[0]].sum(1) - self.k) ** 2.0}
 
 
 def test_terms_without_compiled_form_are_annealed_on_the_joint_state():

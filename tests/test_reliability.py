@@ -16,6 +16,7 @@ import pytest
 import pgm_energy as pe
 from pgm_energy.exact import enumeration
 from pgm_energy.exact.enumeration import Enumeration
+from reference.terms import CountPenalty
 
 
 def _child_env():
@@ -283,20 +284,6 @@ def test_a_sigint_handler_of_the_user_runs_between_chunks():
 
 
 # -- chunks change nothing --------------------------------------------------------------
-class _CountPenalty(pe.Term):
-    """E = theta (sum_i x_i - k)^2: a user's term without a compiled form."""
-
-    def __init__(self, group, k, theta=0.3):
-        super().__init__(groups=(group,), params={"theta": np.array(theta)})
-        self.k = k
-
-    def energy(self, state):
-        return self.params["theta"] * (state[self.groups[0]].sum(axis=1) - self.k) ** 2
-
-    def energy_grad(self, state):
-        return {"theta": (state[self.groups[0]].sum(axis=1) - self.k) ** 2.0}
-
-
 CHUNKINGS = ["one call", "one unit", "growing"]
 
 
@@ -313,7 +300,7 @@ def _chunked(monkeypatch, module, how):
 def _gibbs_models():
     rng = np.random.default_rng(5)
     user = pe.EnergyModel({"x": 8, "h": 4}, [pe.Bias("x"), pe.Pairwise("h", "x"),
-                                              _CountPenalty("x", 3)], visible=["x"])
+                                              CountPenalty("x", 3, theta=0.3)], visible=["x"])
     user.params["W"][...] = rng.normal(size=(4, 8))
     cat = pe.EnergyModel({"x": pe.Categorical(5, 3), "h": 4},
                          [pe.Bias("x"), pe.Bias("h", name="c"), pe.Pairwise("h", "x")],
@@ -372,7 +359,7 @@ def _enumeration_models():
     rng = np.random.default_rng(8)
     user = pe.EnergyModel({"x": pe.Categorical(3, 3), "y": 14, "h": 3},
                           [pe.Bias("y"), pe.Pairwise("h", "y"), pe.Lateral("y"),
-                           pe.Pairwise("h", "x", name="V"), _CountPenalty("y", 5)],
+                           pe.Pairwise("h", "x", name="V"), CountPenalty("y", 5, theta=0.3)],
                           visible=["x", "y"])
     for name in ("W", "U", "V"):
         values = 0.3 * rng.normal(size=user.params[name].shape)
