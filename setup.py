@@ -17,7 +17,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_exact", "_gibbs", "_order", "_eliminate", "_ais", "_learning"]
+KERNELS = ["_exact", "_gibbs", "_order", "_eliminate", "_ais", "_learning", "_cluster"]
 
 
 def _flag(name):

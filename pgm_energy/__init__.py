@@ -21,6 +21,7 @@ from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingD
 from .model import EnergyModel
 from .presets import RBM, BoltzmannMachine, Ising
 from .sampling import GibbsSampler
+from .cluster import ClusterSampler
 from .tempering import ParallelTempering
 from .terms import (Bias, FactorCoupling, Interaction, Lateral, LinearCoupling, Pairwise,
                     SparsePairwise, Term)
@@ -33,7 +34,7 @@ __all__ = [
     "Binary", "Spin", "Categorical",
     "Term", "LinearCoupling", "FactorCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise", "Interaction",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
-    "GibbsSampler", "ParallelTempering",
+    "GibbsSampler", "ClusterSampler", "ParallelTempering",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
     "ais", "diagnostics", "exact", "io", "load", "plotting",
 ]

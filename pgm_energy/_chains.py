@@ -8,6 +8,7 @@ learning epoch.
   blocks (slabs) start on their own 4096-byte page, so threads never share a cache line.
 * Byte codec: the sparse kernel stores a unit value in {-1, 0, 1} as one byte, the top byte of
   the value as a double.
+* Initial state: uniform random unit values of every chain.
 * Size check: the memory a number of chains needs, refused up front when the machine cannot
   hold it.
 """
@@ -62,6 +63,17 @@ def chain_streams(rng, n_chains: int) -> np.ndarray:
     gen = np.random.default_rng(rng)
     seq = np.random.SeedSequence(gen.integers(0, 2**63, size=4))
     return padded_streams(seq.generate_state(4 * n_chains, np.uint64).reshape(n_chains, 4).T)
+
+
+def random_state(graph, rng, n_chains: int) -> np.ndarray:
+    """Uniform random slot values ``(n_chains, n_units)`` of a flat graph's units: one bit per
+    slot from ``rng`` (a Generator), then, group by group, the values of categorical units
+    (their one-hot slots replace the bits)."""
+    flat = graph.from_bits(rng.integers(0, 2, size=(n_chains, graph.n_units)))
+    for g, unit in graph.units.items():
+        if unit.width != unit.n:
+            flat[:, graph.slots(g)] = unit.encode(rng.integers(0, unit.k, size=(n_chains, unit.n)))
+    return flat
 
 
 def padded_streams(streams: np.ndarray) -> np.ndarray:

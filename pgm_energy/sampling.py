@@ -28,8 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ._chains import (chain_block, chain_streams, check_chain_memory, one_blas_thread, slabs,
-                      state_bytes, state_values)
+from ._chains import (chain_block, chain_streams, check_chain_memory, one_blas_thread,
+                      random_state, slabs, state_bytes, state_values)
 from ._checks import check_beta, nonnegative_int, positive_int, real_array
 from ._checks import n_threads as check_n_threads
 from ._kernels import _gibbs
@@ -140,12 +140,7 @@ class GibbsSampler:
             order = (first[np.argsort(self._colour[first], kind="stable")]
                      if self.schedule == "chromatic" else first)
             self._engine = _SparseEngine(model, graph, order, self.n_chains, self.n_threads)
-        random_flat = graph.from_bits(gen.integers(0, 2, size=(self.n_chains, graph.n_units)))
-        for g, unit in model.units.items():
-            if unit.width != unit.n:
-                random_flat[:, graph.slots(g)] = unit.encode(
-                    gen.integers(0, unit.k, size=(self.n_chains, unit.n)))
-        self._engine.load(random_flat)
+        self._engine.load(random_state(graph, gen, self.n_chains))
         if initial_state is not None:
             self.state = initial_state
 
@@ -176,7 +171,7 @@ class GibbsSampler:
         if not np.all(betas > 0):
             raise ValueError(f"beta must be > 0 for every chain, got "
                              f"{np.array2string(betas, threshold=8)}")
-        self.model.graph.check_energy_scale(float(betas.max()), "GibbsSampler")
+        self.model.graph.check_energy_scale(float(betas.max()), type(self).__name__)
         return betas
 
     # -- state ---------------------------------------------------------------------------
