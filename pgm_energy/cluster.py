@@ -40,9 +40,11 @@ clamped site keeps its colour, every other cluster draws its colour from the hea
 sites).
 
 Sweeps. A Swendsen-Wang sweep is one bond draw and one cluster decomposition of the whole
-graph. A Wolff sweep grows clusters until the free units in the clusters grown add up to at
-least the number of free units: about N spin visits, so sweeps of both algorithms and of
-Gibbs cost about the same per unit.
+graph. A Wolff sweep is one cluster, grown and flipped. (Not "clusters until their sizes add
+up to N": a stopping rule that depends on the clusters grown makes the states seen at the
+end of a sweep size-biased, towards states whose clusters are large, and the test against
+the exact distribution catches it. ``N / mean_cluster_size`` Wolff sweeps visit about N
+units.)
 
 Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
 ``tests/reference/cluster.py`` reproduces it bit for bit):
@@ -52,11 +54,11 @@ Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
   per free unit with ``h_u s_u > 0`` (bonded to the ghost when ``u < p_u``); then one per
   cluster without the ghost, in the order of its smallest unit, flipped when ``u < 1/2``.
 * Wolff: one uniform for the seed, ``free[floor(u n_free)]`` (free units in order); the
-  cluster grows from a FIFO queue: a popped unit ``x`` draws one uniform per neighbour ``y``
+  cluster grows from a FIFO queue (the seed first): a popped unit ``x`` draws one uniform per neighbour ``y``
   (in increasing order) not yet in the cluster with ``J s_x s_y > 0`` (joins when
   ``u < p_e``), then, if the ghost is not yet in, joins it without a draw when clamped, else
   with one draw when ``h_x s_x > 0``; the popped ghost takes every unit not yet in, in order:
-  clamped ones without a draw, free ones with ``h_u s_u > 0`` with one. Then the next seed.
+  clamped ones without a draw, free ones with ``h_u s_u > 0`` with one. No draw to flip.
 * Swendsen-Wang, Potts: one uniform per edge with at least one free end, ``J_e > 0`` and equal
   colours, in edge order; then one per cluster without a clamped site, in the order of its
   smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
@@ -110,8 +112,9 @@ class ClusterSampler:
         Number of independent chains (>= 1).
     algorithm : {"swendsen-wang", "wolff"}
         Swendsen-Wang: every sweep decomposes the whole graph into clusters and flips each
-        with probability 1/2. Wolff: a sweep grows single clusters from random seeds until
-        they hold about as many units as the model (binary/spin models only).
+        with probability 1/2 (Potts: draws each one's colour). Wolff (binary/spin models
+        only): every sweep grows one cluster from a random free seed and flips it; about
+        ``n_units / mean_cluster_size`` Wolff sweeps visit each unit once.
     beta : float or array of shape (n_chains,)
         Inverse temperature (> 0), for all chains or one per chain.
     rng : None, int or numpy.random.Generator

@@ -15,7 +15,8 @@
  * pgm_energy/cluster.py (the numpy twin, tests/reference/cluster.py, follows it bit for bit).
  *
  * Clusters of Swendsen-Wang come from a union-find (path halving, the larger root linked
- * under the smaller, so a root is the smallest unit of its set); Wolff grows one cluster at a
+ * under the smaller, so a root is the smallest unit of its set and one pass in unit order
+ * resolves every root); Wolff grows one cluster at a
  * time by a FIFO queue, members marked by the cluster's number (no clearing between clusters).
  */
 #ifndef PGM_ENERGY_CLUSTER_H
@@ -47,6 +48,7 @@ typedef struct {
     int32_t *queue;                  /* (n + 1,) Wolff's cluster, in growing order */
     int32_t *free_list;              /* (n,) the free units, in order */
     int64_t *mark;                   /* (n + 1,) Wolff: number of the last cluster holding u */
+    int32_t *bonded;                 /* (n_edges,) Swendsen-Wang: the bonded edges */
     double *p_edge;                  /* (n_edges,) bond probability of each edge */
     double *p_field;                 /* (n,) bond probability to the ghost */
     double *weight;                  /* Potts: (n, k) per root, the cluster's summed fields */
@@ -89,21 +91,49 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
 }
 
 /* Edge bonds of Swendsen-Wang: one uniform per satisfied edge with a free end, in edge
- * order (spins: J_e s_i s_j > 0; Potts: x_i = x_j and J_e > 0). */
+ * order (spins: J_e s_i s_j > 0; Potts: x_i = x_j and J_e > 0), bonded when u < p_e. Without
+ * branches on the random outcomes (they would be mispredicted about half the time): every
+ * edge computes the stream's next state and keeps it only when satisfied, and writes its
+ * index to the list of bonded edges, which grows only when bonded; the unions follow. */
 static inline void pe__edge_bonds(const pe_cluster_graph *g, const void *state, int potts,
                                   pe_cluster_scratch *w, uint64_t *t)
 {
     const int8_t *s = (const int8_t *)state;
     const uint16_t *x = (const uint16_t *)state;
+    uint64_t s0 = t[0], s1 = t[1], s2 = t[2], s3 = t[3];
+    long n_bonded = 0;
     for (long e = 0; e < g->n_edges; ++e) {
         long i = g->edge_i[e], j = g->edge_j[e];
-        if (!(g->free_unit[i] | g->free_unit[j]))
-            continue;
-        int satisfied = potts ? (x[i] == x[j] && g->coupling[e] > 0.0)
-                              : g->coupling[e] * s[i] * s[j] > 0.0;
-        if (satisfied && PE_UNIFORM(t) < w->p_edge[e])
-            pe__union(w->parent, i, j);
+        double J = g->coupling[e];
+        int equal = potts ? x[i] == x[j] : s[i] == s[j];
+        int satisfied = (g->free_unit[i] | g->free_unit[j])
+                        & (potts ? equal & (J > 0.0) : (equal & (J > 0.0)) | (!equal & (J < 0.0)));
+        /* the next xoshiro256+ state and its uniform (pe__uniform), kept when satisfied */
+        uint64_t result = s0 + s3, r1 = s1 << 17;
+        uint64_t n2 = s2 ^ s0, n3 = s3 ^ s1;
+        uint64_t n1 = s1 ^ n2, n0 = s0 ^ n3;
+        n2 ^= r1;
+        n3 = pe__rotl(n3, 45);
+        double u = pe__asdouble((result >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
+        uint64_t keep = (uint64_t)0 - (uint64_t)satisfied;
+        s0 = (n0 & keep) | (s0 & ~keep);
+        s1 = (n1 & keep) | (s1 & ~keep);
+        s2 = (n2 & keep) | (s2 & ~keep);
+        s3 = (n3 & keep) | (s3 & ~keep);
+        w->bonded[n_bonded] = (int32_t)e;
+        n_bonded += satisfied & (u < w->p_edge[e]);
     }
+    t[0] = s0; t[1] = s1; t[2] = s2; t[3] = s3;
+    for (long b = 0; b < n_bonded; ++b)
+        pe__union(w->parent, g->edge_i[w->bonded[b]], g->edge_j[w->bonded[b]]);
+}
+
+/* Set parent[u] to u's root for every unit u < n, in one pass in increasing order (a parent
+ * is never larger than its child, so the parent's root is known by then). */
+static inline void pe__roots(int32_t *parent, long n)
+{
+    for (long u = 0; u < n; ++u)
+        parent[u] = parent[parent[u]];
 }
 
 /* Swendsen-Wang on spins: edge bonds; then, unit by unit, a clamped unit joins the ghost, a
@@ -115,25 +145,22 @@ static void pe_swendsen_wang_spins(const pe_cluster_graph *g, int8_t *s, pe_clus
     long n = g->n;
     int32_t *parent = w->parent, *label = w->label;
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
-        for (long u = 0; u <= n; ++u) {
+        for (long u = 0; u <= n; ++u)
             parent[u] = (int32_t)u;
-            label[u] = PE_UNSEEN;
-        }
         pe__edge_bonds(g, s, 0, w, t);
         for (long u = 0; u < n; ++u)
             if (!g->free_unit[u] || (g->field[u] * s[u] > 0.0 && PE_UNIFORM(t) < w->p_field[u]))
                 pe__union(parent, u, n);
-        label[pe__find(parent, n)] = PE_KEEP;
+        long ghost = pe__find(parent, n);
+        pe__roots(parent, n);
         for (long u = 0; u < n; ++u) {
-            long r = pe__find(parent, u);
-            if (label[r] == PE_UNSEEN) {
-                label[r] = PE_UNIFORM(t) < 0.5 ? 1 : 0;
+            long r = parent[u];
+            if (r == u && r != ghost) {          /* a cluster's smallest unit: its draw */
+                label[u] = PE_UNIFORM(t) < 0.5;
                 stats[0] += 1;
             }
-            if (label[r] != PE_KEEP)
-                stats[1] += 1;
-            if (label[r] == 1)
-                s[u] = (int8_t)-s[u];
+            stats[1] += r != ghost;
+            s[u] = (int8_t)(s[u] * (1 - 2 * (r != ghost) * label[r]));
         }
     }
 }
@@ -221,11 +248,12 @@ static void pe_swendsen_wang_potts(const pe_cluster_graph *g, uint16_t *x, doubl
             label[u] = PE_UNSEEN;
         }
         pe__edge_bonds(g, x, 1, w, t);
+        pe__roots(parent, n);
         for (long u = 0; u < n; ++u)
             if (!g->free_unit[u])
-                label[pe__find(parent, u)] = PE_KEEP;
+                label[parent[u]] = PE_KEEP;
         for (long u = 0; u < n; ++u) {
-            long r = pe__find(parent, u);
+            long r = parent[u];
             if (label[r] == PE_KEEP)
                 continue;
             if (label[r] == PE_UNSEEN) {
@@ -238,7 +266,7 @@ static void pe_swendsen_wang_potts(const pe_cluster_graph *g, uint16_t *x, doubl
             stats[1] += 1;
         }
         for (long u = 0; u < n; ++u) {
-            long r = pe__find(parent, u);
+            long r = parent[u];
             if (label[r] == PE_PENDING) {
                 double *z = weight + r * k, top = -HUGE_VAL, total = 0.0, acc = 0.0;
                 long pick = 0;

@@ -31,6 +31,7 @@ cdef extern from "_cluster.h" nogil:
         int32_t *queue
         int32_t *free_list
         int64_t *mark
+        int32_t *bonded
         double *p_edge
         double *p_field
         double *weight
@@ -129,6 +130,7 @@ def sweep(
     cdef int32_t[:, ::1] queue = np.empty((threads, n + 1), np.int32)
     cdef int32_t[:, ::1] free_list = np.empty((threads, n), np.int32)
     cdef int64_t[:, ::1] mark = np.empty((threads, n + 1), np.int64)
+    cdef int32_t[:, ::1] bonded = np.empty((threads, max(n_edges, 1)), np.int32)
     cdef double[:, ::1] p_edge = np.empty((threads, max(n_edges, 1)))
     cdef double[:, ::1] p_field = np.empty((threads, n))
     cdef double[:, ::1] weight = np.empty((threads, n * k if potts else 1))
@@ -154,6 +156,7 @@ def sweep(
         work[tid].queue = &queue[tid, 0]
         work[tid].free_list = &free_list[tid, 0]
         work[tid].mark = &mark[tid, 0]
+        work[tid].bonded = &bonded[tid, 0]
         work[tid].p_edge = &p_edge[tid, 0]
         work[tid].p_field = &p_field[tid, 0]
         work[tid].weight = &weight[tid, 0]
