@@ -125,12 +125,11 @@ class ClusterSampler:
     initial_state : dict, optional
         ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default.
 
-    Attributes
-    ----------
-    algorithm : str
-    mean_cluster_size : float
-        Mean number of free units per cluster drawn since the sampler was made (Wolff: the
-        clusters grown; Swendsen-Wang: the clusters that may flip or change colour).
+    Notes
+    -----
+    :attr:`mean_cluster_size` reports the mean number of free units per cluster drawn, a
+    measure of how far each move reaches (and, for Wolff, how many sweeps make one pass over
+    the units).
 
     Examples
     --------
