@@ -54,19 +54,21 @@ Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
   per free unit with ``h_u s_u > 0`` (bonded to the ghost when ``u < p_u``); then one per
   cluster without the ghost, in the order of its smallest unit, flipped when ``u < 1/2``.
 * Wolff: one uniform for the seed, ``free[floor(u n_free)]`` (free units in order); the
-  cluster grows from a FIFO queue (the seed first): a popped unit ``x`` draws one uniform per neighbour ``y``
-  (in increasing order) not yet in the cluster with ``J s_x s_y > 0`` (joins when
-  ``u < p_e``), then, if the ghost is not yet in, joins it without a draw when clamped, else
-  with one draw when ``h_x s_x > 0``; the popped ghost takes every unit not yet in, in order:
-  clamped ones without a draw, free ones with ``h_u s_u > 0`` with one. No draw to flip.
+  cluster grows from a FIFO queue (the seed first): a popped unit ``x`` draws one uniform
+  per neighbour ``y`` (in increasing order) not yet in the cluster with ``J s_x s_y > 0``
+  (joins when ``u < p_e``), then, if the ghost is not yet in, joins it without a draw when
+  clamped, else with one draw when ``h_x s_x > 0``; the popped ghost takes every unit not
+  yet in, in order: clamped ones without a draw, free ones with ``h_u s_u > 0`` with one.
+  No draw to flip.
 * Swendsen-Wang, Potts: one uniform per edge with at least one free end, ``J_e > 0`` and equal
   colours, in edge order; then one per cluster without a clamped site, in the order of its
   smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
   exceeds ``u`` times their total (``F_c`` summed over the cluster's sites in order).
 
-The sampler's state, temperature, clamping and sampling loop are :class:`GibbsSampler`'s
-(the same methods, reading the chains through this module's engine), and its state value is a
-:class:`~pgm_energy.sampling.GibbsState`, so checkpoints and tempering treat both alike.
+The sampler's state, temperature, clamping and sampling loop are
+:class:`~pgm_energy.GibbsSampler`'s (the same methods, reading the chains through this
+module's engine), and its state value is a :class:`~pgm_energy.sampling.GibbsState`, so
+checkpoints and tempering treat both alike.
 """
 from __future__ import annotations
 
