@@ -49,8 +49,8 @@ units.)
 Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
 ``tests/reference/cluster.py`` reproduces it bit for bit):
 
-* Swendsen-Wang, spins: one uniform per satisfied edge with at least one free end, in edge
-  order (edges ``(i, j)``, ``i < j``, sorted), bonded when ``u < p_e``; then, unit by unit, one
+* Swendsen-Wang, spins: one uniform per edge, in edge order (edges ``(i, j)``, ``i < j``,
+  sorted); a satisfied edge with at least one free end bonds when ``u < p_e``; then, unit by unit, one
   per free unit with ``h_u s_u > 0`` (bonded to the ghost when ``u < p_u``); then one per
   cluster without the ghost, in the order of its smallest unit, flipped when ``u < 1/2``.
 * Wolff: one uniform for the seed, ``free[floor(u n_free)]`` (free units in order); the
@@ -60,8 +60,8 @@ Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
   clamped, else with one draw when ``h_x s_x > 0``; the popped ghost takes every unit not
   yet in, in order: clamped ones without a draw, free ones with ``h_u s_u > 0`` with one.
   No draw to flip.
-* Swendsen-Wang, Potts: one uniform per edge with at least one free end, ``J_e > 0`` and equal
-  colours, in edge order; then one per cluster without a clamped site, in the order of its
+* Swendsen-Wang, Potts: one uniform per edge, in edge order; an edge with at least one free
+  end, ``J_e > 0`` and equal colours bonds when ``u < p_e``; then one per cluster without a clamped site, in the order of its
   smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
   exceeds ``u`` times their total (``F_c`` summed over the cluster's sites in order).
 

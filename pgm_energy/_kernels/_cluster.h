@@ -49,6 +49,7 @@ typedef struct {
     int32_t *free_list;              /* (n,) the free units, in order */
     int64_t *mark;                   /* (n + 1,) Wolff: number of the last cluster holding u */
     int32_t *bonded;                 /* (n_edges,) Swendsen-Wang: the bonded edges */
+    double *uniform;                 /* (n_edges,) Swendsen-Wang: the edges' uniforms */
     double *p_edge;                  /* (n_edges,) bond probability of each edge */
     double *p_field;                 /* (n,) bond probability to the ghost */
     double *weight;                  /* Potts: (n, k) per root, the cluster's summed fields */
@@ -58,13 +59,15 @@ enum { PE_UNSEEN = -3, PE_PENDING = -2, PE_KEEP = -1 };   /* labels; >= 0: a new
 
 #define PE_UNIFORM(t) pe__uniform(&(t)[0], &(t)[1], &(t)[2], &(t)[3])
 
+/* The root of u's set, and u linked straight to it. The first three steps run without a
+ * test (a root is its own parent), so the usual shallow trees cost no unpredictable branch. */
 static inline long pe__find(int32_t *parent, long u)
 {
-    while (parent[u] != u) {
-        parent[u] = parent[parent[u]];
-        u = parent[u];
-    }
-    return u;
+    long r = parent[parent[parent[u]]];
+    while (parent[r] != r)
+        r = parent[parent[r]];
+    parent[u] = (int32_t)r;
+    return r;
 }
 
 static inline void pe__union(int32_t *parent, long a, long b)
@@ -90,40 +93,26 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
             w->p_field[u] = -expm1(-2.0 * beta * fabs(g->field[u]));
 }
 
-/* Edge bonds of Swendsen-Wang: one uniform per satisfied edge with a free end, in edge
- * order (spins: J_e s_i s_j > 0; Potts: x_i = x_j and J_e > 0), bonded when u < p_e. Without
- * branches on the random outcomes (they would be mispredicted about half the time): every
- * edge computes the stream's next state and keeps it only when satisfied, and writes its
- * index to the list of bonded edges, which grows only when bonded; the unions follow. */
+/* Edge bonds of Swendsen-Wang: one uniform per edge, in edge order, all drawn first (a
+ * tight loop); edge e bonds when it is satisfied (spins: J_e s_i s_j > 0; Potts: x_i = x_j
+ * and J_e > 0), has a free end and its uniform is < p_e. The bonded edges are listed without
+ * branches on the random outcomes (they would be mispredicted about half the time), then
+ * joined. */
 static inline void pe__edge_bonds(const pe_cluster_graph *g, const void *state, int potts,
                                   pe_cluster_scratch *w, uint64_t *t)
 {
     const int8_t *s = (const int8_t *)state;
     const uint16_t *x = (const uint16_t *)state;
-    uint64_t s0 = t[0], s1 = t[1], s2 = t[2], s3 = t[3];
+    const double *u = w->uniform;
     long n_bonded = 0;
+    pe__uniforms(w->uniform, &t[0], &t[1], &t[2], &t[3], g->n_edges);
     for (long e = 0; e < g->n_edges; ++e) {
         long i = g->edge_i[e], j = g->edge_j[e];
         double J = g->coupling[e];
-        int equal = potts ? x[i] == x[j] : s[i] == s[j];
-        int satisfied = (g->free_unit[i] | g->free_unit[j])
-                        & (potts ? equal & (J > 0.0) : (equal & (J > 0.0)) | (!equal & (J < 0.0)));
-        /* the next xoshiro256+ state and its uniform (pe__uniform), kept when satisfied */
-        uint64_t result = s0 + s3, r1 = s1 << 17;
-        uint64_t n2 = s2 ^ s0, n3 = s3 ^ s1;
-        uint64_t n1 = s1 ^ n2, n0 = s0 ^ n3;
-        n2 ^= r1;
-        n3 = pe__rotl(n3, 45);
-        double u = pe__asdouble((result >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
-        uint64_t keep = (uint64_t)0 - (uint64_t)satisfied;
-        s0 = (n0 & keep) | (s0 & ~keep);
-        s1 = (n1 & keep) | (s1 & ~keep);
-        s2 = (n2 & keep) | (s2 & ~keep);
-        s3 = (n3 & keep) | (s3 & ~keep);
+        int satisfied = potts ? (x[i] == x[j]) & (J > 0.0) : J * (double)(s[i] * s[j]) > 0.0;
         w->bonded[n_bonded] = (int32_t)e;
-        n_bonded += satisfied & (u < w->p_edge[e]);
+        n_bonded += satisfied & (g->free_unit[i] | g->free_unit[j]) & (u[e] < w->p_edge[e]);
     }
-    t[0] = s0; t[1] = s1; t[2] = s2; t[3] = s3;
     for (long b = 0; b < n_bonded; ++b)
         pe__union(w->parent, g->edge_i[w->bonded[b]], g->edge_j[w->bonded[b]]);
 }

@@ -66,7 +66,8 @@ def swendsen_wang(spins, edges, J, h, free, betas, streams, n_sweeps):
         for _ in range(n_sweeps):
             parent = list(range(n + 1))
             for e, (i, j) in enumerate(edges):
-                if (free[i] or free[j]) and J[e] * s[i] * s[j] > 0 and uniform() < p_edge[e]:
+                u = uniform()
+                if (free[i] or free[j]) and J[e] * s[i] * s[j] > 0 and u < p_edge[e]:
                     _union(parent, i, j)
             for u in range(n):
                 if not free[u] or (h[u] * s[u] > 0 and uniform() < p_field[u]):
@@ -137,7 +138,8 @@ def swendsen_wang_potts(colours, edges, J, f, free, betas, streams, n_sweeps):
         for _ in range(n_sweeps):
             parent = list(range(n))
             for e, (i, j) in enumerate(edges):
-                if (free[i] or free[j]) and x[i] == x[j] and J[e] > 0 and uniform() < p_edge[e]:
+                u = uniform()
+                if (free[i] or free[j]) and x[i] == x[j] and J[e] > 0 and u < p_edge[e]:
                     _union(parent, i, j)
             keep = {_find(parent, u) for u in range(n) if not free[u]}
             fields = {}
