@@ -49,7 +49,7 @@ typedef struct {
     int32_t *free_list;              /* (n,) the free units, in order */
     int64_t *mark;                   /* (n + 1,) Wolff: number of the last cluster holding u */
     int32_t *bonded;                 /* (n_edges,) Swendsen-Wang: the bonded edges */
-    double *uniform;                 /* (n_edges,) Swendsen-Wang: the edges' uniforms */
+    int8_t *edge_sign;               /* (n_edges,) sign of J_e, 0 where both ends are clamped */
     double *p_edge;                  /* (n_edges,) bond probability of each edge */
     double *p_field;                 /* (n,) bond probability to the ghost */
     double *weight;                  /* Potts: (n, k) per root, the cluster's summed fields */
@@ -81,21 +81,26 @@ static inline void pe__union(int32_t *parent, long a, long b)
 }
 
 /* Bond probabilities at this chain's beta: 1 - e^(-2 beta |J_e|) (Potts: 1 - e^(-beta J_e)),
- * 1 - e^(-2 beta |h_u|). */
+ * 1 - e^(-2 beta |h_u|); and each edge's sign, sign(J_e), or 0 when both its ends are clamped
+ * (such an edge never bonds: both ends are in the ghost's cluster anyway). */
 static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
                                      pe_cluster_scratch *w)
 {
     double scale = g->k ? 1.0 : 2.0;
-    for (long e = 0; e < g->n_edges; ++e)
-        w->p_edge[e] = -expm1(-scale * beta * fabs(g->coupling[e]));
+    for (long e = 0; e < g->n_edges; ++e) {
+        double J = g->coupling[e];
+        w->p_edge[e] = -expm1(-scale * beta * fabs(J));
+        w->edge_sign[e] = (int8_t)(((J > 0.0) - (J < 0.0))
+                                   * (g->free_unit[g->edge_i[e]] | g->free_unit[g->edge_j[e]]));
+    }
     if (!g->k)
         for (long u = 0; u < g->n; ++u)
             w->p_field[u] = -expm1(-2.0 * beta * fabs(g->field[u]));
 }
 
-/* Edge bonds of Swendsen-Wang: one uniform per edge, in edge order, all drawn first (a
- * tight loop); edge e bonds when it is satisfied (spins: J_e s_i s_j > 0; Potts: x_i = x_j
- * and J_e > 0), has a free end and its uniform is < p_e. The bonded edges are listed without
+/* Edge bonds of Swendsen-Wang: one uniform per edge, in edge order; edge e bonds when it is
+ * satisfied (spins: sign_e s_i s_j > 0; Potts: x_i = x_j and sign_e > 0, see
+ * pe_cluster_probabilities) and its uniform is < p_e. The bonded edges are listed without
  * branches on the random outcomes (they would be mispredicted about half the time), then
  * joined. */
 static inline void pe__edge_bonds(const pe_cluster_graph *g, const void *state, int potts,
@@ -103,16 +108,17 @@ static inline void pe__edge_bonds(const pe_cluster_graph *g, const void *state, 
 {
     const int8_t *s = (const int8_t *)state;
     const uint16_t *x = (const uint16_t *)state;
-    const double *u = w->uniform;
+    uint64_t t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
     long n_bonded = 0;
-    pe__uniforms(w->uniform, &t[0], &t[1], &t[2], &t[3], g->n_edges);
     for (long e = 0; e < g->n_edges; ++e) {
+        double u = pe__uniform(&t0, &t1, &t2, &t3);
         long i = g->edge_i[e], j = g->edge_j[e];
-        double J = g->coupling[e];
-        int satisfied = potts ? (x[i] == x[j]) & (J > 0.0) : J * (double)(s[i] * s[j]) > 0.0;
+        int sign = w->edge_sign[e];
+        int satisfied = potts ? (x[i] == x[j]) & (sign > 0) : s[i] * s[j] * sign > 0;
         w->bonded[n_bonded] = (int32_t)e;
-        n_bonded += satisfied & (g->free_unit[i] | g->free_unit[j]) & (u[e] < w->p_edge[e]);
+        n_bonded += satisfied & (u < w->p_edge[e]);
     }
+    t[0] = t0; t[1] = t1; t[2] = t2; t[3] = t3;
     for (long b = 0; b < n_bonded; ++b)
         pe__union(w->parent, g->edge_i[w->bonded[b]], g->edge_j[w->bonded[b]]);
 }

@@ -32,7 +32,7 @@ cdef extern from "_cluster.h" nogil:
         int32_t *free_list
         int64_t *mark
         int32_t *bonded
-        double *uniform
+        int8_t *edge_sign
         double *p_edge
         double *p_field
         double *weight
@@ -133,7 +133,7 @@ def sweep(
     cdef int64_t[:, ::1] mark = np.empty((threads, n + 1), np.int64)
     cdef int32_t[:, ::1] bonded = np.empty((threads, max(n_edges, 1)), np.int32)
     cdef double[:, ::1] p_edge = np.empty((threads, max(n_edges, 1)))
-    cdef double[:, ::1] uniform = np.empty((threads, max(n_edges, 1)))
+    cdef int8_t[:, ::1] edge_sign = np.empty((threads, max(n_edges, 1)), np.int8)
     cdef double[:, ::1] p_field = np.empty((threads, n))
     cdef double[:, ::1] weight = np.empty((threads, n * k if potts else 1))
     cdef pe_cluster_graph g
@@ -160,7 +160,7 @@ def sweep(
         work[tid].mark = &mark[tid, 0]
         work[tid].bonded = &bonded[tid, 0]
         work[tid].p_edge = &p_edge[tid, 0]
-        work[tid].uniform = &uniform[tid, 0]
+        work[tid].edge_sign = &edge_sign[tid, 0]
         work[tid].p_field = &p_field[tid, 0]
         work[tid].weight = &weight[tid, 0]
     cdef Py_ssize_t stride = streams.shape[1]
