@@ -209,6 +209,8 @@ def test_load_refuses_unknown_terms_and_non_model_files(tmp_path):
 
 @pytest.mark.parametrize("method", [lambda: L.PCD(n_chains=30, k=2),
                                     lambda: L.PT([1.0, 0.5], n_chains=20),
+                                    lambda: L.PT(3, beta_min=0.4, n_chains=10, k=2,
+                                                 adapt=True),
                                     lambda: L.CD(k=1)])
 @pytest.mark.parametrize("optimizer", [lambda: L.SGD(lr=0.05, momentum=0.9),
                                        lambda: L.Adam(lr=0.01)])
@@ -344,6 +346,46 @@ def test_resume_with_another_method_or_optimizer_is_refused(tmp_path, method, op
     with pytest.raises(ValueError, match=match):
         L.fit(pe.RBM(9, 4, rng=0), BAS, method(), optimizer(), epochs=2, batch_size=7, rng=0,
               checkpoint=path, resume=True)
+
+
+def test_adaptive_pt_moves_its_ladder_during_training_and_checkpoints_it(tmp_path):
+    path = tmp_path / "run.npz"
+    method = L.PT(4, beta_min=0.3, n_chains=10, adapt=True)
+    L.fit(pe.RBM(9, 4, rng=0), BAS, method, epochs=3, batch_size=7, rng=0, checkpoint=path)
+    betas = method.tempering.betas
+    assert betas[0] == 1.0 and betas[-1] == 0.3 and np.all(np.diff(betas) < 0)
+    assert not np.allclose(betas, 0.3 ** (np.arange(4) / 3))
+    assert method.tempering.get_state().adapt_rounds == 3 * 2      # epochs x updates x k
+    assert method.tempering.swap_statistics.proposed.sum() > 0     # never reset in training
+    with np.load(path) as data:
+        np.testing.assert_array_equal(data["method/betas"], betas)
+
+
+def test_checkpoint_of_an_older_tempering_state_is_a_clear_error(tmp_path):
+    path = tmp_path / "run.npz"
+    L.fit(pe.RBM(9, 4, rng=0), BAS, L.PT([1.0, 0.5], n_chains=10), epochs=1, batch_size=7,
+          rng=0, checkpoint=path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if not k.startswith("method/") or k in (
+            "method/config", "method/betas", "method/swaps", "method/parity",
+            "method/swap_rng", "method/streams", "method/beta") or k.startswith(
+            "method/values/")}
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="older pgm_energy, without the walkers"):
+        L.fit(pe.RBM(9, 4, rng=0), BAS, L.PT([1.0, 0.5], n_chains=10), epochs=2,
+              batch_size=7, rng=0, checkpoint=path, resume=True)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: L.PCD(move="heat-bath"), ValueError, "move must be one of 'gibbs'"),
+    (lambda: L.PT(move="heat-bath"), ValueError, "move must be one of 'gibbs'"),
+    (lambda: L.PT(4), ValueError, "needs beta_min"),
+    (lambda: L.PT([1.0, 0.5], beta_min=0.2), ValueError, "a sequence of betas"),
+    (lambda: L.PT(adapt="yes"), TypeError, "adapt must be True or False"),
+])
+def test_bad_estimator_arguments_are_refused(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
 
 
 def test_compiled_fit_does_not_depend_on_the_blas_thread_count():

@@ -70,8 +70,11 @@ def restore(path, model, method, optimizer, gen, history) -> int:
             arrays = {k: data[k] for k in data.files}
         saved = model_from_arrays(arrays)
         header = {k: json.loads(str(arrays[f"{k}/config"][()])) for k in ("method", "optimizer")}
-        chains = _state_from_arrays({k[len("method/"):]: v for k, v in arrays.items()
-                                     if k.startswith("method/") and k != "method/config"})
+        chain_arrays = {k[len("method/"):]: v for k, v in arrays.items()
+                        if k.startswith("method/") and k != "method/config"}
+        # Tempering states written before the walkers were followed cannot continue exactly.
+        outdated = "swaps" in chain_arrays and "walkers" not in chain_arrays
+        chains = None if outdated else _state_from_arrays(chain_arrays)
         slots = {k[len("optimizer/slots/"):]: v for k, v in arrays.items()
                  if k.startswith("optimizer/slots/")}
         rng_state = json.loads(str(arrays["train/rng"][()]))
@@ -81,6 +84,11 @@ def restore(path, model, method, optimizer, gen, history) -> int:
         raise ValueError(f"checkpoint {os.fspath(path)!r} cannot be read: it is truncated, "
                          f"empty or not written by pe.fit ({type(err).__name__}: {err}); "
                          "delete it or pass resume=False") from None
+    if outdated:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} holds a parallel-tempering state "
+                         "written by an older pgm_energy, without the walkers' labels and "
+                         "round trips; it cannot continue exactly: start a new checkpoint "
+                         "(resume=False, or another path)")
     for what, obj in (("method", method), ("optimizer", optimizer)):
         if header[what] != config(obj):
             raise ValueError(f"checkpoint {os.fspath(path)!r} was written with the {what} "
@@ -106,13 +114,20 @@ def _describe(conf: dict) -> str:
 
 def _state_arrays(state) -> dict:
     """A sampler state as named arrays (``values/<group>``, ``streams``, ``beta``, and for
-    tempering ``swaps``, ``betas``, ``parity``, ``swap_rng``)."""
+    tempering ``betas``, ``swaps`` (accepted and proposed), ``round_trips``, ``visits`` (up
+    and down), ``walkers``, ``labels``, ``acceptance``, ``adapt_rounds``, ``parity``,
+    ``swap_rng``)."""
     if state is None:
         return {}
     if isinstance(state, TemperingState):
         swaps = state.swaps
         return {**_state_arrays(state.replicas), "betas": np.asarray(swaps.betas),
                 "swaps": np.stack([swaps.accepted, swaps.proposed]),
+                "round_trips": np.asarray(swaps.round_trips),
+                "visits": np.stack([swaps.up_visits, swaps.down_visits]),
+                "walkers": np.asarray(state.walkers), "labels": np.asarray(state.labels),
+                "acceptance": np.asarray(state.acceptance),
+                "adapt_rounds": np.array(state.adapt_rounds),
                 "parity": np.array(state.parity),
                 "swap_rng": np.array(json.dumps(state.swap_rng))}
     return {**{f"values/{g}": v for g, v in state.values.items()},
@@ -130,5 +145,9 @@ def _state_from_arrays(arrays: dict):
     if "swaps" not in arrays:
         return replicas
     accepted, proposed = arrays["swaps"]
-    return TemperingState(replicas, SwapStatistics(arrays["betas"], accepted, proposed),
-                          int(arrays["parity"]), json.loads(str(arrays["swap_rng"][()])))
+    up, down = arrays["visits"]
+    swaps = SwapStatistics(arrays["betas"], accepted, proposed, arrays["round_trips"], up,
+                           down)
+    return TemperingState(replicas, swaps, int(arrays["parity"]),
+                          json.loads(str(arrays["swap_rng"][()])), arrays["walkers"],
+                          arrays["labels"], int(arrays["adapt_rounds"]), arrays["acceptance"])

@@ -31,7 +31,7 @@ class NotCompiled(Exception):
 
 
 class CompiledPCD:
-    """The compiled epoch for ``method`` (a :class:`PCD`) and ``optimizer`` (an :class:`SGD`)
+    """The compiled epoch for ``method`` (a :class:`PCD` of Gibbs moves) and ``optimizer`` (an :class:`SGD`)
     on ``model``; raises :class:`NotCompiled` where it does not apply.
 
     Parameters are laid out flat: the fields of layer ``a`` (the visible units, colour 0 of
@@ -39,7 +39,7 @@ class CompiledPCD:
     """
 
     def __init__(self, model, method, optimizer, gen):
-        if type(method) is not PCD or type(optimizer) is not SGD:
+        if type(method) is not PCD or method.move != "gibbs" or type(optimizer) is not SGD:
             raise NotCompiled
         layout = method._bind(model, gen)
         self.method, self.optimizer = method, optimizer

@@ -22,7 +22,7 @@ from .._checks import positive_int
 from ..graph import independent_split
 from ..model import EnergyModel
 from ..sampling import GibbsSampler, GibbsState
-from ..tempering import ParallelTempering, TemperingState
+from ..tempering import ParallelTempering, TemperingState, check_move, ladder, make_sampler
 
 __all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments_gradient"]
 
@@ -207,19 +207,26 @@ class CD(_Estimator):
 
 class PCD(_Estimator):
     """Persistent contrastive divergence: ``n_chains`` model chains kept across updates,
-    advanced ``k`` sweeps per gradient (Tieleman 2008)."""
+    advanced ``k`` sweeps per gradient (Tieleman 2008).
 
-    hyperparameters = ("n_chains", "k", "schedule", "positive_sweeps")
+    ``move`` is how the chains move: ``"gibbs"`` (Gibbs sweeps with ``schedule``) or a
+    cluster algorithm, ``"swendsen-wang"`` or ``"wolff"`` (``pgm_energy.cluster``), for
+    pairwise binary and spin models.
+    """
 
-    def __init__(self, n_chains: int = 100, k: int = 1, *, schedule: str = "auto"):
+    hyperparameters = ("n_chains", "k", "move", "schedule", "positive_sweeps")
+
+    def __init__(self, n_chains: int = 100, k: int = 1, *, move: str = "gibbs",
+                 schedule: str = "auto"):
         super().__init__()
         self.n_chains = positive_int(n_chains, "n_chains")
         self.k = positive_int(k, "k")
+        self.move = check_move(move)
         self.schedule = schedule
         self.sampler = None
 
     def _start(self, model, rng):
-        self.sampler = GibbsSampler(model, self.n_chains, schedule=self.schedule, rng=rng)
+        self.sampler = make_sampler(model, self.n_chains, self.move, self.schedule, rng)
 
     def negative_rows(self, model, X, rng):
         self.sampler.run(self.k)
@@ -236,26 +243,47 @@ class PCD(_Estimator):
 
 
 class PT(_Estimator):
-    """Persistent parallel tempering: chains at ``betas`` (one of them 1) with swaps; the
-    negative phase uses the chains at beta = 1 after ``k`` sweeps."""
+    """Persistent parallel tempering: chains at ``betas`` (one of them 1; or a number of
+    temperatures, geometric from 1 down to ``beta_min``) with swaps; the negative phase uses
+    the chains at beta = 1 after ``k`` rounds (:class:`~pgm_energy.ParallelTempering`).
 
-    hyperparameters = ("betas", "n_chains", "k", "schedule", "positive_sweeps")
+    With ``adapt=True`` the ladder follows the model as it learns: every negative phase's
+    ``k`` rounds run :meth:`~pgm_energy.ParallelTempering.adapt` with a constant gain
+    (``nu = 10``, ``t0 = inf``: the log-spacings move by ``(A_k - A_{k+1}) / 10`` per round),
+    beta = 1 and the smallest beta fixed; its swap statistics then count since the start of
+    training, across the ladder's moves. ``move`` is as for :class:`PCD`.
+    """
 
-    def __init__(self, betas: Sequence[float] = (1.0, 0.8, 0.6, 0.4), n_chains: int = 100,
-                 k: int = 1, *, schedule: str = "auto"):
+    hyperparameters = ("betas", "beta_min", "n_chains", "k", "adapt", "move", "schedule",
+                       "positive_sweeps")
+
+    def __init__(self, betas: Sequence[float] | int = (1.0, 0.8, 0.6, 0.4),
+                 n_chains: int = 100, k: int = 1, *, beta_min: float | None = None,
+                 adapt: bool = False, move: str = "gibbs", schedule: str = "auto"):
         super().__init__()
-        self.betas = list(betas)
+        ladder(betas, beta_min)                      # validated here, built at the first use
+        self.betas = betas if isinstance(betas, (int, np.integer)) else list(betas)
+        self.beta_min = beta_min
         self.n_chains = positive_int(n_chains, "n_chains")
         self.k = positive_int(k, "k")
+        if not isinstance(adapt, (bool, np.bool_)):
+            raise TypeError(f"adapt must be True or False, got {adapt!r}")
+        self.adapt = bool(adapt)
+        self.move = check_move(move)
         self.schedule = schedule
         self.tempering = None
 
     def _start(self, model, rng):
         self.tempering = ParallelTempering(model, self.betas, self.n_chains, rng=rng,
+                                           beta_min=self.beta_min, move=self.move,
                                            schedule=self.schedule)
 
     def negative_rows(self, model, X, rng):
-        self.tempering.run(self.k)
+        if self.adapt:
+            self.tempering.adapt(self.k, nu=10.0, t0=np.inf,
+                                 reset_statistics=False)
+        else:
+            self.tempering.run(self.k)
         layout = self._layout
         return expected_states(model, layout.graph.encode(self.tempering.state),
                                layout.model_closed)
