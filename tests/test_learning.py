@@ -37,6 +37,23 @@ def test_persistent_estimators_converge_to_the_exact_gradient(data):
         assert max_error(got, exact) < 6 / np.sqrt(n), type(estimator).__name__
 
 
+@pytest.mark.parametrize("estimator", [
+    lambda n: L.PCD(n_chains=n, k=10, move="swendsen-wang"),
+    lambda n: L.PCD(n_chains=n, k=10, move="wolff"),
+    lambda n: L.PT([1.0, 0.6], n_chains=n, k=10, move="swendsen-wang")],
+    ids=["PCD-swendsen-wang", "PCD-wolff", "PT-swendsen-wang"])
+def test_cluster_moves_in_the_negative_phase_converge_to_the_exact_gradient(estimator):
+    """The negative phase moved by ``pe.ClusterSampler``: the same 6/sqrt(N) band as above,
+    on an RBM with strong weights and fields."""
+    gen = np.random.default_rng(3)
+    model = pe.RBM(5, 3, W=gen.normal(size=(3, 5)), b=gen.normal(size=5),
+                   c=gen.normal(size=3))
+    X = gen.integers(0, 2, (4, 5)).astype(float)
+    n = 10000
+    got = estimator(n).gradient(model, np.repeat(X, n // 4, axis=0), rng=1)
+    assert max_error(got, pe.exact.gradient(model, X)) < 6 / np.sqrt(n)
+
+
 def test_cd_with_many_steps_converges_to_the_exact_gradient():
     """CD-k runs one chain per data row: repeat the rows to average over many chains."""
     rng = np.random.default_rng(0)

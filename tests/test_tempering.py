@@ -186,3 +186,29 @@ def test_bad_adaptation_constants_are_refused():
         pt.adapt(1, t0=-1.0)
     with pytest.raises(TypeError, match="n_sweeps must be an int"):
         pt.adapt(1.5)
+
+
+# -- cluster moves as the replicas' move ------------------------------------------------------
+@pytest.mark.parametrize("move", ["swendsen-wang", "wolff"])
+def test_tempering_with_cluster_moves_samples_the_exact_distribution(move):
+    """A frustrated spin model with fields: replicas moved by ``pe.ClusterSampler`` at every
+    temperature, swapped as usual; the chains at beta = 1 pass the chi-square test against
+    the exact distribution."""
+    model = pe.Ising([(0, 1), (1, 2), (2, 0), (2, 3), (3, 4), (4, 0)],
+                     [1.2, -0.8, 1.0, 0.9, -1.1, 0.7], fields=[0.3, -0.4, 0.2, 0.5, -0.1])
+    pt = pe.ParallelTempering(model, [1.0, 0.6, 0.3], n_chains=4, rng=0, move=move)
+    assert type(pt.sampler).__name__ == "ClusterSampler" and pt.move == move
+    pe.testing.check_sampler(
+        lambda m, n, rng: pe.ParallelTempering(m, [1.0, 0.6, 0.3], n_chains=n, rng=rng,
+                                               move=move),
+        model, n_chains=1500, n_sweeps=60, rng=0)
+
+
+def test_tempering_with_a_cluster_move_continues_exactly_from_its_state():
+    model = _curie_weiss(6, 2.0)
+    pt = pe.ParallelTempering(model, 3, beta_min=0.3, n_chains=5, rng=0, move="wolff")
+    pt.run(5)
+    saved = pt.get_state()
+    after = pt.run(7).state["s"]
+    pt.load_state(saved)
+    np.testing.assert_array_equal(pt.run(7).state["s"], after)
