@@ -38,6 +38,7 @@ typedef struct {
     const int32_t *neighbour_edge;   /* (2 n_edges,) the edge of each CSR entry */
     const double *field;             /* spins: (n,) h_u; Potts: (n, k) f_{u, c} */
     const uint8_t *free_unit;        /* (n,) 0 for clamped units */
+    const int8_t *edge_sign;         /* (n_edges,) sign of J_e, 0 where both ends are clamped */
     long k;                          /* Potts: colours per site */
 } pe_cluster_graph;
 
@@ -49,7 +50,7 @@ typedef struct {
     int32_t *free_list;              /* (n,) the free units, in order */
     int64_t *mark;                   /* (n + 1,) Wolff: number of the last cluster holding u */
     int32_t *bonded;                 /* (n_edges,) Swendsen-Wang: the bonded edges */
-    int8_t *edge_sign;               /* (n_edges,) sign of J_e, 0 where both ends are clamped */
+    double beta;                     /* the beta p_edge and p_field are for (NaN: none yet) */
     double *p_edge;                  /* (n_edges,) bond probability of each edge */
     double *p_field;                 /* (n,) bond probability to the ghost */
     double *weight;                  /* Potts: (n, k) per root, the cluster's summed fields */
@@ -80,19 +81,28 @@ static inline void pe__union(int32_t *parent, long a, long b)
         parent[a] = (int32_t)b;
 }
 
+/* Each edge's sign for Swendsen-Wang's bonds, once per call: sign(J_e), or 0 when both its
+ * ends are clamped (such an edge never bonds: both ends are in the ghost's cluster anyway). */
+static void pe_cluster_edge_signs(const pe_cluster_graph *g, int8_t *edge_sign)
+{
+    for (long e = 0; e < g->n_edges; ++e) {
+        double J = g->coupling[e];
+        edge_sign[e] = (int8_t)(((J > 0.0) - (J < 0.0))
+                                * (g->free_unit[g->edge_i[e]] | g->free_unit[g->edge_j[e]]));
+    }
+}
+
 /* Bond probabilities at this chain's beta: 1 - e^(-2 beta |J_e|) (Potts: 1 - e^(-beta J_e)),
- * 1 - e^(-2 beta |h_u|); and each edge's sign, sign(J_e), or 0 when both its ends are clamped
- * (such an edge never bonds: both ends are in the ghost's cluster anyway). */
+ * 1 - e^(-2 beta |h_u|); kept while the thread's chains share one beta. */
 static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
                                      pe_cluster_scratch *w)
 {
     double scale = g->k ? 1.0 : 2.0;
-    for (long e = 0; e < g->n_edges; ++e) {
-        double J = g->coupling[e];
-        w->p_edge[e] = -expm1(-scale * beta * fabs(J));
-        w->edge_sign[e] = (int8_t)(((J > 0.0) - (J < 0.0))
-                                   * (g->free_unit[g->edge_i[e]] | g->free_unit[g->edge_j[e]]));
-    }
+    if (beta == w->beta)
+        return;
+    w->beta = beta;
+    for (long e = 0; e < g->n_edges; ++e)
+        w->p_edge[e] = -expm1(-scale * beta * fabs(g->coupling[e]));
     if (!g->k)
         for (long u = 0; u < g->n; ++u)
             w->p_field[u] = -expm1(-2.0 * beta * fabs(g->field[u]));
@@ -100,7 +110,7 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
 
 /* Edge bonds of Swendsen-Wang: one uniform per edge, in edge order; edge e bonds when it is
  * satisfied (spins: sign_e s_i s_j > 0; Potts: x_i = x_j and sign_e > 0, see
- * pe_cluster_probabilities) and its uniform is < p_e. The bonded edges are listed without
+ * pe_cluster_edge_signs) and its uniform is < p_e. The bonded edges are listed without
  * branches on the random outcomes (they would be mispredicted about half the time), then
  * joined. */
 static inline void pe__edge_bonds(const pe_cluster_graph *g, const void *state, int potts,
@@ -113,7 +123,7 @@ static inline void pe__edge_bonds(const pe_cluster_graph *g, const void *state, 
     for (long e = 0; e < g->n_edges; ++e) {
         double u = pe__uniform(&t0, &t1, &t2, &t3);
         long i = g->edge_i[e], j = g->edge_j[e];
-        int sign = w->edge_sign[e];
+        int sign = g->edge_sign[e];
         int satisfied = potts ? (x[i] == x[j]) & (sign > 0) : s[i] * s[j] * sign > 0;
         w->bonded[n_bonded] = (int32_t)e;
         n_bonded += satisfied & (u < w->p_edge[e]);

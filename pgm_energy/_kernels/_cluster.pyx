@@ -9,6 +9,7 @@ probabilities), allocated once per call. The draw order is documented in
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport free, malloc
+from libc.math cimport NAN
 
 import numpy as np
 
@@ -24,6 +25,7 @@ cdef extern from "_cluster.h" nogil:
         const int32_t *neighbour_edge
         const double *field
         const uint8_t *free_unit
+        const int8_t *edge_sign
         long k
     ctypedef struct pe_cluster_scratch:
         int32_t *parent
@@ -32,10 +34,11 @@ cdef extern from "_cluster.h" nogil:
         int32_t *free_list
         int64_t *mark
         int32_t *bonded
-        int8_t *edge_sign
+        double beta
         double *p_edge
         double *p_field
         double *weight
+    void pe_cluster_edge_signs(const pe_cluster_graph *g, int8_t *edge_sign)
     void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
                                   pe_cluster_scratch *w)
     void pe_swendsen_wang_spins(const pe_cluster_graph *g, int8_t *s, pe_cluster_scratch *w,
@@ -133,7 +136,7 @@ def sweep(
     cdef int64_t[:, ::1] mark = np.empty((threads, n + 1), np.int64)
     cdef int32_t[:, ::1] bonded = np.empty((threads, max(n_edges, 1)), np.int32)
     cdef double[:, ::1] p_edge = np.empty((threads, max(n_edges, 1)))
-    cdef int8_t[:, ::1] edge_sign = np.empty((threads, max(n_edges, 1)), np.int8)
+    cdef int8_t[::1] edge_sign = np.empty(max(n_edges, 1), np.int8)
     cdef double[:, ::1] p_field = np.empty((threads, n))
     cdef double[:, ::1] weight = np.empty((threads, n * k if potts else 1))
     cdef pe_cluster_graph g
@@ -148,6 +151,8 @@ def sweep(
     g.field = &field[0]
     g.free_unit = &free_unit[0]
     g.k = k
+    g.edge_sign = &edge_sign[0]
+    pe_cluster_edge_signs(&g, &edge_sign[0])
     cdef pe_cluster_scratch *work = <pe_cluster_scratch *> malloc(
         threads * sizeof(pe_cluster_scratch))
     if work == NULL:
@@ -160,7 +165,7 @@ def sweep(
         work[tid].mark = &mark[tid, 0]
         work[tid].bonded = &bonded[tid, 0]
         work[tid].p_edge = &p_edge[tid, 0]
-        work[tid].edge_sign = &edge_sign[tid, 0]
+        work[tid].beta = NAN
         work[tid].p_field = &p_field[tid, 0]
         work[tid].weight = &weight[tid, 0]
     cdef Py_ssize_t stride = streams.shape[1]
