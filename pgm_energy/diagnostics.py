@@ -317,7 +317,8 @@ def rhat(x):
     with ``W`` the mean within-chain variance and ``B / n'`` the variance of the chain means.
     The result is the larger of the bulk value (of ``x``) and the folded one (of
     ``|x - median(x)|``, which catches chains with equal centres but different scales). Values
-    above 1.01 signal chains that have not mixed. A quantity equal everywhere has ``R = 1``;
+    above 1.01 signal chains that have not mixed, once the split chains are long against the
+    integrated time: even mixed chains give about ``1 + (tau - 1) / (2 n')``. A quantity equal everywhere has ``R = 1``;
     split chains each constant but at different values have ``R = inf``.
 
     Parameters
