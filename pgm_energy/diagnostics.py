@@ -26,10 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._checks import positive_float, positive_int, real_array
+
+if TYPE_CHECKING:
+    from .model import EnergyModel
 
 __all__ = ["autocorrelation", "integrated_time", "ess", "mcse", "rhat", "summary", "Summary"]
 
@@ -125,7 +129,15 @@ def _shaped(values: np.ndarray, trailing: tuple[int, ...]):
 
 
 def _integrated_time(x: np.ndarray, window: float) -> np.ndarray:
-    """:func:`integrated_time` of checked chains ``(n, m, K)``: shape ``(K,)``."""
+    """:func:`integrated_time` of checked chains ``(n, m, K)``: shape ``(K,)``, in blocks of
+    quantities whose padded transforms hold about 2^24 numbers."""
+    n, m, k = x.shape
+    step = max(1, (1 << 24) // ((1 << (2 * n - 1).bit_length()) * m))
+    return np.concatenate([_block_integrated_time(x[:, :, i:i + step], window)
+                           for i in range(0, k, step)])
+
+
+def _block_integrated_time(x: np.ndarray, window: float) -> np.ndarray:
     n, m, _ = x.shape
     acov = _autocovariance(x - x.mean(axis=0)) / n              # gamma_c(t): (n, m, K)
     within = acov[0].mean(axis=0) * n / (n - 1)                 # W
@@ -142,7 +154,7 @@ def _integrated_time(x: np.ndarray, window: float) -> np.ndarray:
     return np.maximum(tau, 1.0 / np.log10(max(n * m, 10)))
 
 
-def integrated_time(x, *, window: float = 5.0):
+def integrated_time(x, *, window: float = 5.0) -> float | np.ndarray:
     """Integrated autocorrelation time over several chains, ``tau = 1 + 2 sum_{t=1}^{M} rho_t``.
 
     For ``m`` chains of ``n`` samples, with chain ``c``'s autocovariance
@@ -200,7 +212,7 @@ def integrated_time(x, *, window: float = 5.0):
     return _shaped(_integrated_time(chains, window), trailing)
 
 
-def ess(x, *, window: float = 5.0):
+def ess(x, *, window: float = 5.0) -> float | np.ndarray:
     """Effective sample size over all chains, ``ess = N / tau``.
 
     ``N = n_samples * n_chains`` and ``tau`` is :func:`integrated_time` (its ``window``):
@@ -234,7 +246,7 @@ def ess(x, *, window: float = 5.0):
     return _shaped(n * m / _integrated_time(chains, window), trailing)
 
 
-def mcse(x, *, window: float = 5.0):
+def mcse(x, *, window: float = 5.0) -> float | np.ndarray:
     """Monte Carlo standard error of the mean over all samples, ``sd / sqrt(ess)``.
 
     ``sd`` is the standard deviation of the ``N`` pooled samples (``ddof=1``) and ``ess`` is
@@ -304,7 +316,7 @@ def _rhat(x: np.ndarray) -> np.ndarray:
     return np.maximum(bulk, _split_rhat(_rank_normalised(_split(folded))))
 
 
-def rhat(x):
+def rhat(x) -> float | np.ndarray:
     """Rank-normalised split R-hat (Vehtari et al. 2021): near 1 when the chains agree.
 
     Each chain is split into its first and last ``n // 2`` samples (so one chain is enough:
@@ -351,7 +363,7 @@ def rhat(x):
     return _shaped(_rhat(chains), trailing)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class Summary:
     """Diagnostics of sampled quantities, one row per quantity (:func:`summary`).
 
@@ -392,7 +404,8 @@ class Summary:
     __str__ = __repr__
 
 
-def summary(samples: Mapping, model=None, *, window: float = 5.0) -> Summary:
+def summary(samples: Mapping, model: EnergyModel | None = None, *,
+            window: float = 5.0) -> Summary:
     """Mean, sd, mcse, ess and R-hat of every sampled quantity, one row each.
 
     Parameters

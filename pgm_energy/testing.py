@@ -384,7 +384,7 @@ def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
     independent and ``tau = 1``: the plain chi-square test. With ``n_samples >= 4``, ``tau``
     is the largest :func:`pgm_energy.diagnostics.integrated_time` among the indicators of the
     pooled cells and the energy. Why it holds the false-failure rate at ``p_floor``: for
-    correlated samples the counts' covariance is the multinomial one with each direction
+    correlated samples of a reversible chain the counts' covariance is the multinomial one with each direction
     inflated by the integrated time of some function of the state, so the undeflated ``X^2``
     is distributed as ``sum_i lambda_i chi2_1`` with ``lambda_i`` at most the largest
     integrated time of any function of the state. Dividing by (an estimate of) that largest
@@ -410,13 +410,14 @@ def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
     _, p = brute_force(model)
     sampler = sampler_factory(model, n_chains, np.random.default_rng(rng))
     sampler.run(n_sweeps)
-    codes = np.empty((n_samples, n_chains), np.int64)
-    energy = np.empty((n_samples, n_chains))
+    codes, energy = [], []
     for k in range(n_samples):
         if k:
             sampler.run(1)
-        codes[k] = state_index(model, sampler.state)
-        energy[k] = model.energy(sampler.state)
+        codes.append(state_index(model, sampler.state))
+        if n_samples > 1:
+            energy.append(model.energy(sampler.state))
+    codes = np.array(codes)
     observed = np.bincount(codes.ravel(), minlength=len(p)).astype(float)
     tau = 1.0
     if n_samples > 1:
@@ -425,7 +426,7 @@ def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
         for j, members in enumerate(cells):
             cell_of[members] = j
         sampled_cells = cell_of[codes][:, :, None]
-        tau = float(integrated_time(energy))
+        tau = float(integrated_time(np.array(energy)))
         for first in range(0, len(cells), 64):         # in blocks: (n_samples, n_chains, 64)
             indicators = sampled_cells == np.arange(first, min(first + 64, len(cells)))
             tau = max(tau, float(np.max(integrated_time(indicators))))
@@ -445,7 +446,8 @@ def _pool(observed: np.ndarray, expected: np.ndarray, scale: float = 1.0):
     the remainder): the pooled ``observed / scale``, ``expected`` and the member states."""
     obs, exp_, members, acc_o, acc_e, acc_m = [], [], [], 0.0, 0.0, []
     for k in np.argsort(expected):
-        acc_o, acc_e, acc_m = acc_o + observed[k], acc_e + expected[k], acc_m + [k]
+        acc_o, acc_e = acc_o + observed[k], acc_e + expected[k]
+        acc_m.append(k)
         if acc_e >= 5:
             obs.append(acc_o)
             exp_.append(acc_e)
