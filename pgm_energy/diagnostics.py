@@ -251,7 +251,8 @@ def mcse(x, *, window: float = 5.0) -> float | np.ndarray:
 
     ``sd`` is the standard deviation of the ``N`` pooled samples (``ddof=1``) and ``ess`` is
     :func:`ess`: the estimate of the mean ``x.mean(axis=(0, 1))`` is typically within a few
-    ``mcse`` of the true mean once the chains have mixed. A constant quantity has ``mcse = 0`` (up to rounding).
+    ``mcse`` of the true mean once the chains have mixed. A constant quantity has
+    ``mcse = 0`` (up to rounding).
 
     Parameters
     ----------
@@ -330,8 +331,9 @@ def rhat(x) -> float | np.ndarray:
     The result is the larger of the bulk value (of ``x``) and the folded one (of
     ``|x - median(x)|``, which catches chains with equal centres but different scales). Values
     above 1.01 signal chains that have not mixed, once the split chains are long against the
-    integrated time: even mixed chains give about ``1 + (tau - 1) / (2 n')``. A quantity equal everywhere has ``R = 1``;
-    split chains each constant but at different values have ``R = inf``.
+    integrated time: even mixed chains give about ``1 + (tau - 1) / (2 n')``. A quantity equal
+    everywhere has ``R = 1``; split chains each constant but at different values have
+    ``R = inf``.
 
     Parameters
     ----------

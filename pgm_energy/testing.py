@@ -384,10 +384,10 @@ def check_sampler(sampler_factory, model: EnergyModel, *, n_chains: int = 4000,
     independent and ``tau = 1``: the plain chi-square test. With ``n_samples >= 4``, ``tau``
     is the largest :func:`pgm_energy.diagnostics.integrated_time` among the indicators of the
     pooled cells and the energy. Why it holds the false-failure rate at ``p_floor``: for
-    correlated samples of a reversible chain the counts' covariance is the multinomial one with each direction
-    inflated by the integrated time of some function of the state, so the undeflated ``X^2``
-    is distributed as ``sum_i lambda_i chi2_1`` with ``lambda_i`` at most the largest
-    integrated time of any function of the state. Dividing by (an estimate of) that largest
+    correlated samples of a reversible chain the counts' covariance is the multinomial one
+    with each direction inflated by the integrated time of some function of the state, so
+    the undeflated ``X^2`` is distributed as ``sum_i lambda_i chi2_1`` with ``lambda_i`` at
+    most the largest integrated time of any function of the state. Dividing by (an estimate of) that largest
     time makes the statistic no larger than ``chi2_{cells-1}`` in distribution, so a correct,
     mixed sampler fails with probability at most about ``p_floor``. The slowest function is
     a combination of cell indicators; in practice its time is that of the energy or of the

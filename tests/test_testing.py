@@ -89,7 +89,7 @@ def test_check_sampler_catches_a_factor_two_error():
 
 def test_check_sampler_with_several_samples_per_chain():
     """Successive sweeps of 400 chains, deflated by their integrated time: a correct sampler
-    passes (checked for rng 0..20) and the factor-two bug is still caught."""
+    passes (checked for rng 0..99) and the factor-two bug is still caught."""
     model = strong_bm()
     report = T.check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, rng=r), model,
                              n_chains=400, n_sweeps=100, n_samples=100)
