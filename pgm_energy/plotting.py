@@ -474,15 +474,15 @@ def plot_autocorrelation(trace, max_lag: int | None = None, *, ax: Axes | None =
     Parameters
     ----------
     trace : array_like
-        ``(n_steps,)``, ``(n_steps, n_chains)`` or ``(n_steps, n_chains, n_units)``; see
-        :func:`~pgm_energy.diagnostics.autocorrelation`.
+        ``(n_steps,)``, ``(n_steps, n_chains)`` or ``(n_steps, n_chains, n_units)``, at least
+        4 steps; see :func:`~pgm_energy.diagnostics.autocorrelation`.
     max_lag : int, optional
         Largest lag shown (default ``min(n_steps - 1, 100)``).
     ax : matplotlib.axes.Axes, optional
         Draw here (e.g. to compare samplers on one axes).
     label : str, optional
-        Legend label; ``tau = ...``
-        (:func:`~pgm_energy.diagnostics.integrated_autocorrelation_time`) is appended.
+        Legend label; ``tau = ...`` (:func:`~pgm_energy.diagnostics.integrated_time` of the
+        trace, the largest over units for a 3-D trace) is appended.
 
     Returns
     -------
@@ -500,7 +500,8 @@ def plot_autocorrelation(trace, max_lag: int | None = None, *, ax: Axes | None =
     if max_lag is None:
         max_lag = max(1, min(steps - 1, 100))
     rho = diagnostics.autocorrelation(trace, max_lag)
-    tau = diagnostics.integrated_autocorrelation_time(trace)
+    chains = np.reshape(trace, (steps, 1)) if np.ndim(trace) == 1 else trace
+    tau = np.max(diagnostics.integrated_time(chains))
     fig, (axes,) = _new_axes(ax, (6.0, 4.0))
     text = f"tau = {tau:.3g}" if label is None else f"{label} (tau = {tau:.3g})"
     axes.plot(np.arange(len(rho)), rho, marker="o" if len(rho) <= 40 else None, markersize=3,

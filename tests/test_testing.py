@@ -87,6 +87,24 @@ def test_check_sampler_catches_a_factor_two_error():
         T.check_sampler(HalfLateralSampler, model)
 
 
+def test_check_sampler_with_several_samples_per_chain():
+    """Successive sweeps of 400 chains, deflated by their integrated time: a correct sampler
+    passes (checked for rng 0..99) and the factor-two bug is still caught."""
+    model = strong_bm()
+    report = T.check_sampler(lambda m, n, r: pe.GibbsSampler(m, n, rng=r), model,
+                             n_chains=400, n_sweeps=100, n_samples=100)
+    assert "agrees" in report and "tau = 1" in report
+    with pytest.raises(AssertionError, match="400 chains x 100 samples"):
+        T.check_sampler(HalfLateralSampler, model, n_chains=400, n_sweeps=100, n_samples=100)
+
+
+@pytest.mark.parametrize("n_samples, error", [(2, ValueError), (0, ValueError),
+                                              (4.0, TypeError)])
+def test_check_sampler_rejects_bad_n_samples(n_samples, error):
+    with pytest.raises(error, match="n_samples"):
+        T.check_sampler(HalfLateralSampler, strong_bm(), n_samples=n_samples)
+
+
 def penalty_theta(n, rng):
     """theta in [-1.5 / (n - 1)^2, 0.4] for a CountPenalty theta (m - 1)^2 on n units,
     m = sum x. Both signs make barriers for single-unit moves: a negative theta makes
