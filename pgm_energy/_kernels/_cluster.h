@@ -39,6 +39,7 @@ typedef struct {
     const double *field;             /* spins: (n,) h_u; Potts: (n, k) f_{u, c} */
     const uint8_t *free_unit;        /* (n,) 0 for clamped units */
     const int8_t *edge_sign;         /* (n_edges,) sign of J_e, 0 where both ends are clamped */
+    int ghost_bonds;                 /* spins: 0 when no unit is clamped and every h_u = 0 */
     long k;                          /* Potts: colours per site */
 } pe_cluster_graph;
 
@@ -154,13 +155,13 @@ static void pe_swendsen_wang_spins(const pe_cluster_graph *g, int8_t *s, pe_clus
         for (long u = 0; u <= n; ++u)
             parent[u] = (int32_t)u;
         pe__edge_bonds(g, s, 0, w, t);
-        for (long u = 0; u < n; ++u)
+        for (long u = 0; u < n * g->ghost_bonds; ++u)
             if (!g->free_unit[u] || (g->field[u] * s[u] > 0.0 && PE_UNIFORM(t) < w->p_field[u]))
                 pe__union(parent, u, n);
         long ghost = pe__find(parent, n);
-        pe__roots(parent, n);
         for (long u = 0; u < n; ++u) {
-            long r = parent[u];
+            long r = parent[parent[u]];          /* a root: parent[u] <= u came before */
+            parent[u] = (int32_t)r;
             if (r == u && r != ghost) {          /* a cluster's smallest unit: its draw */
                 label[u] = PE_UNIFORM(t) < 0.5;
                 stats[0] += 1;

@@ -26,6 +26,7 @@ cdef extern from "_cluster.h" nogil:
         const double *field
         const uint8_t *free_unit
         const int8_t *edge_sign
+        int ghost_bonds
         long k
     ctypedef struct pe_cluster_scratch:
         int32_t *parent
@@ -152,6 +153,7 @@ def sweep(
     g.free_unit = &free_unit[0]
     g.k = k
     g.edge_sign = &edge_sign[0]
+    g.ghost_bonds = not potts and (not np.all(free_unit) or bool(np.any(np.asarray(field))))
     pe_cluster_edge_signs(&g, &edge_sign[0])
     cdef pe_cluster_scratch *work = <pe_cluster_scratch *> malloc(
         threads * sizeof(pe_cluster_scratch))
