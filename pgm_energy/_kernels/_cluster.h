@@ -158,17 +158,19 @@ static void pe_swendsen_wang_spins(const pe_cluster_graph *g, int8_t *s, pe_clus
         for (long u = 0; u < n * g->ghost_bonds; ++u)
             if (!g->free_unit[u] || (g->field[u] * s[u] > 0.0 && PE_UNIFORM(t) < w->p_field[u]))
                 pe__union(parent, u, n);
-        long ghost = pe__find(parent, n);
+        long ghost = pe__find(parent, n), n_clusters = 0, n_moved = 0;
         for (long u = 0; u < n; ++u) {
             long r = parent[parent[u]];          /* a root: parent[u] <= u came before */
             parent[u] = (int32_t)r;
             if (r == u && r != ghost) {          /* a cluster's smallest unit: its draw */
                 label[u] = PE_UNIFORM(t) < 0.5;
-                stats[0] += 1;
+                n_clusters += 1;
             }
-            stats[1] += r != ghost;
+            n_moved += r != ghost;
             s[u] = (int8_t)(s[u] * (1 - 2 * (r != ghost) * label[r]));
         }
+        stats[0] += n_clusters;
+        stats[1] += n_moved;
     }
 }
 

@@ -62,20 +62,25 @@ SWENDSEN_WANG, WOLFF, POTTS = _SWENDSEN_WANG, _WOLFF, _POTTS
 cdef void run_chain(const pe_cluster_graph *g, char *state, int algorithm, double beta,
                     pe_cluster_scratch *w, uint64_t *streams, Py_ssize_t stride,
                     long n_sweeps, int64_t *stats) noexcept nogil:
-    """One chain: its stream copied to registers' reach, its bond probabilities, its sweeps."""
+    """One chain: its stream and counters copied to the thread's stack (neighbouring chains'
+    counters share a cache line), its bond probabilities, its sweeps."""
     cdef uint64_t t[4]
+    cdef int64_t counts[2]
     cdef int r
     for r in range(4):
         t[r] = streams[r * stride]
+    counts[0] = counts[1] = 0
     pe_cluster_probabilities(g, beta, w)
     if algorithm == _SWENDSEN_WANG:
-        pe_swendsen_wang_spins(g, <int8_t *> state, w, t, n_sweeps, stats)
+        pe_swendsen_wang_spins(g, <int8_t *> state, w, t, n_sweeps, counts)
     elif algorithm == _WOLFF:
-        pe_wolff_spins(g, <int8_t *> state, w, t, n_sweeps, stats)
+        pe_wolff_spins(g, <int8_t *> state, w, t, n_sweeps, counts)
     else:
-        pe_swendsen_wang_potts(g, <uint16_t *> state, beta, w, t, n_sweeps, stats)
+        pe_swendsen_wang_potts(g, <uint16_t *> state, beta, w, t, n_sweeps, counts)
     for r in range(4):
         streams[r * stride] = t[r]
+    stats[0] += counts[0]
+    stats[1] += counts[1]
 
 
 def sweep(
