@@ -61,14 +61,14 @@ Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
   yet in, in order: clamped ones without a draw, free ones with ``h_u s_u > 0`` with one.
   No draw to flip.
 * Swendsen-Wang, Potts: one uniform per edge, in edge order; an edge with at least one free
-  end, ``J_e > 0`` and equal colours bonds when ``u < p_e``; then one per cluster without a clamped site, in the order of its
-  smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
+  end, ``J_e > 0`` and equal colours bonds when ``u < p_e``; then one per cluster without a
+  clamped site, in the order of its smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
   exceeds ``u`` times their total (``F_c`` summed over the cluster's sites in order).
 
-The sampler's state, temperature, clamping and sampling loop are
-:class:`~pgm_energy.GibbsSampler`'s (the same methods, reading the chains through this
-module's engine), and its state value is a :class:`~pgm_energy.sampling.GibbsState`, so
-checkpoints and tempering treat both alike.
+The sampler's state, temperature, clamping and sampling loop are those of every sampler of
+many chains (``sampling._ChainSampler``, which :class:`~pgm_energy.GibbsSampler` shares,
+reading the chains through this module's engine), and its state value is a
+:class:`~pgm_energy.sampling.GibbsState`, so checkpoints and tempering treat both alike.
 """
 from __future__ import annotations
 
@@ -76,13 +76,10 @@ from typing import Mapping
 
 import numpy as np
 
-from ._chains import chain_streams, check_chain_memory, random_state
-from ._checks import positive_int
-from ._checks import n_threads as check_n_threads
 from ._kernels import _cluster
 from .graph import symmetric_csr
 from .model import EnergyModel
-from .sampling import GibbsSampler
+from .sampling import _ChainSampler
 
 __all__ = ["ClusterSampler", "ALGORITHMS"]
 
@@ -94,7 +91,7 @@ _SUPPORTED = ("ClusterSampler serves pairwise models of binary/spin units (coupl
               "J >= 0, any fields) with 'swendsen-wang'")
 
 
-class ClusterSampler:
+class ClusterSampler(_ChainSampler):
     r"""Chains of cluster moves (Swendsen-Wang or Wolff) over ``P(s) ∝ exp(-beta E(s))``.
 
     For pairwise binary/spin models (any graph, couplings of either sign, fields through a
@@ -152,37 +149,14 @@ class ClusterSampler:
     def __init__(self, model: EnergyModel, n_chains: int = 100,
                  algorithm: str = "swendsen-wang", beta: float | np.ndarray = 1.0, rng=None,
                  *, n_threads: int | None = None, initial_state: Mapping | None = None):
-        if not isinstance(model, EnergyModel):
-            raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
-        self.model = model
-        self.n_chains = positive_int(n_chains, "n_chains")
-        self.n_threads = check_n_threads(n_threads)
+        graph = self._setup(model, n_chains, n_threads)
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         self.algorithm = algorithm
-        graph = model.graph
-        check_chain_memory(self.n_chains, graph.n_units)
-        engine = _PottsEngine if _potts(graph, algorithm) else _SpinEngine
-        self._engine = engine(graph, algorithm, self.n_chains)
-        self._engine.form(graph)                 # refuses a Potts block that is not J I + C
-        self._betas = self._chain_betas(beta)
-        gen = np.random.default_rng(rng)
-        self._streams = chain_streams(gen, self.n_chains)
-        self._engine.load(random_state(graph, gen, self.n_chains))
-        if initial_state is not None:
-            self.state = initial_state
-
-    # The chains' temperature, state, state value and run / sample loop are GibbsSampler's
-    # own methods: they reach the chains only through ``_engine`` (flat, load, sweep),
-    # ``_betas`` and ``_streams``.
-    beta = GibbsSampler.beta
-    state = GibbsSampler.state
-    get_state = GibbsSampler.get_state
-    load_state = GibbsSampler.load_state
-    run = GibbsSampler.run
-    sample = GibbsSampler.sample
-    _chain_betas = GibbsSampler._chain_betas
-    _per_chain = GibbsSampler._per_chain
+        engine = (_PottsEngine if _potts(graph, algorithm) else _SpinEngine)(
+            graph, algorithm, self.n_chains)
+        engine.form(graph)                       # refuses a Potts block that is not J I + C
+        self._start(engine, beta, rng, initial_state)
 
     @property
     def mean_cluster_size(self) -> float:

@@ -82,65 +82,35 @@ class GibbsState:
         return self.streams.shape[1] if np.ndim(self.streams) == 2 else 0
 
 
-class GibbsSampler:
-    """Many Gibbs chains over a model's joint distribution ``P(s) ∝ exp(-beta E(s))``.
+class _ChainSampler:
+    """What every sampler of many chains shares: the model, the chains' inverse temperatures,
+    their state (and its value, :class:`GibbsState`) and the run / sample loop.
 
-    Parameters
-    ----------
-    model : EnergyModel
-    n_chains : int
-        Number of independent chains (>= 1); chains that would not fit in the memory this
-        process may use are refused up front (a ``ValueError`` saying how much they need).
-    schedule : {"auto", "sequential", "chromatic", "block"}
-        Update order / kernel (see module docstring).
-    beta : float or array of shape (n_chains,)
-        Inverse temperature (> 0), for all chains or one per chain.
-    rng : None, int or numpy.random.Generator
-        Seeds the chains' streams and their random initial states.
-    n_threads : int, optional
-        Threads across chains (default: all cores); results do not depend on it.
-    initial_state : dict, optional
-        ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default.
-
-    Examples
-    --------
-    >>> import pgm_energy as pe
-    >>> sampler = pe.GibbsSampler(pe.RBM(6, 3, rng=0), n_chains=10, rng=0)
-    >>> samples = sampler.sample(5, burn_in=10)
-    >>> samples["x"].shape
-    (5, 10, 6)
-    >>> saved = sampler.get_state()            # a value: unit values, streams, beta
-    >>> first = sampler.run(3).state["x"]
-    >>> sampler.load_state(saved)
-    >>> bool((sampler.run(3).state["x"] == first).all())
-    True
+    A subclass's ``__init__`` calls :meth:`_setup`, builds its engine (an object with
+    ``load(flat)``, ``flat()`` and ``sweep(graph, free, betas, streams, n_sweeps, n_threads)``
+    over the chains' slot values ``(n_chains, n_units)``) and hands it to :meth:`_start`.
     """
 
-    def __init__(self, model: EnergyModel, n_chains: int = 100, schedule: str = "auto",
-                 beta: float | np.ndarray = 1.0, rng=None, *, n_threads: int | None = None,
-                 initial_state: Mapping | None = None):
+    def _setup(self, model: EnergyModel, n_chains: int, n_threads: int | None):
+        """Check and store the model, ``n_chains`` and ``n_threads``; refuse chains that do
+        not fit in memory. Returns the model's flat graph."""
         if not isinstance(model, EnergyModel):
             raise TypeError(f"expected a pe.EnergyModel, got {type(model).__name__}")
         self.model = model
         self.n_chains = positive_int(n_chains, "n_chains")
         self.n_threads = check_n_threads(n_threads)
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        graph = model.graph
-        check_chain_memory(self.n_chains, graph.n_units)
+        check_chain_memory(self.n_chains, model.graph.n_units)
+        return model.graph
+
+    def _start(self, engine, beta, rng, initial_state) -> None:
+        """Set the engine, the inverse temperatures, the chains' streams and their uniform
+        random initial states (both drawn from ``rng``: the same seed gives every sampler
+        the same initial states), then ``initial_state`` if given."""
+        self._engine = engine
         self._betas = self._chain_betas(beta)
-        self._colour = graph.colouring()
-        self.schedule = _resolve_schedule(schedule, graph, self._colour)
         gen = np.random.default_rng(rng)
         self._streams = chain_streams(gen, self.n_chains)
-        if self.schedule == "block":
-            self._engine = _BlockEngine(model, graph, self._colour, self.n_chains)
-        else:
-            first = graph.site_start[:-1]      # a categorical unit is updated at its first slot
-            order = (first[np.argsort(self._colour[first], kind="stable")]
-                     if self.schedule == "chromatic" else first)
-            self._engine = _SparseEngine(model, graph, order, self.n_chains, self.n_threads)
-        self._engine.load(random_state(graph, gen, self.n_chains))
+        engine.load(random_state(self.model.graph, gen, self.n_chains))
         if initial_state is not None:
             self.state = initial_state
 
@@ -266,7 +236,7 @@ class GibbsSampler:
         return out
 
     # -- running -------------------------------------------------------------------------
-    def run(self, n_sweeps: int, clamp: Mapping | None = None) -> "GibbsSampler":
+    def run(self, n_sweeps: int, clamp: Mapping | None = None) -> "_ChainSampler":
         """Advance every chain by ``n_sweeps`` sweeps; ``clamp`` holds groups fixed.
 
         ``clamp = {group: values}`` with values of shape ``(n_chains, n)``, ``(n,)`` or
@@ -306,6 +276,59 @@ class GibbsSampler:
             for g, arr in self.state.items():
                 out[g][k] = arr
         return out
+
+
+
+class GibbsSampler(_ChainSampler):
+    """Many Gibbs chains over a model's joint distribution ``P(s) ∝ exp(-beta E(s))``.
+
+    Parameters
+    ----------
+    model : EnergyModel
+    n_chains : int
+        Number of independent chains (>= 1); chains that would not fit in the memory this
+        process may use are refused up front (a ``ValueError`` saying how much they need).
+    schedule : {"auto", "sequential", "chromatic", "block"}
+        Update order / kernel (see module docstring).
+    beta : float or array of shape (n_chains,)
+        Inverse temperature (> 0), for all chains or one per chain.
+    rng : None, int or numpy.random.Generator
+        Seeds the chains' streams and their random initial states.
+    n_threads : int, optional
+        Threads across chains (default: all cores); results do not depend on it.
+    initial_state : dict, optional
+        ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> sampler = pe.GibbsSampler(pe.RBM(6, 3, rng=0), n_chains=10, rng=0)
+    >>> samples = sampler.sample(5, burn_in=10)
+    >>> samples["x"].shape
+    (5, 10, 6)
+    >>> saved = sampler.get_state()            # a value: unit values, streams, beta
+    >>> first = sampler.run(3).state["x"]
+    >>> sampler.load_state(saved)
+    >>> bool((sampler.run(3).state["x"] == first).all())
+    True
+    """
+
+    def __init__(self, model: EnergyModel, n_chains: int = 100, schedule: str = "auto",
+                 beta: float | np.ndarray = 1.0, rng=None, *, n_threads: int | None = None,
+                 initial_state: Mapping | None = None):
+        graph = self._setup(model, n_chains, n_threads)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self._colour = graph.colouring()
+        self.schedule = _resolve_schedule(schedule, graph, self._colour)
+        if self.schedule == "block":
+            engine = _BlockEngine(model, graph, self._colour, self.n_chains)
+        else:
+            first = graph.site_start[:-1]      # a categorical unit is updated at its first slot
+            order = (first[np.argsort(self._colour[first], kind="stable")]
+                     if self.schedule == "chromatic" else first)
+            engine = _SparseEngine(model, graph, order, self.n_chains, self.n_threads)
+        self._start(engine, beta, rng, initial_state)
 
 
 class _SparseEngine:
