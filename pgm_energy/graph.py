@@ -592,17 +592,17 @@ def _min_cut_independent(pairs: np.ndarray, weight: np.ndarray,
     """A maximum-weight independent set of a bipartite graph (``side`` colours it): the
     complement of a minimum-weight vertex cover, read off a minimum cut of the network
     source -> i (capacity w_i) for ``side[i]``, i -> j (unbounded) along each edge,
-    j -> sink (w_j) otherwise. The cut holds the cover: sides i not reached from the source
-    in the residual network, others j reached."""
+    j -> sink (w_j) otherwise. The cover is the sites i that the residual network does not
+    reach from the source, and the sites j it reaches."""
     n = len(weight)
     if n == 0:
         return np.zeros(0, bool)
     capacity = np.maximum(np.rint(weight * (_FLOW_TOTAL / weight.sum())), 1).astype(np.int32)
     unbounded = int(capacity.sum()) + 1
     source, sink = n, n + 1
-    left = side[pairs[:, 0]]
-    tail = np.where(left, pairs[:, 0], pairs[:, 1])
-    head = np.where(left, pairs[:, 1], pairs[:, 0])
+    forward = side[pairs[:, 0]]
+    tail = np.where(forward, pairs[:, 0], pairs[:, 1])
+    head = np.where(forward, pairs[:, 1], pairs[:, 0])
     left, right = np.flatnonzero(side), np.flatnonzero(~side)
     rows = np.concatenate([np.full(len(left), source), tail, right])
     cols = np.concatenate([left, head, np.full(len(right), sink)])

@@ -1,9 +1,9 @@
 """The enumeration engine: Gray-code enumeration of the free units, with closed-form sums.
 
-Free units that are conditionally independent given the other free units (a greedy maximal
-independent set ``A``) are summed in closed form (``softplus`` in the binary form, a
-log-sum-exp over each categorical site); the rest (``S``) are enumerated by the Gray-code
-kernel in ``_exact.pyx``, in pieces that run on threads and combine exactly, in batches of
+Free units that are conditionally independent given the other free units (an independent
+set ``A`` of the heaviest weight found, :func:`~pgm_energy.graph.independent_split`) are
+summed in closed form (``softplus`` in the binary form, a log-sum-exp over each categorical
+site); the rest (``S``) are enumerated by the Gray-code kernel in ``_exact.pyx``, in pieces that run on threads and combine exactly, in batches of
 about 0.1 s so that Ctrl-C is seen between them (:mod:`pgm_energy._run`). The energy of
 users' terms that do not compile (the generic path) is tabulated over the states of the free
 units they read, a mixed-radix code the kernel keeps as it moves units.
