@@ -15,6 +15,7 @@ lands, so that :meth:`FlatGraph.sync` re-reads live parameters with two ``bincou
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -495,10 +496,11 @@ def independent_split(free: np.ndarray, edges: np.ndarray, first: np.ndarray | N
     a maximum-weight independent set of the graph of the free sites. On its bipartite
     components the set is exact: the complement of a minimum-weight vertex cover, a minimum
     cut between the two colour classes (a maximum flow, the weights scaled to integers: optimal
-    to within ``n_sites * w_total * 2^-31``). On the other components the greedy maximal set
-    (lowest degree first) is improved by local search: a chosen site gives way to a heavier
-    independent set of the neighbours whose only chosen neighbour it is, in at most
-    ``_LOCAL_SEARCH_PASSES`` passes over the set. The greedy set of the whole graph is kept
+    to within ``n_sites * w_total * 2^-31``). On the other components a greedy set (the site
+    of least ``(degree + 1) / weight`` in the graph left, again and again) is improved by
+    local search: a chosen site gives way to a heavier independent set of the neighbours whose
+    only chosen neighbour it is, in at most ``_LOCAL_SEARCH_PASSES`` passes over the set. The
+    greedy maximal set of the whole graph (lowest degree first, degrees counted once) is kept
     unless the result is heavier.
 
     ``first`` (a boolean mask over units) sets priorities: ``A`` first takes the heaviest set
@@ -618,14 +620,40 @@ def _min_cut_independent(pairs: np.ndarray, weight: np.ndarray,
 
 
 def _local_search(pairs: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """The greedy maximal independent set of the graph of ``pairs`` (lowest degree first),
-    improved by swaps: a chosen site ``x`` gives way to the greedy (heaviest first) independent
-    set of its neighbours whose only chosen neighbour is ``x``, when that set is heavier.
-    Swaps keep the set maximal; at most ``_LOCAL_SEARCH_PASSES`` passes, fewer when one makes
-    no swap."""
+    """A heavy independent set of the graph of ``pairs``: the greedy set that takes the site
+    of least ``(degree + 1) / weight`` among those left, degrees counted in the graph left
+    (taken sites and their neighbours removed), improved by :func:`_swaps`."""
     n = len(weight)
     indptr, indices, _ = symmetric_csr(n, pairs)
-    chosen = _greedy_independent(indptr, indices, np.argsort(np.diff(indptr), kind="stable"))
+    degree = np.diff(indptr)
+    left = np.ones(n, bool)
+    chosen = np.zeros(n, bool)
+    heap = [((degree[u] + 1) / weight[u], u, degree[u]) for u in range(n)]
+    heapq.heapify(heap)
+    while heap:
+        _, u, d = heapq.heappop(heap)
+        if not left[u] or d != degree[u]:
+            continue                                # taken, blocked, or an outdated entry
+        chosen[u], left[u] = True, False
+        around = indices[indptr[u]:indptr[u + 1]]
+        around = around[left[around]]
+        left[around] = False
+        if len(around):
+            second = np.concatenate([indices[indptr[v]:indptr[v + 1]] for v in around])
+            second = second[left[second]]
+            np.subtract.at(degree, second, 1)
+            for w in np.unique(second):
+                heapq.heappush(heap, ((degree[w] + 1) / weight[w], w, degree[w]))
+    return _swaps(indptr, indices, weight, chosen)
+
+
+def _swaps(indptr: np.ndarray, indices: np.ndarray, weight: np.ndarray,
+           chosen: np.ndarray) -> np.ndarray:
+    """Improve the maximal independent set ``chosen`` in place by swaps: a chosen site ``x``
+    gives way to the greedy (heaviest first) independent set of its neighbours whose only
+    chosen neighbour is ``x``, when that set is heavier. Swaps keep the set maximal; at most
+    ``_LOCAL_SEARCH_PASSES`` passes, fewer when one makes no swap."""
+    n = len(weight)
     tight = np.bincount(indices[np.repeat(chosen, np.diff(indptr))], minlength=n)
     taken = np.zeros(n, bool)
     for _ in range(_LOCAL_SEARCH_PASSES):

@@ -152,6 +152,20 @@ def test_local_search_improves_greedy_on_graphs_with_odd_cycles(seed):
     assert len(A) > len(greedy)
 
 
+def test_triangular_lattice_sums_more_than_greedy():
+    """12 x 12 triangular lattice (the best set has 48 sites): greedy by static degree takes
+    38, the split 45."""
+    L = 12
+    index = np.arange(L * L).reshape(L, L)
+    edges = np.concatenate([grid_edges(L, L), np.stack([index[:-1, :-1].ravel(),
+                                                        index[1:, 1:].ravel()], axis=1)])
+    free = np.arange(L * L)
+    S, A = independent_split(free, edges)
+    check_split(free, edges, free, S, A)
+    assert len(greedy_sites(free, edges, np.zeros(L * L, bool))) == 38
+    assert len(A) == 45
+
+
 def test_grid_sums_a_checkerboard():
     L = 6
     edges = grid_edges(L, L)
