@@ -23,6 +23,7 @@ from .presets import RBM, BoltzmannMachine, Ising
 from .sampling import GibbsSampler
 from .cluster import ClusterSampler
 from .tempering import ParallelTempering
+from .annealing import AnnealResult, anneal
 from .terms import (Bias, FactorCoupling, Interaction, Lateral, LinearCoupling, Pairwise,
                     SparsePairwise, Term)
 from .units import Binary, Categorical, Spin
@@ -34,7 +35,7 @@ __all__ = [
     "Binary", "Spin", "Categorical",
     "Term", "LinearCoupling", "FactorCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise", "Interaction",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
-    "GibbsSampler", "ClusterSampler", "ParallelTempering",
+    "GibbsSampler", "ClusterSampler", "ParallelTempering", "anneal", "AnnealResult",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
     "ais", "diagnostics", "exact", "io", "load", "plotting",
 ]
