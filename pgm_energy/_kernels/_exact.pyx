@@ -14,6 +14,11 @@ slots first, then the slots of its categorical sites (``s_site_ptr``); ``A`` its
 binary slots (summed by softplus) first, then its categorical sites (``a_site_ptr``, summed
 by log-sum-exp: the closed form of a product of categorical experts).
 
+With ``maximize``, the same walk finds ``max_{x_S} lw_max(x_S)`` instead, where the analytic
+slots are maximised in closed form (``max(0, f_a)`` for a binary slot, ``max_{a in c} f_a``
+for a categorical site): exact MAP. Each piece keeps the first state of its walk that reaches
+its maximum (a strict ``>``), so ties are broken the same way on every run.
+
 The states of ``S`` are split into pieces: the top ``n_prefix`` binary slots and the last
 ``n_fixed_sites`` categorical sites are fixed by the piece number; the other binary slots run through a Gray code, one flip per state,
 and after each full Gray run the categorical sites step through a reflected mixed-radix Gray
@@ -28,6 +33,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, NAN, exp, log
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -193,6 +199,23 @@ cdef inline double analytic_log_sum(const Problem *P, const Scratch *s) noexcept
     return total
 
 
+cdef inline double analytic_max(const Problem *P, const Scratch *s) noexcept nogil:
+    """Closed-form max of the log weight of the analytic slots given the current fields."""
+    cdef int a, c
+    cdef int64_t q
+    cdef double top, total = 0.0
+    for a in range(P.n_ab):
+        if s.f[a] > 0.0:
+            total += s.f[a]
+    for c in range(P.n_ac):
+        top = s.f[P.a_site_ptr[c]]
+        for q in range(P.a_site_ptr[c] + 1, P.a_site_ptr[c + 1]):
+            if s.f[q] > top:
+                top = s.f[q]
+        total += top
+    return total
+
+
 cdef int next_site(const Problem *P, Scratch *s) noexcept nogil:
     """Advance the reflected mixed-radix Gray code of the categorical sites of S: the
     lowest site that can move one step in its direction does (sites below it that cannot
@@ -216,11 +239,13 @@ cdef inline int lowest_bit(uint64_t t) noexcept nogil:
 
 cdef void walk_piece(const Problem *P, int n_free, uint64_t piece, bint moments, double shift,
                      double *out, double *unit_acc, double *edge_acc,
-                     double *code_acc) noexcept nogil:
+                     double *code_acc, unsigned char *best_x) noexcept nogil:
     """Enumerate one piece. out = (max log weight, sum exp(lw - max)); NaN on no memory.
 
     With ``moments``, accumulate exp(lw - shift)-weighted moments instead (and the weight of
-    each code of the generic-term units in ``code_acc``).
+    each code of the generic-term units in ``code_acc``). With ``best_x`` (not NULL), find
+    the largest ``lw_max`` instead: out = (that maximum, 1) and ``best_x`` the first state
+    of ``S`` that reaches it.
     """
     cdef Scratch s
     cdef int j, c, size
@@ -254,10 +279,18 @@ cdef void walk_piece(const Problem *P, int n_free, uint64_t piece, bint moments,
                     code += P.gen_step[j] if s.x[j] else -P.gen_step[j]
                 if ((visited + t) & RESYNC_MASK) == 0:
                     lw_s = resync(P, &s)
-            lw = lw_s + analytic_log_sum(P, &s)
+            if best_x != NULL:
+                lw = lw_s + analytic_max(P, &s)
+            else:
+                lw = lw_s + analytic_log_sum(P, &s)
             if P.gen_table != NULL:
                 lw += P.gen_table[code]
-            if moments:
+            if best_x != NULL:
+                if lw > top:
+                    top = lw
+                    total = 1.0
+                    memcpy(best_x, s.x, P.m)
+            elif moments:
                 w = exp(lw - shift)
                 if w > 0.0:
                     accumulate_moments(P, &s, w, unit_acc, edge_acc)
@@ -307,6 +340,7 @@ def enumerate_pieces(
     bint moments=False,
     double shift=0.0,
     int n_threads=1,
+    bint maximize=False,
 ):
     """Run pieces ``piece_start <= p < piece_stop`` of the enumeration.
 
@@ -317,7 +351,9 @@ def enumerate_pieces(
     Returns ``(top, total)`` arrays, one entry per piece (``log sum = top + log total``),
     or, with ``moments``, ``(unit_acc, edge_acc, code_acc)`` per piece: sums of
     ``exp(lw - shift)`` times ``x_j`` / ``E[x_a | x_S]`` (units S then A), times the pair
-    products for each edge id, and per code of the generic-term units.
+    products for each edge id, and per code of the generic-term units; or, with
+    ``maximize``, ``(top, best_x)``: each piece's largest ``lw_max`` and the ``(n_pieces, m)``
+    uint8 state of ``S`` that first reaches it.
     """
     cdef Problem P
     cdef int m = field_s.shape[0], n_a = field_a.shape[0]
@@ -341,6 +377,8 @@ def enumerate_pieces(
         n_all_pieces *= <uint64_t> (s_site_ptr[p + 1] - s_site_ptr[p])
         if n_all_pieces > (<uint64_t> 1) << 40:
             raise ValueError("enumerate_pieces: too many pieces")
+    if moments and maximize:
+        raise ValueError("enumerate_pieces: moments and maximize are exclusive")
     if n_prefix < 0 or n_free < 0 or n_free > 62 or piece_stop > n_all_pieces:
         raise ValueError("enumerate_pieces: invalid piece range")
     if (ss_ptr.shape[0] != m + 1 or sa_ptr.shape[0] != m + 1 or sa_first.shape[0] != m
@@ -387,10 +425,12 @@ def enumerate_pieces(
     unit_acc = np.zeros((n_pieces if moments else 0, m + n_a))
     edge_acc = np.zeros((n_pieces if moments else 0, n_edges))
     code_acc = np.zeros((n_pieces if moments else 0, n_codes))
+    best_state = np.zeros((n_pieces if maximize else 0, m + 1), np.uint8)
     cdef double[:, ::1] out = summary
     cdef double[:, ::1] ua = unit_acc
     cdef double[:, ::1] ea = edge_acc
     cdef double[:, ::1] ca = code_acc
+    cdef unsigned char[:, ::1] bx = best_state
     cdef double *ua_row
     cdef double *ea_row
     cdef double *ca_row
@@ -400,9 +440,11 @@ def enumerate_pieces(
             ea_row = &ea[p, 0] if moments and n_edges else NULL
             ca_row = &ca[p, 0] if moments and n_codes else NULL
             walk_piece(&P, n_free, piece_start + p, moments, shift, &out[p, 0], ua_row, ea_row,
-                       ca_row)
+                       ca_row, &bx[p, 0] if maximize else NULL)
     if np.isnan(summary[:, 0]).any():
         raise MemoryError("exact enumeration: could not allocate scratch memory")
     if moments:
         return unit_acc, edge_acc, code_acc
+    if maximize:
+        return summary[:, 0], best_state[:, :m]
     return summary[:, 0], summary[:, 1]

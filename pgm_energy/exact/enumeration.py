@@ -192,9 +192,11 @@ class Enumeration(Plan):
                     out[lo + b] = const[b] + closed[b] + (table[0] if len(table) else 0.0)
         return out
 
-    def _enumerate(self, fields, table, moments=False, shift=0.0):
+    def _enumerate(self, fields, table, moments=False, shift=0.0, maximize=False):
         """``(log sum,)`` over the enumerated states, or with ``moments`` the sums
-        ``(unit_acc, edge_acc, code_acc)`` of ``enumerate_pieces``, over all pieces.
+        ``(unit_acc, edge_acc, code_acc)`` of ``enumerate_pieces``, over all pieces, or with
+        ``maximize`` ``(max lw, x_S)``: the largest log weight (analytic slots maximised) and
+        the state of ``S`` that first reaches it (the first piece of those that do).
 
         The kernel runs batches of pieces of about 0.1 s (:func:`~pgm_energy._run.timed_chunks`:
         Ctrl-C is seen between batches); the pieces' results are combined in piece order,
@@ -219,12 +221,39 @@ class Enumeration(Plan):
                     for row in acc:                   # piece by piece, in piece order
                         total += row
             return tuple(sums)
-        top, total = np.empty(n_pieces), np.empty(n_pieces)
+        top = np.empty(n_pieces)
+        total = np.empty((n_pieces, self.m), np.uint8) if maximize else np.empty(n_pieces)
         for start, size in timed_chunks(n_pieces, first):
             top[start:start + size], total[start:start + size] = _exact.enumerate_pieces(
-                *args, start, start + size, **options)
+                *args, start, start + size, maximize=maximize, **options)
+        if maximize:
+            best = int(np.argmax(top))
+            return top[best], total[best]
         peak = top.max()
         return (peak + np.log(np.sum(total * np.exp(top - peak))),)
+
+    def max_state(self, x):
+        """As :meth:`Plan.max_state`: the walk keeps the best state of ``S`` (the kernel's
+        ``maximize``), then each analytic slot takes its best value given it, ``x_a = [f_a >
+        0]`` or the first largest ``f_a`` of its site (ties: off, the lowest value)."""
+        best = np.empty(len(x))
+        bits = np.array(x, float)
+        shared = None if self.generic_clamped or not len(x) else self.generic_table(x[0])
+        fields, const = self.conditioned(x)
+        adjacency = self.graph.adjacency(self.form.coupling)
+        n_ab = self.a_site_ptr[0]
+        for b in range(len(x)):
+            table = self.generic_table(x[b]) if shared is None else shared
+            top = table[0] if len(table) else 0.0
+            if self.m:
+                top, bits[b, self.S] = self._enumerate(fields[b], table, maximize=True)
+            f_a = (fields[b] + adjacency @ (bits[b] * ~self.clamped))[self.A]
+            bits[b, self.A] = np.concatenate(
+                [f_a[:n_ab] > 0, _site_first_max(f_a[n_ab:], np.diff(self.a_site_ptr))])
+            if not self.m:
+                top = top + np.maximum(f_a[:n_ab], 0).sum() + f_a[n_ab:] @ bits[b, self.A[n_ab:]]
+            best[b] = const[b] + top
+        return best, bits
 
     def _closed_log_sum(self, fields):
         """Closed-form log sum over the analytic units, per row of ``fields``: softplus for
@@ -287,6 +316,16 @@ class Enumeration(Plan):
             sum_pair += q.sum(axis=0)
         m_unit, m_pair = graph.native_moments(sum_unit / len(x), sum_pair / len(x))
         return m_unit, m_pair, {name: g / len(x) for name, g in generic.items()}
+
+
+def _site_first_max(values, sizes):
+    """One-hot of the first largest entry of each consecutive run of ``sizes`` entries."""
+    out = np.zeros(len(values))
+    start = 0
+    for size in sizes:
+        out[start + int(np.argmax(values[start:start + size]))] = 1.0
+        start += size
+    return out
 
 
 def _site_ptr(graph, slots):
