@@ -232,7 +232,7 @@ def test_nonfinite_parameters_are_refused():
 
 def test_bad_data_is_refused():
     model = pe.RBM(3, 2)
-    with pytest.raises(ValueError, match=r"shape \(batch, 3\)"):
+    with pytest.raises(ValueError, match=r"shape \(3,\) or \(batch, 3\)"):
         exact.log_likelihood(model, np.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"values \[0, 1\]"):
         exact.log_likelihood(model, [[0, 2, 1]])

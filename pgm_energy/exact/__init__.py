@@ -15,10 +15,14 @@ Two engines do it behind one interface (:class:`~pgm_energy.exact.plan.Plan`):
 ``method="auto"`` estimates both costs before any work (enumerated states, or table entries
 read by the contractions) and runs the cheaper (:mod:`~pgm_energy.exact.cost`);
 ``"enumerate"`` and ``"eliminate"`` force one.
+
+``evidence={group: values}`` (NaN marks a free unit, :mod:`~pgm_energy.exact.evidence`)
+conditions every query: the held units are clamped, so the engines sum over the free units
+only; a batch of evidence rows gives one result per row.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -26,24 +30,33 @@ from .._checks import nonnegative_int
 from ..graph import FlatGraph
 from .cost import DEFAULT_MAX_STATES, METHODS, make_plan
 from .elimination import DEFAULT_MAX_TABLE, order_cost
+from .evidence import Evidence, combine, nothing_held, read_evidence
 
 if TYPE_CHECKING:                  # the engines and this face never import the model module:
     from ..model import EnergyModel  # EnergyModel.free_energy imports them
 
 __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "marginals",
-           "sample", "treewidth", "DEFAULT_MAX_STATES", "DEFAULT_MAX_TABLE", "METHODS"]
+           "sample", "map_state", "treewidth", "DEFAULT_MAX_STATES", "DEFAULT_MAX_TABLE",
+           "METHODS"]
 
 
-def log_partition(model: EnergyModel, beta: float = 1.0, *, method: str = "auto",
-                  max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
-                  n_threads: int | None = None) -> float:
+def log_partition(model: EnergyModel, beta: float = 1.0, *, evidence=None,
+                  method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
+                  max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None):
     """Exact ``log Z = log sum_s exp(-beta E(s))`` over all joint states.
+
+    With ``evidence``, ``log Z_e = log sum_{s agreeing with e} exp(-beta E(s))`` (so
+    ``log P(e) = log Z_e - log Z``): a float for one evidence row, shape ``(batch,)`` for a
+    batch.
 
     Parameters
     ----------
     model : EnergyModel
     beta : float
         Inverse temperature (> 0).
+    evidence : dict, optional
+        ``{group: values}``, values ``(n,)`` or ``(batch, n)`` in the units' domain, NaN
+        where a unit is free; groups left out are free.
     method : {"auto", "enumerate", "eliminate"}
         ``"auto"`` runs whichever of enumeration and variable elimination is estimated to be
         cheaper (see :mod:`pgm_energy.exact.cost` for the cost model).
@@ -68,39 +81,66 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, method: str = "auto"
     >>> bool(abs(pe.exact.log_partition(grid) - (np.log(2) + 99 * np.log(2 * np.cosh(0.4))))
     ...      < 1e-10)
     True
+    >>> end = pe.exact.log_partition(grid, evidence={"s": np.r_[1.0, [np.nan] * 99]})
+    >>> bool(abs(end - 99 * np.log(2 * np.cosh(0.4))) < 1e-10)     # s_0 = +1 held
+    True
     """
-    plan = _plan(model, (), beta, method, max_states, max_table, n_threads)
-    return float(plan.log_sum(plan.clamped_flat({}))[0])
+    held = _evidence(model, evidence)
+    out = _per_pattern(model, held, beta, _options(method, max_states, max_table, n_threads),
+                       lambda plan, rows: plan.log_sum(rows))
+    return float(out[0]) if held.single else out
 
 
-def log_likelihood(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
-                   max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
-                   n_threads: int | None = None):
+def log_likelihood(model: EnergyModel, X, *, evidence=None, beta: float = 1.0,
+                   method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
+                   max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None):
     """Exact ``log P(x) = -F(x) - log Z`` for each sample, shape ``(batch,)``.
 
     ``X`` is an array when the model has one visible group, else a dict of visible groups;
-    it must hold at least one row. ``method``, ``max_states``, ``max_table``, ``n_threads``:
-    as for :func:`log_partition`.
+    it must hold at least one row. NaN in ``X`` marks a missing value: ``log P`` is then
+    that of the observed entries, the missing ones summed over. With ``evidence`` (units not
+    given in ``X``, see :func:`log_partition`; one row, or one per row of ``X``):
+    ``log P(x | e) = log Z_{x, e} - log Z_e``. ``method``, ``max_states``, ``max_table``,
+    ``n_threads``: as for :func:`log_partition`.
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> model = pe.RBM(2, 1, W=np.zeros((1, 2)))
+    >>> pe.exact.log_likelihood(model, [[1.0, np.nan]]) / np.log(0.5)   # one unit observed
+    array([1.])
     """
     data = _data(model, X)
-    log_z = log_partition(model, beta, method=method, max_states=max_states,
-                          max_table=max_table, n_threads=n_threads)
-    plan = _plan(model, model.visible, beta, method, max_states, max_table, n_threads,
-                 what="the free energy")
-    return plan.log_sum(plan.clamped_flat(data)) - log_z
+    options = _options(method, max_states, max_table, n_threads)
+    held = data if evidence is None else combine(data, _evidence(model, evidence))
+    log_sums = _per_pattern(model, held, beta, options, lambda plan, rows: plan.log_sum(rows),
+                            what="the free energy")
+    if evidence is None:
+        return log_sums - log_partition(model, beta, **options)
+    given = _evidence(model, evidence)
+    return log_sums - np.broadcast_to(
+        _per_pattern(model, given, beta, options, lambda plan, rows: plan.log_sum(rows)),
+        log_sums.shape)
 
 
-def expectations(model: EnergyModel, *, beta: float = 1.0, method: str = "auto",
-                 max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
-                 n_threads: int | None = None) -> dict:
+def expectations(model: EnergyModel, *, evidence=None, beta: float = 1.0,
+                 method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
+                 max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None) -> dict:
     """``E_model[dE/dtheta]`` for every parameter, a dict shaped like ``model.params``.
 
-    ``method``, ``max_states``, ``max_table``, ``n_threads``: as for :func:`log_partition`
-    (elimination gets every moment from one forward and one backward sweep).
+    With ``evidence`` (see :func:`log_partition`), ``E[dE/dtheta | e]``; for a batch of
+    evidence rows each array gains a leading batch axis. ``method``, ``max_states``,
+    ``max_table``, ``n_threads``: as for :func:`log_partition` (elimination gets every
+    moment from one forward and one backward sweep).
     """
-    plan = _plan(model, (), beta, method, max_states, max_table, n_threads,
-                 backward=True, what="expectations")
-    return plan.mean_grads(plan.clamped_flat({}))
+    held = _evidence(model, evidence)
+    options = _options(method, max_states, max_table, n_threads)
+    if held.single:
+        plan = make_plan(_graph(model), held.held[0], beta, backward=True,
+                         what="expectations", **options)
+        return plan.mean_grads(held.bits)
+    return _per_pattern(model, held, beta, options, _row_grads, backward=True,
+                        what="expectations")
 
 
 def gradient(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
@@ -109,29 +149,38 @@ def gradient(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
     """``d mean log P(X) / d theta = beta (E_model[dE/dtheta] - mean_x E_{h|x}[dE/dtheta])``.
 
     Entry by entry, shaped like ``model.params`` (for laterals: symmetric, zero diagonal).
-    ``X`` as for :func:`log_likelihood`; ``method``, ``max_states``, ``max_table``,
-    ``n_threads``: as for :func:`log_partition`.
+    ``X`` as for :func:`log_likelihood`: with missing values (NaN), the data side averages
+    ``E[dE/dtheta | observed entries]``, the gradient of the log-likelihood of the observed
+    entries. ``method``, ``max_states``, ``max_table``, ``n_threads``: as for
+    :func:`log_partition`.
     """
     data = _data(model, X)
-    model_side = expectations(model, beta=beta, method=method, max_states=max_states,
-                              max_table=max_table, n_threads=n_threads)
-    plan = _plan(model, model.visible, beta, method, max_states, max_table, n_threads,
-                 backward=True, what="the data side of the gradient")
-    data_side = plan.mean_grads(plan.clamped_flat(data))
+    options = _options(method, max_states, max_table, n_threads)
+    model_side = expectations(model, beta=beta, **options)
+    data_side = {k: np.zeros_like(v) for k, v in model_side.items()}
+    for mask, rows in data.patterns():
+        plan = make_plan(_graph(model), mask, beta, backward=True,
+                         what="the data side of the gradient", **options)
+        for k, v in plan.mean_grads(data.bits[rows]).items():
+            data_side[k] += v * (len(rows) / data.batch)
     return {k: beta * (model_side[k] - data_side[k]) for k in model_side}
 
 
-def marginals(model: EnergyModel, *, beta: float = 1.0, pairwise: bool = False,
+def marginals(model: EnergyModel, *, evidence=None, beta: float = 1.0, pairwise: bool = False,
               method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
               max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None):
-    """Exact single-unit marginals: ``{group: P(unit on)}`` (on = 1, or +1 for spins).
+    """Exact single-unit marginals: ``{group: P(unit on)}`` (on = 1, or +1 for spins;
+    ``(n, k)`` value probabilities for categorical units).
 
     With ``pairwise=True``, returns ``(singles, edges, pair_moments)``: the dict above, the
     coupled pairs of the flat graph (``model.graph.edges``: flat unit indices ``i < j``,
     group ``g`` starting at ``model.graph.offsets[g]``) and ``E[s_i s_j]`` for each, in
-    native values (spins +-1). ``method``, ``max_states``, ``max_table``, ``n_threads``: as
-    for :func:`log_partition`; elimination gets all of them from one forward and one
-    backward sweep.
+    native values (spins +-1). With ``evidence`` (see :func:`log_partition`), the
+    conditional marginals given it, held units at their evidence value; a batch of evidence
+    rows adds a leading batch axis to every array (``P(label | image)`` of a batch of images
+    in one call). ``method``, ``max_states``, ``max_table``, ``n_threads``: as for
+    :func:`log_partition`; elimination gets all of them from one forward and one backward
+    sweep.
 
     Examples
     --------
@@ -141,24 +190,34 @@ def marginals(model: EnergyModel, *, beta: float = 1.0, pairwise: bool = False,
     >>> bool(abs(pairs[0] - np.tanh(0.5)) < 1e-12)
     True
     """
-    plan = _plan(model, (), beta, method, max_states, max_table, n_threads,
-                 backward=True, what="marginals")
-    m_unit, m_pair = plan.mean_moments(plan.clamped_flat({}))
-    p_on = plan.graph.to_bits(m_unit)
-    singles = {g: p_on[plan.graph.slots(g)].reshape(u.feature_shape)
+    held = _evidence(model, evidence)
+    graph = _graph(model)
+    m_unit, m_pair = _per_pattern(
+        model, held, beta, _options(method, max_states, max_table, n_threads),
+        lambda plan, rows: tuple(np.stack(m) for m in zip(
+            *(plan.mean_moments(rows[r:r + 1]) for r in range(len(rows))))),
+        backward=True, what="marginals")
+    p_on = graph.to_bits(m_unit)
+    lead = () if held.single else (held.batch,)
+    if held.single:
+        p_on, m_pair = p_on[0], m_pair[0]
+    singles = {g: p_on[..., graph.slots(g)].reshape(lead + u.feature_shape)
                for g, u in model.units.items()}
-    return (singles, plan.graph.edges.copy(), m_pair) if pairwise else singles
+    return (singles, graph.edges.copy(), m_pair) if pairwise else singles
 
 
-def sample(model: EnergyModel, n_samples: int, *, rng=None, beta: float = 1.0,
+def sample(model: EnergyModel, n_samples: int, *, evidence=None, rng=None, beta: float = 1.0,
            max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None) -> dict:
     """Exact independent samples of all units, ``{group: (n_samples, n)}`` in native values.
 
     Backward sampling through variable elimination: after the forward sweep, units are drawn
     in reverse elimination order from ``P(s_v | units eliminated after v)``, which the tables
-    of ``v``'s bucket give exactly. One uniform per unit and sample, drawn at once as
-    ``rng.random((n_samples, n_units))`` (column ``k`` for the ``k``-th unit drawn). Refused
-    like :func:`marginals` (the sweep keeps all tables) beyond ``max_table``.
+    of ``v``'s bucket give exactly. One uniform per free unit and sample, drawn at once as
+    ``rng.random((n_samples, n_free))`` (column ``k`` for the ``k``-th unit drawn). With
+    ``evidence`` (see :func:`log_partition`), samples of ``P(s | e)`` with the held units at
+    their values; a batch of evidence rows gives ``{group: (batch, n_samples, n)}``, the rows
+    drawn in order from one generator. Refused like :func:`marginals` (the sweep keeps all
+    tables) beyond ``max_table``.
 
     Examples
     --------
@@ -176,9 +235,57 @@ def sample(model: EnergyModel, n_samples: int, *, rng=None, beta: float = 1.0,
                          "model with categorical units, pe.Interaction or terms of your own, "
                          "use pe.GibbsSampler (pe.testing.check_sampler checks it against "
                          "the exact distribution)")
-    plan = make_plan(graph, (), beta, method="eliminate", max_table=max_table,
-                     n_threads=n_threads, backward=True, what="samples")
-    return graph.decode(plan.sample(n_samples, gen))
+    held = _evidence(model, evidence)
+    drawn = np.empty((held.batch, n_samples, graph.n_units))
+    for mask, rows in held.patterns():
+        plan = make_plan(graph, mask, beta, method="eliminate", max_table=max_table,
+                         n_threads=n_threads, backward=True, what="samples")
+        for r in rows:
+            drawn[r] = plan.sample(n_samples, gen, held.bits[r])
+    if held.single:
+        return graph.decode(drawn[0])
+    return {g: v.reshape(held.batch, n_samples, -1)
+            for g, v in graph.decode(drawn.reshape(-1, graph.n_units)).items()}
+
+
+def map_state(model: EnergyModel, evidence=None, *, method: str = "auto",
+              max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
+              n_threads: int | None = None):
+    """A lowest-energy state, exact: ``argmin_s E(s)`` (given ``evidence``, over the states
+    agreeing with it), and its energy.
+
+    Enumeration keeps the best state of its walk, with the conditionally independent units
+    at their best values given it (``x_a = [f_a > 0]``, the largest field of a categorical
+    unit); elimination runs the forward sweep in ``(max, +)`` and back-tracks the argmax in
+    reverse elimination order. Ties are broken the same way on every run (the first state
+    reached; a unit with no preference off, or at its lowest value). ``method``,
+    ``max_states``, ``max_table``, ``n_threads``: as for :func:`log_partition`.
+
+    Returns
+    -------
+    state : dict
+        ``{group: (n,)}`` native values, held units included; ``(batch, n)`` for a batch of
+        evidence rows.
+    energy : float or ndarray
+        ``E(state)`` (``model.energy``), shape ``(batch,)`` for a batch.
+
+    Examples
+    --------
+    >>> import numpy as np, pgm_energy as pe
+    >>> chain = pe.Ising([(0, 1), (1, 2)], couplings=[1.0, -1.0], fields=[0.5, 0.0, 0.0])
+    >>> state, energy = pe.exact.map_state(chain)
+    >>> state["s"], float(energy)
+    (array([ 1.,  1., -1.]), -2.5)
+    """
+    held = _evidence(model, evidence)
+    bits = _per_pattern(model, held, 1.0, _options(method, max_states, max_table, n_threads),
+                        lambda plan, rows: plan.max_state(rows)[1], what="the MAP state")
+    graph = _graph(model)
+    state = graph.decode(graph.from_bits(bits))
+    energy = model.energy(state)
+    if held.single:
+        return {g: v[0] for g, v in state.items()}, float(energy[0])
+    return state, energy
 
 
 def treewidth(model: EnergyModel) -> int:
@@ -209,19 +316,67 @@ def _graph(model) -> FlatGraph:
     return graph
 
 
-def _data(model, X) -> dict:
-    """``X`` as validated visible groups, refusing an ``X`` with no rows."""
-    data = model.as_state(X, model.visible, what="X")
-    if any(len(rows) == 0 for rows in data.values()):
-        raise ValueError("X has no rows: the likelihood and its gradient need at least one "
-                         "sample")
-    return data
+def _data(model, X) -> Evidence:
+    """``X`` as the held visible units of each row (NaN: missing), refusing no rows."""
+    for rows in (X.values() if isinstance(X, Mapping) else [X]):
+        if np.ndim(rows) == 2 and len(rows) == 0:
+            raise ValueError("X has no rows: the likelihood and its gradient need at least "
+                             "one sample")
+    data = read_evidence(model, X, model.visible, what="X")
+    return Evidence(data.bits, data.held, single=False)
 
 
-def _plan(model, clamped_groups, beta, method, max_states, max_table, n_threads, *,
-          backward=False, what="log Z"):
-    """The plan :func:`~pgm_energy.exact.cost.make_plan` picks for ``model``'s graph."""
-    return make_plan(_graph(model), clamped_groups, beta, method=method,
-                     max_states=max_states, max_table=max_table, n_threads=n_threads,
-                     backward=backward, what=what)
+def _evidence(model, evidence) -> Evidence:
+    _graph(model)
+    if evidence is None:
+        return nothing_held(model.graph)
+    return read_evidence(model, evidence)
+
+
+def _options(method, max_states, max_table, n_threads) -> dict:
+    return dict(method=method, max_states=max_states, max_table=max_table,
+                n_threads=n_threads)
+
+
+def _per_pattern(model, held: Evidence, beta, options, answer, *, backward=False,
+                 what="log Z"):
+    """``answer(plan, rows)`` for the rows of each pattern of held units (one plan each,
+    :func:`~pgm_energy.exact.cost.make_plan`), put back in row order: an array with a
+    leading batch axis, or a tuple or dict of them (as ``answer`` returns)."""
+    graph = _graph(model)
+    out = None
+    for mask, rows in held.patterns():
+        plan = make_plan(graph, mask, beta, backward=backward, what=what, **options)
+        part = answer(plan, held.bits[rows])
+        if len(rows) == held.batch:
+            return part
+        if out is None:
+            out = _like(part, held.batch)
+        _scatter(out, part, rows)
+    return out
+
+
+def _like(part, batch):
+    if isinstance(part, dict):
+        return {k: _like(v, batch) for k, v in part.items()}
+    if isinstance(part, tuple):
+        return tuple(_like(v, batch) for v in part)
+    return np.empty((batch,) + np.shape(part)[1:])
+
+
+def _scatter(out, part, rows):
+    if isinstance(part, dict):
+        for k in part:
+            _scatter(out[k], part[k], rows)
+    elif isinstance(part, tuple):
+        for o, p in zip(out, part):
+            _scatter(o, p, rows)
+    else:
+        out[rows] = part
+
+
+def _row_grads(plan, rows) -> dict:
+    """``E[dE/dtheta | row]`` for each row, stacked: ``{param: (len(rows), *shape)}``."""
+    grads = [plan.mean_grads(rows[r:r + 1]) for r in range(len(rows))]
+    return {k: np.stack([g[k] for g in grads]) for k in grads[0]}
 

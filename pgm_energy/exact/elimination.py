@@ -266,14 +266,16 @@ class Elimination(Plan):
             sum_pair += q
         return self.graph.native_moments(sum_unit / len(x), sum_pair / len(x))
 
-    def sample(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-        """Backward sampling (see :meth:`EliminationPlan.sample`): one uniform per unit and
-        sample, drawn at once as ``rng.random((n_samples, n_free))``."""
-        field, coupling = self.form.field, self.form.coupling
+    def sample(self, n_samples: int, rng: np.random.Generator, x=None) -> np.ndarray:
+        """Backward sampling (see :meth:`EliminationPlan.sample`) given the clamped row ``x``
+        (default: nothing clamped): one uniform per free unit and sample, drawn at once as
+        ``rng.random((n_samples, n_free))``."""
+        x = np.zeros(self.n_units) if x is None else x
+        field, coupling = self.conditioned(x[None])[0][0], self.form.coupling
         _, tables = self.plan.forward(field, coupling, keep=True, n_threads=self.n_threads)
         uniforms = rng.random((n_samples, len(self.plan.free_units)))
-        x = self.plan.sample(field, coupling, tables, uniforms).astype(float)
-        return self.graph.from_bits(x)
+        bits = self.plan.sample(field, coupling, tables, uniforms) + x * self.clamped
+        return self.graph.from_bits(bits)
 
 
 def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_TABLE) -> Cost:

@@ -24,8 +24,11 @@ from ..graph import FlatGraph
 __all__ = ["Plan", "clamped_mask"]
 
 
-def clamped_mask(graph: FlatGraph, groups: Sequence[str]) -> np.ndarray:
-    """The slots of ``groups``, a boolean mask of shape ``(graph.n_units,)``."""
+def clamped_mask(graph: FlatGraph, groups: Sequence[str] | np.ndarray) -> np.ndarray:
+    """The slots of ``groups``, a boolean mask of shape ``(graph.n_units,)`` (a boolean mask
+    of held slots, as evidence gives, is returned as it is)."""
+    if isinstance(groups, np.ndarray) and groups.dtype == bool:
+        return groups
     mask = np.zeros(graph.n_units, bool)
     for g in groups:
         mask[graph.slots(g)] = True
@@ -39,8 +42,9 @@ class Plan(ABC):
     ----------
     graph : FlatGraph
         The model's flat graph, synced with its parameters.
-    clamped_groups : sequence of str
-        Groups held at given values (the visible ones for the free energy; none for log Z).
+    clamped_groups : sequence of str, or ndarray of bool
+        Groups held at given values (the visible ones for the free energy; none for log Z),
+        or a mask of the held slots ``(n_units,)`` (evidence; whole sites).
     beta : float
         Inverse temperature, already checked.
     n_threads : int
@@ -65,8 +69,8 @@ class Plan(ABC):
         self.n_threads = n_threads
         self.n_units = graph.n_units
         self.form = graph.binary_form(beta)
-        self.clamped_groups = list(clamped_groups)
-        self.clamped = clamped_mask(graph, self.clamped_groups)
+        self.clamped = clamped_mask(graph, clamped_groups)
+        self.clamped_groups = [] if clamped_groups is self.clamped else list(clamped_groups)
         self._adjacency = None
 
     def clamped_flat(self, state: dict) -> np.ndarray:
@@ -107,7 +111,15 @@ class Plan(ABC):
         serves terms outside the flat graph adds theirs)."""
         return self.graph.grad_from_moments(*self.mean_moments(x))
 
-    def sample(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-        """``n_samples`` exact independent samples of all units (none clamped), native flat
-        values ``(n_samples, n_units)``; engines that cannot draw raise ``NotImplementedError``."""
+    def max_state(self, x: np.ndarray):
+        """``(best, bits)``: for each clamped row of ``x``, the largest log weight over the
+        free units, ``max_x (const + f.x + sum_e c_e x_i x_j)`` (``-beta`` times the lowest
+        energy), shape ``(batch,)``, and the bits ``(batch, n_units)`` of a state reaching it
+        (the clamped entries those of ``x``), the same one on every run."""
+        raise NotImplementedError(f"{type(self).__name__} does not maximise")
+
+    def sample(self, n_samples: int, rng: np.random.Generator, x: np.ndarray | None = None):
+        """``n_samples`` exact independent samples of all units given the clamped row ``x``
+        (a row of :meth:`clamped_flat`; default nothing clamped), native flat values
+        ``(n_samples, n_units)``; engines that cannot draw raise ``NotImplementedError``."""
         raise NotImplementedError(f"{type(self).__name__} does not draw samples")
