@@ -13,7 +13,7 @@ import os as _os
 # OpenMP's default busy-waiting they fight for them. Sleep instead, unless the user chose.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import ais, diagnostics, exact  # noqa: E402
+from . import ais, diagnostics, distributed, exact  # noqa: E402
 from . import io
 from .io import load
 from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingDiverged,
@@ -37,7 +37,7 @@ __all__ = [
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
     "GibbsSampler", "ClusterSampler", "ParallelTempering", "anneal", "AnnealResult",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
-    "ais", "diagnostics", "exact", "io", "load", "plotting",
+    "ais", "diagnostics", "distributed", "exact", "io", "load", "plotting",
 ]
 
 

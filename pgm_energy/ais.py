@@ -44,8 +44,9 @@ from ._kernels import _ais
 from ._run import timed_chunks
 from .model import EnergyModel
 from .graph import site_softmax
-from ._chains import chain_streams
-from .sampling import GibbsSampler
+from ._chains import chain_streams, padded_streams
+from .distributed import as_runner, n_pieces_for
+from .sampling import GibbsSampler, GibbsState
 from .terms import Bias
 
 __all__ = ["AISEstimate", "LogLikelihoodEstimate", "log_partition", "reverse_log_partition",
@@ -58,6 +59,8 @@ RUN_BLOCK = 64
 #: The bipartite kernel updates a layer's field on the other layer by adding the rows of the
 #: units that changed while at most this fraction of them changed, else by a BLAS product.
 DELTA_FRACTION = 0.1
+# Seconds per unit update of the kernels (about 1 ns here), to size executor pieces.
+_SECONDS_PER_UPDATE = 1e-9
 BASES = ("biases", "uniform")
 
 
@@ -179,7 +182,7 @@ def sigmoid_schedule(n_betas: int, delta: float = 4.0) -> np.ndarray:
 
 def log_partition(model: EnergyModel, n_betas: int | None = None, n_runs: int = 100, rng=0, *,
                   base="biases", betas=None, dtype=np.float64,
-                  n_threads: int | None = None) -> AISEstimate:
+                  n_threads: int | None = None, executor=None) -> AISEstimate:
     """Estimate ``log Z = log sum_s exp(-E(s))`` by forward annealed importance sampling.
 
     ``log Z ≈ log Z_0 + log mean_r w_r``, ``log w_r = sum_k log f_k(s_{r,k-1}) -
@@ -210,6 +213,10 @@ def log_partition(model: EnergyModel, n_betas: int | None = None, n_runs: int = 
     n_threads : int, optional
         Threads over runs (default: all cores). BLAS uses its own thread pool (set with
         ``threadpoolctl``). The estimate does not depend on either.
+    executor : concurrent.futures.Executor or pgm_energy.distributed.Runner, optional
+        Runs blocks of runs (each about a second of work) on its workers; every run's
+        stream is drawn here first, so the estimate is the same as without it
+        (:mod:`pgm_energy.distributed`).
 
     Returns
     -------
@@ -228,13 +235,13 @@ def log_partition(model: EnergyModel, n_betas: int | None = None, n_runs: int = 
     n_runs = int_at_least(n_runs, 1, "n_runs")
     gen = np.random.default_rng(rng)
     state = path.base_sample(gen, n_runs)
-    log_w = path.anneal(state, schedule, gen, check_n_threads(n_threads))
+    log_w = path.anneal(state, schedule, gen, check_n_threads(n_threads), as_runner(executor))
     return _estimate(log_w, path.log_z_base, "forward", len(schedule))
 
 
 def reverse_log_partition(model: EnergyModel, samples, n_betas: int | None = None, rng=0, *,
                           base="biases", betas=None, dtype=np.float64,
-                          n_threads: int | None = None) -> AISEstimate:
+                          n_threads: int | None = None, executor=None) -> AISEstimate:
     """Estimate ``log Z`` by reverse AIS, from samples of the target down to the base.
 
     One run per sample walks the schedule from ``beta = 1`` to 0; its weight ``w_r`` has
@@ -250,7 +257,7 @@ def reverse_log_partition(model: EnergyModel, samples, n_betas: int | None = Non
         States of the target, ``(n_runs, n)`` per group: the visible groups suffice for an
         RBM-like model (hidden units summed out), the other models need every group (e.g.
         ``GibbsSampler.state``).
-    n_betas, rng, base, betas, dtype, n_threads :
+    n_betas, rng, base, betas, dtype, n_threads, executor :
         As for :func:`log_partition`.
 
     Returns
@@ -269,13 +276,14 @@ def reverse_log_partition(model: EnergyModel, samples, n_betas: int | None = Non
     path = _path(model, base, dtype)
     schedule = _schedule(n_betas, betas)[::-1].copy()
     state = path.load(samples)
-    log_w = path.anneal(state, schedule, np.random.default_rng(rng), check_n_threads(n_threads))
+    log_w = path.anneal(state, schedule, np.random.default_rng(rng), check_n_threads(n_threads),
+                        as_runner(executor))
     return _estimate(log_w, path.log_z_base, "reverse", len(schedule))
 
 
 def log_likelihood(model: EnergyModel, X, n_betas: int | None = None, n_runs: int = 100,
                    rng=0, *, base="data", samples=None, betas=None, dtype=np.float64,
-                   n_threads: int | None = None) -> LogLikelihoodEstimate:
+                   n_threads: int | None = None, executor=None) -> LogLikelihoodEstimate:
     """Estimate ``log P(x) = -F(x) - log Z`` for each row of ``X``, with ``log Z`` from AIS.
 
     The free energy ``F(x)`` is exact (:meth:`EnergyModel.free_energy`); ``log Z`` comes from
@@ -288,7 +296,7 @@ def log_likelihood(model: EnergyModel, X, n_betas: int | None = None, n_runs: in
     model : EnergyModel
     X : array_like or dict
         Visible data: an array when the model has one visible group, else a dict.
-    n_betas, n_runs, rng, betas, dtype, n_threads :
+    n_betas, n_runs, rng, betas, dtype, n_threads, executor :
         As for :func:`log_partition`.
     base : "data", "biases", "uniform", array_like or dict
         The base model; "data" (default) fits the base rate of the visible units to ``X``.
@@ -314,7 +322,8 @@ def log_likelihood(model: EnergyModel, X, n_betas: int | None = None, n_runs: in
     if isinstance(base, str) and base == "data":
         base = X
     gen = np.random.default_rng(rng)
-    options = dict(n_betas=n_betas, base=base, betas=betas, dtype=dtype, n_threads=n_threads)
+    options = dict(n_betas=n_betas, base=base, betas=betas, dtype=dtype, n_threads=n_threads,
+                   executor=executor)
     forward = log_partition(model, n_runs=n_runs, rng=gen, **options)
     reverse = (None if samples is None
                else reverse_log_partition(model, samples, rng=gen, **options))
@@ -485,27 +494,64 @@ class _BipartitePath(_Path):
         self.log_z_base = float(form.const + np.logaddexp(0.0, self.base).sum()
                                 + len(summed_units) * np.log(2.0))
 
-    def anneal(self, x, betas, gen, n_threads):
-        """Walk ``betas`` from states ``x`` (updated in place); return the log weights.
+    def anneal(self, x, betas, gen, n_threads, runner=None):
+        """Walk ``betas`` from states ``x``; return the log weights.
 
-        Each run's stream is seeded from ``gen`` (``_chains.chain_streams``). The kernel
-        walks the schedule in chunks of steps of about 0.1 s (Ctrl-C is seen between them),
-        carrying the walk's whole state, so the chunks do not change the result."""
-        n_runs, n_kept, n_summed = len(x), len(self.field_kept), len(self.field_summed)
-        streams = chain_streams(gen, n_runs)
-        log_w = np.zeros(n_runs)
-        summed = np.zeros((n_runs, n_summed), self.dtype)
-        walk = (np.zeros((n_runs, n_summed)), np.zeros((n_runs, n_kept)),     # fields a, g
-                np.zeros((n_runs, n_kept), np.int32), np.zeros((n_runs, n_summed), np.int32),
-                np.zeros((2, n_runs), np.int64))                           # changed units
-        n_blocks = -(-n_runs // RUN_BLOCK)
-        with threadpoolctl.threadpool_limits(1, user_api="blas"):
-            for start, size in timed_chunks(len(betas) - 1):
-                _ais.anneal_bipartite(x, summed, self.coupling, self.coupling_t,
-                                      self.field_kept, self.field_summed, self.base, betas,
-                                      log_w, streams, *walk, 1 + start, 1 + start + size,
-                                      -(-n_runs // n_blocks), DELTA_FRACTION, n_threads)
-        return log_w
+        Each run's stream is seeded from ``gen`` (``_chains.chain_streams``); runs go to the
+        kernel in blocks of at most ``RUN_BLOCK`` (on ``runner``: whole blocks per piece,
+        the same blocks, so the same weights)."""
+        n_runs = len(x)
+        streams = chain_streams(gen, n_runs)[:, :n_runs]
+        block = -(-n_runs // -(-n_runs // RUN_BLOCK))
+        arrays = (self.coupling, self.coupling_t, self.field_kept, self.field_summed,
+                  self.base)
+        seconds = _SECONDS_PER_UPDATE * len(betas) * n_runs * self.coupling.size
+        return _split_runs(_bipartite_runs, arrays, x, streams, betas, block, n_threads,
+                           runner, seconds)
+
+
+def _bipartite_runs(arrays, x, streams, betas, block, n_threads):
+    """The RBM kernel over the runs ``x`` (updated in place), blocks of ``block`` runs: the
+    log weights. It walks the schedule in chunks of steps of about 0.1 s (Ctrl-C is seen
+    between them), carrying the walk's whole state, so the chunks do not change the result."""
+    coupling, coupling_t, field_kept, field_summed, base = arrays
+    n_runs, n_kept, n_summed = len(x), len(field_kept), len(field_summed)
+    streams = padded_streams(streams)
+    log_w = np.zeros(n_runs)
+    summed = np.zeros((n_runs, n_summed), x.dtype)
+    walk = (np.zeros((n_runs, n_summed)), np.zeros((n_runs, n_kept)),     # fields a, g
+            np.zeros((n_runs, n_kept), np.int32), np.zeros((n_runs, n_summed), np.int32),
+            np.zeros((2, n_runs), np.int64))                           # changed units
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        for start, size in timed_chunks(len(betas) - 1):
+            _ais.anneal_bipartite(x, summed, coupling, coupling_t, field_kept, field_summed,
+                                  base, betas, log_w, streams, *walk, 1 + start,
+                                  1 + start + size, block, DELTA_FRACTION, n_threads)
+    return log_w
+
+
+def _split_runs(run, shared, x, streams, betas, block, n_threads, runner, seconds):
+    """``run(shared, x, streams, betas, block, n_threads)`` over all runs here, or, where
+    ``runner`` gets at least two pieces of ``seconds`` of work, over ranges of whole blocks
+    of runs on it (:mod:`pgm_energy.distributed`), the log weights concatenated in order."""
+    n_blocks = -(-len(x) // block)
+    n_tasks = n_pieces_for(seconds, runner, n_blocks)
+    if not n_tasks:
+        return run(shared, x, streams, betas, block, n_threads)
+    bounds = np.minimum(block * np.linspace(0, n_blocks, n_tasks + 1).round().astype(int),
+                        len(x))
+    pieces = [(np.ascontiguousarray(x[a:b]), np.ascontiguousarray(streams[:, a:b]))
+              for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = runner.map(_runs_task, (run, shared, betas, block), pieces,
+                       what="annealed importance sampling")
+    return np.concatenate([part[0] for part in parts])
+
+
+def _runs_task(shared, piece):
+    """One executor piece of AIS: a range of runs, on all the worker's cores."""
+    run, arrays, betas, block = shared
+    x, streams = piece
+    return (run(arrays, x.copy(), streams, betas, block, check_n_threads(None)),)
 
 
 class _JointPath(_Path):
@@ -545,31 +591,45 @@ class _JointPath(_Path):
             x[:, cat] = first
         return x
 
-    def anneal(self, x, betas, gen, n_threads):
+    def anneal(self, x, betas, gen, n_threads, runner=None):
         """Per step: ``log w += (beta_k - beta_{k-1}) (-E(s) + E_0(s))``, then one sweep at
-        inverse temperature ``beta_k`` with the base bias set for ``beta_k``."""
-        model, graph = self.model, self.graph
-        names = {g: f"ais_base_{g}" for g in model.units}
-        tempered = EnergyModel(model.units,
-                               model.terms + [Bias(g, name=names[g]) for g in model.units],
-                               visible=model.visible)
-        sampler = GibbsSampler(tempered, n_chains=len(x), rng=gen, n_threads=n_threads)
-        sampler.state = graph.decode(self.low + (1.0 - self.low) * x)   # s = low + (1-low) x
-        log_w = np.zeros(len(x))
-        for k in range(1, len(betas)):
-            state = sampler.state
-            log_w += (betas[k] - betas[k - 1]) * (-model.energy(state)
-                                                  - graph.encode(state) @ self.base_native)
-            if k == len(betas) - 1:
-                break
-            beta = betas[k]
-            sampler.beta = beta
-            for g in self.groups:
-                bias = tempered.params[names[g]]
-                bias[...] = ((1.0 - beta) / beta
-                             * self.base_native[graph.slots(g)].reshape(bias.shape))
-            sampler.run(1)
-        return log_w
+        inverse temperature ``beta_k`` with the base bias set for ``beta_k``. Each run is a
+        Gibbs chain with its own stream (seeded from ``gen``), so runs split into pieces on
+        ``runner`` anneal as they would here."""
+        streams = chain_streams(gen, len(x))[:, :len(x)]
+        n_edges = self.graph.n_edges + self.graph.n_units
+        seconds = _SECONDS_PER_UPDATE * 10 * len(betas) * len(x) * n_edges
+        if runner is not None:
+            runner.check_importable(self.model, "the model")
+        return _split_runs(_joint_runs, (self.model, self.base_native), x, streams, betas, 1,
+                           n_threads, runner, seconds)
+
+
+def _joint_runs(shared, x, streams, betas, block, n_threads):
+    """The Gibbs sampler over the runs ``x`` (binary form) of the joint path: log weights."""
+    model, base_native = shared
+    graph = model.graph
+    names = {g: f"ais_base_{g}" for g in model.units}
+    tempered = EnergyModel(model.units,
+                           model.terms + [Bias(g, name=names[g]) for g in model.units],
+                           visible=model.visible)
+    sampler = GibbsSampler(tempered, n_chains=len(x), rng=0, n_threads=n_threads)
+    sampler.load_state(GibbsState(graph.decode(graph.low + (1.0 - graph.low) * x),
+                                  streams, 1.0))           # s = low + (1 - low) x
+    log_w = np.zeros(len(x))
+    for k in range(1, len(betas)):
+        state = sampler.state
+        log_w += (betas[k] - betas[k - 1]) * (-model.energy(state)
+                                              - graph.encode(state) @ base_native)
+        if k == len(betas) - 1:
+            break
+        beta = betas[k]
+        sampler.beta = beta
+        for g in model.units:
+            bias = tempered.params[names[g]]
+            bias[...] = (1.0 - beta) / beta * base_native[graph.slots(g)].reshape(bias.shape)
+        sampler.run(1)
+    return log_w
 
 
 def _binary_rows(model, samples, groups, what):

@@ -158,6 +158,9 @@ class ClusterSampler(_ChainSampler):
         engine.form(graph)                       # refuses a Potts block that is not J I + C
         self._start(engine, beta, rng, initial_state)
 
+    def _config(self) -> dict:
+        return {"algorithm": self.algorithm}
+
     @property
     def mean_cluster_size(self) -> float:
         """Mean number of free units per cluster drawn, over all chains since the sampler

@@ -34,6 +34,7 @@ from ._checks import check_beta, nonnegative_int, positive_int, real_array
 from ._checks import n_threads as check_n_threads
 from ._kernels import _gibbs
 from ._run import openmp_threads, timed_chunks
+from .distributed import as_runner, n_pieces_for
 from .model import EnergyModel
 
 __all__ = ["GibbsSampler", "GibbsState"]
@@ -261,14 +262,21 @@ class _ChainSampler:
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,
-               clamp: Mapping | None = None) -> dict:
+               clamp: Mapping | None = None, *, executor=None) -> dict:
         """Run ``burn_in`` sweeps, then record the state every ``thin`` sweeps.
+
+        With ``executor`` (a ``concurrent.futures.Executor`` or a
+        :class:`pgm_energy.distributed.Runner`), blocks of chains run on its workers, each
+        from its chains' state and streams, and the sampler ends in the state it would have
+        reached here (:meth:`_sample_on`).
 
         Returns ``{group: (n_samples, n_chains, n)}``.
         """
         n_samples = nonnegative_int(n_samples, "n_samples")
         thin = positive_int(thin, "thin")
         burn_in = nonnegative_int(burn_in, "burn_in")
+        if executor is not None:
+            return self._sample_on(as_runner(executor), n_samples, thin, burn_in, clamp)
         self.run(burn_in, clamp)
         out = {g: np.empty((n_samples, self.n_chains, u.n)) for g, u in self.model.units.items()}
         for k in range(n_samples):
@@ -277,6 +285,55 @@ class _ChainSampler:
                 out[g][k] = arr
         return out
 
+
+    def _config(self) -> dict:
+        """Constructor arguments (besides model, chains, beta, rng) that rebuild the sampler."""
+        raise NotImplementedError
+
+    def _sample_on(self, runner, n_samples, thin, burn_in, clamp) -> dict:
+        """:meth:`sample` with blocks of chains on ``runner`` (:mod:`pgm_energy.distributed`).
+
+        Each piece rebuilds the sampler for its chains from the model (sent to the workers),
+        loads their part of :meth:`get_state` and samples; the pieces' samples and final
+        states are joined in chain order. Chains are independent and each has its own
+        stream, so the draws are those of a run here (the block schedule's BLAS products
+        may round differently with fewer chains).
+        """
+        graph = self.model.graph
+        sweeps = burn_in + n_samples * thin
+        seconds = 2e-9 * sweeps * self.n_chains * (graph.n_units + graph.n_edges)
+        n_tasks = n_pieces_for(seconds, runner, self.n_chains)
+        if not n_tasks:
+            return self.sample(n_samples, thin, burn_in, clamp)
+        runner.check_importable(self.model, "the model")
+        if clamp is not None:
+            clamp = self._per_chain(clamp, "clamp")
+        state = self.get_state()
+        bounds = np.linspace(0, self.n_chains, n_tasks + 1).round().astype(int)
+        pieces = [({g: v[a:b] for g, v in state.values.items()}, state.streams[:, a:b],
+                   self._betas[a:b], None if clamp is None else
+                   {g: v[a:b] for g, v in clamp.items()})
+                  for a, b in zip(bounds[:-1], bounds[1:])]
+        shared = (type(self), self.model, self._config(), n_samples, thin, burn_in)
+        parts = runner.map(_sample_task, shared, pieces, what="sampling")
+        groups = list(self.model.units)
+        k = len(groups)
+        self.load_state(GibbsState(
+            {g: np.concatenate([p[k + i] for p in parts]) for i, g in enumerate(groups)},
+            np.concatenate([p[2 * k] for p in parts], axis=1), self.beta))
+        return {g: np.concatenate([p[i] for p in parts], axis=1) for i, g in enumerate(groups)}
+
+
+def _sample_task(shared, piece) -> tuple:
+    """One executor piece of :meth:`_ChainSampler.sample`: samples of each group, then the
+    final values of each group and the streams."""
+    cls, model, config, n_samples, thin, burn_in = shared
+    values, streams, betas, clamp = piece
+    sampler = cls(model, n_chains=len(betas), rng=0, **config)
+    sampler.load_state(GibbsState(values, streams, betas if np.ptp(betas) else betas[0]))
+    out = sampler.sample(n_samples, thin, burn_in, clamp)
+    final = sampler.get_state()
+    return (*out.values(), *final.values.values(), final.streams)
 
 
 class GibbsSampler(_ChainSampler):
@@ -329,6 +386,9 @@ class GibbsSampler(_ChainSampler):
                      if self.schedule == "chromatic" else first)
             engine = _SparseEngine(model, graph, order, self.n_chains, self.n_threads)
         self._start(engine, beta, rng, initial_state)
+
+    def _config(self) -> dict:
+        return {"schedule": self.schedule}
 
 
 class _SparseEngine:

@@ -42,7 +42,8 @@ __all__ = ["log_partition", "log_likelihood", "expectations", "gradient", "margi
 
 def log_partition(model: EnergyModel, beta: float = 1.0, *, evidence=None,
                   method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
-                  max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None):
+                  max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None,
+                  executor=None):
     """Exact ``log Z = log sum_s exp(-beta E(s))`` over all joint states.
 
     With ``evidence``, ``log Z_e = log sum_{s agreeing with e} exp(-beta E(s))`` (so
@@ -70,6 +71,10 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, evidence=None,
     n_threads : int, optional
         Threads for large enumerations and contractions (default: all cores; at most
         ``max(32, 4 x cores)``, a ``ValueError`` beyond). The result does not depend on it.
+    executor : concurrent.futures.Executor or pgm_energy.distributed.Runner, optional
+        Runs the pieces of a large enumeration (each about a second of work) on its
+        workers, with the same result (:mod:`pgm_energy.distributed`: a dask Client's
+        ``get_executor()`` for a cluster, checkpoints, progress). Elimination runs here.
 
     Examples
     --------
@@ -86,14 +91,15 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, evidence=None,
     True
     """
     held = _evidence(model, evidence)
-    out = _per_pattern(model, held, beta, _options(method, max_states, max_table, n_threads),
-                       lambda plan, rows: plan.log_sum(rows))
+    options = _options(method, max_states, max_table, n_threads, executor)
+    out = _per_pattern(model, held, beta, options, lambda plan, rows: plan.log_sum(rows))
     return float(out[0]) if held.single else out
 
 
 def log_likelihood(model: EnergyModel, X, *, evidence=None, beta: float = 1.0,
                    method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
-                   max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None):
+                   max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None,
+                   executor=None):
     """Exact ``log P(x) = -F(x) - log Z`` for each sample, shape ``(batch,)``.
 
     ``X`` is an array when the model has one visible group, else a dict of visible groups;
@@ -101,7 +107,7 @@ def log_likelihood(model: EnergyModel, X, *, evidence=None, beta: float = 1.0,
     that of the observed entries, the missing ones summed over. With ``evidence`` (units not
     given in ``X``, see :func:`log_partition`; one row, or one per row of ``X``):
     ``log P(x | e) = log Z_{x, e} - log Z_e``. ``method``, ``max_states``, ``max_table``,
-    ``n_threads``: as for :func:`log_partition`.
+    ``n_threads``, ``executor``: as for :func:`log_partition`.
 
     Examples
     --------
@@ -111,7 +117,7 @@ def log_likelihood(model: EnergyModel, X, *, evidence=None, beta: float = 1.0,
     array([1.])
     """
     data = _data(model, X)
-    options = _options(method, max_states, max_table, n_threads)
+    options = _options(method, max_states, max_table, n_threads, executor)
     held = data if evidence is None else combine(data, _evidence(model, evidence))
     log_sums = _per_pattern(model, held, beta, options, lambda plan, rows: plan.log_sum(rows),
                             what="the free energy")
@@ -125,16 +131,17 @@ def log_likelihood(model: EnergyModel, X, *, evidence=None, beta: float = 1.0,
 
 def expectations(model: EnergyModel, *, evidence=None, beta: float = 1.0,
                  method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
-                 max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None) -> dict:
+                 max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None,
+                 executor=None) -> dict:
     """``E_model[dE/dtheta]`` for every parameter, a dict shaped like ``model.params``.
 
     With ``evidence`` (see :func:`log_partition`), ``E[dE/dtheta | e]``; for a batch of
     evidence rows each array gains a leading batch axis. ``method``, ``max_states``,
-    ``max_table``, ``n_threads``: as for :func:`log_partition` (elimination gets every
-    moment from one forward and one backward sweep).
+    ``max_table``, ``n_threads``, ``executor``: as for :func:`log_partition` (elimination
+    gets every moment from one forward and one backward sweep).
     """
     held = _evidence(model, evidence)
-    options = _options(method, max_states, max_table, n_threads)
+    options = _options(method, max_states, max_table, n_threads, executor)
     if held.single:
         plan = make_plan(_graph(model), held.held[0], beta, backward=True,
                          what="expectations", **options)
@@ -145,17 +152,17 @@ def expectations(model: EnergyModel, *, evidence=None, beta: float = 1.0,
 
 def gradient(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
              max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
-             n_threads: int | None = None) -> dict:
+             n_threads: int | None = None, executor=None) -> dict:
     """``d mean log P(X) / d theta = beta (E_model[dE/dtheta] - mean_x E_{h|x}[dE/dtheta])``.
 
     Entry by entry, shaped like ``model.params`` (for laterals: symmetric, zero diagonal).
     ``X`` as for :func:`log_likelihood`: with missing values (NaN), the data side averages
     ``E[dE/dtheta | observed entries]``, the gradient of the log-likelihood of the observed
-    entries. ``method``, ``max_states``, ``max_table``, ``n_threads``: as for
+    entries. ``method``, ``max_states``, ``max_table``, ``n_threads``, ``executor``: as for
     :func:`log_partition`.
     """
     data = _data(model, X)
-    options = _options(method, max_states, max_table, n_threads)
+    options = _options(method, max_states, max_table, n_threads, executor)
     model_side = expectations(model, beta=beta, **options)
     data_side = {k: np.zeros_like(v) for k, v in model_side.items()}
     for mask, rows in data.patterns():
@@ -168,7 +175,8 @@ def gradient(model: EnergyModel, X, *, beta: float = 1.0, method: str = "auto",
 
 def marginals(model: EnergyModel, *, evidence=None, beta: float = 1.0, pairwise: bool = False,
               method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
-              max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None):
+              max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None,
+              executor=None):
     """Exact single-unit marginals: ``{group: P(unit on)}`` (on = 1, or +1 for spins;
     ``(n, k)`` value probabilities for categorical units).
 
@@ -178,8 +186,8 @@ def marginals(model: EnergyModel, *, evidence=None, beta: float = 1.0, pairwise:
     native values (spins +-1). With ``evidence`` (see :func:`log_partition`), the
     conditional marginals given it, held units at their evidence value; a batch of evidence
     rows adds a leading batch axis to every array (``P(label | image)`` of a batch of images
-    in one call). ``method``, ``max_states``, ``max_table``, ``n_threads``: as for
-    :func:`log_partition`; elimination gets all of them from one forward and one backward
+    in one call). ``method``, ``max_states``, ``max_table``, ``n_threads``, ``executor``: as
+    for :func:`log_partition`; elimination gets all of them from one forward and one backward
     sweep.
 
     Examples
@@ -193,7 +201,7 @@ def marginals(model: EnergyModel, *, evidence=None, beta: float = 1.0, pairwise:
     held = _evidence(model, evidence)
     graph = _graph(model)
     m_unit, m_pair = _per_pattern(
-        model, held, beta, _options(method, max_states, max_table, n_threads),
+        model, held, beta, _options(method, max_states, max_table, n_threads, executor),
         lambda plan, rows: tuple(np.stack(m) for m in zip(
             *(plan.mean_moments(rows[r:r + 1]) for r in range(len(rows))))),
         backward=True, what="marginals")
@@ -250,7 +258,7 @@ def sample(model: EnergyModel, n_samples: int, *, evidence=None, rng=None, beta:
 
 def map_state(model: EnergyModel, evidence=None, *, method: str = "auto",
               max_states: int = DEFAULT_MAX_STATES, max_table: int = DEFAULT_MAX_TABLE,
-              n_threads: int | None = None):
+              n_threads: int | None = None, executor=None):
     """A lowest-energy state, exact: ``argmin_s E(s)`` (given ``evidence``, over the states
     agreeing with it), and its energy.
 
@@ -278,8 +286,9 @@ def map_state(model: EnergyModel, evidence=None, *, method: str = "auto",
     (array([ 1.,  1., -1.]), -2.5)
     """
     held = _evidence(model, evidence)
-    bits = _per_pattern(model, held, 1.0, _options(method, max_states, max_table, n_threads),
-                        lambda plan, rows: plan.max_state(rows)[1], what="the MAP state")
+    options = _options(method, max_states, max_table, n_threads, executor)
+    bits = _per_pattern(model, held, 1.0, options, lambda plan, rows: plan.max_state(rows)[1],
+                        what="the MAP state")
     graph = _graph(model)
     state = graph.decode(graph.from_bits(bits))
     energy = model.energy(state)
@@ -333,9 +342,9 @@ def _evidence(model, evidence) -> Evidence:
     return read_evidence(model, evidence)
 
 
-def _options(method, max_states, max_table, n_threads) -> dict:
+def _options(method, max_states, max_table, n_threads, executor) -> dict:
     return dict(method=method, max_states=max_states, max_table=max_table,
-                n_threads=n_threads)
+                n_threads=n_threads, executor=executor)
 
 
 def _per_pattern(model, held: Evidence, beta, options, answer, *, backward=False,

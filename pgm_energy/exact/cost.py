@@ -24,6 +24,7 @@ import math
 from typing import Sequence
 
 from .._checks import check_beta, int_at_least, n_threads as check_n_threads
+from ..distributed import as_runner
 from ..graph import FlatGraph
 from .elimination import DEFAULT_MAX_TABLE, Elimination
 from .enumeration import Enumeration
@@ -50,15 +51,23 @@ _STEP_OVERHEAD = 1_000
 def make_plan(graph: FlatGraph, clamped_groups: Sequence[str], beta: float = 1.0, *,
               method: str = "auto", max_states: int = DEFAULT_MAX_STATES,
               max_table: int = DEFAULT_MAX_TABLE, n_threads: int | None = None,
-              backward: bool = False, what: str = "log Z") -> Plan:
+              backward: bool = False, what: str = "log Z", executor=None) -> Plan:
     """The engine's :class:`~pgm_energy.exact.plan.Plan` for summing out the free units of
     ``graph`` with ``clamped_groups`` held, or a ``ValueError`` saying why none can.
 
-    ``method``, ``max_states``, ``max_table``, ``n_threads``: as for
+    ``method``, ``max_states``, ``max_table``, ``n_threads``, ``executor``: as for
     :func:`pgm_energy.exact.log_partition`; ``backward``: whether marginals or moments will be
     read (elimination then keeps every table); ``what``: what the caller computes, for the
     refusal messages.
     """
+    plan = _make_plan(graph, clamped_groups, beta, method, max_states, max_table, n_threads,
+                      backward, what)
+    plan.runner = as_runner(executor)
+    return plan
+
+
+def _make_plan(graph, clamped_groups, beta, method, max_states, max_table, n_threads,
+               backward, what) -> Plan:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     beta = check_beta(beta)
@@ -111,7 +120,8 @@ def _enumeration(graph, clamped_groups, beta, n_threads, max_states) -> Enumerat
             f"exact computation would enumerate {count} = {_power_of_two(log2_states)} states "
             f"(after summing {n_closed} conditionally independent units in closed form), more "
             f"than max_states={max_states}; estimate log Z with pe.ais.log_partition instead, "
-            "or raise max_states= if you can wait")
+            "or raise max_states= if you can wait (with executor= the pieces of the "
+            "enumeration run on many workers: see pgm_energy.distributed)")
     return engine
 
 

@@ -19,8 +19,10 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import expit
 
+from .._checks import n_threads as check_n_threads
 from .._kernels import _exact
 from .._run import timed_chunks
+from ..distributed import n_pieces_for
 from ..graph import independent_split, site_log_sum_exp, site_softmax, symmetric_csr
 from .plan import Plan
 
@@ -35,6 +37,9 @@ _THREAD_PIECE_BITS = 6
 _PIECE_WORK = 2**24
 _MAX_PIECE_BITS = 20
 _BATCH_CHUNK = 256
+#: Seconds per unit operation of the cost model (each 2-5 ns here), to size executor pieces.
+_SECONDS_PER_OPERATION = 3e-9
+_MAX_TASKS = 10_000        # executor pieces of one enumeration, at most
 _CODE_CHUNK = 1 << 14     # generic terms' energy is evaluated this many states at a time
 
 
@@ -206,8 +211,12 @@ class Enumeration(Plan):
                 np.ascontiguousarray(fields[self.A]), *kernel.sa, kernel.sa_first,
                 kernel.gen_step,
                 table, self.s_site_ptr, self.a_site_ptr, self.graph.n_edges, self.n_prefix)
-        options = dict(n_fixed_sites=self.n_fixed_sites, n_threads=self.n_threads)
         n_pieces = self.n_pieces
+        n_tasks = n_pieces_for(2.0 ** self.log2_operations * _SECONDS_PER_OPERATION,
+                               self.runner, min(n_pieces, _MAX_TASKS))
+        if n_tasks:
+            return self._enumerate_on_runner(args, n_tasks, moments, shift, maximize)
+        options = dict(n_fixed_sites=self.n_fixed_sites, n_threads=self.n_threads)
         piece_work = 2.0 ** self.log2_operations / n_pieces
         first = self.n_threads * max(1, int(_PIECE_WORK / piece_work))
         if moments:
@@ -231,6 +240,31 @@ class Enumeration(Plan):
             return top[best], total[best]
         peak = top.max()
         return (peak + np.log(np.sum(total * np.exp(top - peak))),)
+
+    def _enumerate_on_runner(self, args, n_tasks, moments, shift, maximize):
+        """:meth:`_enumerate` with the pieces in ``n_tasks`` contiguous ranges on
+        :attr:`runner` (:mod:`pgm_energy.distributed`): the same pieces, so the same
+        ``(top, total)`` and best states per piece as here; moments are summed piece by piece
+        within a range and range by range in order."""
+        bounds = np.linspace(0, self.n_pieces, n_tasks + 1).round().astype(np.int64)
+        ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        options = dict(n_fixed_sites=self.n_fixed_sites, moments=moments, shift=shift,
+                       maximize=maximize)
+        parts = self.runner.map(_enumeration_task, (args, options), ranges,
+                                what="exact enumeration")
+        if moments:
+            sums = [part.copy() for part in parts[0]]
+            for part in parts[1:]:
+                for total, acc in zip(sums, part):
+                    total += acc
+            return tuple(sums)
+        top = np.concatenate([part[0] for part in parts])
+        second = np.concatenate([part[1] for part in parts])
+        if maximize:
+            best = int(np.argmax(top))
+            return top[best], second[best]
+        peak = top.max()
+        return (peak + np.log(np.sum(second * np.exp(top - peak))),)
 
     def max_state(self, x):
         """As :meth:`Plan.max_state`: the walk keeps the best state of ``S`` (the kernel's
@@ -316,6 +350,24 @@ class Enumeration(Plan):
             sum_pair += q.sum(axis=0)
         m_unit, m_pair = graph.native_moments(sum_unit / len(x), sum_pair / len(x))
         return m_unit, m_pair, {name: g / len(x) for name, g in generic.items()}
+
+
+def _enumeration_task(shared, piece_range):
+    """One executor piece: the enumeration pieces ``start <= p < stop`` on all the worker's
+    cores; moments summed piece by piece in order (one row per accumulator)."""
+    args, options = shared
+    start, stop = piece_range
+    out = _exact.enumerate_pieces(*args, start, stop, n_threads=check_n_threads(None),
+                                  **options)
+    if not options["moments"]:
+        return out
+    sums = []
+    for acc in out:
+        total = acc[0].copy()
+        for row in acc[1:]:
+            total += row
+        sums.append(total)
+    return tuple(sums)
 
 
 def _site_first_max(values, sizes):

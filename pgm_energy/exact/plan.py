@@ -72,6 +72,8 @@ class Plan(ABC):
         self.clamped = clamped_mask(graph, clamped_groups)
         self.clamped_groups = [] if clamped_groups is self.clamped else list(clamped_groups)
         self._adjacency = None
+        #: Where independent pieces run (:class:`pgm_energy.distributed.Runner`), or None.
+        self.runner = None
 
     def clamped_flat(self, state: dict) -> np.ndarray:
         """Rows of bits ``(batch, n_units)``: the clamped groups from ``state``, zeros elsewhere.
