@@ -542,16 +542,16 @@ def _split_runs(run, shared, x, streams, betas, block, n_threads, runner, second
                         len(x))
     pieces = [(np.ascontiguousarray(x[a:b]), np.ascontiguousarray(streams[:, a:b]))
               for a, b in zip(bounds[:-1], bounds[1:])]
-    parts = runner.map(_runs_task, (run, shared, betas, block), pieces,
+    parts = runner.map(_runs_task, (run, shared, betas, block, runner.n_threads), pieces,
                        what="annealed importance sampling")
     return np.concatenate([part[0] for part in parts])
 
 
 def _runs_task(shared, piece):
-    """One executor piece of AIS: a range of runs, on all the worker's cores."""
-    run, arrays, betas, block = shared
+    """One executor piece of AIS: a range of runs (on the Runner's ``n_threads``)."""
+    run, arrays, betas, block, n_threads = shared
     x, streams = piece
-    return (run(arrays, x.copy(), streams, betas, block, check_n_threads(None)),)
+    return (run(arrays, x.copy(), streams, betas, block, check_n_threads(n_threads)),)
 
 
 class _JointPath(_Path):

@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._checks import nonnegative_int
+from ._checks import nonnegative_int, positive_int
 
 __all__ = ["Runner", "as_runner", "n_pieces_for"]
 
@@ -63,6 +63,11 @@ class Runner:
         Times a failing piece is submitted again before the run stops (default 2).
     piece_seconds : float
         Work per piece the splitting aims at, by the cost model (default 1 s).
+    n_threads : int
+        OpenMP threads each piece uses in its worker (default 1: one piece per worker
+        thread, the usual layout of a ``ProcessPoolExecutor`` or Dask worker; more where each
+        worker runs one piece at a time on a node of several cores). The result does not
+        depend on it.
 
     Examples
     --------
@@ -73,7 +78,7 @@ class Runner:
     """
 
     def __init__(self, executor, *, checkpoint=None, progress: bool = False, retries: int = 2,
-                 piece_seconds: float = DEFAULT_PIECE_SECONDS):
+                 piece_seconds: float = DEFAULT_PIECE_SECONDS, n_threads: int = 1):
         if not callable(getattr(executor, "submit", None)):
             raise TypeError("executor must be a concurrent.futures.Executor (anything with "
                             "submit(fn, *args)), such as a ProcessPoolExecutor or a dask "
@@ -93,6 +98,7 @@ class Runner:
         self.progress = bool(progress)
         self.retries = nonnegative_int(retries, "retries")
         self.piece_seconds = piece_seconds
+        self.n_threads = positive_int(n_threads, "n_threads")
 
     def map(self, task: Callable, shared: Any, pieces: Sequence, *, what: str) -> list:
         """``[task(shared, piece) for piece in pieces]``, each on the executor.
@@ -163,7 +169,7 @@ class Runner:
         else the object itself (pickled with each piece by the executor)."""
         client = getattr(self.executor, "_client", None)
         if client is not None and hasattr(client, "scatter"):
-            return client.scatter([shared], broadcast=True, hash=True)[0]
+            return client.scatter([shared], broadcast=True, hash=False)[0]
         return shared
 
     def _bar(self, total, initial, what):

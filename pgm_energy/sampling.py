@@ -314,7 +314,8 @@ class _ChainSampler:
                    self._betas[a:b], None if clamp is None else
                    {g: v[a:b] for g, v in clamp.items()})
                   for a, b in zip(bounds[:-1], bounds[1:])]
-        shared = (type(self), self.model, self._config(), n_samples, thin, burn_in)
+        shared = (type(self), self.model, dict(self._config(), n_threads=runner.n_threads),
+                  n_samples, thin, burn_in)
         parts = runner.map(_sample_task, shared, pieces, what="sampling")
         groups = list(self.model.units)
         k = len(groups)

@@ -176,6 +176,18 @@ def test_bad_executors_and_models_are_refused():
                                  executor=Runner(pool, piece_seconds=TINY))
 
 
+def test_unpicklable_models_are_refused_and_progress_is_shown(capsys):
+    model = pe.BoltzmannMachine(6, 2, rng=0)
+    model.terms[0].note = lambda: None          # a lambda does not pickle
+    with ThreadPoolExecutor(1) as pool:
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            pe.ais.log_partition(model, n_betas=10, n_runs=4, rng=0,
+                                 executor=Runner(pool, piece_seconds=TINY))
+        runner = Runner(pool, piece_seconds=TINY, progress=True)
+        exact.log_partition(dense_ising(18), method="enumerate", executor=runner)
+    assert "exact enumeration" in capsys.readouterr().err
+
+
 def test_refusal_past_max_states_names_the_executor():
     with pytest.raises(ValueError, match="executor="):
         exact.log_partition(dense_ising(30), method="enumerate", max_states=2**10)

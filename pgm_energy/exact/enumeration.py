@@ -249,7 +249,7 @@ class Enumeration(Plan):
         bounds = np.linspace(0, self.n_pieces, n_tasks + 1).round().astype(np.int64)
         ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
         options = dict(n_fixed_sites=self.n_fixed_sites, moments=moments, shift=shift,
-                       maximize=maximize)
+                       maximize=maximize, n_threads=self.runner.n_threads)
         parts = self.runner.map(_enumeration_task, (args, options), ranges,
                                 what="exact enumeration")
         if moments:
@@ -353,12 +353,12 @@ class Enumeration(Plan):
 
 
 def _enumeration_task(shared, piece_range):
-    """One executor piece: the enumeration pieces ``start <= p < stop`` on all the worker's
-    cores; moments summed piece by piece in order (one row per accumulator)."""
+    """One executor piece: the enumeration pieces ``start <= p < stop`` (on the Runner's
+    ``n_threads``); moments summed piece by piece in order (one row per accumulator)."""
     args, options = shared
     start, stop = piece_range
-    out = _exact.enumerate_pieces(*args, start, stop, n_threads=check_n_threads(None),
-                                  **options)
+    options = dict(options, n_threads=check_n_threads(options["n_threads"]))
+    out = _exact.enumerate_pieces(*args, start, stop, **options)
     if not options["moments"]:
         return out
     sums = []
