@@ -224,3 +224,31 @@ def test_a_dask_cluster_gives_the_plain_answers_even_when_a_worker_dies():
             killer.join()
         assert killed_at and killed_at[0] < ended          # it died while pieces ran
         assert victim not in client.run(os.getpid).values()
+
+
+def test_a_large_elimination_is_sliced_into_pieces_with_the_same_answers():
+    """Cutset conditioning: a 14 x 14 grid's elimination, its widest units held at each of
+    their values in pieces, gives log Z and marginals of the plain sweep."""
+    from pgm_energy.exact.cost import make_plan
+    from pgm_energy.exact.slicing import Sliced
+
+    L = 14
+    edges = [(r * L + c, r * L + c + 1) for r in range(L) for c in range(L - 1)]
+    edges += [(r * L + c, (r + 1) * L + c) for r in range(L - 1) for c in range(L)]
+    rng = np.random.default_rng(0)
+    grid = pe.Ising(edges, couplings=rng.normal(0, 0.5, len(edges)),
+                    fields=rng.normal(0, 0.3, L * L))
+    with ThreadPoolExecutor(2) as pool:
+        runner = Runner(pool, piece_seconds=1e-4)
+        plan = make_plan(grid.graph, (), method="eliminate", executor=runner)
+        assert isinstance(plan, Sliced) and len(plan.units) >= 2
+        plain = exact.log_partition(grid, method="eliminate")
+        np.testing.assert_allclose(exact.log_partition(grid, method="eliminate",
+                                                       executor=runner), plain, rtol=1e-13)
+        a = exact.marginals(grid, method="eliminate", pairwise=True)
+        b = exact.marginals(grid, method="eliminate", pairwise=True, executor=runner)
+        np.testing.assert_allclose(b[0]["s"], a[0]["s"], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b[2], a[2], rtol=0, atol=1e-12)
+        small = pe.Ising(edges[:20], couplings=0.3)        # too small to slice
+        assert not isinstance(make_plan(small.graph, (), method="eliminate",
+                                        executor=Runner(pool)), Sliced)

@@ -74,7 +74,8 @@ def log_partition(model: EnergyModel, beta: float = 1.0, *, evidence=None,
     executor : concurrent.futures.Executor or pgm_energy.distributed.Runner, optional
         Runs the pieces of a large enumeration (each about a second of work) on its
         workers, with the same result (:mod:`pgm_energy.distributed`: a dask Client's
-        ``get_executor()`` for a cluster, checkpoints, progress). Elimination runs here.
+        ``get_executor()`` for a cluster, checkpoints, progress); a large elimination is
+        sliced over the values of a few of its units (:mod:`pgm_energy.exact.slicing`).
 
     Examples
     --------

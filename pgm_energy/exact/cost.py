@@ -29,6 +29,7 @@ from ..graph import FlatGraph
 from .elimination import DEFAULT_MAX_TABLE, Elimination
 from .enumeration import Enumeration
 from .plan import Plan, clamped_mask
+from .slicing import slice_elimination
 
 __all__ = ["make_plan", "METHODS", "DEFAULT_MAX_STATES", "BACKWARD_STORE"]
 
@@ -63,6 +64,9 @@ def make_plan(graph: FlatGraph, clamped_groups: Sequence[str], beta: float = 1.0
     plan = _make_plan(graph, clamped_groups, beta, method, max_states, max_table, n_threads,
                       backward, what)
     plan.runner = as_runner(executor)
+    if plan.runner is not None and isinstance(plan, Elimination):
+        return slice_elimination(plan, plan.runner, entry_cost=_ENTRY_COST,
+                                 step_overhead=_STEP_OVERHEAD)
     return plan
 
 

@@ -241,6 +241,8 @@ class Elimination(Plan):
         while len(_PLANS) > _PLAN_CACHE_SIZE:
             _PLANS.pop(next(iter(_PLANS)))
         self.cost = self.plan.cost
+        #: The cap the order was searched under.
+        self.max_table = max_table
 
     def log_sum(self, x) -> np.ndarray:
         fields, const = self.conditioned(x)
