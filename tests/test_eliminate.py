@@ -84,7 +84,7 @@ def test_contract_rejects_inconsistent_arrays():
         _eliminate.backward(plan.program, field, coupling, tables, np.zeros(2), np.zeros(2))
     with pytest.raises(ValueError, match="x must have"):
         _eliminate.sample(plan.program, field, coupling, tables, np.zeros((1, 3)),
-                          np.zeros((1, 2), np.int8))
+                          np.zeros((1, 2), np.intc))
     with pytest.raises(TypeError):
         _eliminate.forward(None, field, coupling)
 
@@ -94,7 +94,8 @@ def test_program_is_checked_once_when_built():
     """A Program refuses any index that would make a sweep read or write out of bounds."""
     plan = EliminationPlan(4, np.array([(0, 1), (1, 2), (2, 3), (0, 3)]), np.ones(4, bool))
     p = plan.program
-    arrays = [p.steps, p.scope, p.edge, p.edge_axis, p.incoming, p.incoming_axes]
+    arrays = [p.steps, p.scope, p.edge, p.edge_axis, p.edge_state, p.incoming,
+              p.incoming_axes, p.sites]
     assert not p.steps.flags.writeable
     assert p.n_stored == sum(2 ** d for d in p.steps[:, 2])
     rebuilt = _eliminate.Program(*arrays, 4, 4)
@@ -107,15 +108,18 @@ def test_program_is_checked_once_when_built():
         return lambda: _eliminate.Program(*changed, n_units, n_edges)
 
     for make, match in [
-        (lambda: _eliminate.Program(*arrays, 3, 4), "outside the 3 units"),
+        (lambda: _eliminate.Program(*arrays, 3, 4), "below the 3 units"),
+        (lambda: _eliminate.Program(*arrays[:7], p.sites[:3], 4, 4), "outside the 3 sites"),
         (lambda: _eliminate.Program(*arrays, 4, 3), "outside the 3 edges"),
         (lambda: _eliminate.Program(p.steps[:, :7], *arrays[1:], 4, 4), "shape"),
         (broken(0, (0, 2), 70), "scope"),                          # scope length
         (broken(0, (0, 4), 9), "bucket"),                          # bucket size
         (broken(3, 0, 9), "axes"),                                 # bucket edge axis
-        (broken(4, (0, 0), consumer), "earlier step"),             # incoming from later
+        (broken(4, (0, 0), 0), "no slot"),                         # binary state 0: no slot
+        (broken(5, (0, 0), consumer), "earlier step"),             # incoming from later
         (broken(0, (consumer, 5), 10**6), "incoming"),             # incoming start
-        (broken(5, 0, 1), "axes of incoming"),                     # first axis must be 0
+        (broken(6, 0, 1), "axes of incoming"),                     # first axis must be 0
+        (broken(7, (0, 1), 0), "runs of >= 1 slots"),              # a site of no slot
         (broken(0, (0, 7), -1), "table offset"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -124,7 +128,7 @@ def test_program_is_checked_once_when_built():
         twice = p.incoming.copy()
         twice[1, 0] = twice[0, 0]
         with pytest.raises(ValueError, match="exactly one"):
-            _eliminate.Program(*arrays[:4], twice, p.incoming_axes, 4, 4)
+            _eliminate.Program(*arrays[:5], twice, *arrays[6:], 4, 4)
 
 def _random_graph(rng, n, kind):
     """Edges (i < j) of a random graph: a tree, a sparse graph or a grid with extra edges."""
@@ -184,34 +188,60 @@ def test_best_order_is_the_cheapest_twin_candidate(kind, seed):
     assert got[3] == want[3]
 
 
+def _random_sites(rng, n_sites, pairs, max_states):
+    """Sites of 1 to ``max_states`` slots (1: binary) over a site graph, and slot edges:
+    for each site pair, a random nonempty set of slot pairs between the two sites."""
+    size = rng.integers(1, max_states + 1, size=n_sites)
+    start = np.concatenate([[0], np.cumsum(size)])
+    edges = set()
+    for a, b in pairs:
+        for i in range(start[a], start[a + 1]):
+            for j in range(start[b], start[b + 1]):
+                if rng.random() < 0.6 or (i == start[a + 1] - 1 and j == start[b + 1] - 1):
+                    edges.add((min(i, j), max(i, j)))
+    return start, np.array(sorted(edges), np.int64).reshape(-1, 2)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("kind", ["tree", "sparse", "grid"])
 @pytest.mark.parametrize("seed", range(3))
-def test_sweeps_match_numpy_twin(kind, seed, n_threads, monkeypatch):
-    """Forward, backward and sampling sweeps of a whole plan against the per-step twin."""
+@pytest.mark.parametrize("max_states", [1, 4])
+def test_sweeps_match_numpy_twin(kind, seed, n_threads, max_states, monkeypatch):
+    """Forward (sum and max), backward, sampling and back-tracking sweeps of a whole plan
+    against the per-step twin: binary units (one slot per site), then sites of 1 to 4 slots."""
     monkeypatch.setattr(pe.exact.elimination, "_PARALLEL_MIN", 2**10 if n_threads > 1 else 2**17)
     rng = np.random.default_rng(10 + seed)
-    n = int(rng.integers(2, 60))
-    edges = _random_graph(rng, n, kind)
-    free = rng.random(n) < 0.9
-    plan = EliminationPlan(n, edges, free, max_table=2**16)
+    n_sites = int(rng.integers(2, 60 if max_states == 1 else 24))
+    start, edges = _random_sites(rng, n_sites, _random_graph(rng, n_sites, kind), max_states)
+    n = int(start[-1])
+    free = np.repeat(rng.random(n_sites) < 0.9, np.diff(start))
+    plan = EliminationPlan(n, edges, free, site_start=start, max_table=2**16)
+    program = plan.program
     field, coupling = rng.normal(size=n), rng.normal(size=len(edges))
     total, tables = plan.forward(field, coupling, keep=True, n_threads=n_threads)
-    want_total, want_tables = ref.forward_sweep(plan.program, field, coupling)
+    want_total, want_tables = ref.forward_sweep(program, field, coupling)
     assert total == pytest.approx(want_total, rel=1e-13)
     assert plan.forward(field, coupling, n_threads=n_threads)[0] == total
-    offsets = plan.program.steps[:, 7]
+    offsets = program.steps[:, 7]
     for t, want in zip(offsets, want_tables):
         np.testing.assert_allclose(tables[t:t + len(want)], want, rtol=1e-13, atol=1e-12)
     p_unit, p_pair = plan.backward(field, coupling, tables, n_threads=n_threads)
-    want_unit, want_pair = ref.backward_sweep(plan.program, field, coupling, want_tables, n,
+    want_unit, want_pair = ref.backward_sweep(program, field, coupling, want_tables, n,
                                               len(edges))
     np.testing.assert_allclose(p_unit, want_unit, rtol=0, atol=1e-13)
     np.testing.assert_allclose(p_pair, want_pair, rtol=0, atol=1e-13)
-    uniforms = rng.random((500, len(plan.free_units)))
+    uniforms = rng.random((500, len(plan.free_sites)))
+    states = np.zeros((500, n_sites), np.intc)
+    _eliminate.sample(program, field, coupling, tables, uniforms, states, n_threads)
     np.testing.assert_array_equal(
-        plan.sample(field, coupling, tables, uniforms, n_threads=n_threads),
-        ref.sample_sweep(plan.program, field, coupling, want_tables, uniforms, n))
+        states, ref.sample_sweep(program, field, coupling, want_tables, uniforms))
+    best, max_tables = plan.forward(field, coupling, keep=True, maximum=True)
+    want_best, want_max_tables = ref.forward_sweep(program, field, coupling, maximum=True)
+    assert best == pytest.approx(want_best, rel=1e-13)
+    _eliminate.sample(program, field, coupling, max_tables, np.zeros((1, 0)), states[:1], 1,
+                      True)
+    np.testing.assert_array_equal(states[:1], ref.sample_sweep(
+        program, field, coupling, want_max_tables, np.zeros((1, 0)), maximum=True))
 
 
 # -- against enumeration on random small models -----------------------------------------------
@@ -443,7 +473,8 @@ def _dense(n, seed=0):
 def test_refuses_a_dense_model_quickly():
     model = _dense(200)
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=r"2\^200.*treewidth 199.*max_table.*pe\.ais"):
+    with pytest.raises(ValueError, match=r"1\.61e\+60 entries.*states of 200 units.*"
+                                         r"treewidth 199.*max_table.*pe\.ais"):
         exact.log_partition(model, method="eliminate")
     with pytest.raises(ValueError, match=r"2\^199.*treewidth 199.*pe\.ais"):
         exact.marginals(model)
