@@ -1,4 +1,5 @@
 """Variable elimination against enumeration, closed forms, transfer matrices and BP."""
+import itertools
 import time
 
 import numpy as np
@@ -511,3 +512,169 @@ def test_plan_cost_is_known_before_work():
     assert cost.largest_table == 2.0 ** (cost.width + 1)
     plan = EliminationPlan(100, np.array(lattice(10, 10)), np.ones(100, bool))
     assert plan.cost.width == 10 and len(plan.steps) == 100
+
+
+# -- k-state tables: Potts lattices and categorical units ----------------------------------------
+KINDS = (pe.Binary, pe.Spin, pe.Categorical)
+
+
+def potts(rows, cols, k, seed, scale=0.7):
+    """A rows x cols open-grid k-state Potts model with random fields and coupling tables:
+    ``-E = sum_i b[i, x_i] + sum_e J[e, x_i, x_j]``."""
+    rng = np.random.default_rng(seed)
+    edges = lattice(rows, cols)
+    return pe.EnergyModel({"x": pe.Categorical(rows * cols, k)},
+                          [pe.Bias("x", value=rng.normal(scale=scale, size=(rows * cols, k))),
+                           pe.SparsePairwise("x", edges, value=rng.normal(
+                               scale=scale, size=(len(edges), k, k)))])
+
+
+def potts_transfer_matrix(model, rows, cols, k):
+    """``(log Z, P(x_i = a))`` of a :func:`potts` lattice by a column transfer matrix: the
+    k^rows states of a column, forward and backward messages in log space."""
+    b, J = model.params["b"], model.params["J"]
+    index = {e: n for n, e in enumerate(lattice(rows, cols))}
+    S = np.array(list(itertools.product(range(k), repeat=rows)))
+    unit = [np.arange(rows) * cols + c for c in range(cols)]
+    own = [b[unit[c], S].sum(axis=1) + sum(J[index[(unit[c][r], unit[c][r + 1])],
+                                               S[:, r], S[:, r + 1]] for r in range(rows - 1))
+           for c in range(cols)]
+    step = [sum(J[index[(unit[c][r], unit[c][r] + 1)]][S[:, r][:, None], S[:, r][None, :]]
+                for r in range(rows)) for c in range(cols - 1)]
+    alpha, beta = [own[0]], [np.zeros(len(S))]
+    for c in range(cols - 1):
+        alpha.append(logsumexp(alpha[-1][:, None] + step[c], axis=0) + own[c + 1])
+        m = cols - 2 - c
+        beta.insert(0, logsumexp(step[m] + (own[m + 1] + beta[0])[None, :], axis=1))
+    log_z = logsumexp(alpha[-1])
+    p = np.zeros((rows * cols, k))
+    for c in range(cols):
+        column = np.exp(alpha[c] + beta[c] - log_z)
+        for r in range(rows):
+            p[unit[c][r]] = np.bincount(S[:, r], weights=column, minlength=k)
+    return log_z, p
+
+
+@pytest.mark.parametrize("rows, cols, k", [(3, 8, 3), (2, 6, 4)])
+def test_potts_lattice_matches_transfer_matrix(rows, cols, k):
+    model = potts(rows, cols, k, seed=rows + k)
+    assert isinstance(make_plan(model.graph, (), n_threads=1), Elimination)   # auto picks it
+    want_z, want_p = potts_transfer_matrix(model, rows, cols, k)
+    close(exact.log_partition(model, method="eliminate"), want_z)
+    close(exact.marginals(model, method="eliminate")["x"], want_p)
+
+
+def test_potts_grid_ten_by_ten_is_eliminated():
+    """Issue 15: 3^58 states refused enumeration; elimination sums it with tables of 3^11."""
+    model = potts(10, 10, 3, seed=0)
+    plan = make_plan(model.graph, (), n_threads=1, backward=True)
+    assert isinstance(plan, Elimination)
+    assert plan.cost.largest_table == 3.0 ** (plan.cost.width + 1) <= 3.0 ** 11
+    p = exact.marginals(model)["x"]
+    close(p.sum(axis=1), np.ones(100))
+
+
+@given(models(kinds=KINDS), st.floats(0.2, 2.0))
+def test_categorical_models_match_enumeration(model, beta):
+    close(exact.log_partition(model, beta, method="eliminate"),
+          exact.log_partition(model, beta, method="enumerate"))
+    got = exact.marginals(model, beta=beta, pairwise=True, method="eliminate")
+    want = exact.marginals(model, beta=beta, pairwise=True, method="enumerate")
+    for g in want[0]:
+        close(got[0][g], want[0][g])
+    close(got[2], want[2])
+
+
+@given(st.data())
+def test_categorical_likelihood_and_gradient_match_enumeration(data):
+    model = data.draw(models(kinds=KINDS))
+    X = data.draw(states(model, model.visible))
+    close(exact.log_likelihood(model, X, method="eliminate"),
+          exact.log_likelihood(model, X, method="enumerate"))
+    got = exact.gradient(model, X, method="eliminate")
+    want = exact.gradient(model, X, method="enumerate")
+    for name in want:
+        close(got[name], want[name])
+
+
+def test_potts_samples_follow_exact_marginals():
+    model = potts(3, 4, 3, seed=5, scale=1.0)
+    n = 4000
+    x = exact.sample(model, n, rng=11)["x"]
+    freq = np.stack([(x == a).mean(axis=0) for a in range(3)], axis=1)
+    p = exact.marginals(model)["x"]
+    se = np.sqrt(p * (1 - p) / n)
+    assert np.all(np.abs(freq - p) <= 4.5 * se + 1e-3)
+    np.testing.assert_array_equal(exact.sample(model, 20, rng=11)["x"], x[:20])
+
+
+# -- max-product: exact MAP ---------------------------------------------------------------------
+def brute_force_minimum(model, clamped, row):
+    """Lowest energy over the free groups' states with ``clamped`` groups at ``row``."""
+    free = [g for g in model.units if g not in clamped]
+    grid = ref.all_states(model, free) if free else {}
+    n = len(next(iter(grid.values()))) if free else 1
+    full = {g: (grid[g] if g in grid else np.repeat(row[g][None], n, axis=0))
+            for g in model.units}
+    return model.energy(full).min()
+
+
+@given(st.data())
+def test_max_state_matches_brute_force_minimum(data):
+    model = data.draw(models(kinds=KINDS, max_total=7))
+    beta = data.draw(st.floats(0.3, 2.0))
+    clamped = data.draw(st.sampled_from([[], list(model.visible)]))
+    X = data.draw(states(model, clamped, max_batch=3)) if clamped else {}
+    plan = make_plan(model.graph, clamped, beta, method="eliminate")
+    x = plan.clamped_flat(X)
+    best, bits = plan.max_state(x)
+    assert best.shape == (len(x),) and bits.shape == (len(x), model.graph.n_units)
+    found = model.graph.decode(model.graph.from_bits(bits))
+    energy = model.energy(found)
+    for r in range(len(x)):
+        want = brute_force_minimum(model, clamped, {g: X[g][r] for g in clamped})
+        close(-best[r] / beta, want, rel=1e-9)
+        close(energy[r], want, rel=1e-9)
+        for g in clamped:
+            np.testing.assert_array_equal(found[g][r], X[g][r])
+    np.testing.assert_array_equal(bits[:, plan.clamped], x[:, plan.clamped])
+
+
+def test_max_state_breaks_ties_at_the_lowest_state():
+    """All-zero parameters: every state ties; each site gets its lowest state (bits 0, the
+    first value of a categorical unit), every call the same."""
+    units = {"b": pe.Binary(3), "s": pe.Spin(2), "c": pe.Categorical(2, 3)}
+    model = pe.EnergyModel(units, [pe.Bias(g, name=f"b_{g}") for g in units]
+                           + [pe.Pairwise("b", "c"), pe.Lateral("s")])
+    for value in model.params.values():
+        value[...] = 0.0
+    plan = make_plan(model.graph, (), method="eliminate")
+    best, bits = plan.max_state(plan.clamped_flat({}))
+    assert best[0] == 0.0
+    state = model.graph.decode(model.graph.from_bits(bits))
+    np.testing.assert_array_equal(state["b"], [[0, 0, 0]])
+    np.testing.assert_array_equal(state["s"], [[-1, -1]])
+    np.testing.assert_array_equal(state["c"], [[0, 0]])
+    np.testing.assert_array_equal(plan.max_state(plan.clamped_flat({}))[1], bits)
+
+
+def test_max_state_of_a_spin_glass_grid():
+    """A 6 x 6 +-J spin glass: elimination's ground energy is the brute-force one found by
+    enumerating the 2^18 states of one checkerboard colour (the other minimised in closed
+    form, each spin against its local field)."""
+    rng = np.random.default_rng(4)
+    edges = lattice(6, 6)
+    J = rng.choice([-1.0, 1.0], size=len(edges))
+    model = pe.Ising(edges, couplings=J)
+    plan = make_plan(model.graph, (), method="eliminate")
+    best, bits = plan.max_state(plan.clamped_flat({}))
+    s = model.graph.decode(model.graph.from_bits(bits))["s"]
+    close(-best[0], model.energy({"s": s})[0])
+    black = np.array([(i // 6 + i % 6) % 2 == 0 for i in range(36)])
+    A = np.zeros((36, 36))
+    A[tuple(np.array(edges).T)] = J
+    A = A + A.T
+    S = np.array(list(itertools.product([-1.0, 1.0], repeat=18)))
+    local = S @ A[np.ix_(black, ~black)]                 # field on each white spin
+    want = -(np.abs(local).sum(axis=1)).max()            # E = -sum J s s (no fields)
+    close(-best[0], want)
