@@ -1,15 +1,22 @@
 """Variable elimination kernels: the step list (one ``Program``) and the log-space sweeps.
 
-**Contraction.** One elimination step sums a unit ``v`` out of the log-space tables ``T_f``
+**Sites.** The units of elimination are *sites*: a binary unit (one slot of the flat graph,
+two states: off, on) or a categorical unit of ``k`` values (``k`` one-hot slots, ``k`` states:
+slot ``a`` on). Every axis has its cardinality (``card``); tables are mixed-radix, the
+stride of an axis the product of the cardinalities after it.
+
+**Contraction.** One elimination step sums a site ``v`` out of the log-space tables ``T_f``
 that mention it. Over the joint axes ``(v, o_1, ..., o_n)`` (``v`` first, the output axes
 after it) every table is addressed through a stride per axis (0 where the table does not
 have that axis), and
 
     forward:   out[o] = log sum_{x_v} exp(S(x_v, o)),      S(x_v, o) = sum_f T_f[x_v, o]
+    max-product forward:  out[o] = max_{x_v} S(x_v, o)
     backward:  joint[x_v, o] = marginal[o] * exp(S(x_v, o) - out[o])
 
-The output index runs in blocks: the trailing output axes (up to ``BLOCK_AXES``) form one
-block, the leading ones pick the block. Per block each table is read at precomputed inner
+The output index runs in blocks: the trailing output axes whose product is at most
+``BLOCK_ENTRIES`` (1024: the last 10 binary axes) form one block, the leading ones pick the
+block. Per block each table is read at precomputed inner
 offsets, as a contiguous run, or as one constant, so the inner loops are plain array adds;
 blocks are independent and run on OpenMP threads (``prange``) when the output has at least
 ``PARALLEL_MIN`` (2^17) entries, so the result does not depend on the thread count. Binary axes
@@ -17,23 +24,27 @@ take the vectorised ``logaddexp`` through ``pe_softplus_array``. ``contract`` ru
 (the numpy twin ``tests/reference/exact.py:contract`` checks it); the sweeps run every step of a
 plan through the same block loop.
 
-**Step list.** A plan is a :class:`Program`: six flat int64 arrays, built once by
+**Step list.** A plan is a :class:`Program`: flat int64 arrays, built once by
 ``build_program`` from an order of ``_order`` and checked once, which ``forward``,
 ``backward`` and ``sample`` all take:
 
-* ``steps`` (n_steps, 8): unit (flat id), scope start and length, bucket-edge start and
+* ``steps`` (n_steps, 8): site (flat site id), scope start and length, bucket-edge start and
   count, incoming start and count, offset of the step's table in the table store;
-* ``scope``: each step's scope (flat unit ids), in elimination order: output axis ``a``
+* ``scope``: each step's scope (flat site ids), in elimination order: output axis ``a``
   (1-based) is ``scope[start + a - 1]``; the step's table is over its scope, axis 1 most
   significant;
-* ``edge``, ``edge_axis``: the graph edges in each bucket (first end eliminated at that
-  step) and the joint axis of their other end, sorted by axis;
+* ``edge``, ``edge_axis``, ``edge_state``: the graph's slot edges in each bucket (first end
+  eliminated at that step), the joint axis of their other end (sorted, several edges may
+  share one) and the state in which each end's slot is on (summed site first);
 * ``incoming`` (n_incoming, 2): the steps whose tables are in the bucket, and where their
   joint axes start in ``incoming_axes`` (a table of scope length ``d`` has ``d`` axes, the
-  first one 0: its first unit is the one summed out).
+  first one 0: its first site is the one summed out);
+* ``sites`` (n_sites, 2): each site's first slot and slot count (1: binary, two states).
 
-Each step's local table ``x_v (f_v + sum_e c_e x_u)`` (over ``v`` and the bucket edges' other
-ends, in axis order) is built in the kernel from ``field`` and ``coupling``.
+Each step's local table ``phi_v(x_v) + sum_u psi_vu(x_v, x_u)`` (over ``v`` and the bucket
+edges' other ends, in axis order; ``phi`` the slot fields, ``psi`` the couplings between the
+slots on in each pair of states) is built in the kernel from ``field`` and ``coupling``.
+Steps over binary sites only keep the binary fast paths (softplus, sigmoid, bit-lane sums).
 
 The elimination order comes from ``_order`` (the order search); the table memory and the
 block sums' inner loops are C in ``_tables.h``.

@@ -5,21 +5,27 @@ over its free units, with the clamped units folded into the fields:
 
     log Z = log sum_x exp(const + sum_i f_i x_i + sum_e c_e x_i x_j).
 
-Units are summed out one at a time in an elimination order. Summing unit ``v`` out of the
-log tables that mention it (its *bucket*) gives a table over its current neighbours
-``N(v)``,
+Elimination runs over *sites*: a binary or spin unit (one slot, states off and on) or a
+categorical unit of ``k`` values (``k`` one-hot slots, state ``a`` = slot ``a`` on). Sites are
+summed out one at a time in an elimination order. Summing site ``v`` out of the log tables
+that mention it (its *bucket*) gives a table over its current neighbours ``N(v)``,
 
-    tau(x_N) = log sum_{x_v} exp(x_v (f_v + sum_{u in N} c_vu x_u) + sum_{T in bucket} T(x_v, x_N)),
+    tau(x_N) = log sum_{x_v} exp(phi_v(x_v) + sum_{u in N} psi_vu(x_v, x_u)
+                                  + sum_{T in bucket} T(x_v, x_N)),
 
-which joins the bucket of the next unit of ``N(v)`` to be eliminated. A unit whose bucket holds
-only its own field and couplings is summed in closed form, ``tau = softplus(f_v + c . x_N)``,
-as the enumeration path does for its conditionally independent units.
+with ``phi_v(a)`` the field of the slot on in state ``a`` (0 for a binary unit's state 0) and
+``psi_vu(a, b)`` the sum of the couplings between the slots on in states ``a`` and ``b``; the
+table joins the bucket of the next site of ``N(v)`` to be eliminated. A binary unit whose
+bucket holds only its own field and couplings is summed in closed form, ``tau =
+softplus(f_v + c . x_N)``, as the enumeration path does for its conditionally independent
+units. With ``(max, +)`` in place of log-sum-exp the same sweep gives the largest log weight,
+and back-tracking a state that reaches it (:meth:`Elimination.max_state`).
 
 Cost, known before any work (:mod:`pgm_energy.exact.cost` decides on it): with ``w`` = the
 largest ``|N(v)|`` along the order (the *width*, an upper bound of the treewidth), the
-largest table spans ``w + 1`` units
-(``2^(w+1)`` entries), and a contraction reads every table of its bucket once per entry of
-its joint table. The order is the cheapest (largest table, then operations) of greedy
+largest table spans ``w + 1`` sites (``k_v prod_{u in N(v)} k_u`` entries, ``2^(w+1)`` for
+binary units), and a contraction reads every table of its bucket once per entry of its joint
+table. The order is the cheapest (largest table, then operations) of greedy
 min-fill and min-degree orders, each with and without a closed-form phase first (a greedy
 maximal independent set, lowest degree first).
 
@@ -57,15 +63,18 @@ class Cost:
     Attributes
     ----------
     width : int
-        Most neighbours a unit has when it is eliminated (the treewidth of the order).
+        Most neighbours a site has when it is eliminated (the treewidth of the order).
     largest_table : float
-        Entries of the largest joint table, ``2^(width + 1)`` for binary units.
+        Entries of the largest joint table, ``k_v prod_{u in N(v)} k_u`` over the states
+        ``k`` of the site summed out and of its neighbours: ``2^(width + 1)`` for binary
+        units, ``k^(width + 1)`` for ``k``-state Potts units.
     stored_entries : float
-        Entries of all tables the order produces (what the backward sweep keeps).
+        Entries of all tables the order produces, ``sum_v prod_{u in N(v)} k_u`` (what the
+        backward sweep keeps).
     operations : float
         Table entries read by all contractions (joint entries times tables in the bucket).
     n_closed_form : int
-        Units whose bucket holds only their own field and couplings.
+        Sites whose bucket holds only their own field and couplings.
     """
 
     width: int
