@@ -85,7 +85,7 @@ def test_contract_rejects_inconsistent_arrays():
         _eliminate.backward(plan.program, field, coupling, tables, np.zeros(2), np.zeros(2))
     with pytest.raises(ValueError, match="x must have"):
         _eliminate.sample(plan.program, field, coupling, tables, np.zeros((1, 3)),
-                          np.zeros((1, 2), np.intc))
+                          np.zeros((1, 2), np.int8))
     with pytest.raises(TypeError):
         _eliminate.forward(None, field, coupling)
 
@@ -232,17 +232,25 @@ def test_sweeps_match_numpy_twin(kind, seed, n_threads, max_states, monkeypatch)
     np.testing.assert_allclose(p_unit, want_unit, rtol=0, atol=1e-13)
     np.testing.assert_allclose(p_pair, want_pair, rtol=0, atol=1e-13)
     uniforms = rng.random((500, len(plan.free_sites)))
-    states = np.zeros((500, n_sites), np.intc)
-    _eliminate.sample(program, field, coupling, tables, uniforms, states, n_threads)
-    np.testing.assert_array_equal(
-        states, ref.sample_sweep(program, field, coupling, want_tables, uniforms))
+    first = program.sites[:, 0]             # each site's state at its first slot's column
+    for dtype in (np.int8, np.intc):
+        x = np.zeros((500, n), dtype)
+        _eliminate.sample(program, field, coupling, tables, uniforms, x, n_threads)
+        np.testing.assert_array_equal(
+            x[:, first], ref.sample_sweep(program, field, coupling, want_tables, uniforms))
     best, max_tables = plan.forward(field, coupling, keep=True, maximum=True)
     want_best, want_max_tables = ref.forward_sweep(program, field, coupling, maximum=True)
     assert best == pytest.approx(want_best, rel=1e-13)
-    _eliminate.sample(program, field, coupling, max_tables, np.zeros((1, 0)), states[:1], 1,
-                      True)
-    np.testing.assert_array_equal(states[:1], ref.sample_sweep(
+    x = np.zeros((1, n), np.int8)
+    _eliminate.sample(program, field, coupling, max_tables, np.zeros((1, 0)), x, 1, True)
+    np.testing.assert_array_equal(x[:, first], ref.sample_sweep(
         program, field, coupling, want_max_tables, np.zeros((1, 0)), maximum=True))
+    bits = plan.sample(field, coupling, tables, uniforms[:5])       # states -> slot bits
+    want = ref.sample_sweep(program, field, coupling, want_tables, uniforms[:5])
+    for site in plan.free_sites:
+        lo, k = program.sites[site]
+        one_hot = want[:, [site]] if k == 1 else np.eye(k, dtype=np.int8)[want[:, site]]
+        np.testing.assert_array_equal(bits[:, lo:lo + k], one_hot)
 
 
 # -- against enumeration on random small models -----------------------------------------------

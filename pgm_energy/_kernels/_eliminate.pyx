@@ -273,7 +273,7 @@ cdef void finish_addressing(Contraction *C, const int64_t *card, int64_t *stride
                             int64_t *offset, int *kind, int n_out) noexcept nogil:
     """Blocks over the trailing output axes (``inner_axes``): in-block offsets and kinds from
     the strides (rows of ``stride`` already set, ``n_out + 1`` per table)."""
-    cdef int64_t n_inner, k, size, step, digit, run
+    cdef int64_t n_inner, k, size, step, run
     cdef int inner = inner_axes(card, n_out, &n_inner)
     cdef int f, b
     cdef bint contiguous, constant
@@ -300,11 +300,10 @@ cdef void finish_addressing(Contraction *C, const int64_t *card, int64_t *stride
         off = offset + f * n_inner
         off[0] = 0
         size = 1
-        for b in range(inner):
+        for b in range(inner):          # each state of the axis: the previous one's + step
             step = stride[f * (n_out + 1) + n_out - b]
-            for digit in range(1, card[n_out - b]):
-                for k in range(size):
-                    off[digit * size + k] = off[k] + digit * step
+            for k in range(size, size * card[n_out - b]):
+                off[k] = off[k - size] + step
             size *= card[n_out - b]
 
 
@@ -831,14 +830,19 @@ cdef void sum_out_axis(const double *src, double *dst, int64_t size, int64_t run
     before it is written)."""
     cdef int64_t hi, lo, c
     cdef const double *a
+    cdef const double *b
     cdef double *o
+    if card == 2:
+        for hi in range(size // (2 * run)):
+            a = src + 2 * hi * run
+            b = a + run
+            o = dst + hi * run
+            for lo in range(run):
+                o[lo] = a[lo] + b[lo]
+        return
     for hi in range(size // (run * card)):
         a = src + hi * run * card
         o = dst + hi * run
-        if card == 2:
-            for lo in range(run):
-                o[lo] = a[lo] + a[run + lo]
-            continue
         for lo in range(run):
             o[lo] = a[lo]
             for c in range(1, card):
@@ -971,10 +975,15 @@ def backward(
         raise MemoryError("backward: could not allocate a marginal table")
 
 
-cdef inline double state_score(const Contraction *C, const int *x, const int64_t *sc, int64_t d,
-                               int64_t a) noexcept nogil:
+ctypedef fused state_t:      # the states of sample's output: int8 up to 127 states, else int
+    int8_t
+    int
+
+
+cdef inline double state_score(const Contraction *C, const state_t *x, const int64_t *column,
+                               int64_t d, int64_t a) noexcept nogil:
     """``S(a, x_N) = sum_f T_f[a, x_N]``: the bucket's log weight of state ``a`` of the summed
-    site given the states ``x`` (indexed by site) of its scope ``sc``."""
+    site given the states of its scope, ``x[column[b]]`` for scope axis ``b``."""
     cdef int f
     cdef int64_t index, b
     cdef const int64_t *st
@@ -983,7 +992,7 @@ cdef inline double state_score(const Contraction *C, const int *x, const int64_t
         st = C.stride + f * C.n_axes
         index = a * st[0]
         for b in range(1, d + 1):
-            index = index + x[sc[b - 1]] * st[b]
+            index = index + x[column[b]] * st[b]
         total = total + C.table[f][index]
     return total
 
@@ -994,7 +1003,8 @@ def sample(
     const double[::1] coupling,             # IN  (n_edges,)
     const double[::1] store,                # IN  the tables of a forward sweep with store
     const double[:, ::1] uniforms,          # IN  (n_samples, n_steps): column k for step n-1-k
-    int[:, ::1] x,                          # OUT (n_samples, n_sites) state of each plan site
+    state_t[:, ::1] x,                      # OUT (n_samples, n_units) each plan site's state at
+                                            #     its first slot (a binary site: its bit)
     int n_threads=1,
     bint maximum=False,                     # IN  argmax (tables of a max-product forward sweep)
 ):
@@ -1004,7 +1014,9 @@ def sample(
     exp(-logit)) < 1]`` with ``logit = S(1) - S(0)``; more: the first state whose cumulative
     weight exceeds ``u`` times the total. With ``maximum`` (after a max-product forward sweep)
     the uniforms are not read (shape ``(n_samples, 0)`` will do) and ``x_v`` is the lowest
-    state of largest ``S``: back-tracking, a maximising state."""
+    state of largest ``S``: back-tracking, a maximising state. Each site's state is written
+    at its first slot's column, so binary sites' columns are their bits; ``x`` is int8 when
+    every site has at most 127 states."""
     cdef const StepList *P = &program.P
     cdef Work W
     cdef Contraction C
@@ -1013,17 +1025,24 @@ def sample(
     cdef int f, pick
     cdef double logit, hi, score, total, target
     cdef const int64_t *row
-    cdef const int64_t *sc
     cdef const int64_t *st
+    cdef int64_t *column = NULL
     cdef const double *field_p = &field[0] if field.shape[0] else NULL
     cdef const double *coupling_p = &coupling[0] if coupling.shape[0] else NULL
     if uniforms.shape[0] != n_samples or (uniforms.shape[1] != P.n_steps and not maximum):
         raise ValueError("sample: uniforms must have shape (n_samples, n_steps)")
     check_lengths(program, field, coupling, store, "sample")
-    if x.shape[1] < program.n_sites:
-        raise ValueError(f"sample: x must have at least {program.n_sites} columns, got "
+    if x.shape[1] < program.n_units:
+        raise ValueError(f"sample: x must have at least {program.n_units} columns, got "
                          f"{x.shape[1]}")
+    if state_t is int8_t and P.max_card > 127:
+        raise ValueError("sample: x must be int (not int8) for sites of more than 127 states")
     tables = step_buffers(P, &W, "sample")
+    column = <int64_t *> malloc(P.max_axes * sizeof(int64_t))
+    if column == NULL:
+        free(tables)
+        work_free(&W)
+        raise MemoryError("sample: could not allocate the step buffers")
     with nogil:
         for s in range(P.n_steps):
             tables[s] = <double *> &store[P.steps[s * STEP_FIELDS + TABLE]]
@@ -1031,9 +1050,10 @@ def sample(
             s = P.n_steps - 1 - k
             row = P.steps + s * STEP_FIELDS
             d = row[N_SCOPE]
-            v = row[UNIT]
-            cv = P.card[v]
-            sc = P.scope + row[SCOPE]
+            v = P.sites[2 * row[UNIT]]
+            cv = P.card[row[UNIT]]
+            for a in range(1, d + 1):       # the scope's columns in x
+                column[a] = P.sites[2 * P.scope[row[SCOPE] + a - 1]]
             prepare(P, s, field_p, coupling_p, tables, &W, &C)
             for n in prange(n_samples, schedule="static",
                             num_threads=n_threads if n_samples >= 4096 else 1):
@@ -1043,7 +1063,7 @@ def sample(
                         st = C.stride + f * C.n_axes
                         index = 0
                         for a in range(1, d + 1):
-                            index = index + x[n, sc[a - 1]] * st[a]
+                            index = index + x[n, column[a]] * st[a]
                         logit = logit + (C.table[f][index + st[0]] - C.table[f][index])
                     if maximum:
                         x[n, v] = logit > 0.0
@@ -1053,23 +1073,24 @@ def sample(
                 hi = -INFINITY
                 pick = 0
                 for a in range(cv):
-                    score = state_score(&C, &x[n, 0], sc, d, a)
+                    score = state_score(&C, &x[n, 0], column, d, a)
                     if score > hi:
                         hi = score
                         pick = <int> a
                 if not maximum:
                     total = 0.0
                     for a in range(cv):
-                        total = total + exp(state_score(&C, &x[n, 0], sc, d, a) - hi)
+                        total = total + exp(state_score(&C, &x[n, 0], column, d, a) - hi)
                     target = uniforms[n, k] * total
                     total = 0.0
                     pick = <int> (cv - 1)
                     for a in range(cv):
-                        total = total + exp(state_score(&C, &x[n, 0], sc, d, a) - hi)
+                        total = total + exp(state_score(&C, &x[n, 0], column, d, a) - hi)
                         if target < total:
                             pick = <int> a
                             break
-                x[n, v] = pick
+                x[n, v] = <state_t> pick
+        free(column)
         free(tables)
         work_free(&W)
 

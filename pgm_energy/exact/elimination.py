@@ -200,31 +200,38 @@ class EliminationPlan:
         Returns ``(n_samples, n_units)`` int8 with zeros at clamped slots.
         """
         uniforms = np.ascontiguousarray(uniforms, np.float64)
-        states = np.zeros((uniforms.shape[0], len(self._sites)), np.intc)
+        x = self._states(uniforms.shape[0])
         _eliminate.sample(self.program, _as_float(field), _as_float(coupling), tables,
-                          uniforms, states, n_threads)
-        return self._bits(states)
+                          uniforms, x, n_threads)
+        return self._bits(x)
 
     def argmax(self, field: np.ndarray, coupling: np.ndarray, tables) -> np.ndarray:
         """A maximising state of the free sites from the tables of a max-product
         :meth:`forward` (``maximum=True``): back-tracking in reverse elimination order, each
         site at the lowest state of largest ``S(a, x_N)`` given the sites chosen after it.
         Returns ``(n_units,)`` int8 slot bits with zeros at clamped slots."""
-        states = np.zeros((1, len(self._sites)), np.intc)
+        x = self._states(1)
         _eliminate.sample(self.program, _as_float(field), _as_float(coupling), tables,
-                          np.zeros((1, 0)), states, 1, True)
-        return self._bits(states)[0]
+                          np.zeros((1, 0)), x, 1, True)
+        return self._bits(x)[0]
 
-    def _bits(self, states):
-        """Slot bits ``(n, n_units)`` int8 of the free sites' states ``(n, n_sites)``."""
+    def _states(self, n):
+        """Zeroed output of the sampling kernel: each site's state at its first slot's
+        column, int8 unless a site has more than 127 states."""
+        dtype = np.int8 if self._sites[:, 1].max(initial=1) <= 127 else np.intc
+        return np.zeros((n, self.n_units), dtype)
+
+    def _bits(self, x):
+        """Slot bits ``(n, n_units)`` int8 from the sampling kernel's output (in place when
+        int8): a binary site's column is its bit already; a categorical site's state ``a``
+        at its first slot becomes slot ``a`` on."""
         first, size = self._sites[self.free_sites].T
-        state = states[:, self.free_sites]
-        binary = size == 1
-        slot = first + state - binary
-        on = (state > 0) | ~binary
-        x = np.zeros((len(states), self.n_units), np.int8)
-        x[np.nonzero(on)[0], slot[on]] = 1
-        return x
+        categorical = first[size > 1]
+        if len(categorical):
+            state = x[:, categorical].astype(np.intp)
+            x[:, categorical] = 0
+            np.put_along_axis(x, categorical + state, 1, axis=1)
+        return x.astype(np.int8, copy=False)
 
 
 class _Steps:
