@@ -686,3 +686,19 @@ def test_max_state_of_a_spin_glass_grid():
     local = S @ A[np.ix_(black, ~black)]                 # field on each white spin
     want = -(np.abs(local).sum(axis=1)).max()            # E = -sum J s s (no fields)
     close(-best[0], want)
+
+
+def test_sites_of_more_than_127_states_sample_and_maximise():
+    """The sampling kernel's int output (int8 holds at most 127 states)."""
+    rng = np.random.default_rng(2)
+    b, J = rng.normal(size=(2, 130)), rng.normal(size=(1, 130, 130))
+    model = pe.EnergyModel({"x": pe.Categorical(2, 130)},
+                           [pe.Bias("x", value=b), pe.SparsePairwise("x", [(0, 1)], value=J)])
+    close(exact.log_partition(model, method="eliminate"),
+          exact.log_partition(model, method="enumerate"))
+    x = exact.sample(model, 50, rng=0)["x"]
+    assert x.shape == (50, 2) and x.min() >= 0 and x.max() < 130
+    plan = make_plan(model.graph, (), method="eliminate")
+    best, bits = plan.max_state(plan.clamped_flat({}))
+    close(best[0], (b[0][:, None] + b[1][None, :] + J[0]).max())      # -E = b + J
+    close(model.energy(model.graph.decode(model.graph.from_bits(bits)))[0], -best[0])
