@@ -249,6 +249,8 @@ def test_a_large_elimination_is_sliced_into_pieces_with_the_same_answers():
         b = exact.marginals(grid, method="eliminate", pairwise=True, executor=runner)
         np.testing.assert_allclose(b[0]["s"], a[0]["s"], rtol=0, atol=1e-12)
         np.testing.assert_allclose(b[2], a[2], rtol=0, atol=1e-12)
+        state, energy = exact.map_state(grid, method="eliminate", executor=runner)
+        assert energy == pytest.approx(exact.map_state(grid, method="eliminate")[1], abs=1e-9)
         small = pe.Ising(edges[:20], couplings=0.3)        # too small to slice
         assert not isinstance(make_plan(small.graph, (), method="eliminate",
                                         executor=Runner(pool)), Sliced)

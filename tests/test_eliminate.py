@@ -1,4 +1,5 @@
 """Variable elimination against enumeration, closed forms, transfer matrices and BP."""
+import itertools
 import time
 
 import numpy as np
@@ -94,7 +95,8 @@ def test_program_is_checked_once_when_built():
     """A Program refuses any index that would make a sweep read or write out of bounds."""
     plan = EliminationPlan(4, np.array([(0, 1), (1, 2), (2, 3), (0, 3)]), np.ones(4, bool))
     p = plan.program
-    arrays = [p.steps, p.scope, p.edge, p.edge_axis, p.incoming, p.incoming_axes]
+    arrays = [p.steps, p.scope, p.edge, p.edge_axis, p.edge_state, p.incoming,
+              p.incoming_axes, p.sites]
     assert not p.steps.flags.writeable
     assert p.n_stored == sum(2 ** d for d in p.steps[:, 2])
     rebuilt = _eliminate.Program(*arrays, 4, 4)
@@ -107,15 +109,18 @@ def test_program_is_checked_once_when_built():
         return lambda: _eliminate.Program(*changed, n_units, n_edges)
 
     for make, match in [
-        (lambda: _eliminate.Program(*arrays, 3, 4), "outside the 3 units"),
+        (lambda: _eliminate.Program(*arrays, 3, 4), "below the 3 units"),
+        (lambda: _eliminate.Program(*arrays[:7], p.sites[:3], 4, 4), "outside the 3 sites"),
         (lambda: _eliminate.Program(*arrays, 4, 3), "outside the 3 edges"),
         (lambda: _eliminate.Program(p.steps[:, :7], *arrays[1:], 4, 4), "shape"),
         (broken(0, (0, 2), 70), "scope"),                          # scope length
         (broken(0, (0, 4), 9), "bucket"),                          # bucket size
         (broken(3, 0, 9), "axes"),                                 # bucket edge axis
-        (broken(4, (0, 0), consumer), "earlier step"),             # incoming from later
+        (broken(4, (0, 0), 0), "no slot"),                         # binary state 0: no slot
+        (broken(5, (0, 0), consumer), "earlier step"),             # incoming from later
         (broken(0, (consumer, 5), 10**6), "incoming"),             # incoming start
-        (broken(5, 0, 1), "axes of incoming"),                     # first axis must be 0
+        (broken(6, 0, 1), "axes of incoming"),                     # first axis must be 0
+        (broken(7, (0, 1), 0), "runs of >= 1 slots"),              # a site of no slot
         (broken(0, (0, 7), -1), "table offset"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -124,7 +129,7 @@ def test_program_is_checked_once_when_built():
         twice = p.incoming.copy()
         twice[1, 0] = twice[0, 0]
         with pytest.raises(ValueError, match="exactly one"):
-            _eliminate.Program(*arrays[:4], twice, p.incoming_axes, 4, 4)
+            _eliminate.Program(*arrays[:5], twice, *arrays[6:], 4, 4)
 
 def _random_graph(rng, n, kind):
     """Edges (i < j) of a random graph: a tree, a sparse graph or a grid with extra edges."""
@@ -184,34 +189,68 @@ def test_best_order_is_the_cheapest_twin_candidate(kind, seed):
     assert got[3] == want[3]
 
 
+def _random_sites(rng, n_sites, pairs, max_states):
+    """Sites of 1 to ``max_states`` slots (1: binary) over a site graph, and slot edges:
+    for each site pair, a random nonempty set of slot pairs between the two sites."""
+    size = rng.integers(1, max_states + 1, size=n_sites)
+    start = np.concatenate([[0], np.cumsum(size)])
+    edges = set()
+    for a, b in pairs:
+        for i in range(start[a], start[a + 1]):
+            for j in range(start[b], start[b + 1]):
+                if rng.random() < 0.6 or (i == start[a + 1] - 1 and j == start[b + 1] - 1):
+                    edges.add((min(i, j), max(i, j)))
+    return start, np.array(sorted(edges), np.int64).reshape(-1, 2)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("kind", ["tree", "sparse", "grid"])
 @pytest.mark.parametrize("seed", range(3))
-def test_sweeps_match_numpy_twin(kind, seed, n_threads, monkeypatch):
-    """Forward, backward and sampling sweeps of a whole plan against the per-step twin."""
+@pytest.mark.parametrize("max_states", [1, 4])
+def test_sweeps_match_numpy_twin(kind, seed, n_threads, max_states, monkeypatch):
+    """Forward (sum and max), backward, sampling and back-tracking sweeps of a whole plan
+    against the per-step twin: binary units (one slot per site), then sites of 1 to 4 slots."""
     monkeypatch.setattr(pe.exact.elimination, "_PARALLEL_MIN", 2**10 if n_threads > 1 else 2**17)
     rng = np.random.default_rng(10 + seed)
-    n = int(rng.integers(2, 60))
-    edges = _random_graph(rng, n, kind)
-    free = rng.random(n) < 0.9
-    plan = EliminationPlan(n, edges, free, max_table=2**16)
+    n_sites = int(rng.integers(2, 60 if max_states == 1 else 24))
+    start, edges = _random_sites(rng, n_sites, _random_graph(rng, n_sites, kind), max_states)
+    n = int(start[-1])
+    free = np.repeat(rng.random(n_sites) < 0.9, np.diff(start))
+    plan = EliminationPlan(n, edges, free, site_start=start, max_table=2**16)
+    program = plan.program
     field, coupling = rng.normal(size=n), rng.normal(size=len(edges))
     total, tables = plan.forward(field, coupling, keep=True, n_threads=n_threads)
-    want_total, want_tables = ref.forward_sweep(plan.program, field, coupling)
+    want_total, want_tables = ref.forward_sweep(program, field, coupling)
     assert total == pytest.approx(want_total, rel=1e-13)
     assert plan.forward(field, coupling, n_threads=n_threads)[0] == total
-    offsets = plan.program.steps[:, 7]
+    offsets = program.steps[:, 7]
     for t, want in zip(offsets, want_tables):
         np.testing.assert_allclose(tables[t:t + len(want)], want, rtol=1e-13, atol=1e-12)
     p_unit, p_pair = plan.backward(field, coupling, tables, n_threads=n_threads)
-    want_unit, want_pair = ref.backward_sweep(plan.program, field, coupling, want_tables, n,
+    want_unit, want_pair = ref.backward_sweep(program, field, coupling, want_tables, n,
                                               len(edges))
     np.testing.assert_allclose(p_unit, want_unit, rtol=0, atol=1e-13)
     np.testing.assert_allclose(p_pair, want_pair, rtol=0, atol=1e-13)
-    uniforms = rng.random((500, len(plan.free_units)))
-    np.testing.assert_array_equal(
-        plan.sample(field, coupling, tables, uniforms, n_threads=n_threads),
-        ref.sample_sweep(plan.program, field, coupling, want_tables, uniforms, n))
+    uniforms = rng.random((500, len(plan.free_sites)))
+    first = program.sites[:, 0]             # each site's state at its first slot's column
+    for dtype in (np.int8, np.intc):
+        x = np.zeros((500, n), dtype)
+        _eliminate.sample(program, field, coupling, tables, uniforms, x, n_threads)
+        np.testing.assert_array_equal(
+            x[:, first], ref.sample_sweep(program, field, coupling, want_tables, uniforms))
+    best, max_tables = plan.forward(field, coupling, keep=True, maximum=True)
+    want_best, want_max_tables = ref.forward_sweep(program, field, coupling, maximum=True)
+    assert best == pytest.approx(want_best, rel=1e-13)
+    x = np.zeros((1, n), np.int8)
+    _eliminate.sample(program, field, coupling, max_tables, np.zeros((1, 0)), x, 1, True)
+    np.testing.assert_array_equal(x[:, first], ref.sample_sweep(
+        program, field, coupling, want_max_tables, np.zeros((1, 0)), maximum=True))
+    bits = plan.sample(field, coupling, tables, uniforms[:5])       # states -> slot bits
+    want = ref.sample_sweep(program, field, coupling, want_tables, uniforms[:5])
+    for site in plan.free_sites:
+        lo, k = program.sites[site]
+        one_hot = want[:, [site]] if k == 1 else np.eye(k, dtype=np.int8)[want[:, site]]
+        np.testing.assert_array_equal(bits[:, lo:lo + k], one_hot)
 
 
 # -- against enumeration on random small models -----------------------------------------------
@@ -443,7 +482,8 @@ def _dense(n, seed=0):
 def test_refuses_a_dense_model_quickly():
     model = _dense(200)
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=r"2\^200.*treewidth 199.*max_table.*pe\.ais"):
+    with pytest.raises(ValueError, match=r"1\.61e\+60 entries.*states of 200 units.*"
+                                         r"treewidth 199.*max_table.*pe\.ais"):
         exact.log_partition(model, method="eliminate")
     with pytest.raises(ValueError, match=r"2\^199.*treewidth 199.*pe\.ais"):
         exact.marginals(model)
@@ -480,3 +520,185 @@ def test_plan_cost_is_known_before_work():
     assert cost.largest_table == 2.0 ** (cost.width + 1)
     plan = EliminationPlan(100, np.array(lattice(10, 10)), np.ones(100, bool))
     assert plan.cost.width == 10 and len(plan.steps) == 100
+
+
+# -- k-state tables: Potts lattices and categorical units ----------------------------------------
+KINDS = (pe.Binary, pe.Spin, pe.Categorical)
+
+
+def potts(rows, cols, k, seed, scale=0.7):
+    """A rows x cols open-grid k-state Potts model with random fields and coupling tables:
+    ``-E = sum_i b[i, x_i] + sum_e J[e, x_i, x_j]``."""
+    rng = np.random.default_rng(seed)
+    edges = lattice(rows, cols)
+    return pe.EnergyModel({"x": pe.Categorical(rows * cols, k)},
+                          [pe.Bias("x", value=rng.normal(scale=scale, size=(rows * cols, k))),
+                           pe.SparsePairwise("x", edges, value=rng.normal(
+                               scale=scale, size=(len(edges), k, k)))])
+
+
+def potts_transfer_matrix(model, rows, cols, k):
+    """``(log Z, P(x_i = a))`` of a :func:`potts` lattice by a column transfer matrix: the
+    k^rows states of a column, forward and backward messages in log space."""
+    b, J = model.params["b"], model.params["J"]
+    index = {e: n for n, e in enumerate(lattice(rows, cols))}
+    S = np.array(list(itertools.product(range(k), repeat=rows)))
+    unit = [np.arange(rows) * cols + c for c in range(cols)]
+    own = [b[unit[c], S].sum(axis=1) + sum(J[index[(unit[c][r], unit[c][r + 1])],
+                                               S[:, r], S[:, r + 1]] for r in range(rows - 1))
+           for c in range(cols)]
+    step = [sum(J[index[(unit[c][r], unit[c][r] + 1)]][S[:, r][:, None], S[:, r][None, :]]
+                for r in range(rows)) for c in range(cols - 1)]
+    alpha, beta = [own[0]], [np.zeros(len(S))]
+    for c in range(cols - 1):
+        alpha.append(logsumexp(alpha[-1][:, None] + step[c], axis=0) + own[c + 1])
+        m = cols - 2 - c
+        beta.insert(0, logsumexp(step[m] + (own[m + 1] + beta[0])[None, :], axis=1))
+    log_z = logsumexp(alpha[-1])
+    p = np.zeros((rows * cols, k))
+    for c in range(cols):
+        column = np.exp(alpha[c] + beta[c] - log_z)
+        for r in range(rows):
+            p[unit[c][r]] = np.bincount(S[:, r], weights=column, minlength=k)
+    return log_z, p
+
+
+@pytest.mark.parametrize("rows, cols, k", [(3, 8, 3), (2, 6, 4)])
+def test_potts_lattice_matches_transfer_matrix(rows, cols, k):
+    model = potts(rows, cols, k, seed=rows + k)
+    assert isinstance(make_plan(model.graph, (), n_threads=1), Elimination)   # auto picks it
+    want_z, want_p = potts_transfer_matrix(model, rows, cols, k)
+    close(exact.log_partition(model, method="eliminate"), want_z)
+    close(exact.marginals(model, method="eliminate")["x"], want_p)
+
+
+def test_potts_grid_ten_by_ten_is_eliminated():
+    """Issue 15: 3^58 states refused enumeration; elimination sums it with tables of 3^11."""
+    model = potts(10, 10, 3, seed=0)
+    plan = make_plan(model.graph, (), n_threads=1, backward=True)
+    assert isinstance(plan, Elimination)
+    assert plan.cost.largest_table == 3.0 ** (plan.cost.width + 1) <= 3.0 ** 11
+    p = exact.marginals(model)["x"]
+    close(p.sum(axis=1), np.ones(100))
+
+
+@given(models(kinds=KINDS), st.floats(0.2, 2.0))
+def test_categorical_models_match_enumeration(model, beta):
+    close(exact.log_partition(model, beta, method="eliminate"),
+          exact.log_partition(model, beta, method="enumerate"))
+    got = exact.marginals(model, beta=beta, pairwise=True, method="eliminate")
+    want = exact.marginals(model, beta=beta, pairwise=True, method="enumerate")
+    for g in want[0]:
+        close(got[0][g], want[0][g])
+    close(got[2], want[2])
+
+
+@given(st.data())
+def test_categorical_likelihood_and_gradient_match_enumeration(data):
+    model = data.draw(models(kinds=KINDS))
+    X = data.draw(states(model, model.visible))
+    close(exact.log_likelihood(model, X, method="eliminate"),
+          exact.log_likelihood(model, X, method="enumerate"))
+    got = exact.gradient(model, X, method="eliminate")
+    want = exact.gradient(model, X, method="enumerate")
+    for name in want:
+        close(got[name], want[name])
+
+
+def test_potts_samples_follow_exact_marginals():
+    model = potts(3, 4, 3, seed=5, scale=1.0)
+    n = 4000
+    x = exact.sample(model, n, rng=11)["x"]
+    freq = np.stack([(x == a).mean(axis=0) for a in range(3)], axis=1)
+    p = exact.marginals(model)["x"]
+    se = np.sqrt(p * (1 - p) / n)
+    assert np.all(np.abs(freq - p) <= 4.5 * se + 1e-3)
+    np.testing.assert_array_equal(exact.sample(model, 20, rng=11)["x"], x[:20])
+
+
+# -- max-product: exact MAP ---------------------------------------------------------------------
+def brute_force_minimum(model, clamped, row):
+    """Lowest energy over the free groups' states with ``clamped`` groups at ``row``."""
+    free = [g for g in model.units if g not in clamped]
+    grid = ref.all_states(model, free) if free else {}
+    n = len(next(iter(grid.values()))) if free else 1
+    full = {g: (grid[g] if g in grid else np.repeat(row[g][None], n, axis=0))
+            for g in model.units}
+    return model.energy(full).min()
+
+
+@given(st.data())
+def test_max_state_matches_brute_force_minimum(data):
+    model = data.draw(models(kinds=KINDS, max_total=7))
+    beta = data.draw(st.floats(0.3, 2.0))
+    clamped = data.draw(st.sampled_from([[], list(model.visible)]))
+    X = data.draw(states(model, clamped, max_batch=3)) if clamped else {}
+    plan = make_plan(model.graph, clamped, beta, method="eliminate")
+    x = plan.clamped_flat(X)
+    best, bits = plan.max_state(x)
+    assert best.shape == (len(x),) and bits.shape == (len(x), model.graph.n_units)
+    found = model.graph.decode(model.graph.from_bits(bits))
+    energy = model.energy(found)
+    for r in range(len(x)):
+        want = brute_force_minimum(model, clamped, {g: X[g][r] for g in clamped})
+        close(-best[r] / beta, want, rel=1e-9)
+        close(energy[r], want, rel=1e-9)
+        for g in clamped:
+            np.testing.assert_array_equal(found[g][r], X[g][r])
+    np.testing.assert_array_equal(bits[:, plan.clamped], x[:, plan.clamped])
+
+
+def test_max_state_breaks_ties_at_the_lowest_state():
+    """All-zero parameters: every state ties; each site gets its lowest state (bits 0, the
+    first value of a categorical unit), every call the same."""
+    units = {"b": pe.Binary(3), "s": pe.Spin(2), "c": pe.Categorical(2, 3)}
+    model = pe.EnergyModel(units, [pe.Bias(g, name=f"b_{g}") for g in units]
+                           + [pe.Pairwise("b", "c"), pe.Lateral("s")])
+    for value in model.params.values():
+        value[...] = 0.0
+    plan = make_plan(model.graph, (), method="eliminate")
+    best, bits = plan.max_state(plan.clamped_flat({}))
+    assert best[0] == 0.0
+    state = model.graph.decode(model.graph.from_bits(bits))
+    np.testing.assert_array_equal(state["b"], [[0, 0, 0]])
+    np.testing.assert_array_equal(state["s"], [[-1, -1]])
+    np.testing.assert_array_equal(state["c"], [[0, 0]])
+    np.testing.assert_array_equal(plan.max_state(plan.clamped_flat({}))[1], bits)
+
+
+def test_max_state_of_a_spin_glass_grid():
+    """A 6 x 6 +-J spin glass: elimination's ground energy is the brute-force one found by
+    enumerating the 2^18 states of one checkerboard colour (the other minimised in closed
+    form, each spin against its local field)."""
+    rng = np.random.default_rng(4)
+    edges = lattice(6, 6)
+    J = rng.choice([-1.0, 1.0], size=len(edges))
+    model = pe.Ising(edges, couplings=J)
+    plan = make_plan(model.graph, (), method="eliminate")
+    best, bits = plan.max_state(plan.clamped_flat({}))
+    s = model.graph.decode(model.graph.from_bits(bits))["s"]
+    close(-best[0], model.energy({"s": s})[0])
+    black = np.array([(i // 6 + i % 6) % 2 == 0 for i in range(36)])
+    A = np.zeros((36, 36))
+    A[tuple(np.array(edges).T)] = J
+    A = A + A.T
+    S = np.array(list(itertools.product([-1.0, 1.0], repeat=18)))
+    local = S @ A[np.ix_(black, ~black)]                 # field on each white spin
+    want = -(np.abs(local).sum(axis=1)).max()            # E = -sum J s s (no fields)
+    close(-best[0], want)
+
+
+def test_sites_of_more_than_127_states_sample_and_maximise():
+    """The sampling kernel's int output (int8 holds at most 127 states)."""
+    rng = np.random.default_rng(2)
+    b, J = rng.normal(size=(2, 130)), rng.normal(size=(1, 130, 130))
+    model = pe.EnergyModel({"x": pe.Categorical(2, 130)},
+                           [pe.Bias("x", value=b), pe.SparsePairwise("x", [(0, 1)], value=J)])
+    close(exact.log_partition(model, method="eliminate"),
+          exact.log_partition(model, method="enumerate"))
+    x = exact.sample(model, 50, rng=0)["x"]
+    assert x.shape == (50, 2) and x.min() >= 0 and x.max() < 130
+    plan = make_plan(model.graph, (), method="eliminate")
+    best, bits = plan.max_state(plan.clamped_flat({}))
+    close(best[0], (b[0][:, None] + b[1][None, :] + J[0]).max())      # -E = b + J
+    close(model.energy(model.graph.decode(model.graph.from_bits(bits)))[0], -best[0])

@@ -155,7 +155,8 @@ def test_map_state_matches_brute_force_minimum(data):
     evidence = data.draw(st.none() | evidence_for(model, single=False))
     s, lw = brute(model)
     rows = np.ones((1, len(lw)), bool) if evidence is None else agreeing(s, evidence)
-    state, energy = exact.map_state(model, evidence, method="enumerate")
+    method = data.draw(st.sampled_from(["enumerate", "eliminate"]))
+    state, energy = exact.map_state(model, evidence, method=method)
     energy = np.atleast_1d(energy)
     for r, keep in enumerate(rows):
         close(energy[r], -lw[keep].max())
@@ -164,7 +165,7 @@ def test_map_state_matches_brute_force_minimum(data):
         for g, v in (evidence or {}).items():          # held units keep their values
             v = np.atleast_2d(v)[r]
             np.testing.assert_array_equal(row_state[g][0][~np.isnan(v)], v[~np.isnan(v)])
-    again, _ = exact.map_state(model, evidence, method="enumerate")
+    again, _ = exact.map_state(model, evidence, method=method)
     for g in state:
         np.testing.assert_array_equal(again[g], state[g])
 
@@ -176,13 +177,15 @@ def test_map_state_of_a_spin_glass_and_ties():
     edges += [(r * L + c, (r + 1) * L + c) for r in range(L - 1) for c in range(L)]
     glass = pe.Ising(edges, couplings=rng.choice([-1.0, 1.0], len(edges)))
     s, lw = brute(glass)
-    state, energy = exact.map_state(glass)
-    assert state["s"].shape == (16,)
-    close(energy, -lw.max())
+    for method in ("enumerate", "eliminate"):
+        state, energy = exact.map_state(glass, method=method)
+        assert state["s"].shape == (16,)
+        close(energy, -lw.max())
     flat = pe.Ising([(0, 1)], couplings=0.0)         # every state ties: all spins at -1
-    state, energy = exact.map_state(flat)
-    np.testing.assert_array_equal(state["s"], [-1.0, -1.0])
-    assert energy == 0.0
+    for method in ("enumerate", "eliminate"):
+        state, energy = exact.map_state(flat, method=method)
+        np.testing.assert_array_equal(state["s"], [-1.0, -1.0])
+        assert energy == 0.0
 
 
 def test_evidence_refusals_name_the_problem():
@@ -233,3 +236,28 @@ def test_samples_with_evidence_follow_the_exact_conditional():
         assert stat < chi2.isf(1e-4, keep.sum() - 1)
     one = exact.sample(model, 5, evidence={"s": evidence["s"][0]}, rng=0)["s"]
     np.testing.assert_array_equal(one, drawn[0, :5])    # one row: the same draws
+
+
+def test_potts_samples_with_evidence_keep_it_and_follow_the_conditional():
+    """A 3-state Potts chain of 5 sites, the middle one held: exact samples through the
+    k-state elimination, against the brute-force conditional (chi-square, fixed seed)."""
+    from scipy.stats import chi2
+
+    rng = np.random.default_rng(4)
+    units = {"y": pe.Categorical(5, 3)}
+    J = np.zeros((4, 3, 3))
+    J[:, np.arange(3), np.arange(3)] = rng.normal(0, 1, (4, 3))
+    model = pe.EnergyModel(units, [pe.Bias("y", name="b", value=rng.normal(0, 0.5, (5, 3))),
+                                   pe.SparsePairwise("y", [(i, i + 1) for i in range(4)],
+                                                     name="J", value=J)])
+    evidence = {"y": np.array([np.nan, np.nan, 2.0, np.nan, np.nan])}
+    n = 20000
+    drawn = exact.sample(model, n, evidence=evidence, rng=1)["y"]
+    assert (drawn[:, 2] == 2).all()
+    s, lw = brute(model)
+    keep = agreeing(s, evidence)[0]
+    p = np.exp(lw[keep] - logsumexp(lw[keep]))
+    codes = s["y"][keep] @ (3 ** np.arange(5))
+    got = drawn @ (3 ** np.arange(5))
+    counts = np.array([(got == c).sum() for c in codes])
+    assert np.sum((counts - n * p) ** 2 / (n * p)) < chi2.isf(1e-4, keep.sum() - 1)

@@ -315,12 +315,14 @@ cdef int run_search(Search *S, int criterion, bint closed_first, int64_t cap_bit
     return 0
 
 
-cdef void search_cost(Search *S, double *cost) noexcept nogil:
-    """(width, largest_table, stored_entries, operations, n_closed_form) of S's order."""
+cdef void search_cost(Search *S, const int64_t *card, double *cost) noexcept nogil:
+    """(width, largest_table, stored_entries, operations, n_closed_form) of S's order, ``card``
+    the states of each unit (NULL: two each): a step's table has the product of its scope's
+    cardinalities as entries, its joint table that times the summed unit's."""
     cdef int64_t n = S.n, s, i, target, d, width = 0, n_closed = 0
     cdef int64_t *position = S.work
     cdef int64_t *n_tables = S.work + n
-    cdef double stored = 0.0, operations = 0.0, largest = 0.0, size
+    cdef double stored = 0.0, operations = 0.0, largest = 0.0, size, joint
     for s in range(n):
         position[S.order[s]] = s
         n_tables[s] = 1                     # the local table of each bucket
@@ -333,14 +335,21 @@ cdef void search_cost(Search *S, double *cost) noexcept nogil:
             n_tables[target] += 1
     for s in range(n):
         d = S.start[s + 1] - S.start[s]
-        size = ldexp(1.0, <int> d)
+        if card == NULL:
+            size = ldexp(1.0, <int> d)
+            joint = 2.0 * size
+        else:
+            size = 1.0
+            for i in range(S.start[s], S.start[s + 1]):
+                size *= card[S.scope[i]]
+            joint = card[S.order[s]] * size
         width = d if d > width else width
-        largest = size if size > largest else largest
+        largest = joint if joint > largest else largest
         stored += size
-        operations += 2.0 * size * (n_tables[s] + 1)
+        operations += joint * (n_tables[s] + 1)
         n_closed += n_tables[s] == 1
     cost[0] = width
-    cost[1] = 2.0 * largest if n else 1.0
+    cost[1] = largest if n else 1.0
     cost[2] = stored
     cost[3] = operations
     cost[4] = n_closed
@@ -391,7 +400,7 @@ def greedy_order(
         if status == 0:
             status = run_search(&S, criterion, closed_first, cap_bits, bound, budget)
         if status == 0:
-            search_cost(&S, cost)
+            search_cost(&S, NULL, cost)
     try:
         if status < 0:
             raise MemoryError("greedy_order: could not allocate the search buffers")
@@ -406,10 +415,12 @@ def best_order(
     int64_t cap_bits,                       # IN  as for greedy_order
     const int64_t[::1] rank,                # IN  (n,) the layout's ranks
     int64_t budget,                         # IN  per candidate, as for greedy_order
+    const int64_t[::1] card=None,           # IN  (n,) states of each unit (default two each)
 ):
     """The cheapest of six greedy candidates (largest table, then operations; the first on
     ties): the layout, min-degree and min-fill orders, each without then with the closed-form
-    set first. Each search is bounded by the width of the best so far. Returns
+    set first. Each search is bounded by the width of the best so far; costs count ``card``
+    states per unit (greedy keys count neighbours whatever their states). Returns
     ``greedy_order``'s tuple (never None for n >= 1: the first candidate is unbounded)."""
     cdef Search S
     cdef double cost[5]
@@ -423,6 +434,9 @@ def best_order(
     cdef int64_t *best_scope = NULL
     cdef int64_t best_capacity = 0
     check_search(n, pairs, rank)
+    if card is not None and (card.shape[0] != n or (n and np.min(card) < 1)):
+        raise ValueError("best_order: card must have n entries >= 1")
+    cdef const int64_t *card_p = &card[0] if card is not None and n else NULL
     with nogil:
         status = search_init(&S, n, pairs, &rank[0] if n else NULL)
         best_order_ = <int64_t *> malloc((n + 1) * sizeof(int64_t))
@@ -440,7 +454,7 @@ def best_order(
                     break
                 if status:
                     continue
-                search_cost(&S, cost)
+                search_cost(&S, card_p, cost)
                 if found and (cost[1] > best[1] or (cost[1] == best[1] and cost[3] >= best[3])):
                     continue
                 found = 1       # keep it: swap S's buffers with the best ones

@@ -238,10 +238,10 @@ def sample(model: EnergyModel, n_samples: int, *, evidence=None, rng=None, beta:
     n_samples = nonnegative_int(n_samples, "n_samples")
     gen = np.random.default_rng(rng)
     graph = _graph(model)
-    if graph.categorical.any() or graph.generic_terms:
+    if graph.generic_terms:
         raise ValueError("pe.exact.sample draws through variable elimination, which sums "
-                         "binary and spin units coupled by compiled pairwise terms; for a "
-                         "model with categorical units, pe.Interaction or terms of your own, "
+                         "units coupled by compiled pairwise terms; for a model with "
+                         "pe.Interaction or terms of your own, "
                          "use pe.GibbsSampler (pe.testing.check_sampler checks it against "
                          "the exact distribution)")
     held = _evidence(model, evidence)

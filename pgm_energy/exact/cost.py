@@ -28,7 +28,7 @@ from ..distributed import as_runner
 from ..graph import FlatGraph
 from .elimination import DEFAULT_MAX_TABLE, Elimination
 from .enumeration import Enumeration
-from .plan import Plan, clamped_mask
+from .plan import Plan
 from .slicing import slice_elimination
 
 __all__ = ["make_plan", "METHODS", "DEFAULT_MAX_STATES", "BACKWARD_STORE"]
@@ -83,7 +83,7 @@ def _make_plan(graph, clamped_groups, beta, method, max_states, max_table, n_thr
     options = dict(backward=backward, what=what)
     if method == "eliminate":
         return _elimination(graph, clamped_groups, beta, n_threads, max_table, "max_table",
-                            alone=True, **options)
+                            **options)
     enumeration_error = None
     try:
         enumeration = _enumeration(graph, clamped_groups, beta, n_threads, max_states)
@@ -93,7 +93,7 @@ def _make_plan(graph, clamped_groups, beta, method, max_states, max_table, n_thr
                        else (max_table, "max_table"))
     try:
         elimination = _elimination(graph, clamped_groups, beta, n_threads, cap, limit_name,
-                                   alone=enumeration_error is None, **options)
+                                   **options)
     except ValueError as exc:
         if enumeration is None:
             raise ValueError(f"{enumeration_error}; and {exc}") from exc
@@ -102,7 +102,7 @@ def _make_plan(graph, clamped_groups, beta, method, max_states, max_table, n_thr
         return elimination
     log2_enumeration = enumeration.log2_operations
     log2_elimination = _log2(_ENTRY_COST * elimination.cost.operations
-                             + _STEP_OVERHEAD * len(elimination.plan.free_units))
+                             + _STEP_OVERHEAD * len(elimination.plan.free_sites))
     return elimination if log2_elimination < log2_enumeration else enumeration
 
 
@@ -129,22 +129,14 @@ def _enumeration(graph, clamped_groups, beta, n_threads, max_states) -> Enumerat
     return engine
 
 
-def _elimination(graph, clamped_groups, beta, n_threads, max_table, limit_name, *, alone,
-                 backward, what) -> Elimination:
-    """``alone``: whether the caller can still fall back on enumeration (the refusal of
-    categorical units then points there, else to what works beyond exact computation)."""
+def _elimination(graph, clamped_groups, beta, n_threads, max_table, limit_name, *, backward,
+                 what) -> Elimination:
     graph.require_compiled("variable elimination (method='eliminate')")
-    if (graph.categorical & ~clamped_mask(graph, clamped_groups)).any():
-        instead = ("use method='enumerate'" if alone else
-                   "so no exact engine can: estimate log Z with pe.ais.log_partition, sample "
-                   "with pe.GibbsSampler, or use a smaller model")
-        raise ValueError("variable elimination sums binary and spin units only; this model "
-                         f"has free categorical units: {instead}")
     engine = Elimination(graph, clamped_groups, beta, n_threads, max_table=max_table)
     cost, width = engine.cost, engine.plan.width
     if cost.largest_table > max_table:
-        held = (f"a largest table of 2^{width + 1} = {cost.largest_table:.3g} entries over "
-                f"{width + 1} units")
+        held = (f"a largest table of {cost.largest_table:.3g} entries (the product of the "
+                f"states of {width + 1} units)")
     elif backward and cost.stored_entries > BACKWARD_STORE * max_table:
         held = (f"{cost.stored_entries:.3g} table entries kept for the backward sweep (more "
                 f"than {BACKWARD_STORE} x max_table)")
@@ -152,7 +144,7 @@ def _elimination(graph, clamped_groups, beta, n_threads, max_table, limit_name, 
         return engine
     raise ValueError(
         f"exact elimination for {what} would need {held}: the best elimination order found "
-        f"has treewidth {width} over {len(engine.plan.free_units)} free units, more than "
+        f"has treewidth {width} over {len(engine.plan.free_sites)} free units, more than "
         f"{limit_name}={max_table}; estimate log Z with pe.ais.log_partition instead, or raise "
         f"{limit_name}= if you have the memory")
 

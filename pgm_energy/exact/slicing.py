@@ -37,10 +37,10 @@ def slice_elimination(plan: Elimination, runner, *, entry_cost: float, step_over
     def seconds(cost, n_free):
         return (entry_cost * cost.operations + step_overhead * n_free) * _SECONDS_PER_OPERATION
 
-    free = ~plan.clamped & ~plan.graph.categorical
-    total = seconds(plan.cost, len(plan.plan.free_units))
+    free = ~plan.clamped
+    total = seconds(plan.cost, len(plan.plan.free_sites))
     wanted = total / runner.piece_seconds
-    if wanted < 2:
+    if wanted < 2 or (free & plan.graph.categorical).any():    # order_cost counts bits
         return plan
     candidates = _slice_candidates(plan, free)
     best = 0
@@ -58,13 +58,14 @@ def slice_elimination(plan: Elimination, runner, *, entry_cost: float, step_over
 
 def _slice_candidates(plan, free):
     """Free binary units in the scopes of the plan's steps, the largest tables first."""
-    steps = plan.plan.steps
+    steps, graph = plan.plan.steps, plan.graph
     order = sorted(range(len(steps)), key=lambda s: -len(steps[s].scope))
     out = []
     for s in order:
-        for unit in steps[s].scope:
-            if free[unit] and unit not in out:
-                out.append(int(unit))
+        for site in steps[s].scope:
+            slot = int(graph.site_start[site])
+            if graph.site_size[site] == 1 and free[slot] and slot not in out:
+                out.append(slot)
     return np.array(out, np.int64)
 
 

@@ -91,96 +91,121 @@ def data_expectations(model, X, beta=1.0):
     return out
 
 
-def contract(tables, axes, n_axes, marginal=None):
-    """Numpy twin of ``_eliminate.contract`` for binary axes.
+def contract(tables, axes, n_axes, marginal=None, card=None, maximum=False):
+    """Numpy twin of ``_eliminate.contract`` (and of one step of the sweeps).
 
     ``tables[f]`` is a flat log table over the joint axes ``axes[f]`` (most significant
-    first); the joint axes are ``0..n_axes-1`` with axis 0 summed. Returns
-    ``out = log sum_{x_0} exp(sum_f T_f)`` (shape ``2^(n_axes-1)``), and with ``marginal``
-    also ``joint = marginal * exp(sum_f T_f - out)`` (shape ``2^n_axes``, axis 0 first).
+    first); the joint axes are ``0..n_axes-1`` with axis 0 summed, of ``card`` states each
+    (default 2). Returns ``out = log sum_{x_0} exp(sum_f T_f)`` (``max_{x_0}`` with
+    ``maximum``; shape ``prod(card[1:])``), and with ``marginal`` also ``joint = marginal *
+    exp(sum_f T_f - out)`` (axis 0 first).
     """
-    total = np.zeros((2,) * n_axes)
+    card = (2,) * n_axes if card is None else tuple(int(c) for c in card)
+    total = np.zeros(card)
     for table, ax in zip(tables, axes):
-        shape = [2 if a in ax else 1 for a in range(n_axes)]
+        shape = [card[a] if a in ax else 1 for a in range(n_axes)]
         order = np.argsort(ax)
-        cube = np.transpose(np.asarray(table).reshape((2,) * len(ax)), order)
+        cube = np.transpose(np.asarray(table).reshape([card[a] for a in ax]), order)
         total = total + cube.reshape(shape)
-    out = logsumexp(total, axis=0).ravel()
+    out = (total.max(axis=0) if maximum else logsumexp(total, axis=0)).ravel()
     if marginal is None:
         return out
-    joint = np.asarray(marginal).reshape((1,) + (2,) * (n_axes - 1)) * np.exp(
-        total - out.reshape((1,) + (2,) * (n_axes - 1)))
+    joint = np.asarray(marginal).reshape((1,) + card[1:]) * np.exp(
+        total - out.reshape((1,) + card[1:]))
     return out, joint.ravel()
 
 
 # -- twins of the elimination kernels (pgm_energy/_kernels/_eliminate.pyx) ----------------------
-def _local_table(field_v, couplings):
-    """``x_v (f_v + sum_e c_e x_u)`` over ``(x_v, x_u...)``, the edges' other ends in order."""
-    g = np.array([field_v])
-    for c in couplings:
-        g = (g[:, None] + np.array([0.0, c])).ravel()
-    return np.concatenate([np.zeros_like(g), g])
+def _unary(program, site, field):
+    """Log weight of each state of a site: binary [0, f], categorical its slots' fields."""
+    first, size = program.sites[site]
+    return np.concatenate([[0.0], field[first:first + 1]]) if size == 1 else \
+        np.asarray(field[first:first + size], float)
 
 
 def _step_inputs(program, s, field, coupling, tables):
-    """Tables and joint axes of step ``s`` (local table first), and its scope length."""
-    steps, edge, edge_axis = program.steps, program.edge, program.edge_axis
-    incoming, incoming_axes = program.incoming, program.incoming_axes
-    unit, _, d, e, n_e, i, n_i, _ = (int(v) for v in steps[s])
-    inputs = [_local_table(field[unit], coupling[edge[e:e + n_e]])]
-    axes = [np.concatenate([[0], edge_axis[e:e + n_e]])]
+    """Tables, joint axes and cardinalities of step ``s`` (local table first: the summed
+    site's unary table and one pair table per bucket slot edge), and its scope length."""
+    steps, scope, edge, edge_axis = program.steps, program.scope, program.edge, program.edge_axis
+    incoming, incoming_axes, card = program.incoming, program.incoming_axes, program.card
+    unit, sc, d, e, n_e, i, n_i, _ = (int(v) for v in steps[s])
+    cards = np.concatenate([[card[unit]], card[scope[sc:sc + d]]])
+    inputs, axes = [_unary(program, unit, field)], [np.array([0])]
+    for k, a, (sa, sb) in zip(edge[e:e + n_e], edge_axis[e:e + n_e],
+                              program.edge_state[e:e + n_e]):
+        pair = np.zeros((cards[0], cards[a]))
+        pair[sa, sb] = coupling[k]
+        inputs.append(pair.ravel())
+        axes.append(np.array([0, a]))
     for t, a in incoming[i:i + n_i]:
         inputs.append(tables[t])
         axes.append(incoming_axes[a:a + steps[t, 2]])
-    return inputs, axes, d
+    return inputs, axes, cards, d
 
 
-def forward_sweep(program, field, coupling):
+def forward_sweep(program, field, coupling, maximum=False):
     """Twin of ``_eliminate.forward``: ``(log_sum, [table of each step])``."""
     tables, total = [], 0.0
     for s in range(len(program.steps)):
-        inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
-        tables.append(contract(inputs, axes, d + 1))
+        inputs, axes, cards, d = _step_inputs(program, s, field, coupling, tables)
+        tables.append(contract(inputs, axes, d + 1, card=cards, maximum=maximum))
         if d == 0:
             total += tables[s][0]
     return total, tables
 
 
 def backward_sweep(program, field, coupling, tables, n_units, n_edges):
-    """Twin of ``_eliminate.backward``: ``(P(x_i = 1), P(x_i = 1, x_j = 1))``."""
+    """Twin of ``_eliminate.backward``: ``(P(slot i on), P(slot i on, slot j on))``."""
     steps, edge, edge_axis, incoming = (program.steps, program.edge, program.edge_axis,
                                         program.incoming)
     p_unit, p_pair = np.zeros(n_units), np.zeros(n_edges)
     marginal = [None] * len(steps)
     for s in range(len(steps) - 1, -1, -1):
-        inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
-        _, joint = contract(inputs, axes, d + 1, np.ones(1) if d == 0 else marginal[s])
-        cube = joint.reshape((2,) * (d + 1))
-        p_unit[steps[s, 0]] = cube[1].sum()
+        inputs, axes, cards, d = _step_inputs(program, s, field, coupling, tables)
+        _, joint = contract(inputs, axes, d + 1, np.ones(1) if d == 0 else marginal[s], cards)
+        cube = joint.reshape(cards)
+        first, size = program.sites[steps[s, 0]]
+        states = cube.reshape(cards[0], -1).sum(axis=1)
+        p_unit[first:first + size] = states[1:] if size == 1 else states
         e, n_e = steps[s, 3], steps[s, 4]
-        for k, a in zip(edge[e:e + n_e], edge_axis[e:e + n_e]):
-            p_pair[k] = np.take(cube[1], 1, axis=a - 1).sum()
-        for f, t in enumerate(incoming[steps[s, 5]:steps[s, 5] + steps[s, 6], 0], start=1):
+        for k, a, (sa, sb) in zip(edge[e:e + n_e], edge_axis[e:e + n_e],
+                                  program.edge_state[e:e + n_e]):
+            p_pair[k] = np.take(cube[sa], sb, axis=a - 1).sum()
+        n_in = len(inputs) - steps[s, 6]
+        for f, t in enumerate(incoming[steps[s, 5]:steps[s, 5] + steps[s, 6], 0], start=n_in):
             drop = tuple(sorted(set(range(d + 1)) - set(axes[f].tolist())))
             marginal[t] = cube.sum(axis=drop).ravel()
     return p_unit, p_pair
 
 
-def sample_sweep(program, field, coupling, tables, uniforms, n_units):
-    """Twin of ``_eliminate.sample``: steps in reverse, ``x_v = [u (1 + e^-logit) < 1]``."""
+def sample_sweep(program, field, coupling, tables, uniforms, maximum=False):
+    """Twin of ``_eliminate.sample``: steps in reverse, each site's state drawn from
+    ``exp(S(a, x_N))``: ``x = [u (1 + e^-logit) < 1]`` for two states, else by inversion of
+    the cumulative weights (the argmax, lowest state on ties, with ``maximum``). Returns the
+    states ``(n_samples, n_sites)``."""
     steps, scope = program.steps, program.scope
-    x = np.zeros((uniforms.shape[0], n_units), np.int8)
+    x = np.zeros((uniforms.shape[0], len(program.sites)), np.intc)
     for k, s in enumerate(range(len(steps) - 1, -1, -1)):
-        inputs, axes, d = _step_inputs(program, s, field, coupling, tables)
+        inputs, axes, cards, d = _step_inputs(program, s, field, coupling, tables)
         units = scope[steps[s, 1]:steps[s, 1] + d]
-        logit = np.zeros(len(x))
+        score = np.zeros((len(x), cards[0]))
         for table, ax in zip(inputs, axes):
             stride = np.zeros(d + 1, np.int64)
-            stride[ax] = 1 << np.arange(len(ax) - 1, -1, -1)
+            stride[ax] = np.cumprod(np.concatenate([[1], cards[ax][::-1][:-1]]))[::-1]
             index = x[:, units].astype(np.int64) @ stride[1:]
-            logit = logit + (table[index + stride[0]] - table[index])
-        with np.errstate(over="ignore"):
-            x[:, steps[s, 0]] = uniforms[:, k] * (1.0 + np.exp(-logit)) < 1.0
+            score += table[index[:, None] + stride[0] * np.arange(cards[0])]
+        if maximum:
+            x[:, steps[s, 0]] = np.argmax(score, axis=1)
+            continue
+        if cards[0] == 2:
+            with np.errstate(over="ignore"):
+                x[:, steps[s, 0]] = uniforms[:, k] * (1.0 + np.exp(score[:, 0] - score[:, 1])) < 1
+            continue
+        weight = np.exp(score - score.max(axis=1, keepdims=True))
+        cumulative = np.cumsum(weight, axis=1)
+        target = uniforms[:, k] * cumulative[:, -1]
+        x[:, steps[s, 0]] = np.minimum((cumulative <= target[:, None]).sum(axis=1),
+                                       cards[0] - 1)
     return x
 
 
