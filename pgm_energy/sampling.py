@@ -289,16 +289,16 @@ class _ChainSampler:
             return np.ones(graph.n_units, bool), None
         values = clamp_values(self.model, clamp, self.n_chains)
         held = np.zeros((self.n_chains, graph.n_units), bool)
-        current = self.state if any(not h.all() for _, h in values.values()) else {}
-        update = {}
+        flat = self._engine.flat()
         for g, (arr, units_held) in values.items():
             if not units_held.any():            # every unit NaN: the group is not clamped
                 continue
-            update[g] = arr if units_held.all() else np.where(units_held, arr, current[g])
             unit = self.model.units[g]
-            held[:, graph.slots(g)] = np.repeat(units_held, unit.width // unit.n, axis=1)
-        if update:
-            self.state = update
+            slots = graph.slots(g)
+            held[:, slots] = np.repeat(units_held, unit.width // unit.n, axis=1)
+            encoded = unit.encode(np.where(units_held, arr, unit.values[0]))
+            flat[:, slots] = np.where(held[:, slots], encoded, flat[:, slots])
+        self._engine.load(flat)
         free = ~held.all(axis=0)
         if (held == held[0]).all():
             return free, None
