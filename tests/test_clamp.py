@@ -263,3 +263,96 @@ def test_bad_partial_clamps_name_group_and_unit():
     pt = pe.ParallelTempering(model, [1.0, 0.5], n_chains=4, rng=0)
     with pytest.raises(ValueError, match=r"clamp\['x'\] must have shape \(4, 3\)"):
         pt.run(1, clamp={"x": np.zeros((8, 3))})
+
+
+# -- training with missing values -------------------------------------------------------------
+def log_marginal_likelihood(model, X):
+    """Mean over the rows of log sum over the states agreeing with the observed entries of
+    P(s), by brute force."""
+    states, p = brute_force(model)
+    out = []
+    for row in X:
+        held = ~np.isnan(row)
+        agree = np.all(states["x"][:, held] == row[held], axis=1)
+        out.append(np.log(p[agree].sum()))
+    return np.mean(out)
+
+
+def exact_marginal_gradient(model, X, eps=1e-5):
+    """d mean log P(observed entries) / d theta by central differences of the brute force,
+    entry by entry (a lateral's symmetric pair moved together, its derivative shared)."""
+    grads = {}
+    for name, value in model.params.items():
+        g = np.zeros(value.shape)
+        lateral = name.startswith("U_")
+        for idx in np.ndindex(value.shape):
+            if lateral and idx[0] >= idx[1]:
+                continue
+            entries = [idx, idx[::-1]] if lateral else [idx]
+            old = value[idx]
+            moved = []
+            for step in (eps, -eps):
+                for e in entries:
+                    value[e] = old + step
+                moved.append(log_marginal_likelihood(model, X))
+            up, down = moved
+            for e in entries:
+                value[e] = old
+                g[e] = (up - down) / (2 * eps) / len(entries)
+        grads[name] = g
+    return grads
+
+
+MISSING_ROWS = np.array([[1, NAN, 0, NAN], [NAN, NAN, 1, 1], [0, 1, 1, 0], [NAN] * 4])
+
+
+@pytest.mark.parametrize("lateral", [False, True])
+def test_missing_values_gradient_matches_exact_marginal_gradient(lateral):
+    """The positive phase samples the missing entries: averaged over calls, PCD's gradient
+    on rows with NaN is the gradient of the log marginal likelihood of the observed ones."""
+    rng = np.random.default_rng(8)
+    model = random_model({"x": pe.Binary(4), "h": pe.Binary(2)}, ["x"], rng,
+                         lateral=("h",) if lateral else (), scale=0.8)
+    X = np.repeat(MISSING_ROWS, 250, axis=0)
+    want = exact_marginal_gradient(model, MISSING_ROWS)
+    method = pe.PCD(n_chains=2000, k=2)
+    calls = [method.gradient(model, X, rng=np.random.default_rng(9)) for _ in range(40)]
+    for name in want:
+        got = np.array([c[name] for c in calls])
+        mean, se = got.mean(axis=0), got.std(axis=0) / np.sqrt(len(got))
+        assert np.all(np.abs(mean - want[name]) < 5 * se + 0.01), (name, mean, want[name])
+
+
+def test_fully_observed_rows_give_todays_gradient():
+    model = pe.BoltzmannMachine(4, 2, rng=0)
+    X = np.random.default_rng(1).integers(0, 2, size=(20, 4)).astype(float)
+    a = pe.CD(k=1).gradient(model, X, rng=3)
+    b = pe.CD(k=1).gradient(model, {"x": X}, rng=3)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+@pytest.mark.parametrize("method", [pe.CD(k=1), pe.PCD(n_chains=20, k=1),
+                                    pe.PT([1.0, 0.5], n_chains=20)])
+def test_fit_with_missing_values(method):
+    rng = np.random.default_rng(10)
+    X = rng.integers(0, 2, size=(60, 6)).astype(float)
+    X[rng.random(X.shape) < 0.3] = NAN
+    model = pe.RBM(6, 3, rng=0)
+    before = {k: v.copy() for k, v in model.params.items()}
+    pe.fit(model, X, method=method, epochs=2, batch_size=20, rng=0)
+    assert all(np.isfinite(v).all() for v in model.params.values())
+    assert any((model.params[k] != before[k]).any() for k in before)
+
+
+def test_missing_values_bad_input():
+    model = pe.RBM(3, 2, rng=0)
+    with pytest.raises(ValueError, match="ExactGradient needs complete rows"):
+        pe.ExactGradient().gradient(model, np.array([[1, NAN, 0]]))
+    with pytest.raises(ValueError, match="expected_data"):
+        pe.fit(model, np.array([[0.5, NAN, 0.2]]), method=pe.PCD(n_chains=4),
+               expected_data=True, epochs=1)
+    with pytest.raises(ValueError, match=r"X\['x'\]: binary units take values \[0, 1\]"):
+        pe.fit(model, np.array([[2, NAN, 0]]), method=pe.CD(), epochs=1)
+    with pytest.raises(ValueError, match=r"X\['x'\]"):
+        pe.fit(model, np.array([[np.inf, NAN, 0]]), method=pe.CD(), epochs=1)
