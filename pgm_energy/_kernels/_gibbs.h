@@ -309,6 +309,38 @@ static inline void pe__gibbs_sweeps_scalar(pe_state *state, long stride, const i
     *s3 = t3;
 }
 
+/* The vector path of pe_gibbs_sweeps (n a multiple of PE_LANES), inlined into it twice:
+ * with the held lanes' mask and with a constant NULL. */
+PE__ALWAYS_INLINE void pe__gibbs_sweeps_lanes(pe_state *state, long stride,
+                                              const int32_t *order, long n_order,
+                                              const int32_t *size, const int64_t *indptr,
+                                              const int32_t *indices, const double *weight,
+                                              const double *field, const int64_t *factor_ptr,
+                                              const int32_t *factor_ids,
+                                              const int32_t *factor_members, long factor_width,
+                                              const double *factor_weight, const double *scale,
+                                              const double *low, const double *beta,
+                                              uint64_t *s0, uint64_t *s1, uint64_t *s2,
+                                              uint64_t *s3, long n, long n_sweeps,
+                                              const pe_state *keep)
+{
+    for (long sweep = 0; sweep < n_sweeps; ++sweep) {
+        for (long t = 0; t < n_order; ++t) {
+            long i = order[t];
+            if (i < 0) {
+                pe__gibbs_choice(state, stride, -i - 1, size[-i - 1], indptr, indices, weight,
+                                 field, beta, s0, s1, s2, s3, n, PE_LANES, keep);
+                continue;
+            }
+            pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
+                                  factor_members, factor_width, factor_weight};
+            pe__gibbs_unit(state, stride, i, indices + indptr[i], weight + indptr[i],
+                           indptr[i + 1] - indptr[i], field[i], factors, beta, scale[i],
+                           low[i], s0, s1, s2, s3, n, keep);
+        }
+    }
+}
+
 /* n_sweeps sweeps over the units in order[] for a block of n chains (n a multiple of
  * PE_LANES; see pe__gibbs_unit; fewer chains run one by one, pe__gibbs_sweeps_scalar); the
  * whole loop is one call. An entry -(i + 1) of order[] is the categorical unit whose size[i]
@@ -344,21 +376,16 @@ static void pe_gibbs_sweeps(pe_state *state, long stride, const int32_t *order, 
         }
         return;
     }
-    for (long sweep = 0; sweep < n_sweeps; ++sweep) {
-        for (long t = 0; t < n_order; ++t) {
-            long i = order[t];
-            if (i < 0) {
-                pe__gibbs_choice(state, stride, -i - 1, size[-i - 1], indptr, indices, weight,
-                                 field, beta, s0, s1, s2, s3, n, PE_LANES, keep);
-                continue;
-            }
-            pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
-                                  factor_members, factor_width, factor_weight};
-            pe__gibbs_unit(state, stride, i, indices + indptr[i], weight + indptr[i],
-                           indptr[i + 1] - indptr[i], field[i], factors, beta, scale[i],
-                           low[i], s0, s1, s2, s3, n, keep);
-        }
-    }
+    if (keep)
+        pe__gibbs_sweeps_lanes(state, stride, order, n_order, size, indptr, indices, weight,
+                               field, factor_ptr, factor_ids, factor_members, factor_width,
+                               factor_weight, scale, low, beta, s0, s1, s2, s3, n, n_sweeps,
+                               keep);
+    else        /* a copy without the held lanes' code: the common path runs as before */
+        pe__gibbs_sweeps_lanes(state, stride, order, n_order, size, indptr, indices, weight,
+                               field, factor_ptr, factor_ids, factor_members, factor_width,
+                               factor_weight, scale, low, beta, s0, s1, s2, s3, n, n_sweeps,
+                               NULL);
 }
 
 /* In place over a layer of one chain: field[k] <- P(unit k on) = sigmoid(scale[k] beta field[k]). */
