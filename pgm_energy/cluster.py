@@ -65,6 +65,11 @@ Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
   clamped site, in the order of its smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
   exceeds ``u`` times their total (``F_c`` summed over the cluster's sites in order).
 
+Clamps that differ between chains (``run(n, clamp={group: (n_chains, n)})`` with NaN marking
+free units): each chain treats its own held units as clamped above (bonded to the ghost, or
+keeping their colour) and draws from its own free units (Wolff's seed list); an edge whose
+ends every chain holds never bonds, and every edge draws its uniform as before.
+
 The sampler's state, temperature, clamping and sampling loop are those of every sampler of
 many chains (``sampling._ChainSampler``, which :class:`~pgm_energy.GibbsSampler` shares,
 reading the chains through this module's engine), and its state value is a

@@ -356,3 +356,13 @@ def test_missing_values_bad_input():
         pe.fit(model, np.array([[2, NAN, 0]]), method=pe.CD(), epochs=1)
     with pytest.raises(ValueError, match=r"X\['x'\]"):
         pe.fit(model, np.array([[np.inf, NAN, 0]]), method=pe.CD(), epochs=1)
+
+
+def test_sklearn_refuses_missing_values():
+    pytest.importorskip("sklearn")
+    from pgm_energy.sklearn import BernoulliRBM
+
+    X = np.random.default_rng(0).random((10, 4))
+    X[0, 1] = NAN
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        BernoulliRBM(n_components=2, n_iter=1).fit(X)
