@@ -134,7 +134,8 @@ def visible_data(model: EnergyModel, X, *, expected_data: bool = False) -> tuple
 class _Estimator:
     """Shared positive phase; subclasses supply the negative phase."""
 
-    #: Sweeps of the clamped chains for the positive phase when hidden units interact.
+    #: Sweeps of the clamped chains for the positive phase when hidden units interact or
+    #: entries of the data are missing (NaN).
     positive_sweeps = 5
     #: Whether ``gradient(..., expected_data=True)`` is meaningful (persistent chains only).
     accepts_expected_data = True
