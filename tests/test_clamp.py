@@ -386,3 +386,14 @@ def test_sklearn_refuses_missing_values():
     X[0, 1] = NAN
     with pytest.raises(ValueError, match="Input X contains NaN"):
         BernoulliRBM(n_components=2, n_iter=1).fit(X)
+
+
+@pytest.mark.parametrize("schedule", ["chromatic", "block"])
+def test_per_chain_clamps_do_not_depend_on_the_thread_count(schedule):
+    model = pe.RBM(7, 4, rng=2)
+    X = np.random.default_rng(3).integers(0, 2, size=(40, 7)).astype(float)
+    X[np.random.default_rng(4).random(X.shape) < 0.5] = NAN
+    runs = [pe.GibbsSampler(model, 40, schedule=schedule, rng=5, n_threads=t)
+            .run(6, clamp={"x": X}).state for t in (1, 2)]
+    for g in runs[0]:
+        np.testing.assert_array_equal(runs[0][g], runs[1][g])
