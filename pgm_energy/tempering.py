@@ -398,7 +398,8 @@ class ParallelTempering:
         return self._rounds(n_sweeps, None, clamp)
 
     def adapt(self, n_sweeps: int, *, nu: float = 10.0, t0: float = 1000.0,
-              reset_statistics: bool = True) -> "ParallelTempering":
+              reset_statistics: bool = True,
+              clamp: Mapping | None = None) -> "ParallelTempering":
         """``n_sweeps`` rounds as :meth:`run`, each followed by a move of the inner betas
         that evens out the swap acceptance of neighbouring pairs (Vousden, Farr & Mandel
         2016); beta = 1 and ``beta_min`` stay. For burn-in: the ladder stays fixed after.
@@ -436,6 +437,8 @@ class ParallelTempering:
         reset_statistics : bool
             Call :meth:`reset_statistics` at the end, so that :attr:`swap_statistics` then
             counts on the fixed ladder only.
+        clamp : dict, optional
+            Units held fixed, as for :meth:`run` (the ladder then adapts to the conditional).
 
         Returns
         -------
@@ -443,7 +446,7 @@ class ParallelTempering:
             ``self``; :attr:`betas` and the chains' ``sampler.beta`` hold the new ladder.
         """
         gain = (positive_float(nu, "nu"), _lag(t0))
-        self._rounds(n_sweeps, gain)
+        self._rounds(n_sweeps, gain, clamp)
         if reset_statistics:
             self.reset_statistics()
         return self
