@@ -65,6 +65,11 @@ Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
   clamped site, in the order of its smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
   exceeds ``u`` times their total (``F_c`` summed over the cluster's sites in order).
 
+Clamps that differ between chains (``run(n, clamp={group: (n_chains, n)})`` with NaN marking
+free units): each chain treats its own held units as clamped above (bonded to the ghost, or
+keeping their colour) and draws from its own free units (Wolff's seed list); an edge whose
+ends every chain holds never bonds, and every edge draws its uniform as before.
+
 The sampler's state, temperature, clamping and sampling loop are those of every sampler of
 many chains (``sampling._ChainSampler``, which :class:`~pgm_energy.GibbsSampler` shares,
 reading the chains through this module's engine), and its state value is a
@@ -224,10 +229,11 @@ class _Engine:
         return self._form
 
     def run_kernel(self, state, graph, free, betas, streams, n_sweeps, n_threads, code, k):
+        """``free``: (n_sites,) for every chain, or (n_chains, n_sites) per chain."""
         coupling, field = self.form(graph)
-        _cluster.sweep(state, self.edge_i, self.edge_j, coupling, *self.csr, field,
-                       free.astype(np.uint8), betas, streams, self.stats, code, k, n_sweeps,
-                       n_threads)
+        free = np.ascontiguousarray(np.atleast_2d(free), np.uint8)
+        _cluster.sweep(state, self.edge_i, self.edge_j, coupling, *self.csr, field, free,
+                       betas, streams, self.stats, code, k, n_sweeps, n_threads)
 
 
 class _SpinEngine(_Engine):
@@ -255,7 +261,8 @@ class _SpinEngine(_Engine):
     def load(self, flat):
         self.spins[...] = 2 * np.rint((flat - self.low) / self.scale) - 1
 
-    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
+    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads, keep=None):
+        free = free if keep is None else free & ~keep
         self.run_kernel(self.spins, graph, free, betas, streams, n_sweeps, n_threads,
                         self.code, 0)
 
@@ -304,8 +311,9 @@ class _PottsEngine(_Engine):
     def load(self, flat):
         self.colours[...] = np.reshape(flat, (self.n_chains, self.n_sites, self.k)).argmax(-1)
 
-    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
-        self.run_kernel(self.colours, graph, free[graph.site_start[:-1]], betas, streams,
+    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads, keep=None):
+        free = free if keep is None else free & ~keep
+        self.run_kernel(self.colours, graph, free[..., graph.site_start[:-1]], betas, streams,
                         n_sweeps, n_threads, _cluster.POTTS, self.k)
 
 

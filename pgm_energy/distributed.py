@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import importlib.util
 import os
 import pickle
 import time
@@ -83,13 +84,9 @@ class Runner:
             raise TypeError("executor must be a concurrent.futures.Executor (anything with "
                             "submit(fn, *args)), such as a ProcessPoolExecutor or a dask "
                             f"Client's get_executor(); got {type(executor).__name__}")
-        if progress:
-            try:
-                import tqdm
-                del tqdm
-            except ImportError:
-                raise ValueError("progress=True needs tqdm: pip install tqdm (or "
-                                 "pip install 'pgm_energy[progress]')") from None
+        if progress and importlib.util.find_spec("tqdm") is None:
+            raise ValueError("progress=True needs tqdm: pip install tqdm (or "
+                             "pip install 'pgm_energy[progress]')")
         piece_seconds = float(piece_seconds)
         if not np.isfinite(piece_seconds) or piece_seconds <= 0:
             raise ValueError(f"piece_seconds must be a positive number, got {piece_seconds}")

@@ -5,6 +5,12 @@ Each chain owns a xoshiro256+ random stream seeded from the user's ``rng`` throu
 count. Draw order (which the numpy twin in ``tests/reference/gibbs.py`` reproduces): per
 chain, one uniform per unit update, in the order the units are updated.
 
+Clamping (``run(n_sweeps, clamp={group: values})``, NaN marking a free unit): a unit held in
+every chain is left out of the update order (no draws, as for a whole clamped group); when
+the chains hold different units, a unit held in some chains only is updated in every chain,
+its uniform drawn, and the chains that hold it keep their value. So one clamp row for all
+chains (or rows that agree) draws exactly as the same units clamped by groups.
+
 Schedules (all sample the same distribution):
 
 * ``"sequential"``: one unit at a time in index order, any graph.
@@ -51,6 +57,43 @@ def _per_chain(values, n_chains: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, np.float64), (n_chains,)))
 
 
+def clamp_values(model: EnergyModel, clamp, n_chains: int) -> dict:
+    """Validate a clamp of ``n_chains`` chains of ``model``, ``{group: (n_chains, n) or (n,)
+    or (1, n)}`` with NaN marking free units: ``{group: (values, held)}``, both
+    ``(n_chains, n)`` (values NaN where free, held a bool mask)."""
+    if not isinstance(clamp, Mapping):
+        raise TypeError(f"clamp must be a dict of group name to array, got "
+                        f"{type(clamp).__name__}")
+    out = {}
+    for g, value in clamp.items():
+        if g not in model.units:
+            raise ValueError(f"clamp has unknown group {g!r}; the groups are "
+                             f"{list(model.units)}")
+        unit = model.units[g]
+        arr = np.asarray(value)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                       or arr.dtype == bool):
+            raise TypeError(f"clamp[{g!r}] must be a numeric array, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != unit.n or arr.shape[0] not in (1, n_chains):
+            raise ValueError(f"clamp[{g!r}] must have shape ({n_chains}, {unit.n}) "
+                             f"(one row per chain) or ({unit.n},) (one row for all "
+                             f"chains), got {np.shape(value)}")
+        free = np.isnan(arr)
+        bad = ~free & ~np.isin(arr, unit.values)
+        if bad.any():
+            chain, i = np.argwhere(bad)[0]
+            where = f"unit {i}" if arr.shape[0] == 1 else f"chain {chain}, unit {i}"
+            raise ValueError(f"clamp[{g!r}] holds {float(arr[chain, i])!r} at {where}: "
+                             f"{unit.kind} units take values {list(unit.values)}, or NaN "
+                             "for a free unit")
+        out[g] = (np.broadcast_to(arr, (n_chains, unit.n)),
+                  np.broadcast_to(~free, (n_chains, unit.n)))
+    return out
+
+
 def _read_only(arr: np.ndarray) -> np.ndarray:
     arr.flags.writeable = False
     return arr
@@ -88,8 +131,10 @@ class _ChainSampler:
     their state (and its value, :class:`GibbsState`) and the run / sample loop.
 
     A subclass's ``__init__`` calls :meth:`_setup`, builds its engine (an object with
-    ``load(flat)``, ``flat()`` and ``sweep(graph, free, betas, streams, n_sweeps, n_threads)``
-    over the chains' slot values ``(n_chains, n_units)``) and hands it to :meth:`_start`.
+    ``load(flat)``, ``flat()`` and ``sweep(graph, free, betas, streams, n_sweeps, n_threads,
+    keep)`` over the chains' slot values ``(n_chains, n_units)``: ``free`` the slots updated,
+    ``keep`` None or the ``(n_chains, n_units)`` slots each chain holds among them) and hands
+    it to :meth:`_start`.
     """
 
     def _setup(self, model: EnergyModel, n_chains: int, n_threads: int | None):
@@ -236,13 +281,52 @@ class _ChainSampler:
             out[g] = arr
         return out
 
+    def _clamp(self, clamp) -> tuple[np.ndarray, np.ndarray | None]:
+        """Set the clamped units to their values; return the slots to update, ``free``
+        (n_units,) (those some chain leaves free), and ``keep``: None when every chain holds
+        the same units, else the (n_chains, n_units) slots each chain holds."""
+        graph = self.model.graph
+        if clamp is None:
+            return np.ones(graph.n_units, bool), None
+        values = clamp_values(self.model, clamp, self.n_chains)
+        held = np.zeros((self.n_chains, graph.n_units), bool)
+        flat = self._engine.flat()
+        for g, (arr, units_held) in values.items():
+            if not units_held.any():            # every unit NaN: the group is not clamped
+                continue
+            unit = self.model.units[g]
+            slots = graph.slots(g)
+            held[:, slots] = np.repeat(units_held, unit.width // unit.n, axis=1)
+            encoded = unit.encode(np.where(units_held, arr, unit.values[0]))
+            flat[:, slots] = np.where(held[:, slots], encoded, flat[:, slots])
+        self._engine.load(flat)
+        free = ~held.all(axis=0)
+        if self._sweep_units is not None:     # a piece of a run on an executor: the run's
+            free = self._sweep_units          # units (a superset), drawn as in the run
+            keep = held & free
+            return free, keep if keep.any() else None
+        if (held == held[0]).all():
+            return free, None
+        return free, held & free
+
     # -- running -------------------------------------------------------------------------
     def run(self, n_sweeps: int, clamp: Mapping | None = None) -> "_ChainSampler":
-        """Advance every chain by ``n_sweeps`` sweeps; ``clamp`` holds groups fixed.
+        """Advance every chain by ``n_sweeps`` sweeps; ``clamp`` holds units fixed.
 
-        ``clamp = {group: values}`` with values of shape ``(n_chains, n)``, ``(n,)`` or
-        ``(1, n)``; those units keep the given values and the others sample from their
-        conditional given them.
+        ``clamp = {group: values}`` with values of shape ``(n_chains, n)`` (one row per
+        chain) or ``(n,)`` / ``(1, n)`` (one row for all chains); NaN marks a free unit, every
+        other entry is held at its value (for categorical groups, the value 0..k-1). The free
+        units sample from their conditional given the held ones. A group given without NaN
+        is held whole, as before; a group given all NaN is not clamped at all.
+
+        Draws: a unit held in every chain is left out of the sweep (no draws). When the
+        chains hold different units, a unit held in some of them is still updated in every
+        chain (its uniform drawn, as for a free unit) and the chains holding it keep their
+        value; one row for all chains therefore draws exactly as clamping whole groups.
+
+        Raises ``ValueError`` (naming the group, and the unit) for an unknown group, a wrong
+        shape, or a value outside the unit's domain (inf included); ``TypeError`` for a
+        non-numeric array.
 
         The sweeps run in chunks of about 0.1 s (:mod:`pgm_energy._run`): Ctrl-C stops the
         run between two whole sweeps with ``KeyboardInterrupt``, leaving valid chains and
@@ -251,19 +335,16 @@ class _ChainSampler:
         """
         n_sweeps = nonnegative_int(n_sweeps, "n_sweeps")
         graph = self.model.graph            # validates and re-syncs live parameters
-        free = np.ones(graph.n_units, bool)
-        if clamp is not None:
-            self.state = clamp
-            for g in self._per_chain(clamp, "clamp"):
-                free[graph.slots(g)] = False
+        free, keep = self._clamp(clamp)
         for _, size in timed_chunks(n_sweeps):      # Ctrl-C between whole sweeps
             self._engine.sweep(graph, free, self._betas, self._streams, size,
-                               openmp_threads(self.n_threads))
+                               openmp_threads(self.n_threads), keep)
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,
                clamp: Mapping | None = None, *, executor=None) -> dict:
-        """Run ``burn_in`` sweeps, then record the state every ``thin`` sweeps.
+        """Run ``burn_in`` sweeps, then record the state every ``thin`` sweeps; ``clamp``
+        as for :meth:`run` (NaN marks a free unit).
 
         With ``executor`` (a ``concurrent.futures.Executor`` or a
         :class:`pgm_energy.distributed.Runner`), blocks of chains run on its workers, each
@@ -290,6 +371,10 @@ class _ChainSampler:
         """Constructor arguments (besides model, chains, beta, rng) that rebuild the sampler."""
         raise NotImplementedError
 
+    #: Slots every sweep updates, set only in a piece of :meth:`_sample_on` (the slots the
+    #: whole run updates, so that the piece draws as the run does); None: from the clamp.
+    _sweep_units = None
+
     def _sample_on(self, runner, n_samples, thin, burn_in, clamp) -> dict:
         """:meth:`sample` with blocks of chains on ``runner`` (:mod:`pgm_energy.distributed`).
 
@@ -306,8 +391,11 @@ class _ChainSampler:
         if not n_tasks:
             return self.sample(n_samples, thin, burn_in, clamp)
         runner.check_importable(self.model, "the model")
-        if clamp is not None:
-            clamp = self._per_chain(clamp, "clamp")
+        sweep_units = None
+        if clamp is not None:       # per chain, NaN where free; the run's swept slots
+            clamp = {g: values for g, (values, _) in
+                     clamp_values(self.model, clamp, self.n_chains).items()}
+            sweep_units = self._clamp(clamp)[0]
         state = self.get_state()
         bounds = np.linspace(0, self.n_chains, n_tasks + 1).round().astype(int)
         pieces = [({g: v[a:b] for g, v in state.values.items()}, state.streams[:, a:b],
@@ -315,7 +403,7 @@ class _ChainSampler:
                    {g: v[a:b] for g, v in clamp.items()})
                   for a, b in zip(bounds[:-1], bounds[1:])]
         shared = (type(self), self.model, dict(self._config(), n_threads=runner.n_threads),
-                  n_samples, thin, burn_in)
+                  n_samples, thin, burn_in, sweep_units)
         parts = runner.map(_sample_task, shared, pieces, what="sampling")
         groups = list(self.model.units)
         k = len(groups)
@@ -328,9 +416,10 @@ class _ChainSampler:
 def _sample_task(shared, piece) -> tuple:
     """One executor piece of :meth:`_ChainSampler.sample`: samples of each group, then the
     final values of each group and the streams."""
-    cls, model, config, n_samples, thin, burn_in = shared
+    cls, model, config, n_samples, thin, burn_in, sweep_units = shared
     values, streams, betas, clamp = piece
     sampler = cls(model, n_chains=len(betas), rng=0, **config)
+    sampler._sweep_units = sweep_units
     sampler.load_state(GibbsState(values, streams, betas if np.ptp(betas) else betas[0]))
     out = sampler.sample(n_samples, thin, burn_in, clamp)
     final = sampler.get_state()
@@ -451,9 +540,20 @@ class _SparseEngine:
             state_values(self.state[b, :, :c1 - c0], out=out[:, c0:c1])
         return out
 
-    def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads):
+    def _keep_slabs(self, keep):
+        """The (n_chains, n_units) held slots ``keep`` as the kernel's bytes (None: none),
+        laid out as the state slabs: 0xFF where a chain holds the slot."""
+        if keep is None:
+            return None
+        buffer, slab = slabs((len(self.blocks), self.n_units, self.lanes), np.uint8)
+        for b, c0, c1 in self.blocks:
+            slab[b, :, :c1 - c0] = keep[c0:c1].T * np.uint8(0xFF)
+        return buffer
+
+    def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads, keep=None):
         """``sweep_sparse`` on the slabs, the streams copied in and out (padding lanes
-        included, so that they stay the sampler's scratch)."""
+        included, so that they stay the sampler's scratch); ``keep`` from
+        :meth:`_keep_slabs`."""
         lanes, block_streams = self.lanes, self._block_streams
         beta = np.ones((len(self.blocks), lanes))
         for b, c0, c1 in self.blocks:
@@ -462,11 +562,11 @@ class _SparseEngine:
         order = np.where(self.size[order] > 1, -order - 1, order).astype(np.int32)  # categorical
         _gibbs.sweep_sparse(self._state_buffer, *arrays, order, self.size, self.scale, self.low,
                             beta, self._stream_buffer, self.n_chains, lanes, n_sweeps,
-                            n_threads)
+                            n_threads, keep)
         for b, c0, c1 in self.blocks:
             streams[:, c0:c0 + lanes] = block_streams[b, :, :streams.shape[1] - c0]
 
-    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
+    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads, keep=None):
         self._relayout(n_threads)
         adj = graph.adjacency()
         order = self.order[free[self.order]]
@@ -475,8 +575,9 @@ class _SparseEngine:
         arrays = (graph.field, adj.indptr.astype(np.int64), adj.indices.astype(np.int32),
                   adj.data, graph.factor_ptr, graph.factor_ids, graph.factor_members,
                   graph.factor_weight)
+        keep_slabs = self._keep_slabs(keep)
         if not graph.python_units.any():
-            self._kernel(arrays, order, betas, streams, n_sweeps, n_threads)
+            self._kernel(arrays, order, betas, streams, n_sweeps, n_threads, keep_slabs)
             return
         # Units read by generic terms without a product-factor form are updated here, from
         # energy differences, with the same draws as the kernel (one uniform per chain per
@@ -496,6 +597,8 @@ class _SparseEngine:
         # units that generic terms read move only in Python runs, so their decoded views in
         # ``views`` stay current.)
         chains = self.columns()
+        # Held slots of each chain keep their values: (n_units, n_chains) mask and values.
+        held = None if keep is None else (keep.T, chains.copy())
         updater = _gibbs.UnitUpdater(chains, *arrays[1:4], arrays[0], betas, self.scale,
                                      self.low, streams)
         views = self._views(graph, chains)
@@ -503,7 +606,7 @@ class _SparseEngine:
         for _ in range(n_sweeps):
             for run, run_steps in zip(runs, steps):
                 if run_steps is None:
-                    self._kernel(arrays, run, betas, streams, 1, n_threads)
+                    self._kernel(arrays, run, betas, streams, 1, n_threads, keep_slabs)
                     current = False
                     continue
                 if not current:
@@ -511,7 +614,7 @@ class _SparseEngine:
                 for unit, choice, group, index, values, first, others in run_steps:
                     if choice:
                         self._generic_choice(graph, arrays, unit, chains, views, readers,
-                                             betas, streams)
+                                             betas, streams, held)
                         continue
                     # s_unit = low + scale [u < sigmoid(beta (scale f - E(on) + E(off)))],
                     # E(on) - E(off) from the readers' delta_energy.
@@ -519,6 +622,8 @@ class _SparseEngine:
                     for term in others:
                         delta = delta + term.delta_energy(views, group, index, values)
                     updater.update(unit, _per_chain(delta, self.n_chains))
+                    if held is not None:
+                        np.copyto(chains[unit], held[1][unit], where=held[0][unit])
                 self.load_columns(chains)
                 current = True
 
@@ -530,10 +635,12 @@ class _SparseEngine:
         return {g: (chains[graph.slots(g)].T if u.width == u.n
                     else u.decode(chains[graph.slots(g)].T)) for g, u in graph.units.items()}
 
-    def _generic_choice(self, graph, arrays, first, chains, views, readers, betas, streams):
+    def _generic_choice(self, graph, arrays, first, chains, views, readers, betas, streams,
+                        held=None):
         """A categorical unit read by generic terms: value ``v`` with probability
         ``softmax_v(beta (f_v + E_gen(0) - E_gen(v)))``, drawn as the kernel draws (the first
-        ``v`` whose cumulative weight exceeds ``u`` times the total)."""
+        ``v`` whose cumulative weight exceeds ``u`` times the total); chains that hold it
+        (``held``: the (n_units, n_chains) mask and values) keep their value."""
         field, indptr, indices, weights = arrays[:4]
         k = int(self.size[first])
         group = self._group_of[first]
@@ -549,6 +656,8 @@ class _SparseEngine:
         z = np.exp(betas * z - np.max(betas * z, axis=0))
         u = _gibbs.uniforms(streams, self.n_chains) * z.sum(axis=0)
         pick = np.minimum(np.sum(np.cumsum(z, axis=0) <= u, axis=0), k - 1)
+        if held is not None:
+            pick = np.where(held[0][first], np.argmax(chains[first:first + k], axis=0), pick)
         chains[first:first + k] = np.arange(k)[:, None] == pick
         views[group][:, index] = pick
 
@@ -587,10 +696,10 @@ class _BlockEngine:
         out[:, self.units_b] = self.sb
         return out
 
-    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads):
+    def sweep(self, graph, free, betas, streams, n_sweeps, n_threads, keep=None):
         self.coupling.ravel()[self.coupling_index] = graph.coupling
         if not any(self.slow):
-            self._block(graph, free, betas, streams, n_sweeps, n_threads)
+            self._block(graph, free, betas, streams, n_sweeps, n_threads, keep)
             return
         layers = [np.zeros(graph.n_units, bool) for _ in range(2)]
         layers[0][self.units_a] = True
@@ -601,18 +710,21 @@ class _BlockEngine:
                     continue
                 if slow:
                     self.sparse.load(self.flat())
-                    self.sparse.sweep(graph, free & layer, betas, streams, 1, n_threads)
+                    self.sparse.sweep(graph, free & layer, betas, streams, 1, n_threads, keep)
                     self.load(self.sparse.flat())
                 else:
-                    self._block(graph, free & layer, betas, streams, 1, n_threads)
+                    self._block(graph, free & layer, betas, streams, 1, n_threads, keep)
 
-    def _block(self, graph, free, betas, streams, n_sweeps, n_threads):
-        """``n_sweeps`` BLAS block sweeps of the layers' ``free`` units."""
+    def _block(self, graph, free, betas, streams, n_sweeps, n_threads, keep=None):
+        """``n_sweeps`` BLAS block sweeps of the layers' ``free`` units, those a chain
+        holds (``keep``) kept."""
         a, b = self.units_a, self.units_b
+        held = ((None, None) if keep is None else
+                tuple(np.ascontiguousarray(keep[:, u], np.uint8) for u in (a, b)))
         args = (self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
                 self.scale[a], self.low[a], self.scale[b], self.low[b],
                 free[a].astype(np.uint8), free[b].astype(np.uint8), betas, streams, n_sweeps,
-                n_threads)
+                n_threads, *held)
         if n_threads == 1:
             _gibbs.sweep_block(*args)
             return

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ._chains import check_chain_memory
 from ._checks import check_beta, int_at_least, nonnegative_int, positive_float, positive_int
 from ._run import timed_chunks
 from .model import EnergyModel
-from .sampling import GibbsSampler, GibbsState
+from .sampling import GibbsSampler, GibbsState, clamp_values
 
 __all__ = ["ParallelTempering", "TemperingState", "SwapStatistics"]
 
@@ -381,18 +381,25 @@ class ParallelTempering:
         self._parity = int(state.parity)
         self._adapt_rounds = adapt_rounds
 
-    def run(self, n_sweeps: int) -> "ParallelTempering":
+    def run(self, n_sweeps: int, clamp: Mapping | None = None) -> "ParallelTempering":
         """``n_sweeps`` rounds of one sweep at every temperature plus a swap step, on a
         fixed ladder.
+
+        ``clamp`` holds units fixed as for :meth:`GibbsSampler.run
+        <pgm_energy.GibbsSampler.run>` (``(n_chains, n)`` or ``(n,)`` per group, NaN marking
+        a free unit), in the chains at beta = 1 and, column by column, in every replica at
+        the other temperatures; swaps then exchange the free units only, and the chains
+        sample the tempered conditionals given the held units.
 
         Ctrl-C stops the run between two whole rounds (:mod:`pgm_energy._run`) with
         ``KeyboardInterrupt``; the replicas, their streams, the walkers, the counts and the
         swap draws stay consistent, and the run can go on.
         """
-        return self._rounds(n_sweeps, None)
+        return self._rounds(n_sweeps, None, clamp)
 
     def adapt(self, n_sweeps: int, *, nu: float = 10.0, t0: float = 1000.0,
-              reset_statistics: bool = True) -> "ParallelTempering":
+              reset_statistics: bool = True,
+              clamp: Mapping | None = None) -> "ParallelTempering":
         """``n_sweeps`` rounds as :meth:`run`, each followed by a move of the inner betas
         that evens out the swap acceptance of neighbouring pairs (Vousden, Farr & Mandel
         2016); beta = 1 and ``beta_min`` stay. For burn-in: the ladder stays fixed after.
@@ -430,6 +437,8 @@ class ParallelTempering:
         reset_statistics : bool
             Call :meth:`reset_statistics` at the end, so that :attr:`swap_statistics` then
             counts on the fixed ladder only.
+        clamp : dict, optional
+            Units held fixed, as for :meth:`run` (the ladder then adapts to the conditional).
 
         Returns
         -------
@@ -437,28 +446,41 @@ class ParallelTempering:
             ``self``; :attr:`betas` and the chains' ``sampler.beta`` hold the new ladder.
         """
         gain = (positive_float(nu, "nu"), _lag(t0))
-        self._rounds(n_sweeps, gain)
+        self._rounds(n_sweeps, gain, clamp)
         if reset_statistics:
             self.reset_statistics()
         return self
 
-    def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0) -> dict:
-        """Samples at beta = 1: ``{group: (n_samples, n_chains, n)}``."""
+    def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,
+               clamp: Mapping | None = None) -> dict:
+        """Samples at beta = 1: ``{group: (n_samples, n_chains, n)}``; ``clamp`` as for
+        :meth:`run`."""
         n_samples = nonnegative_int(n_samples, "n_samples")
         thin = positive_int(thin, "thin")
-        self.run(nonnegative_int(burn_in, "burn_in"))
+        self.run(nonnegative_int(burn_in, "burn_in"), clamp)
         out = {g: np.empty((n_samples, self.n_chains, u.n)) for g, u in self._model.units.items()}
         for k in range(n_samples):
-            self.run(thin)
+            self.run(thin, clamp)
             for g, arr in self.state.items():
                 out[g][k] = arr
         return out
 
     # -- one round -------------------------------------------------------------------------
-    def _rounds(self, n_sweeps, gain):
-        for _, size in timed_chunks(nonnegative_int(n_sweeps, "n_sweeps")):
+    def _replica_clamp(self, clamp):
+        """``clamp`` of the chains at beta = 1, validated, repeated for every temperature."""
+        if clamp is None:
+            return None
+        R = len(self.betas)
+        return {g: np.tile(np.where(held, values, np.nan), (R, 1))
+                for g, (values, held) in clamp_values(self._model, clamp,
+                                                      self.n_chains).items()}
+
+    def _rounds(self, n_sweeps, gain, clamp=None):
+        n_sweeps = nonnegative_int(n_sweeps, "n_sweeps")
+        clamp = self._replica_clamp(clamp)
+        for _, size in timed_chunks(n_sweeps):
             for _ in range(size):
-                self.sampler.run(1)
+                self.sampler.run(1, clamp)
                 self._swap()
                 if gain is not None:
                     self._move_ladder(*gain)

@@ -254,3 +254,18 @@ def test_a_large_elimination_is_sliced_into_pieces_with_the_same_answers():
         small = pe.Ising(edges[:20], couplings=0.3)        # too small to slice
         assert not isinstance(make_plan(small.graph, (), method="eliminate",
                                         executor=Runner(pool)), Sliced)
+
+
+def test_partial_clamps_travel_with_their_chains():
+    rbm = pe.RBM(12, 5, rng=0)
+    clamp = {"x": np.where(np.random.default_rng(1).random((30, 12)) < 0.5, np.nan, 1.0)}
+    makers = (lambda: pe.GibbsSampler(rbm, n_chains=30, rng=4, schedule="sequential"),
+              lambda: pe.ClusterSampler(rbm, n_chains=30, rng=4))
+    with ThreadPoolExecutor(2) as pool:
+        for make in makers:
+            here, there = make(), make()
+            a = here.sample(3, burn_in=2, clamp=clamp)
+            b = there.sample(3, burn_in=2, clamp=clamp,
+                             executor=Runner(pool, piece_seconds=TINY))
+            for g in a:
+                np.testing.assert_array_equal(a[g], b[g])

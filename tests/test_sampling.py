@@ -304,7 +304,7 @@ def test_bad_sampler_arguments():
 
 def test_bad_clamps():
     sampler = pe.GibbsSampler(pe.RBM(3, 2), 4)
-    with pytest.raises(ValueError, match=r"shape \(batch, 3\)"):
+    with pytest.raises(ValueError, match=r"clamp\['x'\] must have shape \(4, 3\)"):
         sampler.run(1, clamp={"x": np.zeros((4, 2))})
     with pytest.raises(ValueError, match="one row for all chains"):
         sampler.run(1, clamp={"x": np.zeros((3, 3))})

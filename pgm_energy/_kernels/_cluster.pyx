@@ -59,11 +59,15 @@ cdef enum:
 SWENDSEN_WANG, WOLFF, POTTS = _SWENDSEN_WANG, _WOLFF, _POTTS
 
 
-cdef void run_chain(const pe_cluster_graph *g, char *state, int algorithm, double beta,
-                    pe_cluster_scratch *w, uint64_t *streams, Py_ssize_t stride,
-                    long n_sweeps, int64_t *stats) noexcept nogil:
+cdef void run_chain(const pe_cluster_graph *graph, const uint8_t *free_unit, char *state,
+                    int algorithm, double beta, pe_cluster_scratch *w, uint64_t *streams,
+                    Py_ssize_t stride, long n_sweeps, int64_t *stats) noexcept nogil:
     """One chain: its stream and counters copied to the thread's stack (neighbouring chains'
-    counters share a cache line), its bond probabilities, its sweeps."""
+    counters share a cache line), its bond probabilities, its sweeps, with its own row of
+    free units."""
+    cdef pe_cluster_graph chain_graph = graph[0]
+    chain_graph.free_unit = free_unit
+    cdef const pe_cluster_graph *g = &chain_graph
     cdef uint64_t t[4]
     cdef int64_t counts[2]
     cdef int r
@@ -92,7 +96,8 @@ def sweep(
     const int32_t[::1] neighbour,    # IN (2 n_edges,)
     const int32_t[::1] neighbour_edge,  # IN (2 n_edges,)
     const double[::1] field,         # IN (n,) h_u, or (n * k,) Potts f_{u, c}
-    const uint8_t[::1] free_unit,    # IN (n,) 0 for clamped units
+    const uint8_t[:, ::1] free_unit, # IN (1 or n_chains, n) 0 for clamped units: one row
+                                     #    for every chain, or one per chain
     const double[::1] beta,          # IN (n_chains,)
     uint64_t[:, ::1] streams,        # IN/OUT (4, >= n_chains)
     int64_t[:, ::1] stats,           # IN/OUT (n_chains, 2) clusters drawn, units in them
@@ -109,7 +114,8 @@ def sweep(
     if state.dtype != (np.uint16 if potts else np.int8):
         raise ValueError("sweep: state must be int8 spins or uint16 colours")
     cdef int8_t[:, ::1] values = state.view(np.int8)
-    cdef Py_ssize_t n_chains = beta.shape[0], n = free_unit.shape[0]
+    cdef Py_ssize_t n_chains = beta.shape[0], n = free_unit.shape[1]
+    cdef Py_ssize_t free_stride = n if free_unit.shape[0] > 1 else 0
     cdef Py_ssize_t n_edges = edge_i.shape[0], c, tid
     cdef Py_ssize_t width = 2 * n if potts else n
     if (values.shape[0] != n_chains or values.shape[1] != width or edge_j.shape[0] != n_edges
@@ -118,7 +124,8 @@ def sweep(
             or field.shape[0] != (n * k if potts else n) or streams.shape[0] != 4
             or streams.shape[1] < n_chains or stats.shape[0] != n_chains
             or stats.shape[1] != 2 or n_threads < 1 or n >= 2**31 - 1
-            or (potts and k > 65535)):
+            or (potts and k > 65535)
+            or (free_unit.shape[0] != 1 and free_unit.shape[0] != n_chains)):
         raise ValueError("sweep: inconsistent array shapes")
     if n_edges and (np.min(edge_i) < 0 or np.max(edge_j) >= n
                     or np.any(np.asarray(edge_i) >= np.asarray(edge_j))
@@ -155,7 +162,10 @@ def sweep(
     g.neighbour = &neighbour[0] if n_edges else NULL
     g.neighbour_edge = &neighbour_edge[0] if n_edges else NULL
     g.field = &field[0]
-    g.free_unit = &free_unit[0]
+    # Edge signs from the units free in some chain: an edge whose ends a chain holds may bond
+    # there, which changes nothing (both ends are in the ghost's cluster).
+    cdef uint8_t[::1] free_any = np.asarray(free_unit).any(axis=0).astype(np.uint8)
+    g.free_unit = &free_any[0]
     g.k = k
     g.edge_sign = &edge_sign[0]
     g.ghost_bonds = not potts and (not np.all(free_unit) or bool(np.any(np.asarray(field))))
@@ -179,7 +189,8 @@ def sweep(
     try:
         with nogil:
             for c in prange(n_chains, schedule="dynamic", num_threads=threads):
-                run_chain(&g, <char *> &values[c, 0], algorithm, beta[c], &work[threadid()],
-                          &streams[0, c], stride, n_sweeps, &stats[c, 0])
+                run_chain(&g, &free_unit[0, 0] + c * free_stride, <char *> &values[c, 0],
+                          algorithm, beta[c], &work[threadid()], &streams[0, c], stride,
+                          n_sweeps, &stats[c, 0])
     finally:
         free(work)

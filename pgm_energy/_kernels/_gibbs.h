@@ -17,6 +17,11 @@
  * double range: a term under 2^-1022 after scaling (a coupling under about 1e-303 in
  * magnitude) rounds differently, and a partial sum that overflows the plain sum (fields near
  * 1e308) stays finite here. Scalar code reads values from a table instead (pe__state_value).
+ *
+ * Held units (partial clamping that differs between chains): `keep`, NULL or bytes laid out as
+ * the state, 0xFF where a chain holds the unit (0xFF at the first slot of a categorical unit),
+ * else 0. A held unit is updated as usual, its uniform drawn, but keeps its value; so chains
+ * draw the same numbers whatever they hold.
  */
 #ifndef PGM_ENERGY_GIBBS_H
 #define PGM_ENERGY_GIBBS_H
@@ -87,9 +92,11 @@ static inline void pe__gibbs_unit(pe_state *state, long stride, long unit,
                                   pe_factors factors,
                                   const double *PE_RESTRICT beta, double scale, double low,
                                   uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
-                                  uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n)
+                                  uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3, long n,
+                                  const pe_state *PE_RESTRICT keep)
 {
     pe_state *value = state + unit * stride;
+    const pe_state *hold = keep ? keep + unit * stride : NULL;
     pe_state off = pe__state_byte(low);      /* the byte of the "off" value, for every group */
     for (long g = 0; g < n; g += PE_LANES) {
         double acc[PE_LANES];       /* the field in units of 2^-15 (see the top) */
@@ -121,8 +128,13 @@ static inline void pe__gibbs_unit(pe_state *state, long stride, long unit,
             double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
             on[c] = pe__bernoulli(u, scale * beta[g + c] * (acc[c] / PE__STATE_UNIT));
         }
-        for (int c = 0; c < PE_LANES; ++c)      /* (a loop of its own, so both vectorise) */
-            value[g + c] = pe__updated_byte(on[c], off);
+        if (hold)                               /* held lanes keep their byte */
+            for (int c = 0; c < PE_LANES; ++c)
+                value[g + c] = (pe_state)((pe__updated_byte(on[c], off) & ~hold[g + c])
+                                          | (value[g + c] & hold[g + c]));
+        else
+            for (int c = 0; c < PE_LANES; ++c)  /* (a loop of its own, so both vectorise) */
+                value[g + c] = pe__updated_byte(on[c], off);
     }
 }
 
@@ -152,7 +164,8 @@ PE__ALWAYS_INLINE void pe__gibbs_choice_lanes(pe_state *state, long stride, long
                                               const double *PE_RESTRICT beta,
                                               uint64_t *PE_RESTRICT s0, uint64_t *PE_RESTRICT s1,
                                               uint64_t *PE_RESTRICT s2, uint64_t *PE_RESTRICT s3,
-                                              long n, const long lanes)
+                                              long n, const long lanes,
+                                              const pe_state *PE_RESTRICT keep)
 {
     /* z[v * lanes + c]: on the stack up to 32 KiB, else on the heap (k <= 1024). */
     double buffer[4096], top[PE_LANES], total[PE_LANES], acc[PE_LANES], u[PE_LANES];
@@ -201,8 +214,9 @@ PE__ALWAYS_INLINE void pe__gibbs_choice_lanes(pe_state *state, long stride, long
             }
         for (long v = 0; v < k; ++v)
             for (long c = 0; c < lanes; ++c)
-                state[(first + v) * stride + g + c] =
-                    (v == pick[c] || (v == k - 1 && pick[c] >= k)) ? PE__STATE_ONE : 0;
+                if (!keep || !keep[first * stride + g + c])
+                    state[(first + v) * stride + g + c] =
+                        (v == pick[c] || (v == k - 1 && pick[c] >= k)) ? PE__STATE_ONE : 0;
     }
     if (z != buffer)
         free(z);
@@ -215,14 +229,15 @@ PE_CLONES
 static void pe__gibbs_choice(pe_state *state, long stride, long first, long k,
                              const int64_t *indptr, const int32_t *indices, const double *weight,
                              const double *field, const double *beta, uint64_t *s0,
-                             uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long lanes)
+                             uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long lanes,
+                             const pe_state *keep)
 {
     if (lanes == 1)
         pe__gibbs_choice_lanes(state, stride, first, k, indptr, indices, weight, field, beta,
-                               s0, s1, s2, s3, n, 1);
+                               s0, s1, s2, s3, n, 1, keep);
     else
         pe__gibbs_choice_lanes(state, stride, first, k, indptr, indices, weight, field, beta,
-                               s0, s1, s2, s3, n, PE_LANES);
+                               s0, s1, s2, s3, n, PE_LANES, keep);
 }
 
 /* The same update for one chain with stride-`stride` state (unit k at state[k * stride]) and
@@ -234,7 +249,7 @@ static inline void pe__gibbs_unit_scalar(pe_state *state, long stride, long unit
                                          const double *PE_RESTRICT weight, long degree,
                                          double field, pe_factors factors, double beta,
                                          double scale, double low, uint64_t *s0, uint64_t *s1,
-                                         uint64_t *s2, uint64_t *s3)
+                                         uint64_t *s2, uint64_t *s3, const pe_state *keep)
 {
     double acc = field;
     for (long q = 0; q < degree; ++q)
@@ -250,8 +265,9 @@ static inline void pe__gibbs_unit_scalar(pe_state *state, long stride, long unit
         acc += product;
     }
     double u = pe__uniform(s0, s1, s2, s3);
-    state[unit * stride] = pe__updated_byte(pe__bernoulli(u, scale * beta * acc),
-                                            pe__state_byte(low));
+    if (!keep || !keep[unit * stride])
+        state[unit * stride] = pe__updated_byte(pe__bernoulli(u, scale * beta * acc),
+                                                pe__state_byte(low));
 }
 
 /* n_sweeps sweeps of one chain (see pe__gibbs_unit_scalar), its stream held in registers.
@@ -266,7 +282,7 @@ static inline void pe__gibbs_sweeps_scalar(pe_state *state, long stride, const i
                                            const double *factor_weight, const double *scale,
                                            const double *low, double beta, uint64_t *s0,
                                            uint64_t *s1, uint64_t *s2, uint64_t *s3,
-                                           long n_sweeps)
+                                           long n_sweeps, const pe_state *keep)
 {
     uint64_t t0 = *s0, t1 = *s1, t2 = *s2, t3 = *s3;
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
@@ -274,7 +290,7 @@ static inline void pe__gibbs_sweeps_scalar(pe_state *state, long stride, const i
             long i = order[t];
             if (i < 0) {
                 pe__gibbs_choice(state, stride, -i - 1, size[-i - 1], indptr, indices, weight,
-                                 field, &beta, &t0, &t1, &t2, &t3, 1, 1);
+                                 field, &beta, &t0, &t1, &t2, &t3, 1, 1, keep);
                 continue;
             }
             pe_factors factors = {NULL, 0, NULL, 0, NULL};
@@ -284,13 +300,45 @@ static inline void pe__gibbs_sweeps_scalar(pe_state *state, long stride, const i
                                        factor_width, factor_weight};
             pe__gibbs_unit_scalar(state, stride, i, indices + indptr[i], weight + indptr[i],
                                   indptr[i + 1] - indptr[i], field[i], factors, beta,
-                                  scale[i], low[i], &t0, &t1, &t2, &t3);
+                                  scale[i], low[i], &t0, &t1, &t2, &t3, keep);
         }
     }
     *s0 = t0;
     *s1 = t1;
     *s2 = t2;
     *s3 = t3;
+}
+
+/* The vector path of pe_gibbs_sweeps (n a multiple of PE_LANES), inlined into it twice:
+ * with the held lanes' mask and with a constant NULL. */
+PE__ALWAYS_INLINE void pe__gibbs_sweeps_lanes(pe_state *state, long stride,
+                                              const int32_t *order, long n_order,
+                                              const int32_t *size, const int64_t *indptr,
+                                              const int32_t *indices, const double *weight,
+                                              const double *field, const int64_t *factor_ptr,
+                                              const int32_t *factor_ids,
+                                              const int32_t *factor_members, long factor_width,
+                                              const double *factor_weight, const double *scale,
+                                              const double *low, const double *beta,
+                                              uint64_t *s0, uint64_t *s1, uint64_t *s2,
+                                              uint64_t *s3, long n, long n_sweeps,
+                                              const pe_state *keep)
+{
+    for (long sweep = 0; sweep < n_sweeps; ++sweep) {
+        for (long t = 0; t < n_order; ++t) {
+            long i = order[t];
+            if (i < 0) {
+                pe__gibbs_choice(state, stride, -i - 1, size[-i - 1], indptr, indices, weight,
+                                 field, beta, s0, s1, s2, s3, n, PE_LANES, keep);
+                continue;
+            }
+            pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
+                                  factor_members, factor_width, factor_weight};
+            pe__gibbs_unit(state, stride, i, indices + indptr[i], weight + indptr[i],
+                           indptr[i + 1] - indptr[i], field[i], factors, beta, scale[i],
+                           low[i], s0, s1, s2, s3, n, keep);
+        }
+    }
 }
 
 /* n_sweeps sweeps over the units in order[] for a block of n chains (n a multiple of
@@ -305,42 +353,39 @@ static void pe_gibbs_sweeps(pe_state *state, long stride, const int32_t *order, 
                             const int32_t *factor_members, long factor_width,
                             const double *factor_weight, const double *scale,
                             const double *low, const double *beta, uint64_t *s0,
-                            uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
+                            uint64_t *s1, uint64_t *s2, uint64_t *s3, long n, long n_sweeps,
+                            const pe_state *keep)
 {
     if (n % PE_LANES) {
         /* Fewer chains than a vector group: chain by chain, each its whole run (chains do not
          * interact, so this gives every chain the same values as the vector path). */
         for (long c = 0; c < n; ++c) {
-            if (n == 1 && !factor_weight)
+            if (n == 1 && !factor_weight && !keep)
                 /* the common case, a copy of the loop compiled for it: unit stride, and the
                  * constant NULL folds the product factors' code away (about 5% faster) */
                 pe__gibbs_sweeps_scalar(state, 1, order, n_order, size, indptr, indices, weight,
                                         field, factor_ptr, factor_ids, factor_members,
                                         factor_width, NULL, scale, low, beta[0], s0,
-                                        s1, s2, s3, n_sweeps);
+                                        s1, s2, s3, n_sweeps, NULL);
             else
                 pe__gibbs_sweeps_scalar(state + c, n, order, n_order, size, indptr, indices, weight,
                                         field, factor_ptr, factor_ids, factor_members,
                                         factor_width, factor_weight, scale, low, beta[c],
-                                        s0 + c, s1 + c, s2 + c, s3 + c, n_sweeps);
+                                        s0 + c, s1 + c, s2 + c, s3 + c, n_sweeps,
+                                        keep ? keep + c : NULL);
         }
         return;
     }
-    for (long sweep = 0; sweep < n_sweeps; ++sweep) {
-        for (long t = 0; t < n_order; ++t) {
-            long i = order[t];
-            if (i < 0) {
-                pe__gibbs_choice(state, stride, -i - 1, size[-i - 1], indptr, indices, weight,
-                                 field, beta, s0, s1, s2, s3, n, PE_LANES);
-                continue;
-            }
-            pe_factors factors = {factor_ids + factor_ptr[i], factor_ptr[i + 1] - factor_ptr[i],
-                                  factor_members, factor_width, factor_weight};
-            pe__gibbs_unit(state, stride, i, indices + indptr[i], weight + indptr[i],
-                           indptr[i + 1] - indptr[i], field[i], factors, beta, scale[i],
-                           low[i], s0, s1, s2, s3, n);
-        }
-    }
+    if (keep)
+        pe__gibbs_sweeps_lanes(state, stride, order, n_order, size, indptr, indices, weight,
+                               field, factor_ptr, factor_ids, factor_members, factor_width,
+                               factor_weight, scale, low, beta, s0, s1, s2, s3, n, n_sweeps,
+                               keep);
+    else        /* a copy without the held lanes' code: the common path runs as before */
+        pe__gibbs_sweeps_lanes(state, stride, order, n_order, size, indptr, indices, weight,
+                               field, factor_ptr, factor_ids, factor_members, factor_width,
+                               factor_weight, scale, low, beta, s0, s1, s2, s3, n, n_sweeps,
+                               NULL);
 }
 
 /* In place over a layer of one chain: field[k] <- P(unit k on) = sigmoid(scale[k] beta field[k]). */
@@ -358,7 +403,9 @@ static void pe_layer_probabilities(double *PE_RESTRICT field, double beta,
  * prob (n, ld) holds the fields, row k for unit k, chain c in column c (ld >= n_chains rounded
  * up to PE_LANES: the padding columns, beta and streams lanes are scratch); it becomes
  * P(unit on) = sigmoid(scale[k] beta[c] field). The values go to the chains' rows:
- * value[c * value_stride + k] = low[k] + scale[k] [u < P], free units only.
+ * value[c * value_stride + k] = low[k] + scale[k] [u < P], free units only, and not where
+ * keep (NULL, or bytes laid out as value) is set: a held unit draws its uniform and keeps
+ * its value.
  * A group's streams stay in registers for the whole layer. */
 PE_CLONES PE_UNUSED
 static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
@@ -368,7 +415,8 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                                   const unsigned char *PE_RESTRICT free,
                                   const double *PE_RESTRICT beta, uint64_t *PE_RESTRICT s0,
                                   uint64_t *PE_RESTRICT s1, uint64_t *PE_RESTRICT s2,
-                                  uint64_t *PE_RESTRICT s3, long n_chains, long n)
+                                  uint64_t *PE_RESTRICT s3, long n_chains, long n,
+                                  const unsigned char *PE_RESTRICT keep)
 {
     for (long g = 0; g < n_chains; g += PE_LANES) {
         uint64_t t0[PE_LANES], t1[PE_LANES], t2[PE_LANES], t3[PE_LANES];
@@ -396,8 +444,15 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                 f[c] = p;
                 v[c] = low[k] + scale[k] * (double)(u < p);
             }
-            for (long c = 0; c < m; ++c)
-                row[c * value_stride + k] = v[c];
+            if (keep) {
+                const unsigned char *hold = keep + g * value_stride + k;
+                for (long c = 0; c < m; ++c)
+                    if (!hold[c * value_stride])
+                        row[c * value_stride + k] = v[c];
+            } else {
+                for (long c = 0; c < m; ++c)
+                    row[c * value_stride + k] = v[c];
+            }
         }
         for (int c = 0; c < PE_LANES; ++c) {
             s0[g + c] = t0[c];

@@ -29,13 +29,14 @@ cdef extern from "_gibbs.h" nogil:
                          const int32_t *factor_ids, const int32_t *factor_members,
                          long factor_width, const double *factor_weight, const double *scale,
                          const double *low, const double *beta, uint64_t *s0, uint64_t *s1,
-                         uint64_t *s2, uint64_t *s3, long n, long n_sweeps)
+                         uint64_t *s2, uint64_t *s3, long n, long n_sweeps,
+                         const uint8_t *keep)
     void pe_layer_probabilities(double *field, double beta, const double *scale, long n)
     void pe_gibbs_layer_chains(double *value, long value_stride, double *prob, long ld,
                                const double *scale, const double *low,
                                const unsigned char *free, const double *beta, uint64_t *s0,
                                uint64_t *s1, uint64_t *s2, uint64_t *s3, long n_chains,
-                               long n)
+                               long n, const unsigned char *keep)
 
 cdef struct Graph:
     const int32_t *size
@@ -76,6 +77,8 @@ def sweep_sparse(
     Py_ssize_t lanes,
     int n_sweeps,
     int n_threads,
+    const uint8_t[:, ::1] keep=None, # IN None, or laid out as state: 0xFF where a chain holds
+                                     #    the unit (at a categorical unit's first slot)
 ):
     """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain.
 
@@ -83,7 +86,8 @@ def sweep_sparse(
     ``lanes`` chains (a multiple of 8) has its own state slab and streams, so threads never
     share a cache line; the kernel computes whole groups of 8 lanes (the padding lanes of
     the last block are scratch). With fewer than 8 chains, ``lanes = n_chains`` (one block,
-    no padding) and the kernel updates one chain at a time.
+    no padding) and the kernel updates one chain at a time. Units held by ``keep`` are
+    updated (their uniform drawn) but keep their values.
     """
     cdef Py_ssize_t n_blocks = state.shape[0], n_units = field.shape[0]
     # lanes a multiple of 8: whole vector groups (the last block's padding lanes run too);
@@ -99,7 +103,9 @@ def sweep_sparse(
             or beta.shape[0] != n_blocks or beta.shape[1] != lanes
             or streams.shape[0] != n_blocks or streams.shape[1] < 4 * lanes
             or scale.shape[0] != n_units or low.shape[0] != n_units
-            or size.shape[0] != n_units):
+            or size.shape[0] != n_units
+            or (keep is not None and (keep.shape[0] != n_blocks
+                                      or keep.shape[1] < n_units * lanes))):
         raise ValueError("sweep_sparse: inconsistent array shapes")
     cdef Py_ssize_t t, i
     for t in range(order.shape[0]):
@@ -122,6 +128,7 @@ def sweep_sparse(
     G.scale = &scale[0]
     G.low = &low[0]
     cdef const int32_t *units = &order[0] if order.shape[0] else NULL
+    cdef bint held = keep is not None
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
             c0 = blk * lanes
@@ -130,7 +137,8 @@ def sweep_sparse(
                             G.factor_members, G.factor_width, G.factor_weight, G.scale, G.low,
                             &beta[blk, 0], &streams[blk, 0], &streams[blk, lanes],
                             &streams[blk, 2 * lanes], &streams[blk, 3 * lanes],
-                            min(lanes, n_lanes - c0), n_sweeps)
+                            min(lanes, n_lanes - c0), n_sweeps,
+                            &keep[blk, 0] if held else NULL)
 
 
 cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,
@@ -198,7 +206,7 @@ cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double
             pe_gibbs_layer_chains(&value[c0, 0], n, &fields[0, c0], fields.shape[1], &scale[0],
                                   &low[0], &free_units[0], &beta[c0], &streams[0, c0],
                                   &streams[1, c0], &streams[2, c0], &streams[3, c0],
-                                  min(per, n_chains - c0), n)
+                                  min(per, n_chains - c0), n, NULL)
 
 
 def sweep_block(
@@ -217,14 +225,19 @@ def sweep_block(
     uint64_t[:, ::1] streams,        # IN/OUT (4, >= n_chains rounded up to 8)
     int n_sweeps,
     int n_threads,
+    const uint8_t[:, ::1] keep_a=None,  # IN None or (n_chains, n_a): nonzero where a chain
+    const uint8_t[:, ::1] keep_b=None,  #    holds a free unit; IN None or (n_chains, n_b)
 ):
-    """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a."""
+    """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a. A unit held by
+    a chain (``keep_a``, ``keep_b``) draws its uniform and keeps its value."""
     cdef Py_ssize_t n_chains = state_a.shape[0], n_a = state_a.shape[1], n_b = state_b.shape[1]
     cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
     cdef int sweep
     if (state_b.shape[0] != n_chains or coupling.shape[0] != n_a or coupling.shape[1] != n_b
             or beta.shape[0] != n_chains or streams.shape[1] < groups * PE_LANES or n_a == 0
-            or n_b == 0):
+            or n_b == 0
+            or (keep_a is not None and (keep_a.shape[0] != n_chains or keep_a.shape[1] != n_a))
+            or (keep_b is not None and (keep_b.shape[0] != n_chains or keep_b.shape[1] != n_b))):
         raise ValueError("sweep_block: inconsistent array shapes")
     import numpy as np
     cdef int n_blocks = <int> max(1, min(n_threads, groups))
@@ -236,14 +249,16 @@ def sweep_block(
     padded[:n_chains] = beta
     cdef const double[::1] lanes_beta = padded
     cdef bint any_a = any(free_a), any_b = any(free_b)
+    cdef const uint8_t *hold_a = &keep_a[0, 0] if keep_a is not None else NULL
+    cdef const uint8_t *hold_b = &keep_b[0, 0] if keep_b is not None else NULL
     with nogil:
         for sweep in range(n_sweeps):
             if any_a:
                 update_layer(state_a, fields_a, field_a, state_b, coupling, True, scale_a,
-                             low_a, free_a, lanes_beta, streams, per)
+                             low_a, free_a, lanes_beta, streams, per, hold_a)
             if any_b:
                 update_layer(state_b, fields_b, field_b, state_a, coupling, False, scale_b,
-                             low_b, free_b, lanes_beta, streams, per)
+                             low_b, free_b, lanes_beta, streams, per, hold_b)
 
 
 cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
@@ -251,7 +266,8 @@ cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
                        const double[:, ::1] coupling, bint transpose,
                        const double[::1] scale, const double[::1] low,
                        const unsigned char[::1] free_units, const double[::1] beta,
-                       uint64_t[:, ::1] streams, Py_ssize_t per) noexcept nogil:
+                       uint64_t[:, ::1] streams, Py_ssize_t per,
+                       const uint8_t *keep) noexcept nogil:
     """Sample one layer of every chain given the other layer.
 
     The chains go in slices of ``per`` (a multiple of 8), one per thread and ``fields``
@@ -268,7 +284,8 @@ cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
             layer_fields_by_unit(fields[blk], field, other[c0:c0 + m], coupling, transpose)
             pe_gibbs_layer_chains(&value[c0, 0], n, &fields[blk, 0, 0], per, &scale[0],
                                   &low[0], &free_units[0], &beta[c0], &streams[0, c0],
-                                  &streams[1, c0], &streams[2, c0], &streams[3, c0], m, n)
+                                  &streams[1, c0], &streams[2, c0], &streams[3, c0], m, n,
+                                  keep + c0 * n if keep != NULL else NULL)
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):

@@ -13,7 +13,7 @@ for checkpoints, and read the chains only through the samplers' public ``state``
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -24,7 +24,8 @@ from ..model import EnergyModel
 from ..sampling import GibbsSampler, GibbsState
 from ..tempering import ParallelTempering, TemperingState, check_move, ladder, make_sampler
 
-__all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments_gradient"]
+__all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments_gradient",
+           "visible_data"]
 
 
 # -- sufficient statistics ------------------------------------------------------------------
@@ -94,10 +95,47 @@ def _flat_visible(model, layout, X, expected_data=False):
     return layout.graph.encode(state)
 
 
+def _has_missing(X) -> bool:
+    """Whether the data ``X`` (an array or a dict of them) hold a NaN."""
+    arrays = X.values() if isinstance(X, Mapping) else [X]
+    for arr in arrays:
+        arr = np.asarray(arr)
+        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+            return True
+    return False
+
+
+def visible_data(model: EnergyModel, X, *, expected_data: bool = False) -> tuple[dict, bool]:
+    """The visible data ``{group: (batch, n)}`` (float64), validated as ``model.as_state``
+    does, NaN allowed as a missing entry; and whether any entry is missing.
+
+    Missing values are refused with ``expected_data`` (a ``ValueError``).
+    """
+    if not _has_missing(X):
+        return model.as_state(X, model.visible, what="X", expectations=expected_data), False
+    if expected_data:
+        raise ValueError("X holds missing values (NaN); expected_data takes complete rows of "
+                         "expected values: fill them in, or train on states")
+    if not isinstance(X, Mapping):
+        if len(model.visible) != 1:
+            model.as_state(X, model.visible, what="X")        # raises: a dict is needed
+        X = {model.visible[0]: X}
+    # Validate with the missing entries filled by a value of the domain, then mark them.
+    missing = {g: np.isnan(np.asarray(v, np.float64)) if g in model.units else None
+               for g, v in X.items()}
+    filled = {g: (np.where(missing[g], model.units[g].values[0], v) if missing[g] is not None
+                  else v) for g, v in X.items()}
+    data = model.as_state(filled, model.visible, what="X")
+    for g in data:
+        data[g][np.reshape(missing[g], data[g].shape)] = np.nan
+    return data, True
+
+
 class _Estimator:
     """Shared positive phase; subclasses supply the negative phase."""
 
-    #: Sweeps of the clamped chains for the positive phase when hidden units interact.
+    #: Sweeps of the clamped chains for the positive phase when hidden units interact or
+    #: entries of the data are missing (NaN).
     positive_sweeps = 5
     #: Whether ``gradient(..., expected_data=True)`` is meaningful (persistent chains only).
     accepts_expected_data = True
@@ -123,23 +161,45 @@ class _Estimator:
     def positive_rows(self, model, X, rng, expected_data=False) -> np.ndarray:
         """Expected states given the data: exact conditional means where the hidden units
         are independent given x, else clamped Gibbs chains (the last samples, with the
-        closed-form hidden units as conditional means)."""
+        closed-form hidden units as conditional means).
+
+        Rows with missing values (NaN) always take the chains: the observed entries
+        clamped, the missing ones sampled with the hidden units, so the moments estimate
+        ``E[dE/dtheta | observed entries]``, the positive phase of the log marginal
+        likelihood of what was observed.
+        """
         layout = self._layout
-        flat = _flat_visible(model, layout, X, expected_data)
+        data, missing = visible_data(model, X, expected_data=expected_data)
+        if missing:
+            self._positive_chains(model, len(next(iter(data.values()))), rng).run(
+                self.positive_sweeps, clamp=data)
+            return expected_states(model, layout.graph.encode(self._positive.state),
+                                   layout.hidden_closed)
+        flat = layout.graph.encode(data)
         if not layout.hidden_independent:
             if expected_data:
                 raise ValueError("expected_data needs hidden units that are conditionally "
                                  "independent given the visible ones (a mean-field positive "
                                  "phase); this model's hidden units interact")
-            if self._positive is None or self._positive.n_chains != len(flat):
-                self._positive = GibbsSampler(model, len(flat), rng=rng, n_threads=None)
             clamp = layout.graph.decode(flat, model.visible)
-            self._positive.run(self.positive_sweeps, clamp=clamp)
+            self._positive_chains(model, len(flat), rng).run(self.positive_sweeps, clamp=clamp)
             flat = layout.graph.encode(self._positive.state)
         return expected_states(model, flat, layout.hidden_closed)
 
+    def _positive_chains(self, model, n_chains, rng) -> GibbsSampler:
+        """The positive phase's clamped chains, one per row of the batch (kept while the
+        batch size stays)."""
+        if self._positive is None or self._positive.n_chains != n_chains:
+            self._positive = GibbsSampler(model, n_chains, rng=rng, n_threads=None)
+        return self._positive
+
     def gradient(self, model: EnergyModel, X, rng=None, *, expected_data: bool = False) -> dict:
         """Estimate ``d mean log P(X) / d theta`` on the batch ``X``.
+
+        ``X`` may hold missing values (NaN) in the visible groups: the estimate is then that
+        of the gradient of the mean log marginal likelihood of the observed entries,
+        ``log sum_{missing} P(x)``, its positive phase from chains that clamp the observed
+        entries and sample the missing ones (:meth:`positive_rows`).
 
         With ``expected_data``, ``X`` may hold expected values of the visible units (e.g.
         grey levels in [0, 1] as probabilities of binary pixels); the positive phase then uses
@@ -175,6 +235,10 @@ class ExactGradient(_Estimator):
         if expected_data:
             raise ValueError("ExactGradient cannot learn from expected data (the exact "
                              "likelihood needs states); use PCD or PT")
+        if _has_missing(X):
+            raise ValueError("ExactGradient needs complete rows: X holds missing values "
+                             "(NaN), which pe.exact.gradient does not sum over; use CD, PCD "
+                             "or PT, whose positive phase samples the missing entries")
         return exact.gradient(model, X)
 
 
@@ -182,7 +246,8 @@ class CD(_Estimator):
     """Contrastive divergence: the negative phase from ``k`` Gibbs sweeps started at the data.
 
     The hidden units are first drawn from ``P(h | x)``; the last state's closed-form units
-    are replaced by their conditional means (Rao-Blackwellised statistics).
+    are replaced by their conditional means (Rao-Blackwellised statistics). Rows with
+    missing values (NaN) start from the data as the positive phase completed them.
     """
 
     accepts_expected_data = False
@@ -196,11 +261,13 @@ class CD(_Estimator):
 
     def negative_rows(self, model, X, rng):
         layout = self._layout
-        flat = _flat_visible(model, layout, X)
-        if self._chains is None or self._chains.n_chains != len(flat):
-            self._chains = GibbsSampler(model, len(flat), schedule=self.schedule, rng=rng)
-        clamp = layout.graph.decode(flat, model.visible)
-        self._chains.run(1, clamp=clamp).run(self.k)
+        data, missing = visible_data(model, X)
+        if missing:            # the data as the positive phase's chains completed them
+            data = {g: self._positive.state[g] for g in model.visible}
+        n_rows = len(next(iter(data.values())))
+        if self._chains is None or self._chains.n_chains != n_rows:
+            self._chains = GibbsSampler(model, n_rows, schedule=self.schedule, rng=rng)
+        self._chains.run(1, clamp=data).run(self.k)
         return expected_states(model, layout.graph.encode(self._chains.state),
                                layout.model_closed)
 

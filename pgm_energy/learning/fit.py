@@ -13,7 +13,7 @@ from ..graph import MAX_ENERGY
 from ..model import EnergyModel
 from . import checkpoints
 from .compiled import CompiledPCD, NotCompiled
-from .estimators import PCD, _flat_visible
+from .estimators import PCD, _flat_visible, visible_data
 from .optimizers import SGD
 
 __all__ = ["fit", "History", "TrainingDiverged"]
@@ -37,7 +37,10 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     ----------
     model : EnergyModel
     X : array or dict
-        Training data for the visible groups, ``(n_samples, n)`` per group.
+        Training data for the visible groups, ``(n_samples, n)`` per group. NaN marks a
+        missing entry: the run then maximises the log marginal likelihood of the observed
+        entries, the positive phase sampling the missing ones given the rest (CD, PCD and PT;
+        see docs/learning.md, "Missing values"; the minibatch loop in Python runs).
     method : estimator, optional
         ``CD(k)``, ``PCD(n_chains, k)``, ``PT(betas, n_chains)`` or ``ExactGradient()``
         (default ``PCD()``).
@@ -93,7 +96,8 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     optimizer = SGD(lr=0.05, momentum=0.5) if optimizer is None else optimizer
     epochs = nonnegative_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
-    data = model.as_state(X, model.visible, what="X", expectations=expected_data)
+    data, missing = visible_data(model, X, expected_data=expected_data)
+    compiled = compiled and not missing
     n_samples = next(iter(data.values())).shape[0]
     if n_samples == 0:
         raise ValueError("X must hold at least one row of training data, got 0 rows")

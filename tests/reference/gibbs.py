@@ -5,6 +5,8 @@ one uniform per chain, in visiting order, and sets the unit "on" when
 ``u < sigmoid(scale * beta * f)``, ``f`` the local field, scale 2 for spins and 1 for binary
 units; a categorical unit takes the first value ``v`` whose cumulative softmax weight
 exceeds ``u`` times the total. The kernels must give the same chains (up to ties at rounding level).
+Units a chain holds (``keep``, partial clamping that differs between chains) are updated with
+their uniform drawn, and the chain keeps its value.
 """
 import numpy as np
 from scipy.special import expit
@@ -25,8 +27,11 @@ def xoshiro_uniform(streams):
     return bits.view(np.float64) - 1.0
 
 
-def sweeps(model, flat, order, betas, streams, n_sweeps):
-    """Run sweeps on ``flat`` (n_chains, n_units) in place, visiting ``order``."""
+def sweeps(model, flat, order, betas, streams, n_sweeps, keep=None):
+    """Run sweeps on ``flat`` (n_chains, n_units) in place, visiting ``order``; ``keep``
+    (n_chains, n_units) bool: the slots each chain holds (None: none)."""
+    held = np.zeros(flat.shape, bool) if keep is None else keep
+    start = flat.copy()
     graph = model.graph
     adj = graph.adjacency()
     scale, low = graph.scale, graph.low
@@ -41,6 +46,7 @@ def sweeps(model, flat, order, betas, streams, n_sweeps):
                 u = xoshiro_uniform(streams) * w.sum(axis=0)
                 pick = np.minimum(np.sum(np.cumsum(w, axis=0) <= u, axis=0), k - 1)
                 flat[:, i:i + k] = (np.arange(k)[:, None] == pick).T
+                flat[held[:, i], i:i + k] = start[held[:, i], i:i + k]
                 continue
             if graph.generic[i]:       # a user term reads the unit: total energy difference
                 z = energy_with(model, flat, i, low[i]) - energy_with(model, flat, i,
@@ -49,6 +55,7 @@ def sweeps(model, flat, order, betas, streams, n_sweeps):
                 z = scale[i] * np.ravel(graph.field[i] + adj[i] @ flat.T)
             u = xoshiro_uniform(streams)
             flat[:, i] = low[i] + scale[i] * (u < expit(betas * z))
+            flat[held[:, i], i] = start[held[:, i], i]
     return flat
 
 
