@@ -578,6 +578,7 @@ def test_potts_grid_ten_by_ten_is_eliminated():
     plan = make_plan(model.graph, (), n_threads=1, backward=True)
     assert isinstance(plan, Elimination)
     assert plan.cost.largest_table == 3.0 ** (plan.cost.width + 1) <= 3.0 ** 11
+    assert exact.treewidth(model) == plan.cost.width == 10    # over sites, not slots
     p = exact.marginals(model)["x"]
     close(p.sum(axis=1), np.ones(100))
 

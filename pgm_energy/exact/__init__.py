@@ -314,7 +314,7 @@ def treewidth(model: EnergyModel) -> int:
     1
     """
     graph = _graph(model)
-    return order_cost(graph.n_units, graph.edges).width
+    return order_cost(graph.n_units, graph.edges, site_start=graph.site_start).width
 
 
 def _graph(model) -> FlatGraph:

@@ -122,7 +122,6 @@ class EliminationPlan:
                  else np.asarray(site_start, np.int64))
         size = np.diff(start)
         site = np.repeat(np.arange(len(size)), size)
-        self.free_units = np.flatnonzero(free)
         #: Free sites, the steps' units (flat site ids).
         self.free_sites = np.flatnonzero(free[start[:-1]])
         self._sites = np.stack([start[:-1], size], axis=1)
@@ -365,17 +364,21 @@ class Elimination(Plan):
         return self.graph.from_bits(bits)
 
 
-def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_TABLE) -> Cost:
+def order_cost(n_units: int, edges, free=None, *, site_start=None,
+               max_table: int = DEFAULT_MAX_TABLE) -> Cost:
     """:class:`Cost` of the elimination order the engine picks, without building anything.
 
     Parameters
     ----------
     n_units : int
+        Slots of the flat graph.
     edges : array_like of shape (n_edges, 2)
     free : ndarray of bool, optional
-        Units to sum out (default all).
+        Slots to sum out, whole sites (default all).
+    site_start : ndarray of int, optional
+        Sites as for :class:`EliminationPlan` (default: every slot a binary unit).
     max_table : int
-        The cap the order is searched under (units with more than ``log2(max_table)``
+        The cap the order is searched under (sites with more than ``log2(max_table)``
         neighbours are not scored).
 
     Examples
@@ -384,12 +387,9 @@ def order_cost(n_units: int, edges, free=None, *, max_table: int = DEFAULT_MAX_T
     >>> order_cost(4, [(0, 1), (1, 2), (2, 3), (3, 0)]).width   # a ring has treewidth 2
     2
     """
-    edges = np.asarray(edges, np.int64).reshape(-1, 2)
     free = np.ones(n_units, bool) if free is None else np.asarray(free, bool)
-    local = np.full(n_units, -1, np.int64)
-    local[free] = np.arange(int(free.sum()))
-    pairs = local[edges[free[edges[:, 0]] & free[edges[:, 1]]]]
-    return _best_order(int(free.sum()), pairs, max_table)[3]
+    return EliminationPlan(n_units, edges, free, site_start=site_start,
+                           max_table=max_table).cost
 
 
 def _best_order(n_free, pairs, max_table, card=None):
