@@ -1,8 +1,9 @@
 """Inpainting throughput: partial clamps (NaN marks a free unit) against whole-group clamps.
 
-RBM(784, 200), W ~ N(0, 0.05^2), random biases, 256 chains, one thread, time per sweep of
+RBM(784, 200), W ~ N(0, 0.05^2), random biases, 256 chains, one thread (BLAS too, by
+threadpoolctl), time per sweep of
 ``sampler.run(n_sweeps, clamp)`` (the clamp validated and set at every call, as a user runs
-it), best of several repeats, all rows in one run:
+it), best of several repeats taken in turns, all rows in one run:
 
 (a) the whole visible group clamped (no NaN: the hidden layer alone is sampled);
 (b) nothing clamped (both layers sampled);
@@ -23,6 +24,7 @@ import argparse
 import sys
 
 import numpy as np
+import threadpoolctl
 
 import pgm_energy as pe
 
@@ -52,24 +54,32 @@ def main(argv=None) -> int:
     model = pe.RBM(n_visible, n_hidden, W=0.05 * rng.standard_normal((n_hidden, n_visible)),
                    b=0.1 * rng.standard_normal(n_visible), c=0.1 * rng.standard_normal(n_hidden))
     print(environment_report())
-    ok = True
-    for schedule in ("block", "chromatic"):
-        table = Table(f"RBM({n_visible}, {n_hidden}), {n_chains} chains, schedule={schedule!r}, "
-                      f"1 thread: time per sweep of run({n_sweeps}, clamp)",
-                      ["clamp", "time / sweep", "/ (b) no clamp", "/ (a) whole group"])
-        times = {}
-        for name, clamp in clamps(n_chains, n_visible, np.random.default_rng(1)).items():
-            sampler = pe.GibbsSampler(model, n_chains, schedule=schedule, rng=0, n_threads=1)
-            t, _ = best_of(lambda: sampler.run(n_sweeps, clamp), repeat=repeat)
-            times[name] = t / n_sweeps
-        a, b = times["(a) whole group clamped"], times["(b) no clamp"]
-        for name, t in times.items():
-            table.add(name, fmt_time(t), f"{t / b:.2f}x", f"{t / a:.2f}x")
-        table.print()
-        ratio = times["(d) half clamped, per chain"] / b
-        print(f"target (d) <= 1.2x (b), {schedule}: {ratio:.2f}x "
-              f"{'met' if ratio <= 1.2 else 'MISSED'}\n")
-    return 0 if ok else 1
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        for schedule in ("block", "chromatic"):
+            bench_schedule(model, schedule, n_visible, n_hidden, n_chains, n_sweeps, repeat)
+    return 0
+
+
+def bench_schedule(model, schedule, n_visible, n_hidden, n_chains, n_sweeps, repeat):
+    table = Table(f"RBM({n_visible}, {n_hidden}), {n_chains} chains, schedule={schedule!r}, "
+                  f"1 thread, BLAS on 1: time per sweep of run({n_sweeps}, clamp)",
+                  ["clamp", "time / sweep", "/ (b) no clamp", "/ (a) whole group"])
+    variants = clamps(n_chains, n_visible, np.random.default_rng(1))
+    samplers = {name: pe.GibbsSampler(model, n_chains, schedule=schedule, rng=0,
+                                      n_threads=1) for name in variants}
+    times = dict.fromkeys(variants, np.inf)
+    for _ in range(repeat):        # the rows take turns, so load from elsewhere hits all
+        for name, clamp in variants.items():
+            t, _ = best_of(lambda: samplers[name].run(n_sweeps, clamp), repeat=1,
+                           warmup=0 if np.isfinite(times[name]) else 1)
+            times[name] = min(times[name], t / n_sweeps)
+    a, b = times["(a) whole group clamped"], times["(b) no clamp"]
+    for name, t in times.items():
+        table.add(name, fmt_time(t), f"{t / b:.2f}x", f"{t / a:.2f}x")
+    table.print()
+    ratio = times["(d) half clamped, per chain"] / b
+    print(f"target (d) <= 1.2x (b), {schedule}: {ratio:.2f}x "
+          f"{'met' if ratio <= 1.2 else 'MISSED'}\n")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,10 @@ def clamp_values(model: EnergyModel, clamp, n_chains: int) -> dict:
                              f"(one row per chain) or ({unit.n},) (one row for all "
                              f"chains), got {np.shape(value)}")
         free = np.isnan(arr)
-        bad = ~free & ~np.isin(arr, unit.values)
+        bad = free.copy()
+        for v in unit.values:          # (faster than np.isin for a few values)
+            bad |= arr == v
+        np.logical_not(bad, out=bad)
         if bad.any():
             chain, i = np.argwhere(bad)[0]
             where = f"unit {i}" if arr.shape[0] == 1 else f"chain {chain}, unit {i}"
@@ -719,8 +722,8 @@ class _BlockEngine:
         """``n_sweeps`` BLAS block sweeps of the layers' ``free`` units, those a chain
         holds (``keep``) kept."""
         a, b = self.units_a, self.units_b
-        held = ((None, None) if keep is None else
-                tuple(np.ascontiguousarray(keep[:, u], np.uint8) for u in (a, b)))
+        held = ((None, None) if keep is None else     # (n_layer, n_chains), as the fields
+                tuple(np.ascontiguousarray(keep.T[u], np.uint8) for u in (a, b)))
         args = (self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
                 self.scale[a], self.low[a], self.scale[b], self.low[b],
                 free[a].astype(np.uint8), free[b].astype(np.uint8), betas, streams, n_sweeps,

@@ -404,8 +404,8 @@ static void pe_layer_probabilities(double *PE_RESTRICT field, double beta,
  * up to PE_LANES: the padding columns, beta and streams lanes are scratch); it becomes
  * P(unit on) = sigmoid(scale[k] beta[c] field). The values go to the chains' rows:
  * value[c * value_stride + k] = low[k] + scale[k] [u < P], free units only, and not where
- * keep (NULL, or bytes laid out as value) is set: a held unit draws its uniform and keeps
- * its value.
+ * keep (NULL, or bytes (n, keep_ld), row k for unit k, chain c in column c, as prob) is set:
+ * a held unit draws its uniform and keeps its value.
  * A group's streams stay in registers for the whole layer. */
 PE_CLONES PE_UNUSED
 static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
@@ -416,7 +416,7 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                                   const double *PE_RESTRICT beta, uint64_t *PE_RESTRICT s0,
                                   uint64_t *PE_RESTRICT s1, uint64_t *PE_RESTRICT s2,
                                   uint64_t *PE_RESTRICT s3, long n_chains, long n,
-                                  const unsigned char *PE_RESTRICT keep)
+                                  const unsigned char *PE_RESTRICT keep, long keep_ld)
 {
     for (long g = 0; g < n_chains; g += PE_LANES) {
         uint64_t t0[PE_LANES], t1[PE_LANES], t2[PE_LANES], t3[PE_LANES];
@@ -445,10 +445,13 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                 v[c] = low[k] + scale[k] * (double)(u < p);
             }
             if (keep) {
-                const unsigned char *hold = keep + g * value_stride + k;
-                for (long c = 0; c < m; ++c)
-                    if (!hold[c * value_stride])
-                        row[c * value_stride + k] = v[c];
+                /* branch-free: which chains hold a unit is as random as the masks */
+                const unsigned char *hold = keep + k * keep_ld + g;
+                for (long c = 0; c < m; ++c) {
+                    double *x = row + c * value_stride + k;
+                    uint64_t held = (uint64_t)0 - (uint64_t)(hold[c] != 0);
+                    *x = pe__asdouble((pe__asuint(*x) & held) | (pe__asuint(v[c]) & ~held));
+                }
             } else {
                 for (long c = 0; c < m; ++c)
                     row[c * value_stride + k] = v[c];

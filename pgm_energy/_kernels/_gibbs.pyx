@@ -36,7 +36,7 @@ cdef extern from "_gibbs.h" nogil:
                                const double *scale, const double *low,
                                const unsigned char *free, const double *beta, uint64_t *s0,
                                uint64_t *s1, uint64_t *s2, uint64_t *s3, long n_chains,
-                               long n, const unsigned char *keep)
+                               long n, const unsigned char *keep, long keep_ld)
 
 cdef struct Graph:
     const int32_t *size
@@ -206,7 +206,7 @@ cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double
             pe_gibbs_layer_chains(&value[c0, 0], n, &fields[0, c0], fields.shape[1], &scale[0],
                                   &low[0], &free_units[0], &beta[c0], &streams[0, c0],
                                   &streams[1, c0], &streams[2, c0], &streams[3, c0],
-                                  min(per, n_chains - c0), n, NULL)
+                                  min(per, n_chains - c0), n, NULL, 0)
 
 
 def sweep_block(
@@ -225,8 +225,8 @@ def sweep_block(
     uint64_t[:, ::1] streams,        # IN/OUT (4, >= n_chains rounded up to 8)
     int n_sweeps,
     int n_threads,
-    const uint8_t[:, ::1] keep_a=None,  # IN None or (n_chains, n_a): nonzero where a chain
-    const uint8_t[:, ::1] keep_b=None,  #    holds a free unit; IN None or (n_chains, n_b)
+    const uint8_t[:, ::1] keep_a=None,  # IN None or (n_a, n_chains): nonzero where a chain
+    const uint8_t[:, ::1] keep_b=None,  #    holds a free unit; IN None or (n_b, n_chains)
 ):
     """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a. A unit held by
     a chain (``keep_a``, ``keep_b``) draws its uniform and keeps its value."""
@@ -236,8 +236,8 @@ def sweep_block(
     if (state_b.shape[0] != n_chains or coupling.shape[0] != n_a or coupling.shape[1] != n_b
             or beta.shape[0] != n_chains or streams.shape[1] < groups * PE_LANES or n_a == 0
             or n_b == 0
-            or (keep_a is not None and (keep_a.shape[0] != n_chains or keep_a.shape[1] != n_a))
-            or (keep_b is not None and (keep_b.shape[0] != n_chains or keep_b.shape[1] != n_b))):
+            or (keep_a is not None and (keep_a.shape[0] != n_a or keep_a.shape[1] != n_chains))
+            or (keep_b is not None and (keep_b.shape[0] != n_b or keep_b.shape[1] != n_chains))):
         raise ValueError("sweep_block: inconsistent array shapes")
     import numpy as np
     cdef int n_blocks = <int> max(1, min(n_threads, groups))
@@ -285,7 +285,7 @@ cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
             pe_gibbs_layer_chains(&value[c0, 0], n, &fields[blk, 0, 0], per, &scale[0],
                                   &low[0], &free_units[0], &beta[c0], &streams[0, c0],
                                   &streams[1, c0], &streams[2, c0], &streams[3, c0], m, n,
-                                  keep + c0 * n if keep != NULL else NULL)
+                                  keep + c0 if keep != NULL else NULL, n_chains)
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):
