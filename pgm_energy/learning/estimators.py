@@ -227,7 +227,9 @@ class _Estimator:
 
 
 class ExactGradient(_Estimator):
-    """The exact gradient (``pe.exact.gradient``), for models small enough to enumerate."""
+    """The exact gradient (``pe.exact.gradient``), for models small enough to enumerate;
+    rows with missing values (NaN) give the gradient of the log-likelihood of their observed
+    entries, the missing ones summed over exactly."""
 
     accepts_expected_data = False
 
@@ -235,10 +237,6 @@ class ExactGradient(_Estimator):
         if expected_data:
             raise ValueError("ExactGradient cannot learn from expected data (the exact "
                              "likelihood needs states); use PCD or PT")
-        if _has_missing(X):
-            raise ValueError("ExactGradient needs complete rows: X holds missing values "
-                             "(NaN), which pe.exact.gradient does not sum over; use CD, PCD "
-                             "or PT, whose positive phase samples the missing entries")
         return exact.gradient(model, X)
 
 
