@@ -22,6 +22,7 @@ from .._checks import positive_int
 from ..graph import independent_split
 from ..model import EnergyModel
 from ..sampling import GibbsSampler, GibbsState
+from .positive import positive_phase
 from ..tempering import ParallelTempering, TemperingState, check_move, ladder, make_sampler
 
 __all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments_gradient"]
@@ -97,23 +98,31 @@ def _flat_visible(model, layout, X, expected_data=False):
 class _Estimator:
     """Shared positive phase; subclasses supply the negative phase."""
 
-    #: Sweeps of the clamped chains for the positive phase when hidden units interact.
-    positive_sweeps = 5
     #: Whether ``gradient(..., expected_data=True)`` is meaningful (persistent chains only).
     accepts_expected_data = True
     #: Attributes a checkpoint records and a resumed run must match.
-    hyperparameters: tuple[str, ...] = ("positive_sweeps",)
+    hyperparameters: tuple[str, ...] = ("positive_phase",)
 
-    def __init__(self):
+    def __init__(self, positive="auto"):
+        #: The positive phase where hidden units interact: "auto", "mean-field", "gibbs", a
+        #: ``MeanField`` or a ``ClampedGibbs`` (:mod:`~pgm_energy.learning.positive`).
+        self.positive = positive_phase(positive)
+        self._positive_phase = None
         self._layout = None
         self._model = None
-        self._positive = None
+        self._positive = {}
+
+    @property
+    def positive_phase(self) -> str:
+        """The positive phase in words (as checkpoints record it)."""
+        return repr(self.positive)
 
     def _bind(self, model, rng):
         if self._model is not model:
             self._model = model
             self._layout = _Layout(model)
-            self._positive = None
+            self._positive = {}
+            self._positive_phase = positive_phase(self.positive, self._layout)
             self._start(model, rng)
         return self._layout
 
@@ -122,8 +131,8 @@ class _Estimator:
 
     def positive_rows(self, model, X, rng, expected_data=False) -> np.ndarray:
         """Expected states given the data: exact conditional means where the hidden units
-        are independent given x, else clamped Gibbs chains (the last samples, with the
-        closed-form hidden units as conditional means)."""
+        are independent given x, else those of the positive phase ``self.positive``
+        (:mod:`~pgm_energy.learning.positive`)."""
         layout = self._layout
         flat = _flat_visible(model, layout, X, expected_data)
         if not layout.hidden_independent:
@@ -131,11 +140,7 @@ class _Estimator:
                 raise ValueError("expected_data needs hidden units that are conditionally "
                                  "independent given the visible ones (a mean-field positive "
                                  "phase); this model's hidden units interact")
-            if self._positive is None or self._positive.n_chains != len(flat):
-                self._positive = GibbsSampler(model, len(flat), rng=rng, n_threads=None)
-            clamp = layout.graph.decode(flat, model.visible)
-            self._positive.run(self.positive_sweeps, clamp=clamp)
-            flat = layout.graph.encode(self._positive.state)
+            return self._positive_phase.rows(model, layout, flat, rng, self._positive)
         return expected_states(model, flat, layout.hidden_closed)
 
     def gradient(self, model: EnergyModel, X, rng=None, *, expected_data: bool = False) -> dict:
@@ -186,10 +191,10 @@ class CD(_Estimator):
     """
 
     accepts_expected_data = False
-    hyperparameters = ("k", "schedule", "positive_sweeps")
+    hyperparameters = ("k", "schedule", "positive_phase")
 
-    def __init__(self, k: int = 1, *, schedule: str = "auto"):
-        super().__init__()
+    def __init__(self, k: int = 1, *, schedule: str = "auto", positive="auto"):
+        super().__init__(positive)
         self.k = positive_int(k, "k")
         self.schedule = schedule
         self._chains = None
@@ -212,13 +217,20 @@ class PCD(_Estimator):
     ``move`` is how the chains move: ``"gibbs"`` (Gibbs sweeps with ``schedule``) or a
     cluster algorithm, ``"swendsen-wang"`` or ``"wolff"`` (``pgm_energy.cluster``), for
     pairwise binary and spin models.
+
+    ``positive`` is the positive phase where the hidden units interact given the visible
+    ones (:mod:`~pgm_energy.learning.positive`): ``"auto"`` (mean field for a deep Boltzmann
+    machine and other models whose hidden couplings join different groups, clamped Gibbs
+    otherwise), ``"mean-field"``, ``"gibbs"``, or a ``pe.learning.MeanField(tol, max_iter,
+    damping)`` / ``pe.learning.ClampedGibbs(n_sweeps)`` with its settings. CD and PT take it
+    too.
     """
 
-    hyperparameters = ("n_chains", "k", "move", "schedule", "positive_sweeps")
+    hyperparameters = ("n_chains", "k", "move", "schedule", "positive_phase")
 
     def __init__(self, n_chains: int = 100, k: int = 1, *, move: str = "gibbs",
-                 schedule: str = "auto"):
-        super().__init__()
+                 schedule: str = "auto", positive="auto"):
+        super().__init__(positive)
         self.n_chains = positive_int(n_chains, "n_chains")
         self.k = positive_int(k, "k")
         self.move = check_move(move)
@@ -255,12 +267,13 @@ class PT(_Estimator):
     """
 
     hyperparameters = ("betas", "beta_min", "n_chains", "k", "adapt", "move", "schedule",
-                       "positive_sweeps")
+                       "positive_phase")
 
     def __init__(self, betas: Sequence[float] | int = (1.0, 0.8, 0.6, 0.4),
                  n_chains: int = 100, k: int = 1, *, beta_min: float | None = None,
-                 adapt: bool = False, move: str = "gibbs", schedule: str = "auto"):
-        super().__init__()
+                 adapt: bool = False, move: str = "gibbs", schedule: str = "auto",
+                 positive="auto"):
+        super().__init__(positive)
         ladder(betas, beta_min)                      # validated here, built at the first use
         self.betas = betas if isinstance(betas, (int, np.integer)) else list(betas)
         self.beta_min = beta_min
