@@ -199,3 +199,95 @@ def test_mean_field_positive_phase_equals_the_exact_one_for_an_rbm_shaped_layer(
     mu = pe.variational.mean_field(model, X, tol=1e-12, max_iter=500).means
     np.testing.assert_allclose(got["W2"], -(mu["h2"].T @ mu["h1"]) / len(X), atol=1e-10)
     np.testing.assert_allclose(got["W1"], -(mu["h1"].T @ X) / len(X), atol=1e-10)
+
+
+# -- centering --------------------------------------------------------------------------------
+def centered_exact(model, X, offsets):
+    """The centered gradient of a DBM (or an RBM-shaped one) from exact moments: per layer
+    pair, dW_l = <(h_l - o_l)(h_{l-1} - o_{l-1})^T> data minus model; db = d<x> - dW_1^T o_1,
+    dc_l = d<h_l> - dW_l o_{l-1} - dW_{l+1}^T o_{l+1} (Melchior et al. 2016)."""
+    names = list(model.units)
+    s, p = ref.joint_probabilities(model)
+    # the data side: P(h | x) by brute force over the joint states agreeing with each row
+    log_w = -model.energy(s)
+    data = np.zeros(len(p))
+    for x in X:
+        agree = np.all(s["x"] == x, axis=1)
+        w = np.exp(log_w - log_w[agree].max()) * agree
+        data += w / w.sum() / len(X)
+    steps = {}
+    mean = {g: (data - p) @ s[g] for g in names}
+    for l in range(1, len(names)):
+        a, b = names[l], names[l - 1]
+        steps[f"W{l}"] = np.einsum("s,si,sj->ij", data - p, s[a] - offsets[a], s[b] - offsets[b])
+    for l, g in enumerate(names):
+        step = mean[g].copy()
+        if l > 0:
+            step -= steps[f"W{l}"] @ offsets[names[l - 1]]
+        if l + 1 < len(names):
+            step -= steps[f"W{l + 1}"].T @ offsets[names[l + 1]]
+        steps["b" if l == 0 else f"c{l}"] = step
+    return steps
+
+
+@pytest.mark.parametrize("sizes", [[5, 3], [4, 3, 2]])
+def test_centered_gradient_equals_the_exact_centered_gradient(sizes):
+    """Estimated with many chains (clamped Gibbs in the positive phase, so unbiased) against
+    the exact oracle, within 6/sqrt(N) times the number of terms of each entry."""
+    model = random_dbm(sizes, seed=1, scale=0.7)
+    gen = np.random.default_rng(2)
+    X = gen.integers(0, 2, (4, sizes[0])).astype(float)
+    names = list(model.units)
+    offsets = {g: gen.uniform(0.2, 0.8, model.units[g].n) for g in names}
+    n = 20000
+    method = pe.PCD(n_chains=n, k=30, positive=L.ClampedGibbs(30),
+                    centering=L.Centering(rate=0.0, offsets=offsets))
+    got = method.gradient(model, np.repeat(X, n // len(X), axis=0), rng=1)
+    want = centered_exact(model, X, offsets)
+    for k in want:
+        assert np.max(np.abs(got[k] - want[k])) < 6 / np.sqrt(n) * (1 + max(sizes)), k
+    np.testing.assert_allclose(method.centering.offsets["h1"], offsets["h1"])
+
+
+@pytest.mark.parametrize("model", [pe.DBM([4, 3, 2], rng=0), pe.BoltzmannMachine(4, 3, rng=0)],
+                         ids=["DBM", "BoltzmannMachine"])
+def test_centering_at_zero_offsets_is_the_plain_gradient(model):
+    """With the offsets at 0 the centered gradient is the ordinary one, draw for draw."""
+    X = BAS[:6, :4]
+    zero = {g: np.zeros(u.n) for g, u in model.units.items()}
+    plain = pe.PCD(n_chains=20, k=2).gradient(model, X, rng=3)
+    centered = pe.PCD(n_chains=20, k=2, centering=L.Centering(rate=0.0, offsets=zero))
+    got = centered.gradient(model, X, rng=3)
+    for k in plain:
+        np.testing.assert_allclose(got[k], plain[k], atol=1e-12)
+
+
+def test_centering_offsets_run_as_means_and_refusals():
+    model = pe.DBM([9, 4, 3], rng=0)
+    centering = L.Centering(rate=0.5)
+    method = pe.PCD(n_chains=10, centering=centering)
+    method.gradient(model, BAS[:7], rng=0)
+    np.testing.assert_allclose(centering.offsets["x"], BAS[:7].mean(axis=0))
+    method.gradient(model, BAS[7:], rng=0)
+    np.testing.assert_allclose(centering.offsets["x"], 0.5 * BAS[:7].mean(axis=0)
+                               + 0.5 * BAS[7:].mean(axis=0))
+    with pytest.raises(ValueError, match="rate"):
+        L.Centering(rate=1.5)
+    with pytest.raises(TypeError, match="centering"):
+        pe.PCD(centering=0.1)
+    no_bias = pe.EnergyModel(units={"x": 3, "h": 2}, terms=[pe.Pairwise("h", "x")],
+                             visible=["x"])
+    with pytest.raises(ValueError, match="biases"):
+        pe.PCD(n_chains=5, centering=L.Centering()).gradient(no_bias, np.ones((2, 3)), rng=0)
+
+
+def test_centered_training_with_plain_sgd():
+    """Plain SGD on bars-and-stripes: centering helps the DBM (over seeds 0..2 about -2.9
+    against -3.05 to -3.15 uncentered at 1500 epochs); here a short run, both sides."""
+    out = {}
+    for centering in (None, L.Centering(rate=0.05)):
+        model = pe.DBM([9, 8, 6], rng=0)
+        pe.fit(model, BAS, pe.PCD(n_chains=100, k=5, centering=centering),
+               pe.SGD(lr=0.2, momentum=0.0), epochs=400, batch_size=14, rng=0)
+        out[centering is None] = pe.exact.log_likelihood(model, BAS).mean()
+    assert out[False] > out[True]

@@ -11,6 +11,7 @@ Every estimator returns ``d mean log P(X) / d theta`` as a dict shaped like
   expected-state statistics they share;
 * :mod:`~pgm_energy.learning.positive`: ``MeanField``, ``ClampedGibbs``, the positive
   phases of models whose hidden units interact;
+* :mod:`~pgm_energy.learning.centering`: ``Centering``, centered gradients;
 * :mod:`~pgm_energy.learning.optimizers`: ``SGD``, ``Adam``, ``exponential_decay``;
 * :mod:`~pgm_energy.learning.monitors`: ``PseudoLogLikelihood``, ``ReconstructionError``,
   ``ExactLogLikelihood``;
@@ -25,9 +26,10 @@ from .fit import History, TrainingDiverged, fit
 from .monitors import (ExactLogLikelihood, PseudoLogLikelihood, ReconstructionError,
                        pseudo_log_likelihood)
 from .optimizers import SGD, Adam, exponential_decay
+from .centering import Centering
 from .positive import ClampedGibbs, MeanField
 
 __all__ = ["CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History",
            "PseudoLogLikelihood", "ReconstructionError", "ExactLogLikelihood",
            "exponential_decay", "expected_states", "moments_gradient", "TrainingDiverged",
-           "pseudo_log_likelihood", "MeanField", "ClampedGibbs"]
+           "pseudo_log_likelihood", "MeanField", "ClampedGibbs", "Centering"]

@@ -22,10 +22,11 @@ from .._checks import positive_int
 from ..graph import independent_split
 from ..model import EnergyModel
 from ..sampling import GibbsSampler, GibbsState
+from .centering import Centering
 from .positive import positive_phase
 from ..tempering import ParallelTempering, TemperingState, check_move, ladder, make_sampler
 
-__all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments_gradient"]
+__all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments", "moments_gradient"]
 
 
 # -- sufficient statistics ------------------------------------------------------------------
@@ -75,18 +76,20 @@ def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
     compiled terms, the mean of ``energy_grad`` for generic terms (whose units are never
     replaced by means)."""
     graph = layout.graph
-    m_unit = rows.mean(axis=0)
-    ei, ej = graph.edges[:, 0], graph.edges[:, 1]
-    if layout.dense_gram:
-        m_pair = (rows.T @ rows)[ei, ej] / len(rows)
-    else:
-        m_pair = np.einsum("bi,bi->i", rows[:, ei], rows[:, ej]) / len(rows)
-    grads = graph.grad_from_moments(m_unit, m_pair)
+    grads = graph.grad_from_moments(*moments(layout, rows))
     if graph.generic_terms:
         state = graph.decode(rows)
         for term in graph.generic_terms:
             grads.update({name: g.mean(axis=0) for name, g in term.energy_grad(state).items()})
     return grads
+
+
+def moments(layout: _Layout, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean unit values and mean pair products (one per edge of the flat graph) of rows."""
+    ei, ej = layout.graph.edges[:, 0], layout.graph.edges[:, 1]
+    if layout.dense_gram:
+        return rows.mean(axis=0), (rows.T @ rows)[ei, ej] / len(rows)
+    return rows.mean(axis=0), np.einsum("bi,bi->i", rows[:, ei], rows[:, ej]) / len(rows)
 
 
 def _flat_visible(model, layout, X, expected_data=False):
@@ -101,9 +104,14 @@ class _Estimator:
     #: Whether ``gradient(..., expected_data=True)`` is meaningful (persistent chains only).
     accepts_expected_data = True
     #: Attributes a checkpoint records and a resumed run must match.
-    hyperparameters: tuple[str, ...] = ("positive_phase",)
+    hyperparameters: tuple[str, ...] = ("positive_phase", "centering_config")
 
-    def __init__(self, positive="auto"):
+    def __init__(self, positive="auto", centering: Centering | None = None):
+        if centering is not None and not isinstance(centering, Centering):
+            raise TypeError(f"centering must be None or a pe.learning.Centering, got "
+                            f"{centering!r}")
+        #: Centered gradients (:mod:`~pgm_energy.learning.centering`), or None.
+        self.centering = centering
         #: The positive phase where hidden units interact: "auto", "mean-field", "gibbs", a
         #: ``MeanField`` or a ``ClampedGibbs`` (:mod:`~pgm_energy.learning.positive`).
         self.positive = positive_phase(positive)
@@ -116,6 +124,11 @@ class _Estimator:
     def positive_phase(self) -> str:
         """The positive phase in words (as checkpoints record it)."""
         return repr(self.positive)
+
+    @property
+    def centering_config(self) -> str:
+        """The centering in words (as checkpoints record it)."""
+        return repr(self.centering)
 
     def _bind(self, model, rng):
         if self._model is not model:
@@ -155,8 +168,13 @@ class _Estimator:
         if expected_data and not self.accepts_expected_data:
             raise ValueError(f"{type(self).__name__} cannot learn from expected data (its "
                              "chains or its exact likelihood need states); use PCD or PT")
-        positive = moments_gradient(layout, self.positive_rows(model, X, rng, expected_data))
-        negative = moments_gradient(layout, self.negative_rows(model, X, rng))
+        positive_rows = self.positive_rows(model, X, rng, expected_data)
+        negative_rows = self.negative_rows(model, X, rng)
+        if self.centering is not None:
+            return self.centering.gradient(layout, positive_rows, negative_rows,
+                                           lambda rows: moments(layout, rows))
+        positive = moments_gradient(layout, positive_rows)
+        negative = moments_gradient(layout, negative_rows)
         return {k: negative[k] - positive[k] for k in positive}
 
     def negative_rows(self, model, X, rng) -> np.ndarray:
@@ -191,10 +209,11 @@ class CD(_Estimator):
     """
 
     accepts_expected_data = False
-    hyperparameters = ("k", "schedule", "positive_phase")
+    hyperparameters = ("k", "schedule", "positive_phase", "centering_config")
 
-    def __init__(self, k: int = 1, *, schedule: str = "auto", positive="auto"):
-        super().__init__(positive)
+    def __init__(self, k: int = 1, *, schedule: str = "auto", positive="auto",
+                 centering: Centering | None = None):
+        super().__init__(positive, centering)
         self.k = positive_int(k, "k")
         self.schedule = schedule
         self._chains = None
@@ -222,15 +241,18 @@ class PCD(_Estimator):
     ones (:mod:`~pgm_energy.learning.positive`): ``"auto"`` (mean field for a deep Boltzmann
     machine and other models whose hidden couplings join different groups, clamped Gibbs
     otherwise), ``"mean-field"``, ``"gibbs"``, or a ``pe.learning.MeanField(tol, max_iter,
-    damping)`` / ``pe.learning.ClampedGibbs(n_sweeps)`` with its settings. CD and PT take it
-    too.
+    damping)`` / ``pe.learning.ClampedGibbs(n_sweeps)`` with its settings. ``centering``, a
+    ``pe.learning.Centering(rate)``, makes the gradient the centered one (offsets as running
+    means; :mod:`~pgm_energy.learning.centering`). CD and PT take both too.
     """
 
-    hyperparameters = ("n_chains", "k", "move", "schedule", "positive_phase")
+    hyperparameters = ("n_chains", "k", "move", "schedule", "positive_phase",
+                       "centering_config")
 
     def __init__(self, n_chains: int = 100, k: int = 1, *, move: str = "gibbs",
-                 schedule: str = "auto", positive="auto"):
-        super().__init__(positive)
+                 schedule: str = "auto", positive="auto",
+                 centering: Centering | None = None):
+        super().__init__(positive, centering)
         self.n_chains = positive_int(n_chains, "n_chains")
         self.k = positive_int(k, "k")
         self.move = check_move(move)
@@ -267,13 +289,13 @@ class PT(_Estimator):
     """
 
     hyperparameters = ("betas", "beta_min", "n_chains", "k", "adapt", "move", "schedule",
-                       "positive_phase")
+                       "positive_phase", "centering_config")
 
     def __init__(self, betas: Sequence[float] | int = (1.0, 0.8, 0.6, 0.4),
                  n_chains: int = 100, k: int = 1, *, beta_min: float | None = None,
                  adapt: bool = False, move: str = "gibbs", schedule: str = "auto",
-                 positive="auto"):
-        super().__init__(positive)
+                 positive="auto", centering: Centering | None = None):
+        super().__init__(positive, centering)
         ladder(betas, beta_min)                      # validated here, built at the first use
         self.betas = betas if isinstance(betas, (int, np.integer)) else list(betas)
         self.beta_min = beta_min
