@@ -12,6 +12,8 @@ Every estimator returns ``d mean log P(X) / d theta`` as a dict shaped like
 * :mod:`~pgm_energy.learning.positive`: ``MeanField``, ``ClampedGibbs``, the positive
   phases of models whose hidden units interact;
 * :mod:`~pgm_energy.learning.centering`: ``Centering``, centered gradients;
+* :mod:`~pgm_energy.learning.pretraining`: ``pretrain``, greedy layer-wise pretraining of a
+  DBM;
 * :mod:`~pgm_energy.learning.optimizers`: ``SGD``, ``Adam``, ``exponential_decay``;
 * :mod:`~pgm_energy.learning.monitors`: ``PseudoLogLikelihood``, ``ReconstructionError``,
   ``ExactLogLikelihood``;
@@ -28,8 +30,9 @@ from .monitors import (ExactLogLikelihood, PseudoLogLikelihood, ReconstructionEr
 from .optimizers import SGD, Adam, exponential_decay
 from .centering import Centering
 from .positive import ClampedGibbs, MeanField
+from .pretraining import pretrain
 
 __all__ = ["CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History",
            "PseudoLogLikelihood", "ReconstructionError", "ExactLogLikelihood",
            "exponential_decay", "expected_states", "moments_gradient", "TrainingDiverged",
-           "pseudo_log_likelihood", "MeanField", "ClampedGibbs", "Centering"]
+           "pseudo_log_likelihood", "MeanField", "ClampedGibbs", "Centering", "pretrain"]
