@@ -30,7 +30,8 @@ from scipy.special import xlogy
 from ._checks import nonnegative_float, positive_float, positive_int
 from .model import EnergyModel
 
-__all__ = ["MeanFieldResult", "mean_field", "log_likelihood_bound", "check_mean_field"]
+__all__ = ["MeanFieldResult", "mean_field", "log_likelihood_bound", "check_mean_field",
+           "Blocks", "fixed_point"]
 
 
 class MeanFieldResult(NamedTuple):
@@ -70,33 +71,72 @@ def _require_pairwise(graph, what):
                         "functions")
 
 
-def fixed_point(graph, rows: np.ndarray, hidden: np.ndarray, tol: float, max_iter: int,
+class Blocks:
+    """The hidden colour classes of a graph (units of a class share no coupling) and how to
+    read their rows of the coupling matrix from the live couplings: a dense ``(len(slots),
+    n_units)`` matrix filled from ``graph.coupling`` where at least a tenth of it is
+    non-zero (one BLAS product per update), else a sparse row slice. Built once per model
+    structure; :meth:`couplings` reads the current values."""
+
+    def __init__(self, graph, hidden: np.ndarray):
+        colour = graph.colouring(hidden)[hidden]
+        i, j = graph.edges[:, 0], graph.edges[:, 1]
+        self.hidden = _index(hidden)
+        self.blocks = []
+        for c in np.unique(colour):
+            slots = hidden[colour == c]
+            pos = np.full(graph.n_units, -1)
+            pos[slots] = np.arange(len(slots))
+            at_i, at_j = np.flatnonzero(pos[i] >= 0), np.flatnonzero(pos[j] >= 0)
+            fill = (np.concatenate([pos[i[at_i]], pos[j[at_j]]]),
+                    np.concatenate([j[at_i], i[at_j]]), np.concatenate([at_i, at_j]))
+            dense = len(fill[2]) > 0.1 * len(slots) * graph.n_units
+            self.blocks.append((slots, _index(slots), fill if dense else None))
+
+    def couplings(self, graph):
+        """``(slots, index, matrix)`` per class: ``matrix @ row`` is the coupling part of the
+        class's fields (``index``: ``slots`` as a slice where they are contiguous)."""
+        adjacency = None
+        for slots, index, fill in self.blocks:
+            if fill is None:
+                adjacency = graph.adjacency() if adjacency is None else adjacency
+                yield slots, index, adjacency[slots]
+                continue
+            matrix = np.zeros((len(slots), graph.n_units))
+            matrix[fill[0], fill[1]] = graph.coupling[fill[2]]
+            yield slots, index, matrix
+
+
+def _index(slots: np.ndarray):
+    """``slots`` as a slice when they are contiguous (views instead of copies)."""
+    if len(slots) and np.array_equal(slots, np.arange(slots[0], slots[0] + len(slots))):
+        return slice(int(slots[0]), int(slots[0]) + len(slots))
+    return slots
+
+
+def fixed_point(graph, rows: np.ndarray, blocks: Blocks, tol: float, max_iter: int,
                 damping: float) -> tuple[np.ndarray, int, bool]:
     """The mean-field fixed point on flat rows (modified in place and returned): ``rows``
-    hold the visible slots' values; the slots ``hidden`` are replaced by their means. Returns
-    ``(rows, n_iter, converged)``; the settings are those of :func:`mean_field`, checked."""
-    colour = graph.colouring(hidden)[hidden]
-    adjacency = graph.adjacency()
-    blocks = []
-    for c in np.unique(colour):
-        slots = hidden[colour == c]
-        coupling = adjacency[slots]
-        if coupling.nnz > 0.1 * coupling.shape[0] * coupling.shape[1]:
-            coupling = coupling.toarray()
-        blocks.append((slots, coupling))
+    hold the visible slots' values; the slots of ``blocks`` are replaced by their means.
+    Returns ``(rows, n_iter, converged)``; the settings are those of :func:`mean_field`,
+    checked."""
+    hidden = blocks.hidden
+    couplings = list(blocks.couplings(graph))
     # Start from the means given the visible units alone (the hidden ones at zero).
     rows[:, hidden] = 0.0
-    rows[:, hidden] = graph.unit_mean(graph.local_field(rows)[:, hidden], hidden)
+    start = [graph.unit_mean(graph.field[slots] + (coupling @ rows.T).T, slots)
+             for slots, _, coupling in couplings]
+    for (_, index, _), mean in zip(couplings, start):
+        rows[:, index] = mean
     n_iter, change = 0, np.inf
     while n_iter < max_iter and not change < tol:
         change = 0.0
-        for slots, coupling in blocks:
-            field = graph.field[slots] + (coupling @ rows.T).T
-            new = graph.unit_mean(np.asarray(field), slots)
+        for slots, index, coupling in couplings:
+            new = graph.unit_mean(graph.field[slots] + (coupling @ rows.T).T, slots)
             if damping:
-                new = damping * rows[:, slots] + (1.0 - damping) * new
-            change = max(change, float(np.max(np.abs(new - rows[:, slots]), initial=0.0)))
-            rows[:, slots] = new
+                new = damping * rows[:, index] + (1.0 - damping) * new
+            change = max(change, float(np.max(np.abs(new - rows[:, index]), initial=0.0)))
+            rows[:, index] = new
         n_iter += 1
     return rows, n_iter, bool(change < tol)
 
@@ -147,8 +187,8 @@ def mean_field(model: EnergyModel, X, *, tol: float = 1e-6, max_iter: int = 100,
     graph = model.graph
     _require_pairwise(graph, "mean_field")
     rows = graph.encode(model.as_state(X, model.visible, what="X"))
-    hidden = _hidden_slots(model)
-    rows, n_iter, converged = fixed_point(graph, rows, hidden, tol, max_iter, damping)
+    blocks = Blocks(graph, _hidden_slots(model))
+    rows, n_iter, converged = fixed_point(graph, rows, blocks, tol, max_iter, damping)
     return MeanFieldResult(graph.decode(rows), n_iter, converged)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._checks import positive_int
 from ..sampling import GibbsSampler
-from ..variational import check_mean_field, fixed_point
+from ..variational import Blocks, check_mean_field, fixed_point
 
 __all__ = ["MeanField", "ClampedGibbs", "positive_phase"]
 
@@ -60,8 +60,10 @@ class MeanField:
         if graph.generic_terms or len(graph.factor_members):
             raise TypeError("the mean-field positive phase needs a model of biases and "
                             "pairwise couplings only; use positive=pe.learning.ClampedGibbs()")
-        hidden = np.flatnonzero(~layout.visible)
-        return fixed_point(graph, flat, hidden, self.tol, self.max_iter, self.damping)[0]
+        if "blocks" not in cache:
+            cache["blocks"] = Blocks(graph, np.flatnonzero(~layout.visible))
+        return fixed_point(graph, flat, cache["blocks"], self.tol, self.max_iter,
+                           self.damping)[0]
 
 
 class ClampedGibbs:
