@@ -73,8 +73,8 @@ def _require_pairwise(graph, what):
 
 class Blocks:
     """The hidden colour classes of a graph (units of a class share no coupling) and how to
-    read their rows of the coupling matrix from the live couplings: a dense ``(len(slots),
-    n_units)`` matrix filled from ``graph.coupling`` where at least a tenth of it is
+    read their rows of the coupling matrix from the live couplings: a dense matrix over the
+    class's neighbours, filled from ``graph.coupling``, where at least a tenth of it is
     non-zero (one BLAS product per update), else a sparse row slice. Built once per model
     structure; :meth:`couplings` reads the current values."""
 
@@ -88,23 +88,34 @@ class Blocks:
             pos = np.full(graph.n_units, -1)
             pos[slots] = np.arange(len(slots))
             at_i, at_j = np.flatnonzero(pos[i] >= 0), np.flatnonzero(pos[j] >= 0)
-            fill = (np.concatenate([pos[i[at_i]], pos[j[at_j]]]),
-                    np.concatenate([j[at_i], i[at_j]]), np.concatenate([at_i, at_j]))
-            dense = len(fill[2]) > 0.1 * len(slots) * graph.n_units
-            self.blocks.append((slots, _index(slots), fill if dense else None))
+            rows = np.concatenate([pos[i[at_i]], pos[j[at_j]]])
+            ends = np.concatenate([j[at_i], i[at_j]])
+            cols = np.unique(ends)
+            fill = None
+            if len(rows) > 0.1 * len(slots) * max(len(cols), 1):
+                fill = (rows, np.searchsorted(cols, ends), np.concatenate([at_i, at_j]),
+                        (len(slots), len(cols)))
+            else:
+                cols = np.arange(graph.n_units)
+            group = [g for g in graph.units
+                     if graph.slots(g).start <= slots[0] and slots[-1] < graph.slots(g).stop]
+            one_group = group and len(slots) == graph.slots(group[0]).stop - slots[0] \
+                and slots[0] == graph.slots(group[0]).start
+            mean = (graph.units[group[0]].mean if one_group
+                    else lambda field, slots=slots: graph.unit_mean(field, slots))
+            self.blocks.append((slots, _index(slots), _index(cols), fill, mean))
 
     def couplings(self, graph):
-        """``(slots, index, matrix)`` per class: ``matrix @ row`` is the coupling part of the
-        class's fields (``index``: ``slots`` as a slice where they are contiguous)."""
-        adjacency = None
-        for slots, index, fill in self.blocks:
+        """``(slots, index, cols, matrix, mean)`` per class: ``s[cols] @ matrix.T`` is the
+        coupling part of the class's fields, ``mean(field)`` the units' means (``index``,
+        ``cols``: slices where contiguous)."""
+        for slots, index, cols, fill, mean in self.blocks:
             if fill is None:
-                adjacency = graph.adjacency() if adjacency is None else adjacency
-                yield slots, index, adjacency[slots]
-                continue
-            matrix = np.zeros((len(slots), graph.n_units))
-            matrix[fill[0], fill[1]] = graph.coupling[fill[2]]
-            yield slots, index, matrix
+                matrix = graph.adjacency()[slots]
+            else:
+                matrix = np.zeros(fill[3])
+                matrix[fill[0], fill[1]] = graph.coupling[fill[2]]
+            yield slots, index, cols, matrix, mean
 
 
 def _index(slots: np.ndarray):
@@ -124,15 +135,15 @@ def fixed_point(graph, rows: np.ndarray, blocks: Blocks, tol: float, max_iter: i
     couplings = list(blocks.couplings(graph))
     # Start from the means given the visible units alone (the hidden ones at zero).
     rows[:, hidden] = 0.0
-    start = [graph.unit_mean(graph.field[slots] + (coupling @ rows.T).T, slots)
-             for slots, _, coupling in couplings]
-    for (_, index, _), mean in zip(couplings, start):
-        rows[:, index] = mean
+    start = [mean(graph.field[slots] + rows[:, cols] @ matrix.T)
+             for slots, _, cols, matrix, mean in couplings]
+    for (_, index, *_), value in zip(couplings, start):
+        rows[:, index] = value
     n_iter, change = 0, np.inf
     while n_iter < max_iter and not change < tol:
         change = 0.0
-        for slots, index, coupling in couplings:
-            new = graph.unit_mean(graph.field[slots] + (coupling @ rows.T).T, slots)
+        for slots, index, cols, matrix, mean in couplings:
+            new = mean(graph.field[slots] + rows[:, cols] @ matrix.T)
             if damping:
                 new = damping * rows[:, index] + (1.0 - damping) * new
             change = max(change, float(np.max(np.abs(new - rows[:, index]), initial=0.0)))
