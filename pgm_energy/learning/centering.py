@@ -21,7 +21,8 @@ makes DBMs train reliably).
 
 The offsets are running means of the positive phase (the data for visible units, the
 conditional or mean-field means for hidden ones): ``o <- (1 - rate) o + rate <s>_data``,
-starting from the first batch's means (or ``offsets`` when given).
+starting from the first batch's means (or ``offsets`` when given). They are not in ``fit``'s
+checkpoint file: a resumed run restarts them.
 
 The flat graph's parameters map to fields and couplings by ``coef``: the step each landing
 gets is ``coef`` times its slot's step, so the coupling of edge ``e`` moves by ``k_e`` times
