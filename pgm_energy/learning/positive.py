@@ -56,7 +56,7 @@ class MeanField:
 
     def rows(self, model, layout, flat, rng, cache: dict) -> np.ndarray:
         """Expected-state rows: the visible slots of ``flat``, the hidden ones at ``mu``."""
-        graph = layout.graph
+        graph = model.graph                     # synced with the current parameters
         if graph.generic_terms or len(graph.factor_members):
             raise TypeError("the mean-field positive phase needs a model of biases and "
                             "pairwise couplings only; use positive=pe.learning.ClampedGibbs()")
