@@ -120,7 +120,7 @@ class _Estimator:
         self._positive_phase = None
         self._layout = None
         self._model = None
-        self._positive = {}
+        self._positive_cache = {}
 
     @property
     def positive_phase(self) -> str:
@@ -136,7 +136,7 @@ class _Estimator:
         if self._model is not model:
             self._model = model
             self._layout = _Layout(model)
-            self._positive = {}
+            self._positive_cache = {}
             self._positive_phase = positive_phase(self.positive, self._layout)
             self._start(model, rng)
         return self._layout
@@ -155,7 +155,7 @@ class _Estimator:
                 raise ValueError("expected_data needs hidden units that are conditionally "
                                  "independent given the visible ones (a mean-field positive "
                                  "phase); this model's hidden units interact")
-            return self._positive_phase.rows(model, layout, flat, rng, self._positive)
+            return self._positive_phase.rows(model, layout, flat, rng, self._positive_cache)
         return expected_states(model, flat, layout.hidden_closed)
 
     def gradient(self, model: EnergyModel, X, rng=None, *, expected_data: bool = False) -> dict:
