@@ -13,13 +13,13 @@ import os as _os
 # OpenMP's default busy-waiting they fight for them. Sleep instead, unless the user chose.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import ais, diagnostics, distributed, exact  # noqa: E402
+from . import ais, diagnostics, distributed, exact, variational  # noqa: E402
 from . import io
 from .io import load
 from .learning import (CD, PCD, PT, SGD, Adam, ExactGradient, History, TrainingDiverged,
                        fit)
 from .model import EnergyModel
-from .presets import RBM, BoltzmannMachine, Ising
+from .presets import DBM, RBM, BoltzmannMachine, Ising
 from .sampling import GibbsSampler
 from .cluster import ClusterSampler
 from .tempering import ParallelTempering
@@ -34,10 +34,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Binary", "Spin", "Categorical",
     "Term", "LinearCoupling", "FactorCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise", "Interaction",
-    "EnergyModel", "RBM", "BoltzmannMachine", "Ising",
+    "EnergyModel", "RBM", "BoltzmannMachine", "Ising", "DBM",
     "GibbsSampler", "ClusterSampler", "ParallelTempering", "anneal", "AnnealResult",
     "CD", "PCD", "PT", "ExactGradient", "SGD", "Adam", "fit", "History", "TrainingDiverged",
-    "ais", "diagnostics", "distributed", "exact", "io", "load", "plotting",
+    "ais", "diagnostics", "distributed", "exact", "variational", "io", "load", "plotting",
 ]
 
 

@@ -13,7 +13,9 @@ then makes one Gibbs transition that leaves ``f_k`` invariant. ``E[w] = Z / Z_0`
 
 Models whose hidden units are conditionally independent given the visible ones, and the
 visible ones given the hidden (RBMs), are annealed on the visible marginal with the hidden
-units summed in closed form (Salakhutdinov & Murray 2008):
+units summed in closed form (Salakhutdinov & Murray 2008); a deep Boltzmann machine likewise
+on its even layers ``x, h2, ...`` with the odd ones summed (any model whose groups split in
+two sides with no coupling inside a side, the visible groups on the kept side):
 
     f_k(x) = exp((1 - beta_k) a.x + beta_k b.x) prod_j (1 + exp(beta_k (c_j + W_j x)))
 
@@ -415,18 +417,44 @@ def _path(model, base, dtype):
     graph = model.graph                    # validates: finite parameters, valid laterals
     form = graph.binary_form(1.0)
     base_field = _base_field(model, graph, base)
-    kept = np.zeros(graph.n_units, bool)
-    for g in model.visible:
-        kept[graph.slots(g)] = True
-    i, j = graph.edges[:, 0], graph.edges[:, 1]
-    if (not graph.generic_terms and not graph.categorical.any() and not kept.all()
-            and not np.any(kept[i] == kept[j])):
-        return _BipartitePath(model, graph, form, base_field, kept, dtype)
+    kept_groups = _alternation(model, graph)
+    if (kept_groups is not None and not graph.generic_terms and not graph.categorical.any()
+            and len(kept_groups) < len(model.units)):
+        return _BipartitePath(model, graph, form, base_field, kept_groups, dtype)
     if dtype != np.float64:
         raise ValueError("dtype=float32 is for RBM-like models (hidden units conditionally "
                          "independent given the visible ones and vice versa); this model is "
                          "annealed on the joint state in float64")
     return _JointPath(model, graph, form, base_field)
+
+
+def _alternation(model, graph) -> list | None:
+    """The groups on the visible side of a two-colouring of the groups in which no coupling
+    joins two units of one side (an RBM: ``x``; a deep Boltzmann machine: ``x, h2, h4,
+    ...``), in model order; None when there is none."""
+    names = list(model.units)
+    group = np.empty(graph.n_units, np.int64)
+    for k, g in enumerate(names):
+        group[graph.slots(g)] = k
+    pairs = np.unique(np.sort(group[graph.edges], axis=1), axis=0).reshape(-1, 2)
+    if np.any(pairs[:, 0] == pairs[:, 1]):
+        return None
+    side = np.full(len(names), -1)
+    for k in [names.index(g) for g in model.visible] + list(range(len(names))):
+        if side[k] >= 0:
+            continue
+        side[k], stack = 0 if names[k] in model.visible else 1, [k]
+        while stack:
+            a = stack.pop()
+            for b in np.concatenate([pairs[pairs[:, 0] == a, 1], pairs[pairs[:, 1] == a, 0]]):
+                if side[b] < 0:
+                    side[b] = 1 - side[a]
+                    stack.append(b)
+                elif side[b] == side[a]:
+                    return None
+    if any(side[names.index(g)] for g in model.visible):
+        return None
+    return [g for k, g in enumerate(names) if side[k] == 0]
 
 
 def _base_field(model, graph, base):
@@ -474,10 +502,14 @@ class _Path:
 
 
 class _BipartitePath(_Path):
-    """Kept (visible) units annealed, summed (hidden) units in closed form: ``_ais`` kernel."""
+    """Kept units (the visible side of :func:`_alternation`) annealed, the others summed in
+    closed form: ``_ais`` kernel."""
 
-    def __init__(self, model, graph, form, base_field, kept, dtype):
-        self.model, self.groups, self.dtype = model, model.visible, dtype
+    def __init__(self, model, graph, form, base_field, groups, dtype):
+        self.model, self.groups, self.dtype = model, groups, dtype
+        kept = np.zeros(graph.n_units, bool)
+        for g in groups:
+            kept[graph.slots(g)] = True
         kept_units, summed_units = np.flatnonzero(kept), np.flatnonzero(~kept)
         pos = np.empty(graph.n_units, np.int64)
         pos[kept_units] = np.arange(len(kept_units))

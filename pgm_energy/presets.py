@@ -5,6 +5,8 @@ the shape expected and the shape received) before it builds the model.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ._checks import positive_int
@@ -13,7 +15,7 @@ from .terms import Bias, Lateral, Pairwise, SparsePairwise
 from .terms.indices import as_index_tuples, check_index_range
 from .units import Binary, Spin
 
-__all__ = ["RBM", "BoltzmannMachine", "Ising"]
+__all__ = ["RBM", "BoltzmannMachine", "Ising", "DBM"]
 
 
 def RBM(n_visible: int, n_hidden: int, *, W=None, b=None, c=None, rng=None,
@@ -140,6 +142,59 @@ def Ising(edges, couplings=None, fields=None, *, n: int | None = None) -> Energy
     if h is not None:
         terms.append(Bias("s", name="h", value=np.broadcast_to(h, (n,))))
     return EnergyModel(units={"s": Spin(n)}, terms=terms, visible=["s"])
+
+
+def DBM(layer_sizes: Sequence[int], *, rng=None) -> EnergyModel:
+    """Deep Boltzmann machine (Salakhutdinov & Hinton 2009): binary layers ``x, h1, h2, ...``
+    coupled only to their neighbours,
+
+        E(x, h1, ..., hL) = -b.x - sum_l c_l.h_l - h1^T W1 x - sum_{l>1} h_l^T W_l h_{l-1}.
+
+    Groups ``"x"`` (visible), ``"h1"``, ``"h2"``, ...; parameters ``b`` (n_x,), ``c1``,
+    ``c2``, ... and ``W1`` (n_h1, n_x), ``W2`` (n_h2, n_h1), .... Weights start as
+    ``N(0, 0.01^2)`` draws from ``rng``, biases as zeros. The layers alternate: given the
+    odd layers the even ones (x, h2, ...) are independent, and the reverse, so the exact
+    functions enumerate the smaller alternation and sum the other in closed form, and the
+    Gibbs sampler updates the two alternations as blocks.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_x, n_h1, n_h2, ...]``: at least two layers, each of at least one unit.
+    rng : None, int or numpy.random.Generator
+        The source of the initial weights.
+
+    Raises
+    ------
+    TypeError
+        ``layer_sizes`` is not a sequence of ints.
+    ValueError
+        Fewer than two layers, or a layer size below 1.
+
+    Examples
+    --------
+    >>> import pgm_energy as pe
+    >>> dbm = pe.DBM([9, 8, 6], rng=0)
+    >>> list(dbm.units), dbm.params["W2"].shape
+    (['x', 'h1', 'h2'], (6, 8))
+    """
+    if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
+        if not isinstance(layer_sizes, np.ndarray):
+            raise TypeError(f"DBM: layer_sizes must be a sequence of ints [n_x, n_h1, ...], "
+                            f"got {layer_sizes!r}")
+    sizes = [positive_int(n, f"DBM: layer_sizes[{i}]") for i, n in enumerate(layer_sizes)]
+    if len(sizes) < 2:
+        raise ValueError(f"DBM: layer_sizes needs at least two layers (visible and one "
+                         f"hidden), got {list(layer_sizes)!r}")
+    gen = np.random.default_rng(rng)
+    names = ["x"] + [f"h{l}" for l in range(1, len(sizes))]
+    terms = [Bias("x", name="b")]
+    terms += [Bias(names[l], name=f"c{l}") for l in range(1, len(sizes))]
+    terms += [Pairwise(names[l], names[l - 1], name=f"W{l}",
+                       value=0.01 * gen.standard_normal((sizes[l], sizes[l - 1])))
+              for l in range(1, len(sizes))]
+    return EnergyModel(units={g: Binary(n) for g, n in zip(names, sizes)}, terms=terms,
+                       visible=["x"])
 
 
 def _argument(preset: str, name: str, value, shape: tuple):

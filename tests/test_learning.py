@@ -30,8 +30,9 @@ def test_persistent_estimators_converge_to_the_exact_gradient(data):
     n = 10000
     exact = pe.exact.gradient(model, X)
     repeated = {g: np.repeat(v, n // len(v), axis=0) for g, v in X.items()}
-    for estimator in (L.PCD(n_chains=n, k=30), L.PT([1.0, 0.6], n_chains=n, k=30)):
-        estimator.positive_sweeps = 30
+    gibbs = L.ClampedGibbs(n_sweeps=30)
+    for estimator in (L.PCD(n_chains=n, k=30, positive=gibbs),
+                      L.PT([1.0, 0.6], n_chains=n, k=30, positive=gibbs)):
         got = estimator.gradient(model, repeated, rng=1)
         assert got.keys() == exact.keys()
         assert max_error(got, exact) < 6 / np.sqrt(n), type(estimator).__name__
@@ -72,8 +73,7 @@ def test_clamped_chain_positive_phase_matches_the_exact_one():
     model.params["V"][...] = V + V.T
     model.params["W"][...] = rng.normal(size=(3, 4))
     X = np.repeat(rng.integers(0, 2, (4, 4)).astype(float), 5000, axis=0)
-    estimator = L.PCD(n_chains=10)
-    estimator.positive_sweeps = 20
+    estimator = L.PCD(n_chains=10, positive=L.ClampedGibbs(n_sweeps=20))
     layout = estimator._bind(model, np.random.default_rng(0))
     assert not layout.hidden_independent
     rows = estimator.positive_rows(model, X, np.random.default_rng(3))

@@ -39,7 +39,8 @@ class CompiledPCD:
     """
 
     def __init__(self, model, method, optimizer, gen):
-        if type(method) is not PCD or method.move != "gibbs" or type(optimizer) is not SGD:
+        if (type(method) is not PCD or method.move != "gibbs" or type(optimizer) is not SGD
+                or method.centering is not None):
             raise NotCompiled
         layout = method._bind(model, gen)
         self.method, self.optimizer = method, optimizer

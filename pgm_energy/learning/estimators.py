@@ -22,9 +22,11 @@ from .._checks import positive_int
 from ..graph import independent_split
 from ..model import EnergyModel
 from ..sampling import GibbsSampler, GibbsState
+from .centering import Centering
+from .positive import positive_phase
 from ..tempering import ParallelTempering, TemperingState, check_move, ladder, make_sampler
 
-__all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments_gradient",
+__all__ = ["CD", "PCD", "PT", "ExactGradient", "expected_states", "moments", "moments_gradient",
            "visible_data"]
 
 
@@ -52,7 +54,9 @@ class _Layout:
         _, self.model_closed = independent_split(np.flatnonzero(compiled), graph.edges,
                                                         first=~self.visible, site=graph.site)
         self.model = model
-        self.dense_gram = graph.n_units ** 2 <= 4 * max(graph.n_edges, 1)
+        # The Gram matrix (one BLAS product) beats gathering the edge ends unless the graph
+        # is sparse: a deep Boltzmann machine [64, 100, 100] has n^2 / edges = 4.25.
+        self.dense_gram = graph.n_units ** 2 <= 16 * max(graph.n_edges, 1)
 
 
 def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) -> np.ndarray:
@@ -75,18 +79,20 @@ def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
     compiled terms, the mean of ``energy_grad`` for generic terms (whose units are never
     replaced by means)."""
     graph = layout.graph
-    m_unit = rows.mean(axis=0)
-    ei, ej = graph.edges[:, 0], graph.edges[:, 1]
-    if layout.dense_gram:
-        m_pair = (rows.T @ rows)[ei, ej] / len(rows)
-    else:
-        m_pair = np.einsum("bi,bi->i", rows[:, ei], rows[:, ej]) / len(rows)
-    grads = graph.grad_from_moments(m_unit, m_pair)
+    grads = graph.grad_from_moments(*moments(layout, rows))
     if graph.generic_terms:
         state = graph.decode(rows)
         for term in graph.generic_terms:
             grads.update({name: g.mean(axis=0) for name, g in term.energy_grad(state).items()})
     return grads
+
+
+def moments(layout: _Layout, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean unit values and mean pair products (one per edge of the flat graph) of rows."""
+    ei, ej = layout.graph.edges[:, 0], layout.graph.edges[:, 1]
+    if layout.dense_gram:
+        return rows.mean(axis=0), (rows.T @ rows)[ei, ej] / len(rows)
+    return rows.mean(axis=0), np.einsum("bi,bi->i", rows[:, ei], rows[:, ej]) / len(rows)
 
 
 def _flat_visible(model, layout, X, expected_data=False):
@@ -134,24 +140,45 @@ def visible_data(model: EnergyModel, X, *, expected_data: bool = False) -> tuple
 class _Estimator:
     """Shared positive phase; subclasses supply the negative phase."""
 
-    #: Sweeps of the clamped chains for the positive phase when hidden units interact or
-    #: entries of the data are missing (NaN).
+    #: Sweeps of the clamped chains for the positive phase of rows with missing entries
+    #: (NaN).
     positive_sweeps = 5
     #: Whether ``gradient(..., expected_data=True)`` is meaningful (persistent chains only).
     accepts_expected_data = True
     #: Attributes a checkpoint records and a resumed run must match.
-    hyperparameters: tuple[str, ...] = ("positive_sweeps",)
+    hyperparameters: tuple[str, ...] = ("positive_phase", "centering_config")
 
-    def __init__(self):
+    def __init__(self, positive="auto", centering: Centering | None = None):
+        if centering is not None and not isinstance(centering, Centering):
+            raise TypeError(f"centering must be None or a pe.learning.Centering, got "
+                            f"{centering!r}")
+        #: Centered gradients (:mod:`~pgm_energy.learning.centering`), or None.
+        self.centering = centering
+        #: The positive phase where hidden units interact: "auto", "mean-field", "gibbs", a
+        #: ``MeanField`` or a ``ClampedGibbs`` (:mod:`~pgm_energy.learning.positive`).
+        self.positive = positive_phase(positive)
+        self._positive_phase = None
+        self._positive = None               # the clamped chains of rows with missing entries
         self._layout = None
         self._model = None
-        self._positive = None
+        self._positive_cache = {}
+
+    @property
+    def positive_phase(self) -> str:
+        """The positive phase in words (as checkpoints record it)."""
+        return repr(self.positive)
+
+    @property
+    def centering_config(self) -> str:
+        """The centering in words (as checkpoints record it)."""
+        return repr(self.centering)
 
     def _bind(self, model, rng):
         if self._model is not model:
             self._model = model
             self._layout = _Layout(model)
-            self._positive = None
+            self._positive_cache = {}
+            self._positive_phase = positive_phase(self.positive, self._layout)
             self._start(model, rng)
         return self._layout
 
@@ -160,13 +187,13 @@ class _Estimator:
 
     def positive_rows(self, model, X, rng, expected_data=False) -> np.ndarray:
         """Expected states given the data: exact conditional means where the hidden units
-        are independent given x, else clamped Gibbs chains (the last samples, with the
-        closed-form hidden units as conditional means).
+        are independent given x, else those of the positive phase ``self.positive``
+        (:mod:`~pgm_energy.learning.positive`).
 
-        Rows with missing values (NaN) always take the chains: the observed entries
-        clamped, the missing ones sampled with the hidden units, so the moments estimate
-        ``E[dE/dtheta | observed entries]``, the positive phase of the log marginal
-        likelihood of what was observed.
+        Rows with missing values (NaN) always take clamped Gibbs chains: the observed
+        entries clamped, the missing ones sampled with the hidden units for
+        ``positive_sweeps`` sweeps, so the moments estimate ``E[dE/dtheta | observed
+        entries]``, the positive phase of the log marginal likelihood of what was observed.
         """
         layout = self._layout
         data, missing = visible_data(model, X, expected_data=expected_data)
@@ -181,9 +208,7 @@ class _Estimator:
                 raise ValueError("expected_data needs hidden units that are conditionally "
                                  "independent given the visible ones (a mean-field positive "
                                  "phase); this model's hidden units interact")
-            clamp = layout.graph.decode(flat, model.visible)
-            self._positive_chains(model, len(flat), rng).run(self.positive_sweeps, clamp=clamp)
-            flat = layout.graph.encode(self._positive.state)
+            return self._positive_phase.rows(model, layout, flat, rng, self._positive_cache)
         return expected_states(model, flat, layout.hidden_closed)
 
     def _positive_chains(self, model, n_chains, rng) -> GibbsSampler:
@@ -210,8 +235,13 @@ class _Estimator:
         if expected_data and not self.accepts_expected_data:
             raise ValueError(f"{type(self).__name__} cannot learn from expected data (its "
                              "chains or its exact likelihood need states); use PCD or PT")
-        positive = moments_gradient(layout, self.positive_rows(model, X, rng, expected_data))
-        negative = moments_gradient(layout, self.negative_rows(model, X, rng))
+        positive_rows = self.positive_rows(model, X, rng, expected_data)
+        negative_rows = self.negative_rows(model, X, rng)
+        if self.centering is not None:
+            return self.centering.gradient(layout, positive_rows, negative_rows,
+                                           lambda rows: moments(layout, rows))
+        positive = moments_gradient(layout, positive_rows)
+        negative = moments_gradient(layout, negative_rows)
         return {k: negative[k] - positive[k] for k in positive}
 
     def negative_rows(self, model, X, rng) -> np.ndarray:
@@ -249,10 +279,11 @@ class CD(_Estimator):
     """
 
     accepts_expected_data = False
-    hyperparameters = ("k", "schedule", "positive_sweeps")
+    hyperparameters = ("k", "schedule", "positive_phase", "centering_config")
 
-    def __init__(self, k: int = 1, *, schedule: str = "auto"):
-        super().__init__()
+    def __init__(self, k: int = 1, *, schedule: str = "auto", positive="auto",
+                 centering: Centering | None = None):
+        super().__init__(positive, centering)
         self.k = positive_int(k, "k")
         self.schedule = schedule
         self._chains = None
@@ -277,13 +308,23 @@ class PCD(_Estimator):
     ``move`` is how the chains move: ``"gibbs"`` (Gibbs sweeps with ``schedule``) or a
     cluster algorithm, ``"swendsen-wang"`` or ``"wolff"`` (``pgm_energy.cluster``), for
     pairwise binary and spin models.
+
+    ``positive`` is the positive phase where the hidden units interact given the visible
+    ones (:mod:`~pgm_energy.learning.positive`): ``"auto"`` (mean field for a deep Boltzmann
+    machine and other models whose hidden couplings join different groups, clamped Gibbs
+    otherwise), ``"mean-field"``, ``"gibbs"``, or a ``pe.learning.MeanField(tol, max_iter,
+    damping)`` / ``pe.learning.ClampedGibbs(n_sweeps)`` with its settings. ``centering``, a
+    ``pe.learning.Centering(rate)``, makes the gradient the centered one (offsets as running
+    means; :mod:`~pgm_energy.learning.centering`). CD and PT take both too.
     """
 
-    hyperparameters = ("n_chains", "k", "move", "schedule", "positive_sweeps")
+    hyperparameters = ("n_chains", "k", "move", "schedule", "positive_phase",
+                       "centering_config")
 
     def __init__(self, n_chains: int = 100, k: int = 1, *, move: str = "gibbs",
-                 schedule: str = "auto"):
-        super().__init__()
+                 schedule: str = "auto", positive="auto",
+                 centering: Centering | None = None):
+        super().__init__(positive, centering)
         self.n_chains = positive_int(n_chains, "n_chains")
         self.k = positive_int(k, "k")
         self.move = check_move(move)
@@ -320,12 +361,13 @@ class PT(_Estimator):
     """
 
     hyperparameters = ("betas", "beta_min", "n_chains", "k", "adapt", "move", "schedule",
-                       "positive_sweeps")
+                       "positive_phase", "centering_config")
 
     def __init__(self, betas: Sequence[float] | int = (1.0, 0.8, 0.6, 0.4),
                  n_chains: int = 100, k: int = 1, *, beta_min: float | None = None,
-                 adapt: bool = False, move: str = "gibbs", schedule: str = "auto"):
-        super().__init__()
+                 adapt: bool = False, move: str = "gibbs", schedule: str = "auto",
+                 positive="auto", centering: Centering | None = None):
+        super().__init__(positive, centering)
         ladder(betas, beta_min)                      # validated here, built at the first use
         self.betas = betas if isinstance(betas, (int, np.integer)) else list(betas)
         self.beta_min = beta_min
