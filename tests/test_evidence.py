@@ -202,7 +202,7 @@ def test_evidence_refusals_name_the_problem():
         exact.log_partition(model, evidence={"x": np.zeros((2, 3)), "h": np.zeros((3, 2))})
     with pytest.raises(TypeError, match="dict of group name"):
         exact.log_partition(model, evidence=np.zeros(3))
-    with pytest.raises(ValueError, match="both hold unit slot 0"):
+    with pytest.raises(ValueError, match="both hold unit 0 of group 'x'"):
         exact.log_likelihood(model, [[1.0, 0.0, 1.0]], evidence={"x": [1.0, np.nan, np.nan]})
     with pytest.raises(ValueError, match="one evidence row, or one per row"):
         exact.log_likelihood(model, np.zeros((2, 3)), evidence={"h": np.zeros((3, 2))})

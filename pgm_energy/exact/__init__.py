@@ -119,7 +119,7 @@ def log_likelihood(model: EnergyModel, X, *, evidence=None, beta: float = 1.0,
     """
     data = _data(model, X)
     options = _options(method, max_states, max_table, n_threads, executor)
-    held = data if evidence is None else combine(data, _evidence(model, evidence))
+    held = data if evidence is None else combine(model.graph, data, _evidence(model, evidence))
     log_sums = _per_pattern(model, held, beta, options, lambda plan, rows: plan.log_sum(rows),
                             what="the free energy")
     if evidence is None:

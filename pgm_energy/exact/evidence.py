@@ -107,9 +107,10 @@ def read_evidence(model, values, groups: Sequence[str] | None = None,
     return Evidence(bits, held, single)
 
 
-def combine(first: Evidence, second: Evidence, names=("X", "evidence")) -> Evidence:
+def combine(graph, first: Evidence, second: Evidence, names=("X", "evidence")) -> Evidence:
     """The units held by either (rows broadcast: one row, or the same batch); a unit held by
-    both is refused, naming it, since the query would then be empty or contradictory."""
+    both is refused, naming its group and index in the flat ``graph``, since the query
+    would then be empty or contradictory."""
     if first.batch != second.batch and 1 not in (first.batch, second.batch):
         raise ValueError(f"{names[0]} has {first.batch} rows and {names[1]} {second.batch}: "
                          "give one evidence row, or one per row")
@@ -119,9 +120,12 @@ def combine(first: Evidence, second: Evidence, names=("X", "evidence")) -> Evide
     both = held_a & held_b
     if both.any():
         row, slot = np.argwhere(both)[0]
-        raise ValueError(f"{names[0]} and {names[1]} both hold unit slot {slot} (row {row}): "
-                         f"give each unit in one of them (NaN in {names[0]} where "
-                         f"{names[1]} holds it)")
+        group = next(g for g in graph.units if graph.slots(g).start <= slot < graph.slots(g).stop)
+        unit = graph.units[group]
+        index = (slot - graph.offsets[group]) // (unit.width // unit.n)
+        raise ValueError(f"{names[0]} and {names[1]} both hold unit {index} of group "
+                         f"{group!r} (row {row}): give each unit in one of them (NaN in "
+                         f"{names[0]} where {names[1]} holds it)")
     return Evidence(first.bits + second.bits, held_a | held_b,
                     first.single and second.single)
 
