@@ -96,8 +96,9 @@ def dwave_marginals(samplers, bqm, n):
                                                      for i in range(n)])
 
 
-def pgmpy_setup(edges, n):
-    """(VariableElimination over the grid, factor state 1 = spin +1), or None."""
+def pgmpy_engine(n_nodes, edges, factors):
+    """pgmpy's VariableElimination over a Markov network of ``n_nodes`` and ``edges`` with
+    ``factors`` ``[(variables, cards, values)]``, or None when pgmpy is not installed."""
     models = optional_import("pgmpy.models")
     inference = optional_import("pgmpy.inference")
     if models is None or inference is None:
@@ -106,12 +107,17 @@ def pgmpy_setup(edges, n):
 
     network_class = getattr(models, "DiscreteMarkovNetwork", None) or models.MarkovNetwork
     net = network_class()
-    net.add_nodes_from(range(n))
+    net.add_nodes_from(range(n_nodes))
     net.add_edges_from(edges)
-    spins = np.array([-1.0, 1.0])
-    net.add_factors(*[DiscreteFactor([i, j], [2, 2], np.exp(J * np.outer(spins, spins)).ravel())
-                      for i, j in edges])
+    net.add_factors(*[DiscreteFactor(v, c, values) for v, c, values in factors])
     return inference.VariableElimination(net)
+
+
+def pgmpy_setup(edges, n):
+    """(VariableElimination over the grid, factor state 1 = spin +1), or None."""
+    spins = np.array([-1.0, 1.0])
+    return pgmpy_engine(n, edges, [([i, j], [2, 2], np.exp(J * np.outer(spins, spins)).ravel())
+                                   for i, j in edges])
 
 
 def pgmpy_marginals(engine, units):
@@ -271,21 +277,9 @@ def potts_grid(L, k, seed=0):
 
 def pgmpy_potts(edges, b, J_e):
     """VariableElimination over the Potts grid's factors exp(b_i), exp(J_e), or None."""
-    models = optional_import("pgmpy.models")
-    inference = optional_import("pgmpy.inference")
-    if models is None or inference is None:
-        return None
-    from pgmpy.factors.discrete import DiscreteFactor
-
-    network_class = getattr(models, "DiscreteMarkovNetwork", None) or models.MarkovNetwork
-    net = network_class()
     n, k = b.shape
-    net.add_nodes_from(range(n))
-    net.add_edges_from(edges)
-    net.add_factors(*[DiscreteFactor([i], [k], np.exp(b[i])) for i in range(n)])
-    net.add_factors(*[DiscreteFactor([i, j], [k, k], np.exp(t).ravel())
-                      for (i, j), t in zip(edges, J_e)])
-    return inference.VariableElimination(net)
+    return pgmpy_engine(n, edges, [([i], [k], np.exp(b[i])) for i in range(n)]
+                        + [([i, j], [k, k], np.exp(t).ravel()) for (i, j), t in zip(edges, J_e)])
 
 
 def potts_case(quick, failures):

@@ -1,7 +1,7 @@
 """Categorical units: exact engine, Gibbs kernel and learning against brute force."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
 
 import pgm_energy as pe
 from pgm_energy.exact.cost import make_plan
@@ -11,6 +11,7 @@ from pgm_energy.testing import brute_force, check_sampler, models, state_index
 
 from reference import exact as ref
 from reference import gibbs as twin
+from reference.models import random_model
 
 KINDS = (pe.Binary, pe.Spin, pe.Categorical)
 P_FLOOR = 1e-6      # false-alarm rate of each goodness-of-fit test
@@ -29,23 +30,6 @@ class ZeroCount(pe.Term):
         return {self.param_names[0]: ((state[self.groups[0]] == 0).sum(1) - 1.0) ** 2}
 
 
-def random_model(units, visible, rng, lateral=(), extra=(), scale=1.0):
-    terms = [pe.Bias(g, name=f"b_{g}") for g in units]
-    names = list(units)
-    terms += [pe.Pairwise(a, b, name=f"W_{a}{b}") for k, a in enumerate(names)
-              for b in names[k + 1:]]
-    terms += [pe.Lateral(g, name=f"U_{g}") for g in lateral]
-    model = pe.EnergyModel(units, terms + list(extra), visible=visible)
-    for name, value in model.params.items():
-        if name.startswith("U_"):
-            unit = model.units[name[2:]]
-            U = np.triu(rng.normal(size=(unit.width, unit.width)) * scale, 1)
-            site = np.arange(unit.width) // (unit.width // unit.n)
-            U[site[:, None] == site[None, :]] = 0.0
-            value[...] = (U + U.T).reshape(value.shape)
-        elif name.startswith(("b_", "W_")):
-            value[...] = scale * rng.normal(size=value.shape)
-    return model
 
 
 def test_weight_shapes_and_energy_are_one_hot():

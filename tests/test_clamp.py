@@ -1,6 +1,8 @@
 """Partial clamping (NaN marks a free unit): the samplers against the exact conditionals
 (brute force over the states that agree with the clamp), the draw rule against the numpy
 twin, bad input."""
+import functools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -9,28 +11,13 @@ import pgm_energy as pe
 from pgm_energy.testing import brute_force, state_index
 
 from reference import gibbs as twin
+from reference import models
 from reference.terms import CountPenalty
 
 P_FLOOR = 1e-6      # false-alarm rate of each goodness-of-fit test
 
 
-def random_model(units, visible, rng, lateral=(), extra=(), scale=1.5):
-    terms = [pe.Bias(g, name=f"b_{g}") for g in units]
-    names = list(units)
-    terms += [pe.Pairwise(a, b, name=f"W_{a}{b}") for k, a in enumerate(names)
-              for b in names[k + 1:]]
-    terms += [pe.Lateral(g, name=f"U_{g}") for g in lateral]
-    model = pe.EnergyModel(units, terms + list(extra), visible=visible)
-    for name, value in model.params.items():
-        if name.startswith("U_"):
-            unit = model.units[name[2:]]
-            U = np.triu(rng.normal(size=(unit.width, unit.width)) * scale, 1)
-            site = np.arange(unit.width) // (unit.width // unit.n)
-            U[site[:, None] == site[None, :]] = 0.0
-            value[...] = (U + U.T).reshape(value.shape)
-        elif name.startswith(("b_", "W_")):
-            value[...] = scale * rng.normal(size=value.shape)
-    return model
+random_model = functools.partial(models.random_model, scale=1.5)
 
 
 def per_chain_clamp(rows, n_chains):

@@ -254,8 +254,11 @@ def test_sweeps_match_numpy_twin(kind, seed, n_threads, max_states, monkeypatch)
 
 
 # -- against enumeration on random small models -----------------------------------------------
-@given(models(), st.floats(0.2, 2.0))
-def test_log_partition_and_marginals_match_enumeration(model, beta):
+@pytest.mark.parametrize("kinds", [(pe.Binary, pe.Spin), (pe.Binary, pe.Spin, pe.Categorical)],
+                         ids=["binary", "categorical"])
+@given(data=st.data(), beta=st.floats(0.2, 2.0))
+def test_log_partition_and_marginals_match_enumeration(kinds, data, beta):
+    model = data.draw(models(kinds=kinds))
     close(exact.log_partition(model, beta, method="eliminate"),
           exact.log_partition(model, beta, method="enumerate"))
     got = exact.marginals(model, beta=beta, pairwise=True, method="eliminate")
@@ -270,9 +273,11 @@ def test_log_partition_and_marginals_match_enumeration(model, beta):
         close(got[name], want[name])
 
 
-@given(st.data())
-def test_likelihood_and_gradient_match_enumeration(data):
-    model = data.draw(models())
+@pytest.mark.parametrize("kinds", [(pe.Binary, pe.Spin), (pe.Binary, pe.Spin, pe.Categorical)],
+                         ids=["binary", "categorical"])
+@given(data=st.data())
+def test_likelihood_and_gradient_match_enumeration(kinds, data):
+    model = data.draw(models(kinds=kinds))
     X = data.draw(states(model, model.visible))
     close(exact.log_likelihood(model, X, method="eliminate"),
           exact.log_likelihood(model, X, method="enumerate"))
@@ -388,7 +393,6 @@ def tree_bp(n, parent, J, h):
     for i in range(n - 1, 0, -1):              # children have larger indices
         up[parent[i]] += logsumexp(up[i][None, :] + J[i] * np.outer(s, s), axis=1)
     log_z = float(logsumexp(up[0]))
-    down = np.zeros((n, 2))                    # log of everything outside i's subtree, by s_i
     belief = np.zeros((n, 2))
     pair = np.zeros(n)
     belief[0] = up[0] - log_z
@@ -581,29 +585,6 @@ def test_potts_grid_ten_by_ten_is_eliminated():
     assert exact.treewidth(model) == plan.cost.width == 10    # over sites, not slots
     p = exact.marginals(model)["x"]
     close(p.sum(axis=1), np.ones(100))
-
-
-@given(models(kinds=KINDS), st.floats(0.2, 2.0))
-def test_categorical_models_match_enumeration(model, beta):
-    close(exact.log_partition(model, beta, method="eliminate"),
-          exact.log_partition(model, beta, method="enumerate"))
-    got = exact.marginals(model, beta=beta, pairwise=True, method="eliminate")
-    want = exact.marginals(model, beta=beta, pairwise=True, method="enumerate")
-    for g in want[0]:
-        close(got[0][g], want[0][g])
-    close(got[2], want[2])
-
-
-@given(st.data())
-def test_categorical_likelihood_and_gradient_match_enumeration(data):
-    model = data.draw(models(kinds=KINDS))
-    X = data.draw(states(model, model.visible))
-    close(exact.log_likelihood(model, X, method="eliminate"),
-          exact.log_likelihood(model, X, method="enumerate"))
-    got = exact.gradient(model, X, method="eliminate")
-    want = exact.gradient(model, X, method="enumerate")
-    for name in want:
-        close(got[name], want[name])
 
 
 def test_potts_samples_follow_exact_marginals():
