@@ -12,7 +12,7 @@ import os
 import platform
 import time
 
-__all__ = ["best_of", "optional_import", "blas_report", "environment_report", "OtherLoad",
+__all__ = ["best_of", "optional_import", "load_reference", "blas_report", "environment_report", "OtherLoad",
            "Table", "fmt_time", "fmt_rate", "fmt_ratio", "rel_diff"]
 
 _OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -41,6 +41,18 @@ def optional_import(name: str):
         return importlib.import_module(name)
     except ImportError:
         return None
+
+
+def load_reference(name: str):
+    """The module ``tests/reference/<name>.py`` (the numpy twins, not in the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "reference" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"pgm_energy_reference_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def blas_report() -> str:

@@ -26,9 +26,7 @@ The exit status is 1 if an estimate is more than 3 standard errors from the exac
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import threadpoolctl
@@ -36,22 +34,13 @@ from scipy.special import expit, gammaln, logsumexp
 
 import pgm_energy as pe
 
-from _common import (OtherLoad, Table, best_of, environment_report, fmt_ratio,
+from _common import (OtherLoad, Table, best_of, environment_report, fmt_ratio, load_reference,
                      fmt_time)
 
 N_VISIBLE, N_HIDDEN, BIAS, WEIGHT = 784, 500, -1.0, 0.01
 
 
-def _load_ais_twin():
-    """The numpy twin of the AIS kernel, tests/reference/ais.py (not in the package)."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "reference" / "ais.py"
-    spec = importlib.util.spec_from_file_location("pgm_energy_ais_twin", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ais_twin = _load_ais_twin()
+ais_twin = load_reference("ais")
 
 
 def exact_log_z() -> float:

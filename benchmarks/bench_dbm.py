@@ -15,28 +15,18 @@ log Z estimate (AIS) for both trained models.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import threadpoolctl
-from _common import OtherLoad, Table, best_of, environment_report, fmt_time, optional_import
+from _common import (OtherLoad, Table, best_of, environment_report, fmt_time, load_reference,
+                     optional_import)
 
 import pgm_energy as pe
 
 SIZES, N_CHAINS, K, BATCH, LR, TOL, MAX_ITER = [64, 100, 100], 100, 1, 100, 0.01, 1e-6, 50
 
 
-def _load_twin():
-    """The numpy DBM, tests/reference/dbm.py (not in the package)."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "reference" / "dbm.py"
-    spec = importlib.util.spec_from_file_location("pgm_energy_dbm_twin", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-twin = _load_twin()
+twin = load_reference("dbm")
 
 
 def digits():
