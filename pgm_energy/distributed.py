@@ -105,7 +105,7 @@ class Runner:
         ``what`` names the run in messages (``"exact enumeration"``).
         """
         pieces = list(pieces)
-        key = _fingerprint(task, shared, pieces)
+        key = None if self.checkpoint is None else _fingerprint(task, shared, pieces)
         done = self._resume(key, len(pieces), what)
         shared_arg = self._share(shared)
         futures = {i: self.executor.submit(task, shared_arg, p)

@@ -119,12 +119,12 @@ def log_likelihood(model: EnergyModel, X, *, evidence=None, beta: float = 1.0,
     """
     data = _data(model, X)
     options = _options(method, max_states, max_table, n_threads, executor)
-    held = data if evidence is None else combine(model.graph, data, _evidence(model, evidence))
+    given = None if evidence is None else _evidence(model, evidence)
+    held = data if given is None else combine(model.graph, data, given)
     log_sums = _per_pattern(model, held, beta, options, lambda plan, rows: plan.log_sum(rows),
                             what="the free energy")
-    if evidence is None:
+    if given is None:
         return log_sums - log_partition(model, beta, **options)
-    given = _evidence(model, evidence)
     return log_sums - np.broadcast_to(
         _per_pattern(model, given, beta, options, lambda plan, rows: plan.log_sum(rows)),
         log_sums.shape)
@@ -337,10 +337,9 @@ def _data(model, X) -> Evidence:
 
 
 def _evidence(model, evidence) -> Evidence:
-    _graph(model)
-    if evidence is None:
-        return nothing_held(model.graph)
-    return read_evidence(model, evidence)
+    """``evidence`` read for ``model`` (checked to be a model); None: nothing held."""
+    graph = _graph(model)
+    return nothing_held(graph) if evidence is None else read_evidence(model, evidence)
 
 
 def _options(method, max_states, max_table, n_threads, executor) -> dict:

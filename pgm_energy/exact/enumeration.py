@@ -274,7 +274,7 @@ class Enumeration(Plan):
         bits = np.array(x, float)
         shared = None if self.generic_clamped or not len(x) else self.generic_table(x[0])
         fields, const = self.conditioned(x)
-        adjacency = self.graph.adjacency(self.form.coupling)
+        adjacency = self.coupling_matrix()
         n_ab = self.a_site_ptr[0]
         for b in range(len(x)):
             table = self.generic_table(x[b]) if shared is None else shared

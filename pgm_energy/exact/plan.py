@@ -84,15 +84,19 @@ class Plan(ABC):
         flat = self.graph.encode(state, self.clamped_groups)
         return self.graph.to_bits(flat) * self.clamped
 
+    def coupling_matrix(self):
+        """The symmetric sparse matrix ``A`` of the binary-form couplings (built once)."""
+        if self._adjacency is None:
+            self._adjacency = self.graph.adjacency(self.form.coupling)
+        return self._adjacency
+
     def conditioned(self, x: np.ndarray):
         """Fields ``f = field + A x`` of all units and constants ``const + x.field + x.A.x / 2``
         of the log weight, one per clamped row of ``x`` (binary form)."""
         if not self.clamped.any():          # nothing to fold in
             return (np.broadcast_to(self.form.field, x.shape),
                     np.full(len(x), float(self.form.const)))
-        if self._adjacency is None:
-            self._adjacency = self.graph.adjacency(self.form.coupling)
-        induced = (self._adjacency @ x.T).T
+        induced = (self.coupling_matrix() @ x.T).T
         const = self.form.const + x @ self.form.field + 0.5 * np.einsum("bi,bi->b", x, induced)
         return self.form.field + induced, const
 

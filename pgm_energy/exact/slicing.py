@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from .._checks import n_threads as check_n_threads
 from .elimination import Elimination, order_cost
 from .plan import Plan
 
@@ -135,7 +136,6 @@ class Sliced(Plan):
 def _slice_task(shared, rows):
     """One piece: the inner elimination (units and slice units clamped) for ``rows``."""
     graph, clamped, beta, max_table, n_threads, what = shared
-    from .._checks import n_threads as check_n_threads
     inner = Elimination(graph, clamped, beta, check_n_threads(n_threads), max_table=max_table)
     if what == "log_sum":
         return (inner.log_sum(rows),)
