@@ -26,13 +26,13 @@ from .tempering import ParallelTempering
 from .annealing import AnnealResult, anneal
 from .terms import (Bias, FactorCoupling, Interaction, Lateral, LinearCoupling, Pairwise,
                     SparsePairwise, Term)
-from .units import Binary, Categorical, Spin
+from .units import Binary, Categorical, DReLU, Gaussian, ReLU, Spin
 from . import plotting  # noqa: E402  (matplotlib itself is imported on first use)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Binary", "Spin", "Categorical",
+    "Binary", "Spin", "Categorical", "Gaussian", "ReLU", "DReLU",
     "Term", "LinearCoupling", "FactorCoupling", "Bias", "Pairwise", "Lateral", "SparsePairwise", "Interaction",
     "EnergyModel", "RBM", "BoltzmannMachine", "Ising", "DBM",
     "GibbsSampler", "ClusterSampler", "ParallelTempering", "anneal", "AnnealResult",

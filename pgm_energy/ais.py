@@ -415,6 +415,7 @@ def _path(model, base, dtype):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
     graph = model.graph                    # validates: finite parameters, valid laterals
+    graph.require_discrete("pe.ais")
     form = graph.binary_form(1.0)
     base_field = _base_field(model, graph, base)
     kept_groups = _alternation(model, graph)

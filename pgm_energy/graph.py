@@ -105,6 +105,10 @@ class FlatGraph:
         self.site = np.repeat(np.arange(self.n_sites), self.site_size)
         #: Slots of categorical units.
         self.categorical = np.repeat(self.site_size > 1, self.site_size)
+        #: Slots of continuous units (``pe.Gaussian``, ``pe.ReLU``, ``pe.DReLU``): one slot
+        #: holding the value; their self energies stay with the unit kinds.
+        self.continuous = np.concatenate([np.full(grp.width, grp.continuous)
+                                          for grp in model.units.values()])
 
         linears = []
         #: Terms that do not compile (a user's own ``energy``/``energy_grad`` only): they run
@@ -249,6 +253,16 @@ class FlatGraph:
                 "define(s) energy/energy_grad. pe.exact (enumeration), GibbsSampler "
                 "(every schedule), pe.fit, pe.ais and model.conditional handle such terms; or "
                 "give the term a compile() method")
+
+    def require_discrete(self, what: str) -> None:
+        """Raise ``TypeError`` if the model has continuous units, naming ``what`` cannot
+        serve them."""
+        if self.continuous.any():
+            groups = [g for g, u in self.units.items() if u.continuous]
+            raise TypeError(
+                f"{what} serves discrete units only (binary, spin, categorical), but the "
+                f"group(s) {groups} are continuous; pe.exact and model.free_energy "
+                "integrate continuous units")
 
     def generic_energy(self, flat: np.ndarray, terms=None) -> np.ndarray:
         """Energy of the generic terms (or of ``terms``) for flat states ``(batch, n_units)``."""

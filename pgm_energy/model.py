@@ -184,9 +184,12 @@ class EnergyModel:
 
     # -- validation ---------------------------------------------------------------------
     def check_params(self) -> None:
-        """Raise ``ValueError`` for NaN/inf parameters or invalid laterals."""
+        """Raise ``ValueError`` for NaN/inf parameters, invalid laterals or invalid unit
+        parameters (e.g. a Gaussian sigma <= 0)."""
         for term in self.terms:
             term.check_params()
+        for g, unit in self.units.items():
+            unit.check(f"units[{g!r}]")
 
     def as_state(self, state, groups: Sequence[str] | None = None, what: str = "state", *,
                  expectations: bool = False):

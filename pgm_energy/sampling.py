@@ -148,8 +148,10 @@ class _ChainSampler:
         self.model = model
         self.n_chains = positive_int(n_chains, "n_chains")
         self.n_threads = check_n_threads(n_threads)
-        check_chain_memory(self.n_chains, model.graph.n_units)
-        return model.graph
+        graph = model.graph
+        graph.require_discrete(type(self).__name__)
+        check_chain_memory(self.n_chains, graph.n_units)
+        return graph
 
     def _start(self, engine, beta, rng, initial_state) -> None:
         """Set the engine, the inverse temperatures, the chains' streams and their uniform

@@ -64,6 +64,7 @@ def check_mean_field(tol, max_iter, damping) -> tuple[float, int, float]:
 
 
 def _require_pairwise(graph, what):
+    graph.require_discrete(what)
     if graph.generic_terms or len(graph.factor_members):
         raise TypeError(f"{what} needs a model of biases and pairwise couplings only (its "
                         "energy then is linear in each unit); this model has higher-order or "

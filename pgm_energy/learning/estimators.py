@@ -36,6 +36,7 @@ class _Layout:
 
     def __init__(self, model: EnergyModel):
         graph = model.graph
+        graph.require_discrete("pe.fit")
         self.graph = graph
         self.visible = np.zeros(graph.n_units, bool)
         for g in model.visible:
