@@ -345,6 +345,44 @@ class FlatGraph:
         """Raise ``ValueError`` if ``beta * max|E|`` may exceed :data:`MAX_ENERGY`."""
         _check_energy_scale(self.energy_bound(), beta, what)
 
+    # -- continuous units ---------------------------------------------------------------
+    def self_precision(self) -> np.ndarray:
+        """Per continuous slot (in slot order), the curvature of its self energy:
+        ``1/sigma^2`` (Gaussian), 1 (ReLU), ``min(gamma_plus, gamma_minus)`` (DReLU)."""
+        parts = []
+        for grp in self.units.values():
+            if grp.continuous:
+                parts.append(grp.curvature())
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def continuous_precision(self, what: str) -> np.ndarray:
+        """The precision ``P = diag(self precision) - C`` over the continuous slots (``C``
+        their couplings, each pair's ``C_ij = C_ji = coupling``, so a lateral ``U`` gives
+        ``2U``), after checking that it is positive definite; otherwise a ``ValueError``
+        naming ``what``: the density ``exp(-E)`` then does not normalise over the continuous
+        units (for Gaussian units alone, ``Z`` is infinite), so neither exact sums nor
+        samplers can serve the model.
+        """
+        slots = np.flatnonzero(self.continuous)
+        position = np.full(self.n_units, -1)
+        position[slots] = np.arange(len(slots))
+        i, j = position[self.edges[:, 0]], position[self.edges[:, 1]]
+        inside = (i >= 0) & (j >= 0)
+        precision = np.diag(self.self_precision())
+        np.subtract.at(precision, (i[inside], j[inside]), self.coupling[inside])
+        np.subtract.at(precision, (j[inside], i[inside]), self.coupling[inside])
+        if inside.any():
+            try:
+                np.linalg.cholesky(precision)
+            except np.linalg.LinAlgError:
+                groups = sorted({g for g, u in self.units.items() if u.continuous})
+                raise ValueError(
+                    f"{what}: the precision diag(1/sigma^2) - 2U of the continuous units of "
+                    f"{groups} is not positive definite, so exp(-E) does not normalise over "
+                    "them (Z is infinite); shrink the laterals or the couplings between "
+                    "continuous units, or raise the units' precisions") from None
+        return precision
+
     # -- derived forms ------------------------------------------------------------------
     def adjacency(self, coupling: np.ndarray | None = None):
         """Symmetric ``scipy.sparse`` CSR matrix ``A`` with ``A_ij = A_ji = coupling_e`` for

@@ -305,6 +305,11 @@ class ContinuousUnits(UnitGroup):
         return self.unit_energy(np.asarray(values, dtype=np.float64)).sum(axis=-1)
 
     # -- to implement ------------------------------------------------------------------
+    def curvature(self) -> np.ndarray:
+        """``min_x u_i''(x)`` per unit, shape ``(n,)``: the diagonal of the precision of the
+        continuous units (the self energy grows at least as ``curvature x^2 / 2``)."""
+        raise NotImplementedError
+
     def unit_energy(self, x: np.ndarray) -> np.ndarray:
         """``u_i(x_i)`` per unit, the shape of ``x`` (``(..., n)``)."""
         raise NotImplementedError
@@ -354,6 +359,9 @@ class Gaussian(ContinuousUnits):
     def check(self, what: str) -> None:
         self._positive("sigma", what)
 
+    def curvature(self):
+        return 1.0 / self.sigma ** 2
+
     def unit_energy(self, x):
         return x ** 2 / (2.0 * self.sigma ** 2)
 
@@ -393,6 +401,9 @@ class ReLU(ContinuousUnits):
 
     kind = "relu"
     lower = 0.0
+
+    def curvature(self):
+        return np.ones(self.n)
 
     def unit_energy(self, x):
         return x ** 2 / 2.0
@@ -452,6 +463,9 @@ class DReLU(ContinuousUnits):
         self._positive("gamma_minus", what)
         self._finite("theta_plus", what)
         self._finite("theta_minus", what)
+
+    def curvature(self):
+        return np.minimum(self.gamma_plus, self.gamma_minus)
 
     def unit_energy(self, x):
         pos, neg = np.maximum(x, 0.0), np.minimum(x, 0.0)
