@@ -80,36 +80,8 @@ class FlatGraph:
     """
 
     def __init__(self, model):
-        self.units = dict(model.units)
-        self.offsets = {}
-        n = 0
-        for g, grp in model.units.items():
-            self.offsets[g] = n
-            n += grp.width
-        #: Number of slots (units, counting a categorical unit once per value).
-        self.n_units = n
-        #: Per slot, what its unit kind says (precomputed once): a slot holds
-        #: ``low + scale * bit`` with ``bit`` in {0, 1} (binary 0, 1; spin -1, 2; a one-hot
-        #: slot of a categorical unit 0, 1).
-        self.low = np.concatenate([np.full(grp.width, float(grp.low))
-                                   for grp in model.units.values()])
-        self.scale = np.concatenate([np.full(grp.width, float(grp.scale))
-                                     for grp in model.units.values()])
-        #: Site (unit) of each slot, the first slot of each site and the sites' sizes: a
-        #: site is one slot, or the ``k`` slots of a categorical unit.
-        starts = [self.offsets[g] + np.arange(grp.n) * (grp.width // grp.n)
-                  for g, grp in model.units.items()]
-        self.site_start = np.append(np.concatenate(starts), n).astype(np.int64)
-        self.site_size = np.diff(self.site_start)
-        self.n_sites = len(self.site_size)
-        self.site = np.repeat(np.arange(self.n_sites), self.site_size)
-        #: Slots of categorical units.
-        self.categorical = np.repeat(self.site_size > 1, self.site_size)
-        #: Slots of continuous units (``pe.Gaussian``, ``pe.ReLU``, ``pe.DReLU``): one slot
-        #: holding the value; their self energies stay with the unit kinds.
-        self.continuous = np.concatenate([np.full(grp.width, grp.continuous)
-                                          for grp in model.units.values()])
-
+        self._lay_out(model.units)
+        n = self.n_units
         linears = []
         #: Terms that do not compile (a user's own ``energy``/``energy_grad`` only): they run
         #: through the generic path, and ``generic`` marks the units of the groups they read.
@@ -166,6 +138,61 @@ class FlatGraph:
         self._adjacency = None
         self._synced = None         # the parameter values the last sync read
         self.sync()
+
+    @classmethod
+    def fixed(cls, units, field: np.ndarray, edges: np.ndarray,
+              coupling: np.ndarray) -> "FlatGraph":
+        """A graph of given arrays over the slots of ``units``, with no terms behind them
+        (nothing to sync, no parameters): the problem the exact engines solve after the
+        Gaussian units are integrated out (:mod:`pgm_energy.exact.continuous`). ``edges``
+        ``(n_edges, 2)`` with ``i < j``, sorted, in different sites."""
+        graph = cls.__new__(cls)
+        graph._lay_out(units)
+        n = graph.n_units
+        graph.generic_terms = []
+        graph.generic = np.zeros(n, dtype=bool)
+        graph.python_units = np.zeros(n, dtype=bool)
+        graph._build_factors([])
+        graph.edges = np.asarray(edges, np.int64).reshape(-1, 2)
+        graph.n_edges = len(graph.edges)
+        graph._landings = []
+        graph.field = np.array(field, dtype=np.float64)
+        graph.coupling = np.array(coupling, dtype=np.float64)
+        graph._csr = graph._adjacency = None
+        graph._synced = []
+        return graph
+
+    def _lay_out(self, units) -> None:
+        """Slots, sites and per-slot unit kinds of the groups ``units``."""
+        self.units = dict(units)
+        self.offsets = {}
+        n = 0
+        for g, grp in self.units.items():
+            self.offsets[g] = n
+            n += grp.width
+        #: Number of slots (units, counting a categorical unit once per value).
+        self.n_units = n
+        #: Per slot, what its unit kind says (precomputed once): a slot holds
+        #: ``low + scale * bit`` with ``bit`` in {0, 1} (binary 0, 1; spin -1, 2; a one-hot
+        #: slot of a categorical unit 0, 1).
+        self.low = np.concatenate([np.full(grp.width, float(grp.low))
+                                   for grp in self.units.values()])
+        self.scale = np.concatenate([np.full(grp.width, float(grp.scale))
+                                     for grp in self.units.values()])
+        #: Site (unit) of each slot, the first slot of each site and the sites' sizes: a
+        #: site is one slot, or the ``k`` slots of a categorical unit.
+        starts = [self.offsets[g] + np.arange(grp.n) * (grp.width // grp.n)
+                  for g, grp in self.units.items()]
+        self.site_start = np.append(np.concatenate(starts), n).astype(np.int64)
+        self.site_size = np.diff(self.site_start)
+        self.n_sites = len(self.site_size)
+        self.site = np.repeat(np.arange(self.n_sites), self.site_size)
+        #: Slots of categorical units.
+        self.categorical = np.repeat(self.site_size > 1, self.site_size)
+        #: Slots of continuous units (``pe.Gaussian``, ``pe.ReLU``, ``pe.DReLU``): one slot
+        #: holding the value; their self energies stay with the unit kinds.
+        self.continuous = np.concatenate([np.full(grp.width, grp.continuous)
+                                          for grp in self.units.values()])
 
     def _build_factors(self, factors):
         """Product factors for the Gibbs kernels: members (n_factors, width) padded with -1,
@@ -347,40 +374,39 @@ class FlatGraph:
 
     # -- continuous units ---------------------------------------------------------------
     def self_precision(self) -> np.ndarray:
-        """Per continuous slot (in slot order), the curvature of its self energy:
-        ``1/sigma^2`` (Gaussian), 1 (ReLU), ``min(gamma_plus, gamma_minus)`` (DReLU)."""
-        parts = []
-        for grp in self.units.values():
-            if grp.continuous:
-                parts.append(grp.curvature())
-        return np.concatenate(parts) if parts else np.zeros(0)
+        """Per slot, the curvature of its unit's self energy (:meth:`ContinuousUnits.curvature`:
+        ``1/sigma^2`` Gaussian, 1 ReLU, ``min(gamma_plus, gamma_minus)`` DReLU); 0 for
+        discrete slots."""
+        return np.concatenate([grp.curvature() if grp.continuous else np.zeros(grp.width)
+                               for grp in self.units.values()])
 
-    def continuous_precision(self, what: str) -> np.ndarray:
-        """The precision ``P = diag(self precision) - C`` over the continuous slots (``C``
-        their couplings, each pair's ``C_ij = C_ji = coupling``, so a lateral ``U`` gives
-        ``2U``), after checking that it is positive definite; otherwise a ``ValueError``
-        naming ``what``: the density ``exp(-E)`` then does not normalise over the continuous
-        units (for Gaussian units alone, ``Z`` is infinite), so neither exact sums nor
-        samplers can serve the model.
+    def continuous_precision(self, what: str, slots: np.ndarray | None = None) -> np.ndarray:
+        """The precision ``P = diag(self precision) - C`` over the continuous ``slots``
+        (default all continuous slots; ``C`` their couplings, ``C_ij = C_ji = coupling``, so a
+        lateral ``U`` gives ``2U``), after checking that it is positive definite; otherwise a
+        ``ValueError`` naming ``what``: ``exp(-E)`` then does not normalise over those units
+        (for Gaussian units alone, ``Z`` is infinite), so neither exact sums nor samplers can
+        serve the model.
         """
-        slots = np.flatnonzero(self.continuous)
+        slots = np.flatnonzero(self.continuous) if slots is None else np.asarray(slots)
         position = np.full(self.n_units, -1)
         position[slots] = np.arange(len(slots))
         i, j = position[self.edges[:, 0]], position[self.edges[:, 1]]
         inside = (i >= 0) & (j >= 0)
-        precision = np.diag(self.self_precision())
+        precision = np.diag(self.self_precision()[slots])
         np.subtract.at(precision, (i[inside], j[inside]), self.coupling[inside])
         np.subtract.at(precision, (j[inside], i[inside]), self.coupling[inside])
-        if inside.any():
-            try:
-                np.linalg.cholesky(precision)
-            except np.linalg.LinAlgError:
-                groups = sorted({g for g, u in self.units.items() if u.continuous})
-                raise ValueError(
-                    f"{what}: the precision diag(1/sigma^2) - 2U of the continuous units of "
-                    f"{groups} is not positive definite, so exp(-E) does not normalise over "
-                    "them (Z is infinite); shrink the laterals or the couplings between "
-                    "continuous units, or raise the units' precisions") from None
+        try:
+            np.linalg.cholesky(precision)
+        except np.linalg.LinAlgError:
+            groups = sorted({g for g, u in self.units.items() if u.continuous
+                             and np.any((slots >= self.offsets[g])
+                                        & (slots < self.offsets[g] + u.width))})
+            raise ValueError(
+                f"{what}: the precision diag(1/sigma^2) - 2U of the continuous units of "
+                f"{groups} is not positive definite, so exp(-E) does not normalise over "
+                "them (Z is infinite); shrink the laterals or the couplings between "
+                "continuous units, or raise the units' precisions") from None
         return precision
 
     # -- derived forms ------------------------------------------------------------------

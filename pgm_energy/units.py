@@ -118,14 +118,26 @@ class UnitGroup:
             raise ValueError(f"{what}: expected values of {self.kind} units lie in "
                              f"[{low}, {high}]")
 
+    @property
+    def domain(self) -> str:
+        """The domain in words, for error messages: ``values [0, 1]``."""
+        return f"values {list(self.values)}"
+
+    @property
+    def fill_value(self) -> float:
+        """A value in the domain, standing in where a unit is free."""
+        return self.values[0]
+
+    def in_domain(self, values: np.ndarray) -> np.ndarray:
+        """Whether each entry of ``values`` lies in the domain (boolean, same shape)."""
+        return np.isin(values, self.values)
+
     def validate(self, values: np.ndarray, what: str) -> None:
         """Raise ``ValueError`` unless every entry of ``values`` lies in the domain."""
-        ok = np.isin(values, self.values)
+        ok = self.in_domain(values)
         if not ok.all():
             bad = values[~ok].flat[0]
-            raise ValueError(
-                f"{what}: {self.kind} units take values {list(self.values)}, got {bad!r}"
-            )
+            raise ValueError(f"{what}: {self.kind} units take {self.domain}, got {bad!r}")
 
 
 class Binary(UnitGroup):
@@ -289,22 +301,39 @@ class ContinuousUnits(UnitGroup):
     def config(self) -> dict:
         return {"n": self.n, **{p: getattr(self, p).tolist() for p in self.param_names}}
 
-    def validate(self, values: np.ndarray, what: str) -> None:
-        """Raise ``ValueError`` unless every entry is finite and in the domain."""
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{what}: {self.kind} units take finite real values, got NaN or "
-                             "inf")
-        if np.any(values < self.lower):
-            raise ValueError(f"{what}: {self.kind} units take values >= {self.lower:g}, got "
-                             f"{values[values < self.lower].flat[0]!r}")
+    @property
+    def domain(self) -> str:
+        return ("finite real values" if self.lower == -np.inf
+                else f"finite values >= {self.lower:g}")
 
-    validate_mean = validate
+    fill_value = 0.0
+
+    def in_domain(self, values):
+        values = np.asarray(values, dtype=np.float64)
+        return np.isfinite(values) & (values >= self.lower)
+
+    validate_mean = UnitGroup.validate
 
     def self_energy(self, values: np.ndarray) -> np.ndarray:
         """``U(x) = sum_i u_i(x_i)`` per sample, for values ``(batch, n)``."""
         return self.unit_energy(np.asarray(values, dtype=np.float64)).sum(axis=-1)
 
+    def take(self, index) -> "ContinuousUnits":
+        """The units ``index`` of the group as a group of their own (same kind, their
+        parameters): the free units of a partly held group."""
+        index = np.asarray(index)
+        return type(self)(len(index), **{p: getattr(self, p)[index] for p in self.param_names})
+
+    def peak(self, field: np.ndarray) -> np.ndarray:
+        """``max_x (f x - u(x))`` per unit, reached at :meth:`mode`."""
+        best = self.mode(field)
+        return np.asarray(field) * best - self.unit_energy(best)
+
     # -- to implement ------------------------------------------------------------------
+    def mode(self, field: np.ndarray) -> np.ndarray:
+        """``argmax_x (f x - u(x))`` per unit (the most probable value, at any beta)."""
+        raise NotImplementedError
+
     def curvature(self) -> np.ndarray:
         """``min_x u_i''(x)`` per unit, shape ``(n,)``: the diagonal of the precision of the
         continuous units (the self energy grows at least as ``curvature x^2 / 2``)."""
@@ -369,6 +398,9 @@ class Gaussian(ContinuousUnits):
         """``sigma^2 f``."""
         return self.sigma ** 2 * np.asarray(field, dtype=np.float64)
 
+    def mode(self, field):
+        return self.mean(field)
+
     def variance(self, field, beta: float = 1.0):
         """``sigma^2 / beta``."""
         return np.broadcast_to(self.sigma ** 2 / beta, np.shape(field)).copy()
@@ -407,6 +439,9 @@ class ReLU(ContinuousUnits):
 
     def unit_energy(self, x):
         return x ** 2 / 2.0
+
+    def mode(self, field):
+        return np.maximum(np.asarray(field, dtype=np.float64), 0.0)
 
     def _t(self, field, beta):
         return np.sqrt(beta) * np.asarray(field, dtype=np.float64)
@@ -471,6 +506,15 @@ class DReLU(ContinuousUnits):
         pos, neg = np.maximum(x, 0.0), np.minimum(x, 0.0)
         return (self.gamma_plus * pos ** 2 / 2 + self.theta_plus * pos
                 + self.gamma_minus * neg ** 2 / 2 + self.theta_minus * neg)
+
+    def mode(self, field):
+        """The better of ``max((f - theta_plus) / gamma_plus, 0)`` and
+        ``min((f - theta_minus) / gamma_minus, 0)`` (the positive one on a tie)."""
+        f = np.asarray(field, dtype=np.float64)
+        up = np.maximum((f - self.theta_plus) / self.gamma_plus, 0.0)
+        down = np.minimum((f - self.theta_minus) / self.gamma_minus, 0.0)
+        gain = lambda x: f * x - self.unit_energy(x)   # noqa: E731
+        return np.where(gain(up) >= gain(down), up, down)
 
     def _halves(self, field, beta):
         """Standardised fields ``t_+, t_-``, scales ``1/sqrt(beta gamma)`` and

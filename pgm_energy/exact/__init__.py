@@ -201,18 +201,34 @@ def marginals(model: EnergyModel, *, evidence=None, beta: float = 1.0, pairwise:
     """
     held = _evidence(model, evidence)
     graph = _graph(model)
-    m_unit, m_pair = _per_pattern(
+    continuous = graph.continuous.any()
+
+    def answer(plan, rows):
+        per_row = [plan.mean_moments(rows[r:r + 1]) + (
+            (plan.squares(rows[r:r + 1]),) if continuous else ()) for r in range(len(rows))]
+        return tuple(np.stack(m) for m in zip(*per_row))
+
+    m_unit, m_pair, *squares = _per_pattern(
         model, held, beta, _options(method, max_states, max_table, n_threads, executor),
-        lambda plan, rows: tuple(np.stack(m) for m in zip(
-            *(plan.mean_moments(rows[r:r + 1]) for r in range(len(rows))))),
-        backward=True, what="marginals")
+        answer, backward=True, what="marginals")
     p_on = graph.to_bits(m_unit)
+    if continuous:          # (mean, variance) of each continuous unit
+        p_on = np.where(graph.continuous, np.stack([m_unit, squares[0] - m_unit ** 2]), p_on)
     lead = () if held.single else (held.batch,)
     if held.single:
-        p_on, m_pair = p_on[0], m_pair[0]
-    singles = {g: p_on[..., graph.slots(g)].reshape(lead + u.feature_shape)
-               for g, u in model.units.items()}
+        p_on, m_pair = p_on[..., 0, :], m_pair[0]
+    singles = {g: _single(p_on, graph.slots(g), u, lead) for g, u in model.units.items()}
     return (singles, graph.edges.copy(), m_pair) if pairwise else singles
+
+
+def _single(p_on, slots, unit, lead):
+    """One group's marginals: ``(*lead, n, 2)`` mean and variance of continuous units (from
+    the stacked ``(2, *lead, n_units)``), else ``(*lead, *feature_shape)``."""
+    if unit.continuous:
+        return np.moveaxis(p_on[..., slots], 0, -1).reshape(lead + (unit.n, 2))
+    if p_on.ndim > len(lead) + 1:
+        p_on = p_on[0]
+    return p_on[..., slots].reshape(lead + unit.feature_shape)
 
 
 def sample(model: EnergyModel, n_samples: int, *, evidence=None, rng=None, beta: float = 1.0,

@@ -26,6 +26,7 @@ from typing import Sequence
 from .._checks import check_beta, int_at_least, n_threads as check_n_threads
 from ..distributed import as_runner
 from ..graph import FlatGraph
+from .continuous import Continuous
 from .elimination import DEFAULT_MAX_TABLE, Elimination
 from .enumeration import Enumeration
 from .plan import Plan
@@ -61,6 +62,18 @@ def make_plan(graph: FlatGraph, clamped_groups: Sequence[str], beta: float = 1.0
     read (elimination then keeps every table); ``what``: what the caller computes, for the
     refusal messages.
     """
+    options = (method, max_states, max_table, n_threads, backward, what, executor)
+    if graph.continuous.any():
+        return Continuous(graph, clamped_groups, check_beta(beta), check_n_threads(n_threads),
+                          inner=lambda reduced, mask: _discrete_plan(reduced, mask, beta,
+                                                                     *options),
+                          max_states=max_states, what=what)
+    return _discrete_plan(graph, clamped_groups, beta, *options)
+
+
+def _discrete_plan(graph, clamped_groups, beta, method, max_states, max_table, n_threads,
+                   backward, what, executor) -> Plan:
+    """The plan of the engines, with every continuous slot held (or none in the graph)."""
     plan = _make_plan(graph, clamped_groups, beta, method, max_states, max_table, n_threads,
                       backward, what)
     plan.runner = as_runner(executor)

@@ -100,7 +100,7 @@ def read_evidence(model, values, groups: Sequence[str] | None = None,
         rows = np.broadcast_to(np.atleast_2d(arr), (batch, unit.n))
         known = ~np.isnan(rows)
         slots = graph.slots(g)
-        filled = np.where(known, rows, unit.values[0])
+        filled = np.where(known, rows, unit.fill_value)
         bits[:, slots] = (unit.encode(filled) - graph.low[slots]) / graph.scale[slots]
         held[:, slots] = np.repeat(known, unit.width // unit.n, axis=1)
     bits *= held
@@ -141,10 +141,9 @@ def _group_values(unit, values, what) -> np.ndarray:
         raise ValueError(f"{what} must have shape ({unit.n},) or (batch, {unit.n}) with "
                          f"batch >= 1, got {arr.shape}")
     rows = np.atleast_2d(arr)
-    bad = ~np.isnan(rows) & ~np.isin(rows, unit.values)
+    bad = ~np.isnan(rows) & ~unit.in_domain(rows)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ValueError(f"{what}: unit {col} of row {row} is {float(rows[row, col])!r}, but "
-                         f"{unit.kind} units take values {list(unit.values)} (NaN marks a "
-                         "free unit)")
+                         f"{unit.kind} units take {unit.domain} (NaN marks a free unit)")
     return arr
