@@ -290,7 +290,9 @@ class EnergyModel:
         ``E(unit off) - E(unit on)`` inside the sigmoid (times beta). For
         ``Categorical(n, k)`` units: ``P(x_i = v | rest) = softmax_v(beta f_iv)``, shape
         (batch, n, k), with ``f_iv`` the local field of the unit's slot ``v`` (and the energy
-        differences ``E(x_i = 0) - E(x_i = v)`` of terms that only define ``energy``).
+        differences ``E(x_i = 0) - E(x_i = v)`` of terms that only define ``energy``). For
+        continuous units, the conditional mean ``E[x_i | rest]`` (:meth:`UnitGroup.mean` of
+        the field: ``sigma_i^2 f_i`` for Gaussian units).
         """
         if group not in self.units:
             raise ValueError(f"unknown group {group!r}; the groups are {list(self.units)}")
@@ -299,6 +301,12 @@ class EnergyModel:
         s = self.flat_state(self.as_state(state))
         unit = self.units[group]
         z = graph.local_field(s)[:, graph.slots(group)]
+        if unit.continuous:
+            if graph.generic[graph.slots(group)].any():
+                raise TypeError(f"model.conditional({group!r}): a term outside the flat graph "
+                                "reads this continuous group, so its conditional has no "
+                                "closed form")
+            return unit.mean(z, beta)
         if unit.width != unit.n:                     # one-hot slots: a softmax over values
             z = z.reshape(len(s), unit.n, unit.k)
             if graph.generic[graph.slots(group)].any():

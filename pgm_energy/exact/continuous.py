@@ -405,8 +405,9 @@ def _discrete_squares(graph: FlatGraph, m_unit: np.ndarray, x: np.ndarray) -> np
 
 
 def _check_structure(graph: FlatGraph, free: np.ndarray, what: str) -> None:
-    """Refuse what has no closed form: users' terms or product factors reading continuous
-    units, and free rectified units coupled to another free continuous unit."""
+    """Refuse what has no closed form: terms outside the flat graph (users' terms,
+    ``pe.Interaction``) reading continuous units, and free rectified units coupled to another
+    free continuous unit."""
     continuous_groups = {g for g, u in graph.units.items() if u.continuous}
     for term in graph.generic_terms:
         if continuous_groups & set(term.groups):
@@ -416,11 +417,6 @@ def _check_structure(graph: FlatGraph, free: np.ndarray, what: str) -> None:
                 "which has no closed-form integral; exact functions integrate continuous "
                 "units under biases and pairwise terms (Bias, Pairwise, Lateral, "
                 "SparsePairwise). Use a sampler, or pe.ais")
-    members = graph.factor_members[graph.factor_members >= 0]
-    if graph.continuous[members].any():
-        raise TypeError(f"{what}: a product factor (pe.Interaction) couples continuous units; "
-                        "exact functions integrate continuous units under biases and pairwise "
-                        "terms only")
     gaussian = np.concatenate([np.full(u.width, isinstance(u, Gaussian))
                                for u in graph.units.values()])
     free_c = free & graph.continuous

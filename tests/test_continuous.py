@@ -1,0 +1,371 @@
+"""Continuous unit kinds (Gaussian, ReLU, DReLU) and the exact functions over them.
+
+Oracles: numerical quadrature (scipy.integrate, ``tests/reference/continuous.py``) with the
+discrete part listed state by state, finite differences of log Z and of the mean
+log-likelihood, scipy.stats distributions for the single-unit conditionals.
+"""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from scipy import integrate, optimize, stats
+from scipy.special import logsumexp
+
+import pgm_energy as pe
+from pgm_energy.units import half_normal_log_integral, truncated_moments
+from tests.reference import continuous as quadrature
+
+KINDS = {
+    "gaussian": lambda n: pe.Gaussian(n, sigma=np.linspace(0.6, 1.3, n)),
+    "relu": lambda n: pe.ReLU(n),
+    "drelu": lambda n: pe.DReLU(n, gamma_plus=np.linspace(0.8, 2.0, n),
+                                gamma_minus=np.linspace(1.5, 0.7, n),
+                                theta_plus=np.linspace(0.3, -0.4, n),
+                                theta_minus=np.linspace(-0.2, 0.6, n)),
+}
+DISCRETE = {"binary": pe.Binary, "spin": pe.Spin, "categorical": lambda n: pe.Categorical(n, 3)}
+
+
+def mixed_model(kind, n_c, discrete, n_d, seed, *, visible="c", lateral=0.0, scale=0.6):
+    """Group "c" of continuous units and "d" of discrete ones, biases and W between them,
+    an optional Gaussian lateral; parameters N(0, scale^2) from ``seed``."""
+    units = {"c": KINDS[kind](n_c), "d": DISCRETE[discrete](n_d)}
+    terms = [pe.Bias("c", name="b"), pe.Bias("d", name="a"), pe.Pairwise("d", "c", name="W")]
+    if lateral:
+        terms.append(pe.Lateral("c", name="U"))
+    model = pe.EnergyModel(units, terms, visible=[visible])
+    rng = np.random.default_rng(seed)
+    for name, value in model.params.items():
+        value[...] = scale * rng.normal(size=value.shape)
+    if lateral:
+        model.params["U"][...] = lateral * (1 - np.eye(n_c))
+    return model
+
+
+def finite_difference(model, function, name, eps=1e-6):
+    """Central differences entry by entry; a lateral's pair ``(i, j), (j, i)`` moves
+    together (the matrix stays symmetric) and shares the difference (zero diagonal)."""
+    value = model.params[name]
+    grad = np.zeros_like(value)
+    lateral = name == "U"
+    for idx in np.ndindex(grad.shape):
+        if lateral and idx[0] == idx[1]:
+            continue
+        entries = [idx, idx[::-1]] if lateral else [idx]
+        old = value[idx]
+        for sign in (1, -1):
+            for e in entries:
+                value[e] = old + sign * eps
+            grad[idx] += sign * function() / (2 * eps * len(entries))
+        for e in entries:
+            value[e] = old
+    return grad
+
+
+# -- the unit kinds -------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("beta", [1.0, 0.4, 2.5])
+def test_conditional_matches_quadrature(kind, beta):
+    unit = KINDS[kind](3)
+    field = np.array([[0.7, -1.3, 2.1], [-6.0, 0.0, 4.0]])
+    for row in field:
+        for i in range(3):
+            def density(x, power):
+                return x ** power * np.exp(beta * (row[i] * x - unit.unit_energy(
+                    np.full(3, x))[i]))
+            lo = unit.lower
+            z = integrate.quad(density, lo, np.inf, args=(0,), epsabs=0, epsrel=1e-12)[0]
+            mean = integrate.quad(density, lo, np.inf, args=(1,), epsabs=0, epsrel=1e-12)[0] / z
+            second = integrate.quad(density, lo, np.inf, args=(2,), epsabs=0,
+                                    epsrel=1e-12)[0] / z
+            assert unit.log_normaliser(row[None], beta)[0, i] == pytest.approx(np.log(z),
+                                                                             rel=1e-9, abs=1e-9)
+            assert unit.mean(row[None], beta)[0, i] == pytest.approx(mean, rel=1e-8, abs=1e-10)
+            assert unit.variance(row[None], beta)[0, i] == pytest.approx(second - mean ** 2,
+                                                                         rel=1e-7, abs=1e-10)
+
+
+def test_half_normal_integral_is_finite_and_stable_far_out():
+    t = np.array([-1e8, -1e4, -40.0, -39.0, 0.0, 39.0, 1e3])
+    out = half_normal_log_integral(t)
+    assert np.all(np.isfinite(out))
+    # Far left: int_0^inf exp(-y^2/2 + t y) dy ~ 1/|t|; far right ~ t^2/2 + log sqrt(2 pi).
+    assert out[0] == pytest.approx(-np.log(1e8), rel=1e-12)
+    assert out[-1] == pytest.approx(1e6 / 2 + 0.5 * np.log(2 * np.pi), rel=1e-14)
+    mean, var = truncated_moments(t)
+    assert np.all(np.isfinite(mean)) and np.all(var > 0)
+    assert mean[1] == pytest.approx(1e-4, rel=1e-7) and var[1] == pytest.approx(1e-8, rel=1e-6)
+    # The tail series and the erfcx form agree where they meet.
+    left, right = truncated_moments(np.array([-40.0 - 1e-9, -40.0 + 1e-9]))
+    assert left[0] == pytest.approx(left[1], rel=1e-9)
+    assert right[0] == pytest.approx(right[1], rel=1e-8)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_quantile_draws_follow_the_conditional(kind):
+    """Kolmogorov-Smirnov of 20000 draws (fixed seed) against the CDF by quadrature."""
+    unit = KINDS[kind](1)
+    field, beta = np.array([[0.4]]), 1.3
+    u = np.random.default_rng(5).random((20000, 1)) + 2.0 ** -54
+    draws = unit.quantile(field, u, beta)[:, 0]
+    log_z = unit.log_normaliser(field, beta)[0, 0]
+
+    def cdf(x):
+        return np.array([integrate.quad(
+            lambda y: np.exp(beta * (field[0, 0] * y - unit.unit_energy(np.array([y]))[0])
+                             - log_z), unit.lower if unit.lower > -np.inf else -40, v,
+            epsabs=1e-12)[0] for v in np.atleast_1d(x)])
+
+    grid = np.quantile(draws, np.linspace(0.001, 0.999, 400))
+    empirical = np.searchsorted(np.sort(draws), grid, side="right") / len(draws)
+    # The largest gap on a fine grid: the KS statistic to within the grid's resolution.
+    gap = np.max(np.abs(empirical - cdf(grid)))
+    assert gap < 1.63 / np.sqrt(len(draws)) + 0.003       # p ~ 0.01, plus the grid
+
+
+def test_rectified_draws_deep_in_the_tail():
+    """ReLU with field -1000: x ~ Exp-like with mean 1/1000, no stall, no inf."""
+    unit = pe.ReLU(1)
+    u = np.random.default_rng(0).random((100000, 1)) + 2.0 ** -54
+    draws = unit.quantile(np.array([[-1000.0]]), u)
+    assert np.all(np.isfinite(draws)) and np.all(draws >= 0)
+    assert draws.mean() == pytest.approx(unit.mean(np.array([[-1000.0]]))[0, 0], rel=0.02)
+
+
+def test_bad_parameters_and_values_are_refused():
+    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
+        pe.Gaussian(2, sigma=[1.0, 0.0])
+    with pytest.raises(ValueError, match="sigma"):
+        pe.Gaussian(2, sigma=np.nan)
+    with pytest.raises(ValueError, match="gamma_minus"):
+        pe.DReLU(2, gamma_minus=-1.0)
+    with pytest.raises(ValueError, match="theta_plus"):
+        pe.DReLU(1, theta_plus=np.inf)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        pe.Gaussian(2, sigma=[1.0, 2.0, 3.0])
+    model = mixed_model("relu", 2, "binary", 2, 0)
+    with pytest.raises(ValueError, match="relu units take finite values >= 0"):
+        model.energy({"c": [[-1.0, 2.0]], "d": [[0, 1]]})
+    with pytest.raises(ValueError, match="finite"):
+        pe.exact.log_likelihood(model, [[np.inf, 1.0]])
+    with pytest.raises(ValueError, match=r"units\['c'\]: sigma"):
+        gaussian = mixed_model("gaussian", 2, "binary", 1, 0)
+        gaussian.units["c"].sigma[0] = -1.0
+        pe.exact.log_partition(gaussian)
+
+
+def test_continuous_groups_save_and_load(tmp_path):
+    model = mixed_model("drelu", 2, "spin", 2, 3)
+    model.save(tmp_path / "m")
+    loaded = pe.load(tmp_path / "m.npz")
+    assert loaded.units == model.units
+    assert pe.exact.log_partition(loaded) == pytest.approx(pe.exact.log_partition(model),
+                                                           rel=1e-14)
+
+
+# -- exact functions against quadrature ----------------------------------------------------
+@pytest.mark.parametrize("kind, discrete, lateral, beta", [
+    ("gaussian", "binary", 0.25, 1.0), ("gaussian", "spin", -0.3, 0.7),
+    ("relu", "binary", 0.0, 1.0), ("drelu", "categorical", 0.0, 1.4)])
+def test_log_partition_of_two_continuous_units_matches_quadrature(kind, discrete, lateral, beta):
+    model = mixed_model(kind, 2, discrete, 2 if discrete != "categorical" else 1, 11,
+                        lateral=lateral)
+    assert pe.exact.log_partition(model, beta) == pytest.approx(
+        quadrature.log_partition(model, beta), rel=1e-9)
+
+
+@given(kind=st.sampled_from(sorted(KINDS)), discrete=st.sampled_from(sorted(DISCRETE)),
+       n_d=st.integers(1, 2), seed=st.integers(0, 2**16), beta=st.sampled_from([1.0, 0.6]))
+def test_one_continuous_unit_matches_quadrature(kind, discrete, n_d, seed, beta):
+    model = mixed_model(kind, 1, discrete, n_d, seed, scale=0.8)
+    assert pe.exact.log_partition(model, beta) == pytest.approx(
+        quadrature.log_partition(model, beta), rel=1e-9, abs=1e-9)
+    singles = pe.exact.marginals(model, beta=beta)["c"]
+    mean, var = quadrature.moments(model, beta)[("c", 0)]
+    assert singles[0] == pytest.approx([mean, var], rel=1e-7, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "relu"])
+def test_log_likelihood_is_a_density(kind):
+    """int exp(log P(x)) dx = 1 over one continuous visible unit."""
+    model = mixed_model(kind, 1, "binary", 2, 4)
+    lower = -30.0 if kind == "gaussian" else 0.0
+    total = integrate.quad(lambda x: np.exp(pe.exact.log_likelihood(model, [[x]])[0]),
+                           lower, 30.0, epsabs=1e-12, limit=200)[0]
+    assert total == pytest.approx(1.0, rel=1e-9)
+
+
+def test_free_energy_of_a_gaussian_bernoulli_rbm():
+    """F(x) = sum x^2 / (2 sigma^2) - b.x - sum_j softplus(c_j + (W x)_j), no 2 pi."""
+    model = mixed_model("gaussian", 3, "binary", 2, 8, visible="c")
+    p, sigma = model.params, model.units["c"].sigma
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    expected = ((X / sigma) ** 2 / 2).sum(1) - X @ p["b"] - np.logaddexp(
+        0, p["a"] + X @ p["W"].T).sum(1)
+    assert model.free_energy(X) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_evidence_and_missing_values(kind):
+    """A held continuous unit: log Z_e by quadrature over the other one; a missing visible
+    value is integrated out: log P(x_0) = log Z_{x_0} - log Z."""
+    model = mixed_model(kind, 2, "binary", 2, 6)
+    x0 = 0.8
+    held = pe.exact.log_partition(model, evidence={"c": [x0, np.nan]})
+    assert held == pytest.approx(quadrature.log_partition(model, held={("c", 0): x0}),
+                                 rel=1e-9)
+    observed = pe.exact.log_likelihood(model, [[x0, np.nan]])[0]
+    assert observed == pytest.approx(held - pe.exact.log_partition(model), rel=1e-10)
+    rows = pe.exact.log_partition(model, evidence={"c": [[x0, np.nan], [np.nan, 0.5]]})
+    assert rows[0] == pytest.approx(held, rel=1e-12)
+
+
+def test_elimination_and_enumeration_agree_beside_gaussian_units():
+    """A binary chain of 10 units, each pair sharing a Gaussian hidden unit with a lateral
+    chain: the reduced model is a banded Boltzmann machine, eliminated or enumerated."""
+    n = 10
+    units = {"v": pe.Binary(n), "g": pe.Gaussian(n - 1, sigma=0.8)}
+    edges = [(i, i + 1) for i in range(n - 2)]
+    terms = [pe.Bias("v"), pe.Bias("g", name="c"), pe.Pairwise("g", "v", name="W"),
+             pe.SparsePairwise("g", edges=edges, name="J")]
+    model = pe.EnergyModel(units, terms, visible=["v"])
+    rng = np.random.default_rng(0)
+    model.params["W"][...] = np.where(np.abs(np.subtract.outer(np.arange(n - 1),
+                                                               np.arange(n))) <= 1, 1, 0) * \
+        rng.normal(size=(n - 1, n)) * 0.5
+    model.params["J"][...] = 0.2
+    model.params["c"][...] = rng.normal(size=n - 1)
+    by_elimination = pe.exact.log_partition(model, method="eliminate")
+    assert by_elimination == pytest.approx(pe.exact.log_partition(model, method="enumerate"),
+                                           rel=1e-12)
+    assert pe.exact.treewidth(model) >= 1
+    singles = pe.exact.marginals(model, method="eliminate")
+    assert singles["g"] == pytest.approx(pe.exact.marginals(model, method="enumerate")["g"],
+                                         rel=1e-9)
+
+
+def test_conditional_of_a_continuous_group_is_its_mean():
+    model = mixed_model("gaussian", 2, "binary", 2, 1, visible="c")
+    h = np.array([[1.0, 0.0]])
+    field = model.params["b"] + h @ model.params["W"]
+    assert model.conditional("c", {"c": np.zeros((1, 2)), "d": h}) == pytest.approx(
+        model.units["c"].sigma ** 2 * field)
+
+
+# -- expectations and gradients against finite differences ----------------------------------
+@given(kind=st.sampled_from(sorted(KINDS)), discrete=st.sampled_from(sorted(DISCRETE)),
+       n_c=st.integers(1, 3), n_d=st.integers(1, 3), seed=st.integers(0, 2**16),
+       lateral=st.sampled_from([0.0, 0.15]), beta=st.sampled_from([1.0, 0.5]))
+def test_expectations_are_derivatives_of_log_partition(kind, discrete, n_c, n_d, seed, lateral,
+                                                       beta):
+    """d log Z / d theta = -beta E[dE/dtheta]."""
+    lateral = lateral if kind == "gaussian" and n_c > 1 else 0.0
+    model = mixed_model(kind, n_c, discrete, n_d, seed, lateral=lateral)
+    expected = pe.exact.expectations(model, beta=beta)
+    for name in model.params:
+        numeric = finite_difference(model, lambda: pe.exact.log_partition(model, beta), name)
+        assert -beta * expected[name] == pytest.approx(numeric, abs=2e-6), name
+
+
+@pytest.mark.parametrize("kind, visible", [("gaussian", "c"), ("gaussian", "d"),
+                                           ("relu", "d"), ("drelu", "d"), ("relu", "c")])
+def test_gradient_is_derivative_of_mean_log_likelihood(kind, visible):
+    model = mixed_model(kind, 2, "binary", 2, 2, visible=visible,
+                        lateral=0.2 if kind == "gaussian" else 0.0)
+    rng = np.random.default_rng(1)
+    if visible == "c":
+        X = np.abs(rng.normal(size=(5, 2)))
+        X[0, 1] = np.nan                                     # a missing value
+    else:
+        X = rng.integers(0, 2, size=(5, 2)).astype(float)
+    grad = pe.exact.gradient(model, X)
+    for name in model.params:
+        numeric = finite_difference(model, lambda: pe.exact.log_likelihood(model, X).mean(),
+                                    name)
+        assert grad[name] == pytest.approx(numeric, abs=2e-6), name
+
+
+# -- samples and MAP ----------------------------------------------------------------------
+def test_exact_samples_of_a_gaussian_bernoulli_rbm():
+    """x_0's draws against the exact mixture CDF sum_h P(h) Phi((x - mu_h) / sd) (KS, fixed
+    seed), and the mean of h within 5 standard errors."""
+    model = mixed_model("gaussian", 2, "binary", 2, 9, lateral=0.2)
+    draws = pe.exact.sample(model, 20000, rng=3)
+    H = np.array(list(itertools.product([0, 1], repeat=2)), float)
+    p = model.params
+    precision = np.diag(1 / model.units["c"].sigma ** 2) - 2 * p["U"]
+    cov = np.linalg.inv(precision)
+    log_w = [-model.energy({"c": np.zeros((1, 2)), "d": h[None]})[0]
+             + (p["b"] + p["W"].T @ h) @ cov @ (p["b"] + p["W"].T @ h) / 2 for h in H]
+    weights = np.exp(np.array(log_w) - logsumexp(log_w))
+    means = [cov @ (p["b"] + p["W"].T @ h) for h in H]
+
+    def cdf(x):
+        return sum(w * stats.norm.cdf(x, m[0], np.sqrt(cov[0, 0])) for w, m in zip(weights, means))
+
+    assert stats.kstest(draws["c"][:, 0], cdf).pvalue > 0.001
+    exact_h = pe.exact.marginals(model)["d"]
+    se = np.sqrt(exact_h * (1 - exact_h) / 20000)
+    assert np.all(np.abs(draws["d"].mean(0) - exact_h) < 5 * se)
+
+
+@pytest.mark.parametrize("kind", ["relu", "drelu"])
+def test_exact_samples_of_rectified_units(kind):
+    model = mixed_model(kind, 2, "spin", 2, 12)
+    draws = pe.exact.sample(model, 20000, rng=4)["c"]
+    exact = pe.exact.marginals(model)["c"]
+    se = np.sqrt(exact[:, 1] / 20000)
+    assert np.all(np.abs(draws.mean(0) - exact[:, 0]) < 5 * se)
+    assert draws.var(0) == pytest.approx(exact[:, 1], rel=0.05)
+    if kind == "relu":
+        assert np.all(draws >= 0)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_map_state_matches_a_numerical_optimum(kind):
+    """For each discrete state, the best continuous values by scipy.optimize; the best of all."""
+    model = mixed_model(kind, 2, "binary", 2, 13, lateral=0.2 if kind == "gaussian" else 0.0)
+    best = np.inf
+    for d in itertools.product([0.0, 1.0], repeat=2):
+        start = np.full(2, 0.5)
+        bounds = [(0, None)] * 2 if kind == "relu" else None
+        result = optimize.minimize(
+            lambda x: model.energy({"c": x[None], "d": np.array([d])})[0], start,
+            bounds=bounds, method="L-BFGS-B" if bounds else "BFGS", tol=1e-12)
+        best = min(best, result.fun)
+    state, energy = pe.exact.map_state(model)
+    assert energy == pytest.approx(best, abs=1e-7)
+    assert model.energy({g: v[None] for g, v in state.items()})[0] == pytest.approx(energy)
+
+
+# -- what has no closed form is refused -----------------------------------------------------
+def test_precision_not_positive_definite_is_refused():
+    model = mixed_model("gaussian", 2, "binary", 1, 0, lateral=2.0)
+    with pytest.raises(ValueError, match="not positive definite"):
+        pe.exact.log_partition(model)
+
+
+def test_rectified_units_coupled_to_free_continuous_units_are_refused():
+    units = {"x": pe.Gaussian(2), "h": pe.ReLU(2)}
+    model = pe.EnergyModel(units, [pe.Bias("x"), pe.Pairwise("h", "x")], visible=["x"])
+    model.params["W"][...] = 0.1
+    with pytest.raises(ValueError, match="conditionally independent"):
+        pe.exact.log_partition(model)
+    # Given x, h is summed in closed form: the free energy works.
+    X = np.array([[0.3, -0.2]])
+    expected = (X ** 2 / 2).sum() - pe.ReLU(2).log_normaliser(X @ model.params["W"].T).sum()
+    assert model.free_energy(X)[0] == pytest.approx(expected - model.params["b"] @ X[0])
+
+
+def test_product_factors_over_continuous_units_are_refused():
+    model = pe.EnergyModel({"x": pe.Gaussian(3)},
+                           [pe.Interaction("x", cliques=[(0, 1, 2)], name="T")])
+    with pytest.raises(TypeError, match="no closed-form integral"):
+        pe.exact.log_partition(model)
+
+
+def test_samplers_refuse_continuous_units_for_now():
+    model = mixed_model("gaussian", 2, "binary", 2, 0)
+    with pytest.raises(TypeError, match="continuous"):
+        pe.ais.log_partition(model, n_betas=10, n_runs=2, rng=0)
