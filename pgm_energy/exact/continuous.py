@@ -110,7 +110,7 @@ class Continuous(Plan):
         field[G] = 0.0
         field[self.neighbours] += J_N.T @ S_f
         diag = np.diag(K).copy()
-        kind_low, kind_scale = graph.low[self.neighbours], graph.scale[self.neighbours]
+        kind_low = graph.low[self.neighbours]
         discrete_n = ~graph.continuous[self.neighbours]
         # o_i^2: = o_i for binary and one-hot slots (low 0, scale 1), = 1 for spins.
         spin = discrete_n & (kind_low == -1.0)
