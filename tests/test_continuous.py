@@ -369,3 +369,22 @@ def test_samplers_refuse_continuous_units_for_now():
     model = mixed_model("gaussian", 2, "binary", 2, 0)
     with pytest.raises(TypeError, match="continuous"):
         pe.ais.log_partition(model, n_betas=10, n_runs=2, rng=0)
+
+
+# -- learning --------------------------------------------------------------------------------
+def test_exact_gradient_training_raises_the_log_density():
+    """A Gaussian-Bernoulli RBM trained by the exact gradient on two Gaussian clusters: the
+    exact mean log density rises, the reconstruction error falls, and the
+    pseudo-log-likelihood monitor is refused for real-valued data."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[2.0, -1.0, 0.5], [-1.5, 1.0, -0.5]])
+    X = centres[rng.integers(0, 2, 200)] + 0.3 * rng.normal(size=(200, 3))
+    model = mixed_model("gaussian", 3, "binary", 2, 0, scale=0.01)
+    before = pe.exact.log_likelihood(model, X).mean()
+    monitors = [pe.learning.ReconstructionError(X), pe.learning.ExactLogLikelihood(X)]
+    history = pe.fit(model, X, method=pe.ExactGradient(), optimizer=pe.SGD(lr=0.2, momentum=0.5),
+                     epochs=30, batch_size=50, rng=0, callbacks=monitors, verbose=0)
+    assert history["exact_log_likelihood"][-1] > before + 3.0
+    assert history["reconstruction_error"][-1] < 0.5 * history["reconstruction_error"][0]
+    with pytest.raises(ValueError, match="ReconstructionError"):
+        pe.learning.pseudo_log_likelihood(model, X)

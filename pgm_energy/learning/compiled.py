@@ -51,7 +51,7 @@ class CompiledPCD:
         visible = layout.visible
         a, b = np.flatnonzero(visible), np.flatnonzero(~visible)
         i, j = graph.edges[:, 0], graph.edges[:, 1]
-        if graph.generic_terms or graph.categorical.any() or not (
+        if graph.generic_terms or graph.categorical.any() or graph.continuous.any() or not (
                 method.sampler.schedule == "block" and graph.n_units and visible[0]
                 and graph.n_edges == len(a) * len(b) and np.all(visible[i] != visible[j])):
             raise NotCompiled

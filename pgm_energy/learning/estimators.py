@@ -36,7 +36,6 @@ class _Layout:
 
     def __init__(self, model: EnergyModel):
         graph = model.graph
-        graph.require_discrete("pe.fit")
         self.graph = graph
         self.visible = np.zeros(graph.n_units, bool)
         for g in model.visible:
@@ -130,7 +129,7 @@ def visible_data(model: EnergyModel, X, *, expected_data: bool = False) -> tuple
     # Validate with the missing entries filled by a value of the domain, then mark them.
     missing = {g: np.isnan(np.asarray(v, np.float64)) if g in model.units else None
                for g, v in X.items()}
-    filled = {g: (np.where(missing[g], model.units[g].values[0], v) if missing[g] is not None
+    filled = {g: (np.where(missing[g], model.units[g].fill_value, v) if missing[g] is not None
                   else v) for g, v in X.items()}
     data = model.as_state(filled, model.visible, what="X")
     for g in data:

@@ -32,7 +32,21 @@ class PseudoLogLikelihood:
 
 
 def pseudo_log_likelihood(model, X, *, max_units=64, rng=0) -> float:
-    """See :class:`PseudoLogLikelihood`; returns the mean over the rows of ``X``."""
+    """See :class:`PseudoLogLikelihood`; returns the mean over the rows of ``X``.
+
+    Discrete visible units only: for a continuous unit, ``P(x_i | x_-i)`` is a density whose
+    normaliser is an integral of ``exp(-F)`` over ``x_i`` with no closed form, so the monitor
+    is refused; on real-valued data, :class:`ReconstructionError` (the mean squared error of
+    one up-down pass) and, for models small enough, :class:`ExactLogLikelihood` or an AIS
+    estimate take its place.
+    """
+    continuous = [g for g in model.visible if model.units[g].continuous]
+    if continuous:
+        raise ValueError(
+            f"the pseudo-log-likelihood needs discrete visible units, but {continuous} are "
+            "continuous (P(x_i | x_-i) is a density with no closed-form normaliser); on "
+            "real-valued data monitor ReconstructionError (mean squared error), or "
+            "ExactLogLikelihood / pe.ais.log_likelihood for the log density")
     state = model.as_state(X, model.visible, what="X")
     free = model.free_energy(state)
     sites = [(g, i) for g in model.visible for i in range(model.units[g].n)]
@@ -69,7 +83,9 @@ def pseudo_log_likelihood(model, X, *, max_units=64, rng=0) -> float:
 
 class ReconstructionError:
     """Mean squared error between ``x`` and its mean-field reconstruction
-    ``E[x | h = E[h | x]]`` (one up-down pass; over the one-hot slots of categorical units)."""
+    ``E[x | h = E[h | x]]`` (one up-down pass; over the one-hot slots of categorical units;
+    for Gaussian visible units ``sigma^2 (b + W^T E[h | x])``): the monitor for real-valued
+    data."""
 
     name = "reconstruction_error"
 
