@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
 
 from .model import EnergyModel
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
-from .units import Binary, Categorical, Spin
+from .units import Binary, Categorical, DReLU, Gaussian, ReLU, Spin
 
 __all__ = ["unit_groups", "models", "states", "datasets", "weights", "brute_force",
            "state_index", "check_term", "check_model", "check_sampler",
@@ -44,11 +44,19 @@ def weights(shape, *, scale: float = 2.0, large: bool = True):
 @st.composite
 def unit_groups(draw, max_units: int = 4, kinds=(Binary, Spin), max_categories: int = 3):
     """Strategy for one unit group of a kind in ``kinds`` with 1 <= n <= max_units:
-    ``Binary(n)``, ``Spin(n)`` or ``Categorical(n, k)`` with 2 <= k <= max_categories."""
+    ``Binary(n)``, ``Spin(n)``, ``Categorical(n, k)`` with 2 <= k <= max_categories, or a
+    continuous kind with random parameters: ``Gaussian(n, sigma)`` (sigma in [0.5, 2]),
+    ``ReLU(n)``, ``DReLU(n, ...)`` (precisions in [0.5, 2], thresholds in [-1, 1])."""
     kind = draw(st.sampled_from(kinds))
     n = draw(st.integers(1, max_units))
     if kind is Categorical:
         return Categorical(n, draw(st.integers(2, max_categories)))
+    if kind in (Gaussian, DReLU):
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="unit seed"))
+        if kind is Gaussian:
+            return Gaussian(n, sigma=rng.uniform(0.5, 2.0, n))
+        return DReLU(n, gamma_plus=rng.uniform(0.5, 2.0, n), gamma_minus=rng.uniform(0.5, 2.0, n),
+                     theta_plus=rng.uniform(-1, 1, n), theta_minus=rng.uniform(-1, 1, n))
     return kind(n)
 
 
@@ -60,11 +68,16 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
 
     Up to ``max_groups`` groups of at most ``max_units`` units (``max_total`` in all), each
     group of one of ``kinds`` (add ``pe.Categorical`` for categorical groups with 2 or 3
-    values); biases, dense pairwise couplings between groups, laterals and sparse couplings
-    (Potts tables for categorical groups) within groups, all with random ``N(0, scale)`` (sometimes
-    very large) parameters; a non-empty random subset of the groups is visible. ``extra_terms`` are
+    values, ``pe.Gaussian``, ``pe.ReLU``, ``pe.DReLU`` for continuous ones); biases, dense
+    pairwise couplings between groups, laterals and sparse couplings (Potts tables for
+    categorical groups) within groups, all with random ``N(0, scale)`` (sometimes very large)
+    parameters; a non-empty random subset of the groups is visible. ``extra_terms`` are
     factories ``f(group_name, unit_group, rng) -> Term`` (e.g. a user's term class with
     random parameters): each is applied, or not, to a random group.
+
+    Continuous groups are drawn so that the exact functions serve the model: couplings
+    between continuous units only among Gaussian units, scaled down to keep their precision
+    diagonally dominant (so positive definite); rectified units couple to discrete units only.
     """
     def w(shape):
         return draw(weights(shape, scale=scale, large=large_weights))
@@ -79,10 +92,17 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
             break
     names = list(units)
     terms = []
+    def joinable(a, b):          # couplings between continuous units: Gaussian ones only
+        ua, ub = units[a], units[b]
+        return not (ua.continuous and ub.continuous) or (
+            isinstance(ua, Gaussian) and isinstance(ub, Gaussian))
+
     for g in names:
         n, shape, width = units[g].n, units[g].feature_shape, units[g].width
         if draw(st.booleans()):
             terms.append(Bias(g, name=f"b_{g}", value=w(shape)))
+        if not joinable(g, g):
+            continue
         if n >= 2 and draw(st.booleans()):
             U = w((width, width))
             site = np.arange(width) // (width // n)
@@ -95,7 +115,7 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
                                         value=w((len(edges),) + 2 * shape[1:])))
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
-            if draw(st.booleans()):
+            if joinable(names[a], names[b]) and draw(st.booleans()):
                 shape = units[names[a]].feature_shape + units[names[b]].feature_shape
                 terms.append(Pairwise(names[a], names[b], name=f"W_{names[a]}{names[b]}",
                                       value=w(shape)))
@@ -107,7 +127,31 @@ def models(draw, max_groups: int = 3, max_units: int = 4, max_total: int = 9,
             seed = draw(st.integers(0, 2**32 - 1), label="extra term seed")
             terms.append(factory(g, units[g], np.random.default_rng(seed)))
     visible = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
-    return EnergyModel(units, terms, visible=visible)
+    model = EnergyModel(units, terms, visible=visible)
+    _keep_precision_positive(model)
+    return model
+
+
+def _keep_precision_positive(model: EnergyModel) -> None:
+    """Scale the couplings between continuous units so that every row of their coupling
+    matrix sums (in absolute value) to at most half the unit's self precision."""
+    graph = model.graph
+    if not graph.continuous.any():
+        return
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    both = graph.continuous[i] & graph.continuous[j]
+    if not both.any():
+        return
+    row = np.bincount(np.r_[i[both], j[both]], minlength=graph.n_units,
+                      weights=np.abs(np.r_[graph.coupling[both], graph.coupling[both]]))
+    precision = graph.self_precision()
+    worst = np.max(row[graph.continuous] / precision[graph.continuous])
+    if worst > 0.5:
+        for term in model.terms:
+            if all(model.units[g].continuous for g in term.groups) and not isinstance(term,
+                                                                                      Bias):
+                for value in term.params.values():
+                    value *= 0.5 / worst
 
 
 def states(model: EnergyModel, groups=None, *, min_batch: int = 1, max_batch: int = 6):
@@ -119,9 +163,17 @@ def states(model: EnergyModel, groups=None, *, min_batch: int = 1, max_batch: in
         batch = draw(st.integers(min_batch, max_batch), label="batch")
         seed = draw(st.integers(0, 2**32 - 1), label="state seed")
         rng = np.random.default_rng(seed)
-        return {g: rng.choice(model.units[g].values, size=(batch, model.units[g].n)).astype(float)
-                for g in groups}
+        return {g: _random_values(model.units[g], rng, batch) for g in groups}
     return build()
+
+
+def _random_values(unit, rng, batch):
+    """``(batch, n)`` values in the unit's domain: uniform over the values of a discrete
+    unit, ``N(0, 1)`` for a continuous one (its absolute value for ReLU units)."""
+    if unit.continuous:
+        x = rng.standard_normal((batch, unit.n))
+        return np.abs(x) if unit.lower == 0 else x
+    return rng.choice(unit.values, size=(batch, unit.n)).astype(float)
 
 
 def datasets(model: EnergyModel, *, min_rows: int = 1, max_rows: int = 20):
@@ -139,6 +191,11 @@ def brute_force(model: EnergyModel, beta: float = 1.0):
     """
     import itertools
 
+    continuous = [g for g, u in model.units.items() if u.continuous]
+    if continuous:
+        raise ValueError(f"brute force lists states, but {continuous} are continuous; the "
+                         "exact functions (pe.exact) integrate them, and tests check those "
+                         "against numerical quadrature")
     n = sum(u.n for u in model.units.values())
     n_states = float(np.prod([float(len(u.values)) ** u.n for u in model.units.values()]))
     if n_states > 2**20:
@@ -191,8 +248,7 @@ def check_term(term, units=None, *, n_states: int = 32, rng=0, eps: float = 1e-6
             raise ValueError(f"check_term: parameter {name!r} has shape "
                              f"{term.params[name].shape}; pass units= with the group sizes "
                              "the term was built for")
-    state = {g: gen.choice(units[g].values, size=(n_states, units[g].n)).astype(float)
-             for g in term.groups}
+    state = {g: _random_values(units[g], gen, n_states) for g in term.groups}
     energy = np.asarray(term.energy(state))
     assert energy.shape == (n_states,), f"energy must have shape ({n_states},), got {energy.shape}"
     grads = term.energy_grad(state)

@@ -388,3 +388,36 @@ def test_exact_gradient_training_raises_the_log_density():
     assert history["reconstruction_error"][-1] < 0.5 * history["reconstruction_error"][0]
     with pytest.raises(ValueError, match="ReconstructionError"):
         pe.learning.pseudo_log_likelihood(model, X)
+
+
+# -- pe.testing draws continuous groups -----------------------------------------------------
+@given(data=st.data())
+def test_testing_strategies_draw_models_the_exact_functions_serve(data):
+    """Random mixed models from pe.testing.models: exact log Z is finite, and expectations
+    are the derivatives of log Z; random states lie in the domain."""
+    from pgm_energy import testing
+
+    kinds = (pe.Binary, pe.Spin, pe.Gaussian, pe.ReLU, pe.DReLU)
+    model = data.draw(testing.models(max_groups=3, max_units=2, max_total=5, kinds=kinds,
+                                     large_weights=False, scale=0.5))
+    log_z = pe.exact.log_partition(model)
+    assert np.isfinite(log_z)
+    state = data.draw(testing.states(model))
+    assert np.all(np.isfinite(model.energy(state)))
+    expected = pe.exact.expectations(model)
+    symmetric = {n for t in model.terms for n in getattr(t, "symmetric_params", ())}
+    for name in model.params:
+        if name in symmetric:
+            continue
+        numeric = finite_difference(model, lambda: pe.exact.log_partition(model), name)
+        assert -expected[name] == pytest.approx(numeric, abs=5e-6), name
+
+
+def test_check_term_accepts_continuous_groups():
+    from pgm_energy import testing
+
+    report = testing.check_term(pe.Pairwise("h", "x"), units={"h": pe.Binary(2),
+                                                               "x": pe.Gaussian(3)})
+    assert "match central differences" in report
+    with pytest.raises(ValueError, match="continuous"):
+        testing.brute_force(mixed_model("relu", 1, "binary", 1, 0))
