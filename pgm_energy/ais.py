@@ -50,6 +50,7 @@ from ._chains import chain_streams, padded_streams
 from .distributed import as_runner, n_pieces_for
 from .sampling import GibbsSampler, GibbsState
 from .terms import Bias
+from .units import Gaussian
 
 __all__ = ["AISEstimate", "LogLikelihoodEstimate", "log_partition", "reverse_log_partition",
            "log_likelihood", "sigmoid_schedule", "AISMonitor"]
@@ -415,7 +416,8 @@ def _path(model, base, dtype):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
     graph = model.graph                    # validates: finite parameters, valid laterals
-    graph.require_discrete("pe.ais")
+    if graph.continuous.any():
+        return _GaussianPath(model, graph, base, dtype)
     form = graph.binary_form(1.0)
     base_field = _base_field(model, graph, base)
     kept_groups = _alternation(model, graph)
@@ -663,6 +665,105 @@ def _joint_runs(shared, x, streams, betas, block, n_threads):
             bias[...] = (1.0 - beta) / beta * base_native[graph.slots(g)].reshape(bias.shape)
         sampler.run(1)
     return log_w
+
+
+class _GaussianPath(_Path):
+    """Gaussian visible units annealed, discrete hidden units summed in closed form (a
+    Gaussian-Bernoulli RBM and its relatives), in native values:
+
+        log f_k(x) = -(1 - beta_k) E_0(x) - beta_k (u(x) - b.x)
+                     + sum_j log sum_{h_j} exp(beta_k h_j (c_j + W_j x)),
+
+    with the Gaussian base ``E_0(x) = sum_i (x_i - mu_i)^2 / (2 s_i^2)`` (``base``: the
+    model's own visible part ``mu = sigma^2 b, s = sigma`` for "biases", ``mu = 0, s =
+    sigma`` for "uniform", the mean and standard deviation of data) and
+    ``log Z_0 = sum_i log(sqrt(2 pi) s_i) + sum_j log |values of h_j|``. The transition at
+    ``beta_k`` draws ``h`` given ``x`` (``P(bit) = sigmoid(beta_k scale_j (c_j + W_j x))``),
+    then ``x`` given ``h`` from the Gaussian of precision ``(1 - beta_k)/s^2 + beta_k/sigma^2``
+    and mean ``((1 - beta_k) mu / s^2 + beta_k (b + W^T h)) / precision``: it leaves ``f_k``
+    invariant. Runs are rows of numpy arrays with BLAS products, one generator for all.
+    """
+
+    def __init__(self, model, graph, base, dtype):
+        if np.dtype(dtype) != np.float64:
+            raise ValueError("dtype=float32 is for the discrete RBM kernel; models with "
+                             "continuous units are annealed in float64")
+        kept = _alternation(model, graph)
+        visible = np.zeros(graph.n_units, bool)
+        for g in model.visible:
+            visible[graph.slots(g)] = True
+        gaussian_visible = all(isinstance(model.units[g], Gaussian) for g in model.visible)
+        hidden_discrete = not graph.continuous[~visible].any()
+        if (kept != model.visible or not gaussian_visible or not hidden_discrete
+                or graph.generic_terms or graph.categorical.any()):
+            raise TypeError(
+                "pe.ais anneals models with continuous units when they are RBM-like with "
+                "Gaussian visible groups and binary or spin hidden groups (no coupling within "
+                "a side); for other continuous models use pe.exact where it applies")
+        self.model, self.groups, self.dtype = model, list(model.visible), np.dtype(np.float64)
+        v, h = np.flatnonzero(visible), np.flatnonzero(~visible)
+        pos = np.empty(graph.n_units, np.int64)
+        pos[v], pos[h] = np.arange(len(v)), np.arange(len(h))
+        i, j = graph.edges[:, 0], graph.edges[:, 1]
+        self.W = np.zeros((len(h), len(v)))                     # native: -h^T W x
+        self.W[pos[np.where(visible[i], j, i)], pos[np.where(visible[i], i, j)]] = graph.coupling
+        self.b, self.c = graph.field[v], graph.field[h]
+        self.sigma2 = graph.self_precision()[v] ** -1.0
+        self.low, self.scale = graph.low[h], graph.scale[h]
+        self.mu, self.s2 = self._base(model, base)
+        self.log_z_base = float(0.5 * np.log(2 * np.pi * self.s2).sum() + len(h) * np.log(2))
+
+    def _base(self, model, base):
+        """Mean and variance of the base Gaussian of each visible unit."""
+        if isinstance(base, str):
+            if base not in BASES:
+                raise ValueError(f"base must be one of {BASES}, data, or an array of visible "
+                                 f"data; got {base!r}")
+            return (self.sigma2 * self.b if base == "biases" else np.zeros_like(self.b),
+                    self.sigma2.copy())
+        data = model.as_state(base, model.visible, what="base")
+        x = np.concatenate([data[g] for g in model.visible], axis=1)
+        if len(x) < 2:
+            raise ValueError("base data must hold at least 2 rows to fit a Gaussian base")
+        return x.mean(axis=0), np.maximum(x.var(axis=0), 1e-6 * self.sigma2)
+
+    def base_sample(self, gen, n_runs):
+        return self.mu + np.sqrt(self.s2) * gen.standard_normal((n_runs, len(self.mu)))
+
+    def load(self, samples):
+        if not isinstance(samples, Mapping) and len(self.groups) != 1:
+            raise TypeError(f"samples must be a dict covering the groups {self.groups}")
+        state = self.model.as_state(samples, self.groups, what="samples")
+        rows = np.concatenate([state[g] for g in self.groups], axis=1)
+        if len(rows) == 0:
+            raise ValueError("samples must hold at least one sample")
+        return rows
+
+    def _log_f(self, x, beta, phi):
+        """``log f_beta(x)`` per run, given the hidden fields ``phi = c + x W^T``."""
+        base = ((x - self.mu) ** 2 / (2 * self.s2)).sum(axis=1)
+        own = (x ** 2 / (2 * self.sigma2)).sum(axis=1) - x @ self.b
+        z = beta * self.scale * phi
+        hidden = (beta * self.low * phi + np.logaddexp(0.0, z)).sum(axis=1)
+        return -(1 - beta) * base - beta * own + hidden
+
+    def anneal(self, x, betas, gen, n_threads, runner=None):
+        """Per step ``log w += log f_k(x) - log f_{k-1}(x)``, then the transition at
+        ``beta_k`` (class docstring); ``n_threads`` and ``runner`` are not used (BLAS)."""
+        x = np.array(x, dtype=np.float64)
+        log_w = np.zeros(len(x))
+        for k in range(1, len(betas)):
+            phi = self.c + x @ self.W.T
+            log_w += self._log_f(x, betas[k], phi) - self._log_f(x, betas[k - 1], phi)
+            if k == len(betas) - 1:
+                break
+            beta = betas[k]
+            bits = gen.random(phi.shape) < expit(beta * self.scale * phi)
+            h = self.low + self.scale * bits
+            precision = (1 - beta) / self.s2 + beta / self.sigma2
+            mean = ((1 - beta) * self.mu / self.s2 + beta * (self.b + h @ self.W)) / precision
+            x = mean + gen.standard_normal(x.shape) / np.sqrt(precision)
+        return log_w
 
 
 def _binary_rows(model, samples, groups, what):

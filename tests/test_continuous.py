@@ -365,10 +365,36 @@ def test_product_factors_over_continuous_units_are_refused():
         pe.exact.log_partition(model)
 
 
-def test_samplers_refuse_continuous_units_for_now():
+def test_cluster_moves_refuse_continuous_units():
     model = mixed_model("gaussian", 2, "binary", 2, 0)
     with pytest.raises(TypeError, match="continuous"):
+        pe.ClusterSampler(model, n_chains=2, rng=0)
+
+
+# -- AIS with a Gaussian base ---------------------------------------------------------------
+@pytest.mark.parametrize("hidden", ["binary", "spin"])
+def test_ais_of_a_gaussian_bernoulli_rbm_brackets_the_exact_log_partition(hidden):
+    """Forward AIS from a Gaussian base (the model's own visible part, or fitted to data)
+    and reverse AIS from exact samples agree with exact log Z within 4 standard errors."""
+    model = mixed_model("gaussian", 6, hidden, 5, 0, scale=0.5)
+    exact = pe.exact.log_partition(model)
+    X = pe.exact.sample(model, 200, rng=1)["c"]
+    for base in ("biases", X):
+        forward = pe.ais.log_partition(model, n_betas=300, n_runs=100, rng=0, base=base)
+        reverse = pe.ais.reverse_log_partition(model, X[:100], n_betas=300, rng=0, base=base)
+        for estimate in (forward, reverse):
+            assert abs(estimate.log_z - exact) < 4 * estimate.stderr + 0.01
+    ll = pe.ais.log_likelihood(model, X[:20], n_betas=300, n_runs=100, rng=0)
+    assert ll.mean == pytest.approx(pe.exact.log_likelihood(model, X[:20]).mean(), abs=0.1)
+
+
+def test_ais_refuses_continuous_models_it_cannot_anneal():
+    model = mixed_model("relu", 2, "binary", 2, 0, visible="d")
+    with pytest.raises(TypeError, match="Gaussian visible"):
         pe.ais.log_partition(model, n_betas=10, n_runs=2, rng=0)
+    with pytest.raises(ValueError, match="float64"):
+        pe.ais.log_partition(mixed_model("gaussian", 2, "binary", 2, 0), n_betas=10,
+                             n_runs=2, rng=0, dtype=np.float32)
 
 
 # -- learning --------------------------------------------------------------------------------
