@@ -1,9 +1,11 @@
-"""A scikit-learn estimator: :class:`BernoulliRBM`, trained by pgm_energy's compiled PCD.
+"""scikit-learn estimators: :class:`BernoulliRBM` and :class:`GaussianRBM`, trained by PCD.
 
-A drop-in replacement for :class:`sklearn.neural_network.BernoulliRBM` (same constructor
-arguments, attributes and methods), so it fits in a :class:`~sklearn.pipeline.Pipeline` as a
-feature extractor, while its fitted ``model_`` is an ordinary ``pe.RBM`` that every other part
-of pgm_energy accepts (``pe.exact``, ``pe.ais``, ``pe.plotting``, ``pe.GibbsSampler``).
+:class:`BernoulliRBM` is a drop-in replacement for :class:`sklearn.neural_network.BernoulliRBM`
+(same constructor arguments, attributes and methods); :class:`GaussianRBM` is its counterpart
+for real-valued data (Gaussian visible units). Both fit in a :class:`~sklearn.pipeline.Pipeline`
+as feature extractors, while their fitted ``model_`` is an ordinary ``pe.EnergyModel`` that
+every other part of pgm_energy accepts (``pe.exact``, ``pe.ais``, ``pe.plotting``,
+``pe.GibbsSampler``).
 
 scikit-learn is an optional dependency: this module is the only one that imports it, and
 ``import pgm_energy`` does not import this module.
@@ -29,9 +31,12 @@ except ImportError as error:  # pragma: no cover - exercised only without scikit
 
 from ._checks import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .learning import PCD, SGD, fit
+from .model import EnergyModel
 from .presets import RBM
+from .terms import Bias, Pairwise
+from .units import Binary, Gaussian
 
-__all__ = ["BernoulliRBM"]
+__all__ = ["BernoulliRBM", "GaussianRBM"]
 
 BINARIZE = (None, "sample", "threshold")
 
@@ -50,7 +55,165 @@ def _generator(random_state) -> np.random.Generator:
     return np.random.default_rng(int(random_state))
 
 
-class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _RBMEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """What the RBM transformers share: the parameters as views of ``model_``, the PCD fit,
+    ``partial_fit`` and ``transform``. Subclasses build the model (:meth:`_new_model`), read
+    the training data (:meth:`_training_data`) and score samples."""
+
+    #: Whether the positive phase takes the data as expected states (grey levels).
+    _expected_data = False
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
+
+    # -- parameters as views of the model -------------------------------------------------
+    @property
+    def components_(self) -> np.ndarray:
+        return self.model_.params["W"]
+
+    @components_.setter
+    def components_(self, value) -> None:
+        self.model_.params["W"] = value
+
+    @property
+    def intercept_hidden_(self) -> np.ndarray:
+        return self.model_.params["c"]
+
+    @intercept_hidden_.setter
+    def intercept_hidden_(self, value) -> None:
+        self.model_.params["c"] = value
+
+    @property
+    def intercept_visible_(self) -> np.ndarray:
+        return self.model_.params["b"]
+
+    @intercept_visible_.setter
+    def intercept_visible_(self, value) -> None:
+        self.model_.params["b"] = value
+
+    @property
+    def h_samples_(self) -> np.ndarray:
+        sampler = self._method.sampler
+        if sampler is None:
+            raise AttributeError("h_samples_ exists once the chains have run (n_iter >= 1)")
+        return sampler.state["h"]
+
+    # -- fitting --------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        positive_int(self.n_components, "n_components")
+        positive_float(self.learning_rate, "learning_rate")
+        positive_int(self.batch_size, "batch_size")
+        nonnegative_int(self.n_iter, "n_iter")
+        if not isinstance(self.verbose, (bool, np.bool_, Integral)):
+            raise TypeError(f"verbose must be an int, got {self.verbose!r}")
+        if self.n_chains is not None:
+            positive_int(self.n_chains, "n_chains")
+        positive_int(self.k, "k")
+        momentum = nonnegative_float(self.momentum, "momentum")
+        if momentum >= 1:
+            raise ValueError(f"momentum must be < 1, got {self.momentum!r}")
+        nonnegative_float(self.weight_decay, "weight_decay")
+
+    def _validate(self, X, reset: bool) -> np.ndarray:
+        """``X`` as a dense float64 array with the fitted number of features."""
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=reset)
+        return X.toarray() if _sparse.issparse(X) else X
+
+    def _start(self, n_features: int) -> None:
+        """A fresh model, chains and optimizer from ``random_state``."""
+        self.random_state_ = _generator(self.random_state)
+        self.model_ = self._new_model(n_features)
+        self._method = PCD(n_chains=self.batch_size if self.n_chains is None else self.n_chains,
+                           k=self.k)
+        self._optimizer = SGD(lr=self.learning_rate, momentum=self.momentum,
+                              weight_decay=self.weight_decay)
+        self._n_features_out = self.n_components
+
+    def _epoch(self, X, data, iteration: int) -> None:
+        """One epoch of PCD over ``data`` (what :meth:`_training_data` made of ``X``)."""
+        start = time.perf_counter()
+        fit(self.model_, self._epoch_data(X, data), self._method, self._optimizer, epochs=1,
+            batch_size=self.batch_size, rng=self.random_state_,
+            expected_data=self._expected_data)
+        if self.verbose:
+            print(f"[{type(self).__name__}] Iteration {iteration}, {self._score_name} = "
+                  f"{self.score_samples(X).mean():.2f}, time = "
+                  f"{time.perf_counter() - start:.2f}s", file=sys.stderr)
+
+    def _epoch_data(self, X, data) -> np.ndarray:
+        return data
+
+    def fit(self, X, y=None):
+        """Fit the model to ``X`` from a fresh start: ``n_iter`` epochs of PCD.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (see the class docstring for its domain).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = self._validate(X, reset=True)
+        data = self._training_data(X)
+        self._start(X.shape[1])
+        for iteration in range(1, self.n_iter + 1):
+            self._epoch(X, data, iteration)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One epoch over ``X``, continuing the current fit (starting one if there is none).
+
+        The model, chains, momentum and random stream carry over, so ``n_iter`` calls of
+        ``partial_fit(X)`` on a fresh estimator end where ``fit(X)`` does.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        first = not hasattr(self, "model_")
+        X = self._validate(X, reset=first)
+        data = self._training_data(X)
+        if first:
+            self._start(X.shape[1])
+        self._epoch(X, data, 1)
+        return self
+
+    # -- using the model --------------------------------------------------------------------
+    def _fitted(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return self._validate(X, reset=False)
+
+    def transform(self, X) -> np.ndarray:
+        """Hidden unit means ``P(h_j = 1 | x) = sigmoid(c_j + sum_i W_ji x_i)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_components)
+        """
+        X = self._fitted(X)
+        return expit(X @ self.components_.T + self.intercept_hidden_)
+
+
+class BernoulliRBM(_RBMEstimator):
     """Restricted Boltzmann machine with binary units, as a scikit-learn transformer.
 
     The model is ``pe.RBM``, ``E(x, h) = -b.x - c.h - h^T W x``, trained by persistent
@@ -163,66 +326,19 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.weight_decay = weight_decay
         self.binarize = binarize
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64"]
-        return tags
-
-    # -- parameters as views of the model -------------------------------------------------
-    @property
-    def components_(self) -> np.ndarray:
-        return self.model_.params["W"]
-
-    @components_.setter
-    def components_(self, value) -> None:
-        self.model_.params["W"] = value
+    _score_name = "pseudo-likelihood"
 
     @property
-    def intercept_hidden_(self) -> np.ndarray:
-        return self.model_.params["c"]
+    def _expected_data(self) -> bool:
+        return self.binarize is None
 
-    @intercept_hidden_.setter
-    def intercept_hidden_(self, value) -> None:
-        self.model_.params["c"] = value
-
-    @property
-    def intercept_visible_(self) -> np.ndarray:
-        return self.model_.params["b"]
-
-    @intercept_visible_.setter
-    def intercept_visible_(self, value) -> None:
-        self.model_.params["b"] = value
-
-    @property
-    def h_samples_(self) -> np.ndarray:
-        sampler = self._method.sampler
-        if sampler is None:
-            raise AttributeError("h_samples_ exists once the chains have run (n_iter >= 1)")
-        return sampler.state["h"]
-
-    # -- fitting --------------------------------------------------------------------------
     def _check_params(self) -> None:
-        positive_int(self.n_components, "n_components")
-        positive_float(self.learning_rate, "learning_rate")
-        positive_int(self.batch_size, "batch_size")
-        nonnegative_int(self.n_iter, "n_iter")
-        if not isinstance(self.verbose, (bool, np.bool_, Integral)):
-            raise TypeError(f"verbose must be an int, got {self.verbose!r}")
-        if self.n_chains is not None:
-            positive_int(self.n_chains, "n_chains")
-        positive_int(self.k, "k")
-        momentum = nonnegative_float(self.momentum, "momentum")
-        if momentum >= 1:
-            raise ValueError(f"momentum must be < 1, got {self.momentum!r}")
-        nonnegative_float(self.weight_decay, "weight_decay")
+        super()._check_params()
         if self.binarize not in BINARIZE:
             raise ValueError(f"binarize must be one of {BINARIZE}, got {self.binarize!r}")
 
-    def _validate(self, X, reset: bool) -> np.ndarray:
-        """``X`` as a dense float64 array with the fitted number of features."""
-        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=reset)
-        return X.toarray() if _sparse.issparse(X) else X
+    def _new_model(self, n_features: int) -> EnergyModel:
+        return RBM(n_features, self.n_components, rng=self.random_state_)
 
     def _training_data(self, X) -> np.ndarray:
         """``X`` clipped to [0, 1] unless ``binarize="threshold"``, with a warning when that
@@ -236,96 +352,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return np.clip(X, 0.0, 1.0)
         return X
 
-    def _start(self, n_features: int) -> None:
-        """A fresh model, chains and optimizer from ``random_state``."""
-        self.random_state_ = _generator(self.random_state)
-        self.model_ = RBM(n_features, self.n_components, rng=self.random_state_)
-        self._method = PCD(n_chains=self.batch_size if self.n_chains is None else self.n_chains,
-                           k=self.k)
-        self._optimizer = SGD(lr=self.learning_rate, momentum=self.momentum,
-                              weight_decay=self.weight_decay)
-        self._n_features_out = self.n_components
-
-    def _epoch(self, X, data, iteration: int) -> None:
-        """One pass over ``data`` (``X`` clipped), binarised as ``binarize`` says."""
-        start = time.perf_counter()
-        gen = self.random_state_
+    def _epoch_data(self, X, data) -> np.ndarray:
+        """The epoch's data, binarised as ``binarize`` says."""
         if self.binarize == "sample":
-            data = (gen.random(data.shape) < data).astype(np.float64)
-        elif self.binarize == "threshold":
-            data = (X >= 0.5).astype(np.float64)
-        fit(self.model_, data, self._method, self._optimizer, epochs=1,
-            batch_size=self.batch_size, rng=gen, expected_data=self.binarize is None)
-        if self.verbose:
-            print(f"[{type(self).__name__}] Iteration {iteration}, pseudo-likelihood = "
-                  f"{self.score_samples(X).mean():.2f}, time = "
-                  f"{time.perf_counter() - start:.2f}s", file=sys.stderr)
-
-    def fit(self, X, y=None) -> "BernoulliRBM":
-        """Fit the model to ``X`` from a fresh start: ``n_iter`` epochs of PCD.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data in [0, 1] (any real values with ``binarize="threshold"``).
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : BernoulliRBM
-        """
-        self._check_params()
-        X = self._validate(X, reset=True)
-        data = self._training_data(X)
-        self._start(X.shape[1])
-        for iteration in range(1, self.n_iter + 1):
-            self._epoch(X, data, iteration)
-        return self
-
-    def partial_fit(self, X, y=None) -> "BernoulliRBM":
-        """One epoch over ``X``, continuing the current fit (starting one if there is none).
-
-        The model, chains, momentum and random stream carry over, so ``n_iter`` calls of
-        ``partial_fit(X)`` on a fresh estimator end where ``fit(X)`` does.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : BernoulliRBM
-        """
-        self._check_params()
-        first = not hasattr(self, "model_")
-        X = self._validate(X, reset=first)
-        data = self._training_data(X)
-        if first:
-            self._start(X.shape[1])
-        self._epoch(X, data, 1)
-        return self
-
-    # -- using the model --------------------------------------------------------------------
-    def _fitted(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        return self._validate(X, reset=False)
-
-    def transform(self, X) -> np.ndarray:
-        """Hidden unit means ``P(h_j = 1 | x) = sigmoid(c_j + sum_i W_ji x_i)``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_samples, n_components)
-        """
-        X = self._fitted(X)
-        return expit(X @ self.components_.T + self.intercept_hidden_)
+            return (self.random_state_.random(data.shape) < data).astype(np.float64)
+        if self.binarize == "threshold":
+            return (X >= 0.5).astype(np.float64)
+        return data
 
     def free_energy(self, X) -> np.ndarray:
         """``F(x) = -b.x - sum_j softplus(c_j + sum_i W_ji x_i)``, shape ``(n_samples,)``.
@@ -386,3 +419,132 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         h = gen.random((v.shape[0], W.shape[0])) < expit(v @ W.T + self.intercept_hidden_)
         p = expit(h @ W + self.intercept_visible_)
         return gen.random(p.shape) < p
+
+
+class GaussianRBM(_RBMEstimator):
+    """Gaussian-Bernoulli restricted Boltzmann machine for real-valued data, as a scikit-learn
+    transformer.
+
+    The model has Gaussian visible units and binary hidden units,
+
+        E(x, h) = sum_i x_i^2 / (2 sigma_i^2) - b.x - c.h - h^T W x,
+
+    so ``x | h ~ N(sigma^2 (b + W^T h), sigma^2)`` and ``P(h_j = 1 | x) = sigmoid(c_j +
+    W_j x)``. It is trained by persistent contrastive divergence with SGD, as
+    :class:`BernoulliRBM` is; ``sigma`` is fixed. Standardise the data first (e.g.
+    ``make_pipeline(StandardScaler(), GaussianRBM(...))``): with ``sigma = 1`` the model then
+    starts at the scale of the data. The learning rate of a Gaussian-Bernoulli RBM must be
+    smaller than a binary one's (the visible units are unbounded), hence the default 0.01.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of binary hidden units.
+    learning_rate : float
+        SGD step size (> 0) on the minibatch-mean gradient.
+    batch_size : int
+        Examples per minibatch.
+    n_iter : int
+        Epochs.
+    verbose : int
+        When > 0, print the mean log density up to ``log Z`` (``-F(x)``) after every epoch.
+    random_state : None, int, numpy.random.RandomState or numpy.random.Generator
+    n_chains : int, optional
+        Persistent chains (default ``batch_size``).
+    k : int
+        Gibbs sweeps of the chains per update.
+    momentum : float
+        SGD momentum in [0, 1).
+    weight_decay : float
+        L2 penalty on every parameter.
+    sigma : float
+        Standard deviation of every visible unit (> 0).
+
+    Attributes
+    ----------
+    model_ : EnergyModel
+        Groups ``"x"`` (``pe.Gaussian``) and ``"h"`` (``pe.Binary``); parameters ``b``, ``c``,
+        ``W``: ``pe.exact`` (small ``n_components``) and ``pe.ais`` give its log density.
+    components_, intercept_hidden_, intercept_visible_, h_samples_, random_state_,
+    n_features_in_, feature_names_in_
+        As for :class:`BernoulliRBM`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgm_energy.sklearn import GaussianRBM
+    >>> X = np.random.default_rng(0).normal(size=(50, 4))
+    >>> rbm = GaussianRBM(n_components=3, n_iter=2, random_state=0).fit(X)
+    >>> rbm.transform(X).shape
+    (50, 3)
+    """
+
+    _score_name = "-F(x)"
+
+    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.01,
+                 batch_size: int = 10, n_iter: int = 10, verbose: int = 0, random_state=None,
+                 n_chains: int | None = None, k: int = 1, momentum: float = 0.0,
+                 weight_decay: float = 0.0, sigma: float = 1.0):
+        self.n_components = n_components
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.random_state = random_state
+        self.n_chains = n_chains
+        self.k = k
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.sigma = sigma
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        positive_float(self.sigma, "sigma")
+
+    def _new_model(self, n_features: int) -> EnergyModel:
+        model = EnergyModel(
+            units={"x": Gaussian(n_features, sigma=self.sigma), "h": Binary(self.n_components)},
+            terms=[Bias("x", name="b"), Bias("h", name="c"), Pairwise("h", "x", name="W")],
+            visible=["x"])
+        model.params["W"][...] = 0.01 * self.random_state_.standard_normal(
+            (self.n_components, n_features))
+        return model
+
+    def _training_data(self, X) -> np.ndarray:
+        return X
+
+    def free_energy(self, X) -> np.ndarray:
+        """``F(x) = sum_i x_i^2 / (2 sigma^2) - b.x - sum_j softplus(c_j + W_j x)``, shape
+        ``(n_samples,)``; ``log p(x) = -F(x) - log Z``."""
+        return self.model_.free_energy(self._fitted(X))
+
+    def score_samples(self, X) -> np.ndarray:
+        """``-F(x)``: the log density up to the constant ``log Z`` (``pe.exact.log_partition``
+        of ``model_`` for a small one, ``pe.ais.log_partition`` otherwise), which is what
+        compares samples; the pseudo-log-likelihood has no closed form for real values."""
+        return -self.free_energy(X)
+
+    def gibbs(self, v) -> np.ndarray:
+        """One Gibbs step from ``v``: ``h ~ P(h | v)``, then ``v' ~ N(sigma^2 (b + W^T h),
+        sigma^2)``, drawn from ``random_state_``.
+
+        Parameters
+        ----------
+        v : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_features)
+        """
+        v = self._fitted(v)
+        gen = self.random_state_
+        W = self.components_
+        h = gen.random((v.shape[0], W.shape[0])) < expit(v @ W.T + self.intercept_hidden_)
+        var = self.sigma ** 2
+        mean = var * (h @ W + self.intercept_visible_)
+        return mean + np.sqrt(var) * gen.standard_normal(mean.shape)
