@@ -497,11 +497,6 @@ class GaussianRBM(_RBMEstimator):
         self.weight_decay = weight_decay
         self.sigma = sigma
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags
-
     def _check_params(self) -> None:
         super()._check_params()
         positive_float(self.sigma, "sigma")
