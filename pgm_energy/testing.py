@@ -380,12 +380,19 @@ def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: in
     * the joint distribution of ``GibbsSampler`` chains passes a chi-square test against the
       exact one; the test fails a correct sampler with probability ``p_floor``.
 
+    Models with continuous units (no brute force over real values) are checked by
+    :func:`_check_continuous_model`: the gradient against central differences, each
+    continuous unit's conditional by a probability-integral-transform test, and the sampled
+    means against the exact marginals.
+
     Returns a report; raises ``AssertionError`` on the first failure.
     """
     from . import exact
     from .sampling import GibbsSampler
 
     gen = np.random.default_rng(rng)
+    if model.graph.continuous.any():
+        return _check_continuous_model(model, gen, n_chains, n_sweeps, p_floor, eps)
     states, p = brute_force(model)
     log_w = -model.energy(states)
     log_z = float(np.logaddexp.reduce(log_w))
@@ -411,6 +418,67 @@ def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: in
     report = check_sampler(lambda m, n, r: GibbsSampler(m, n, rng=r), model, n_chains=n_chains,
                            n_sweeps=n_sweeps, p_floor=p_floor, rng=gen)
     return f"exact identities hold; {report}"
+
+
+def _check_continuous_model(model, gen, n_chains, n_sweeps, p_floor, eps) -> str:
+    """``check_model`` for a model with continuous units.
+
+    * ``pe.exact.gradient`` equals central differences of the mean log density of random
+      data (values in each unit's domain);
+    * after ``n_sweeps`` sweeps of ``n_chains`` independent Gibbs chains, for every
+      continuous unit ``i``, ``u = F_i(x_i | rest)`` (its exact conditional CDF given the
+      chain's other units, :meth:`ContinuousUnits.cdf`) is uniform: at equilibrium
+      ``x_i | rest`` follows the exact conditional whatever the update order
+      (Kolmogorov-Smirnov against U(0, 1));
+    * every unit's sampled mean (``P(on)`` for binary and spin units, the value
+      probabilities of categorical ones) lies within the normal quantile of ``p_floor`` over
+      the number of tests standard errors of ``pe.exact.marginals``.
+
+    Each test is held to ``p_floor`` divided by the number of tests (Bonferroni).
+    """
+    from scipy import stats
+
+    from . import exact
+    from .sampling import GibbsSampler
+
+    data = {g: _random_values(model.units[g], gen, 5) for g in model.visible}
+    grad = exact.gradient(model, data)
+    symmetric = {name for t in model.terms for name in getattr(t, "symmetric_params", ())}
+    for name, entries, fd in _central_differences(
+            model.params, symmetric, lambda: exact.log_likelihood(model, data).mean(), eps):
+        want = sum(grad[name][e] for e in entries)
+        assert np.isclose(fd, want, rtol=1e-4, atol=1e-6), (
+            f"gradient[{name!r}]{entries[0]} = {want:.6g}, central differences {fd:.6g}")
+    graph = model.graph
+    sampler = GibbsSampler(model, n_chains, rng=gen).run(n_sweeps)
+    state = sampler.state
+    flat = graph.encode(state)
+    field = graph.local_field(flat)
+    marginals = exact.marginals(model)
+    n_tests = sum(u.width for u in model.units.values()) + int(graph.continuous.sum())
+    level = p_floor / n_tests
+    z_max = stats.norm.isf(level / 2)
+    for g, unit in model.units.items():
+        slots = np.arange(graph.slots(g).start, graph.slots(g).stop)
+        if unit.continuous:
+            for i, slot in enumerate(slots):
+                u = unit.take([i]).cdf(state[g][:, i:i + 1], field[:, slot:slot + 1])[:, 0]
+                p = stats.kstest(u, "uniform").pvalue
+                assert p >= level, (f"the draws of unit {i} of {g!r} do not follow its exact "
+                                    f"conditional (KS of F(x | rest): p = {p:.3g})")
+            mean, var = marginals[g][:, 0], marginals[g][:, 1]
+            sampled = state[g]
+        else:
+            mean = marginals[g].reshape(-1)
+            var = mean * (1 - mean)
+            sampled = graph.to_bits(flat[:, slots])
+        se = np.sqrt(np.maximum(var, 1e-300) / n_chains)
+        z = np.abs(sampled.mean(axis=0) - mean) / se
+        assert np.all(z <= z_max), (f"sampled means of {g!r} differ from the exact marginals "
+                                    f"by {z.max():.2f} standard errors (limit {z_max:.2f})")
+    return (f"exact gradient matches central differences; {n_chains} Gibbs chains after "
+            f"{n_sweeps} sweeps match the exact conditionals (KS of F(x | rest)) and "
+            "marginal means")
 
 
 def state_index(model: EnergyModel, state) -> np.ndarray:

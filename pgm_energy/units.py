@@ -10,7 +10,7 @@ the variance and an inverse-CDF draw.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erfcx, expit, log_ndtr, ndtri, ndtri_exp
+from scipy.special import erfcx, expit, log_ndtr, ndtr, ndtri, ndtri_exp
 
 from ._checks import positive_int
 
@@ -353,6 +353,10 @@ class ContinuousUnits(UnitGroup):
         samplers draw the same way). Shapes of ``field`` and ``u`` broadcast."""
         raise NotImplementedError
 
+    def cdf(self, x: np.ndarray, field: np.ndarray, beta: float = 1.0) -> np.ndarray:
+        """``P(X <= x | f)`` per unit (shapes broadcast)."""
+        raise NotImplementedError
+
 
 class Gaussian(ContinuousUnits):
     """``n`` Gaussian units, ``u_i(x) = x^2 / (2 sigma_i^2)``.
@@ -415,6 +419,9 @@ class Gaussian(ContinuousUnits):
         """``sigma^2 f + sigma / sqrt(beta) * ndtri(u)``."""
         return self.mean(field) + self.sigma / np.sqrt(beta) * ndtri(u)
 
+    def cdf(self, x, field, beta: float = 1.0):
+        return ndtr((np.asarray(x) - self.mean(field)) * np.sqrt(beta) / self.sigma)
+
 
 class ReLU(ContinuousUnits):
     """``n`` rectified linear units: ``x >= 0``, ``u(x) = x^2 / 2``.
@@ -457,6 +464,9 @@ class ReLU(ContinuousUnits):
 
     def quantile(self, field, u, beta: float = 1.0):
         return truncated_quantile(self._t(field, beta), u) / np.sqrt(beta)
+
+    def cdf(self, x, field, beta: float = 1.0):
+        return truncated_cdf(self._t(field, beta), np.sqrt(beta) * np.asarray(x))
 
 
 class DReLU(ContinuousUnits):
@@ -547,6 +557,15 @@ class DReLU(ContinuousUnits):
         mean = w * m_plus + (1 - w) * m_minus
         return w * (v_plus + (m_plus - mean) ** 2) + (1 - w) * (v_minus + (m_minus - mean) ** 2)
 
+    def cdf(self, x, field, beta: float = 1.0):
+        """``w_- P_-(X <= x)`` below 0, ``w_- + w_+ P_+(X <= x)`` from 0 on."""
+        t_plus, t_minus, s_plus, s_minus, log_plus, log_minus = self._halves(field, beta)
+        w_minus = expit(log_minus - log_plus)
+        x = np.asarray(x, dtype=np.float64)
+        below = w_minus * (1.0 - truncated_cdf(t_minus, np.maximum(-x, 0.0) / s_minus))
+        above = w_minus + (1.0 - w_minus) * truncated_cdf(t_plus, np.maximum(x, 0.0) / s_plus)
+        return np.where(x < 0, below, above)
+
     def quantile(self, field, u, beta: float = 1.0):
         """With ``w = P(x < 0)``: for ``u < w`` the negative half at ``u / w``, else the
         positive half at ``(1 - u) / (1 - w)`` (both in ``(0, 1]``; one uniform per unit)."""
@@ -612,6 +631,14 @@ def truncated_quantile(t: np.ndarray, u: np.ndarray) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     q = t - ndtri_exp(np.log(u) + log_ndtr(t))
     return np.maximum(q, 0.0)
+
+
+def truncated_cdf(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``P(Y <= y)`` for ``Y ~ N(t, 1)`` truncated to ``Y >= 0`` (0 below 0):
+    ``1 - Phi(t - y) / Phi(t)``, the ratio taken in log space."""
+    y = np.asarray(y, dtype=np.float64)
+    survival = np.exp(log_ndtr(np.asarray(t) - y) - log_ndtr(t))
+    return np.where(y < 0, 0.0, 1.0 - np.minimum(survival, 1.0))
 
 
 def _short(value: np.ndarray):

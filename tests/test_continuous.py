@@ -447,3 +447,15 @@ def test_check_term_accepts_continuous_groups():
     assert "match central differences" in report
     with pytest.raises(ValueError, match="continuous"):
         testing.brute_force(mixed_model("relu", 1, "binary", 1, 0))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_cdf_inverts_quantile(kind):
+    """The quantile maps u to the point whose upper tail is u for a ReLU unit, whose lower
+    tail is u otherwise: the CDF at the draw is 1 - u or u, to rounding, for fields from
+    deep tails to large."""
+    unit = KINDS[kind](4)
+    field = np.array([[-30.0, -1.0, 0.5, 12.0]])
+    u = np.random.default_rng(2).random((200, 4)) * 0.98 + 0.01
+    back = unit.cdf(unit.quantile(field, u, 0.8), field, 0.8)
+    assert back == pytest.approx(1 - u if kind == "relu" else u, abs=1e-7)
