@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
 
 from .model import EnergyModel
 from .terms import Bias, Lateral, Pairwise, SparsePairwise, Term
-from .units import Binary, Categorical, DReLU, Gaussian, ReLU, Spin
+from .units import Binary, Categorical, DReLU, Gaussian, Spin
 
 __all__ = ["unit_groups", "models", "states", "datasets", "weights", "brute_force",
            "state_index", "check_term", "check_model", "check_sampler",
