@@ -63,6 +63,19 @@ class _RBMEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     #: Whether the positive phase takes the data as expected states (grey levels).
     _expected_data = False
 
+    def __init__(self, n_components, *, learning_rate, batch_size, n_iter, verbose,
+                 random_state, n_chains, k, momentum, weight_decay):
+        self.n_components = n_components
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.random_state = random_state
+        self.n_chains = n_chains
+        self.k = k
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -314,16 +327,9 @@ class BernoulliRBM(_RBMEstimator):
                  batch_size: int = 10, n_iter: int = 10, verbose: int = 0, random_state=None,
                  n_chains: int | None = None, k: int = 1, momentum: float = 0.0,
                  weight_decay: float = 0.0, binarize: str | None = None):
-        self.n_components = n_components
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.verbose = verbose
-        self.random_state = random_state
-        self.n_chains = n_chains
-        self.k = k
-        self.momentum = momentum
-        self.weight_decay = weight_decay
+        super().__init__(n_components, learning_rate=learning_rate, batch_size=batch_size,
+                         n_iter=n_iter, verbose=verbose, random_state=random_state,
+                         n_chains=n_chains, k=k, momentum=momentum, weight_decay=weight_decay)
         self.binarize = binarize
 
     _score_name = "pseudo-likelihood"
@@ -485,16 +491,9 @@ class GaussianRBM(_RBMEstimator):
                  batch_size: int = 10, n_iter: int = 10, verbose: int = 0, random_state=None,
                  n_chains: int | None = None, k: int = 1, momentum: float = 0.0,
                  weight_decay: float = 0.0, sigma: float = 1.0):
-        self.n_components = n_components
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.verbose = verbose
-        self.random_state = random_state
-        self.n_chains = n_chains
-        self.k = k
-        self.momentum = momentum
-        self.weight_decay = weight_decay
+        super().__init__(n_components, learning_rate=learning_rate, batch_size=batch_size,
+                         n_iter=n_iter, verbose=verbose, random_state=random_state,
+                         n_chains=n_chains, k=k, momentum=momentum, weight_decay=weight_decay)
         self.sigma = sigma
 
     def _check_params(self) -> None:

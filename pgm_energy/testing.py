@@ -408,6 +408,17 @@ def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: in
     assert np.isclose(np.exp(log_p).sum(), 1.0, atol=1e-9), "sum over x of P(x) is not 1"
     assert np.allclose(log_p, marginal, atol=1e-9), "log P(x) differs from the brute-force marginal"
     data = {g: v[gen.integers(0, len(rows), 5)] for g, v in X.items()}
+    _check_gradient(model, data, eps)
+    report = check_sampler(lambda m, n, r: GibbsSampler(m, n, rng=r), model, n_chains=n_chains,
+                           n_sweeps=n_sweeps, p_floor=p_floor, rng=gen)
+    return f"exact identities hold; {report}"
+
+
+def _check_gradient(model, data, eps) -> None:
+    """``pe.exact.gradient`` against central differences of the mean log-likelihood of
+    ``data`` (laterals' symmetric pairs move together)."""
+    from . import exact
+
     grad = exact.gradient(model, data)
     symmetric = {name for t in model.terms for name in getattr(t, "symmetric_params", ())}
     for name, entries, fd in _central_differences(
@@ -415,9 +426,6 @@ def check_model(model: EnergyModel, *, rng=0, n_chains: int = 4000, n_sweeps: in
         want = sum(grad[name][e] for e in entries)
         assert np.isclose(fd, want, rtol=1e-4, atol=1e-6), (
             f"gradient[{name!r}]{entries[0]} = {want:.6g}, central differences {fd:.6g}")
-    report = check_sampler(lambda m, n, r: GibbsSampler(m, n, rng=r), model, n_chains=n_chains,
-                           n_sweeps=n_sweeps, p_floor=p_floor, rng=gen)
-    return f"exact identities hold; {report}"
 
 
 def _check_continuous_model(model, gen, n_chains, n_sweeps, p_floor, eps) -> str:
@@ -442,13 +450,7 @@ def _check_continuous_model(model, gen, n_chains, n_sweeps, p_floor, eps) -> str
     from .sampling import GibbsSampler
 
     data = {g: _random_values(model.units[g], gen, 5) for g in model.visible}
-    grad = exact.gradient(model, data)
-    symmetric = {name for t in model.terms for name in getattr(t, "symmetric_params", ())}
-    for name, entries, fd in _central_differences(
-            model.params, symmetric, lambda: exact.log_likelihood(model, data).mean(), eps):
-        want = sum(grad[name][e] for e in entries)
-        assert np.isclose(fd, want, rtol=1e-4, atol=1e-6), (
-            f"gradient[{name!r}]{entries[0]} = {want:.6g}, central differences {fd:.6g}")
+    _check_gradient(model, data, eps)
     graph = model.graph
     sampler = GibbsSampler(model, n_chains, rng=gen).run(n_sweeps)
     state = sampler.state
