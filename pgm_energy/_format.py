@@ -33,7 +33,7 @@ import numpy as np
 from .terms.base import Term, term_class, term_key
 from .units import UNIT_REGISTRY
 
-__all__ = ["model_arrays", "model_parts", "write", "read"]
+__all__ = ["model_arrays", "model_parts", "write", "read", "array"]
 
 FORMAT = 2
 #: Formats this version reads (1: tuples stored as lists).
@@ -67,7 +67,7 @@ def model_arrays(model) -> dict:
         "terms": terms,
     }
     arrays[_HEADER] = np.array(json.dumps(header))
-    for name, value in model.params.items():
+    for name, value in model.params.items():   # learnable units' too (exact, unrounded)
         arrays[f"param/{name}"] = value
     return arrays
 
@@ -97,10 +97,10 @@ def model_parts(arrays) -> tuple[dict, dict]:
         config = _field(spec, "config", dict, where)
         kwargs = {key: _from_json(value) if tagged else value for key, value in config.items()}
         for key in _field(spec, "arrays", list, where):
-            kwargs[key] = _array(arrays, f"term{k}/{key}")
+            kwargs[key] = array(arrays, f"term{k}/{key}")
         cls = term_class(_field(spec, "class", str, where))
         names = _field(spec, "params", list, where)
-        params.update({name: _array(arrays, f"param/{name}") for name in names})
+        params.update({name: array(arrays, f"param/{name}") for name in names})
         if spec.get("how", "config") == "config":
             terms.append(build(cls, kwargs, f"{where} ({cls.__name__})"))
         else:
@@ -187,7 +187,7 @@ def _from_json(value):
 
 def _read_header(arrays) -> dict:
     """The JSON description, checked to be a dict of a readable format."""
-    text = _array(arrays, _HEADER, what="no model description inside")
+    text = array(arrays, _HEADER, what="no model description inside")
     if text.shape != () or text.dtype.kind != "U":
         raise ValueError("not a pgm_energy model file (its description is not a text)")
     try:
@@ -214,7 +214,7 @@ def _field(spec, key: str, kind: type, where: str):
     return spec[key]
 
 
-def _array(arrays, key: str, what: str | None = None) -> np.ndarray:
+def array(arrays, key: str, what: str | None = None) -> np.ndarray:
     """``arrays[key]``; a missing or unreadable entry is a ``ValueError``."""
     if key not in arrays:
         raise ValueError(f"not a pgm_energy model file ({what or f'array {key!r} is missing'})")

@@ -25,8 +25,9 @@ def model_from_arrays(arrays) -> EnergyModel:
     try:
         kwargs, params = _format.model_parts(arrays)
         model = _format.build(EnergyModel, kwargs, "the model")
-        for name in model.params:
-            model.params[name] = params[name]
+        for name in model.params:       # a learnable unit's stored array overrides the
+            model.params[name] = (      # rounded value of its config
+                params[name] if name in params else _format.array(arrays, f"param/{name}"))
     except TypeError as exc:        # an array of the wrong kind where a term wants numbers
         raise ValueError(f"not a pgm_energy model file, or a damaged one: {exc}") from exc
     return model

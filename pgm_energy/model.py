@@ -39,7 +39,8 @@ class Terms(list):
 
 
 class Params(MutableMapping):
-    """The model's parameters by name: live arrays owned by the terms.
+    """The model's parameters by name: live arrays owned by the terms, and by continuous
+    unit groups built with ``learn=True`` (``"<group>.<name>"``, e.g. ``"x.log_sigma"``).
 
     ``params[name]`` is the term's own array, so writing into it changes the model;
     ``params[name] = value`` copies ``value`` into that array (same shape required). The
@@ -47,8 +48,9 @@ class Params(MutableMapping):
     needs a new model.
     """
 
-    def __init__(self, terms: Sequence[Term]):
-        self._terms: dict[str, Term] = {}
+    def __init__(self, terms: Sequence[Term], units: Mapping | None = None):
+        #: name -> (the mapping holding the array, its name there)
+        self._terms: dict[str, tuple] = {}
         for term in terms:
             for name in term.param_names:
                 if name in self._terms:
@@ -56,19 +58,25 @@ class Params(MutableMapping):
                         f"two terms use the parameter name {name!r}; give each term a "
                         "distinct name=..."
                     )
-                self._terms[name] = term
+                self._terms[name] = (term.params, name)
+        for g, unit in (units or {}).items():
+            if getattr(unit, "learn", False):       # continuous units with learn=True
+                for own in unit.params:
+                    self._terms[f"{g}.{own}"] = (unit.params, own)
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
-            return self._terms[name].params[name]
+            holder, own = self._terms[name]
         except KeyError:
             raise KeyError(f"no parameter {name!r}; the model has {list(self._terms)}") from None
+        return holder[own]
 
     def __setitem__(self, name: str, value) -> None:
         if name not in self._terms:
             raise KeyError(f"no parameter {name!r}; the model has {list(self._terms)}, and "
                            f"none can be added: {_REBUILD}")
-        self._terms[name].params[name] = value
+        holder, own = self._terms[name]
+        holder[own] = value
 
     def __delitem__(self, name: str) -> None:
         raise TypeError(f"parameters cannot be deleted; {_REBUILD}")
@@ -134,7 +142,7 @@ class EnergyModel:
             if not isinstance(term, Term):
                 raise TypeError(f"terms must be pe.Term instances, got {term!r}")
             term.bind(self.units)
-        self._params = Params(terms)
+        self._params = Params(terms, self.units)
         for term in terms:
             term.params.freeze()
         self._terms = terms

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.special import erfcx, expit, log_ndtr, ndtr, ndtri, ndtri_exp
 
 from ._checks import positive_int
+from .terms.base import TermParams
 
 __all__ = ["UnitGroup", "Binary", "Spin", "Categorical", "ContinuousUnits", "Gaussian", "ReLU",
            "DReLU", "as_unit_group", "UNIT_REGISTRY"]
@@ -255,8 +256,16 @@ class ContinuousUnits(UnitGroup):
     A continuous unit is one slot holding its value. Given its local field
     ``f = -dE/dx`` (the energy of the terms, without ``U``), it follows the density
     ``p(x) = exp(beta (f x - u(x))) / Z(f)`` on its domain. Subclasses give ``u`` and
-    ``log Z``, the mean and variance of ``p``, and its inverse CDF; per-unit parameters are
-    float64 arrays of shape ``(n,)`` (live: writing them changes the model).
+    ``log Z``, the mean and variance of ``p``, and its inverse CDF.
+
+    Per-unit parameters (``param_names``, each of shape ``(n,)``) are stored in
+    :attr:`params` in the form training moves them: a positive one (``sigma``, a precision)
+    by its logarithm (``log_sigma``), so that no step can make it negative, the others
+    (thresholds) as they are. Read them as attributes (``group.sigma``: a read-only array
+    for a log-stored parameter, the live array otherwise) and write them by assignment
+    (``group.sigma = values``). With ``learn=True`` the model exposes :attr:`params` in
+    ``model.params`` as ``"<group>.<name>"`` (``"x.log_sigma"``), so ``pe.fit`` and
+    ``pe.exact.gradient`` train them like the terms' parameters.
     """
 
     continuous = True
@@ -264,6 +273,18 @@ class ContinuousUnits(UnitGroup):
     lower: float = -np.inf
     #: Names of the per-unit parameters (constructor arguments, arrays of shape ``(n,)``).
     param_names: tuple = ()
+    #: The per-unit parameters that are positive (stored by their logarithm).
+    positive_params: tuple = ()
+
+    def __init__(self, n: int, learn: bool = False, **params):
+        super().__init__(n)
+        if not isinstance(learn, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: learn must be a bool, got {learn!r}")
+        self.learn = bool(learn)
+        self.params = TermParams(f"{type(self).__name__} units",
+                                 {_stored_name(p, self): np.zeros(n) for p in self.param_names})
+        self.params.freeze()
+        self._set_params(**params)
 
     def _set_params(self, **params) -> None:
         for name, value in params.items():
@@ -272,34 +293,60 @@ class ContinuousUnits(UnitGroup):
             if arr is None or arr.ndim > 1 or (arr.ndim == 1 and arr.shape != (self.n,)):
                 raise ValueError(f"{type(self).__name__}: {name} must be a float or an array of "
                                  f"shape ({self.n},), got {value!r}")
-            setattr(self, name, np.array(np.broadcast_to(arr, (self.n,))))
+            arr = np.broadcast_to(arr, (self.n,))
+            if name in self.positive_params:
+                if not np.all(np.isfinite(arr) & (arr > 0)):
+                    raise ValueError(f"{type(self).__name__}: {name} must be finite and > 0 for "
+                                     f"every unit, got {arr!r}")
+                arr = np.log(arr)
+            self.params[_stored_name(name, self)] = arr
         self.check(type(self).__name__)
 
-    def _positive(self, name: str, what: str) -> None:
-        value = getattr(self, name)
-        if np.shape(value) != (self.n,) or not np.all(np.isfinite(value) & (value > 0)):
-            raise ValueError(f"{what}: {name} must be finite and > 0 for every unit, got "
-                             f"{np.asarray(value)!r}")
+    def _value(self, name: str) -> np.ndarray:
+        """Parameter ``name`` per unit: ``exp`` of the stored log (read-only), or the live
+        stored array."""
+        stored = self.params[_stored_name(name, self)]
+        if name not in self.positive_params:
+            return stored
+        value = np.exp(stored)
+        value.flags.writeable = False
+        return value
 
-    def _finite(self, name: str, what: str) -> None:
-        value = getattr(self, name)
-        if np.shape(value) != (self.n,) or not np.all(np.isfinite(value)):
-            raise ValueError(f"{what}: {name} must be finite for every unit, got "
-                             f"{np.asarray(value)!r}")
+    def check(self, what: str) -> None:
+        """Raise ``ValueError`` unless every parameter is finite (and positive where it must
+        be, which its stored logarithm being finite, not huge, ensures)."""
+        for name in self.param_names:
+            value = self._value(name)
+            if not np.all(np.isfinite(value)) or (name in self.positive_params
+                                                  and not np.all(value > 0)):
+                kind = "finite and > 0" if name in self.positive_params else "finite"
+                raise ValueError(f"{what}: {name} must be {kind} for every unit, got "
+                                 f"{np.asarray(value)!r}")
 
     def __repr__(self) -> str:
         extra = "".join(f", {p}={_short(getattr(self, p))}" for p in self.param_names)
-        return f"{type(self).__name__}({self.n}{extra})"
+        return f"{type(self).__name__}({self.n}{extra}{', learn=True' if self.learn else ''})"
 
     def __eq__(self, other) -> bool:
-        return (type(self) is type(other) and self.n == other.n
+        return (type(self) is type(other) and self.n == other.n and self.learn == other.learn
                 and all(np.array_equal(getattr(self, p), getattr(other, p))
                         for p in self.param_names))
 
     __hash__ = UnitGroup.__hash__
 
     def config(self) -> dict:
-        return {"n": self.n, **{p: getattr(self, p).tolist() for p in self.param_names}}
+        return {"n": self.n, **{p: getattr(self, p).tolist() for p in self.param_names},
+                **({"learn": True} if self.learn else {})}
+
+    def param_grad(self, x: np.ndarray) -> dict:
+        """``du_i/dtheta_i`` at ``x`` (``(..., n)``) for every stored parameter, a dict of
+        arrays shaped like ``x``: the per-unit ``dE/dtheta`` of the self energy."""
+        return {}
+
+    def conditional_param_grad(self, field: np.ndarray, beta: float = 1.0) -> dict:
+        """``E[du_i/dtheta_i | f]`` under ``p(x | f)``, as :meth:`param_grad` (closed form:
+        the Rao-Blackwellised statistic of a unit summed given its field)."""
+        return {}
 
     @property
     def domain(self) -> str:
@@ -358,6 +405,23 @@ class ContinuousUnits(UnitGroup):
         raise NotImplementedError
 
 
+def _stored_name(name: str, unit: ContinuousUnits) -> str:
+    """``log_<name>`` for a positive parameter, ``name`` otherwise."""
+    return f"log_{name}" if name in unit.positive_params else name
+
+
+def _unit_parameter(name: str, doc: str) -> property:
+    """The attribute ``name`` of a continuous kind: read as :meth:`ContinuousUnits._value`,
+    assigned through :meth:`ContinuousUnits._set_params`."""
+    def get(self):
+        return self._value(name)
+
+    def set(self, value):
+        self._set_params(**{name: value})
+
+    return property(get, set, doc=doc)
+
+
 class Gaussian(ContinuousUnits):
     """``n`` Gaussian units, ``u_i(x) = x^2 / (2 sigma_i^2)``.
 
@@ -383,14 +447,20 @@ class Gaussian(ContinuousUnits):
     """
 
     kind = "gaussian"
-    param_names = ("sigma",)
+    param_names = positive_params = ("sigma",)
+    sigma = _unit_parameter("sigma", "Standard deviations, shape ``(n,)`` (read-only; assign "
+                                     "``group.sigma = values``).")
 
-    def __init__(self, n: int, sigma=1.0):
-        super().__init__(n)
-        self._set_params(sigma=sigma)
+    def __init__(self, n: int, sigma=1.0, *, learn: bool = False):
+        super().__init__(n, learn, sigma=sigma)
 
-    def check(self, what: str) -> None:
-        self._positive("sigma", what)
+    def param_grad(self, x):
+        """``d/dlog(sigma) [x^2 / (2 sigma^2)] = -x^2 / sigma^2``."""
+        return {"log_sigma": -np.asarray(x) ** 2 / self.sigma ** 2}
+
+    def conditional_param_grad(self, field, beta: float = 1.0):
+        """``-E[x^2 | f] / sigma^2 = -(1/beta + sigma^2 f^2)``."""
+        return {"log_sigma": -(1.0 / beta + self.sigma ** 2 * np.asarray(field) ** 2)}
 
     def curvature(self):
         return 1.0 / self.sigma ** 2
@@ -440,6 +510,9 @@ class ReLU(ContinuousUnits):
 
     kind = "relu"
     lower = 0.0
+
+    def __init__(self, n: int):
+        super().__init__(n)
 
     def curvature(self):
         return np.ones(self.n)
@@ -494,18 +567,34 @@ class DReLU(ContinuousUnits):
 
     kind = "drelu"
     param_names = ("gamma_plus", "gamma_minus", "theta_plus", "theta_minus")
+    positive_params = ("gamma_plus", "gamma_minus")
+    gamma_plus = _unit_parameter("gamma_plus", "Precisions of the positive halves (read-only).")
+    gamma_minus = _unit_parameter("gamma_minus", "Precisions of the negative halves "
+                                                 "(read-only).")
+    theta_plus = _unit_parameter("theta_plus", "Thresholds of the positive halves (live).")
+    theta_minus = _unit_parameter("theta_minus", "Thresholds of the negative halves (live).")
 
     def __init__(self, n: int, gamma_plus=1.0, gamma_minus=1.0, theta_plus=0.0,
-                 theta_minus=0.0):
-        super().__init__(n)
-        self._set_params(gamma_plus=gamma_plus, gamma_minus=gamma_minus,
+                 theta_minus=0.0, *, learn: bool = False):
+        super().__init__(n, learn, gamma_plus=gamma_plus, gamma_minus=gamma_minus,
                          theta_plus=theta_plus, theta_minus=theta_minus)
 
-    def check(self, what: str) -> None:
-        self._positive("gamma_plus", what)
-        self._positive("gamma_minus", what)
-        self._finite("theta_plus", what)
-        self._finite("theta_minus", what)
+    def param_grad(self, x):
+        """``gamma x_+^2 / 2`` for ``log gamma_plus``, ``x_+`` for ``theta_plus``, and the
+        same of ``x_-`` for the negative half."""
+        x = np.asarray(x, dtype=np.float64)
+        pos, neg = np.maximum(x, 0.0), np.minimum(x, 0.0)
+        return {"log_gamma_plus": self.gamma_plus * pos ** 2 / 2, "theta_plus": pos,
+                "log_gamma_minus": self.gamma_minus * neg ** 2 / 2, "theta_minus": neg}
+
+    def conditional_param_grad(self, field, beta: float = 1.0):
+        """The halves' weighted moments: ``E[x_+] = w_+ m_+``,
+        ``E[x_+^2] = w_+ (v_+ + m_+^2)``, likewise for ``x_-``."""
+        w, m_plus, m_minus, v_plus, v_minus = self._mixture(field, beta)
+        return {"log_gamma_plus": self.gamma_plus * w * (v_plus + m_plus ** 2) / 2,
+                "theta_plus": w * m_plus,
+                "log_gamma_minus": self.gamma_minus * (1 - w) * (v_minus + m_minus ** 2) / 2,
+                "theta_minus": (1 - w) * m_minus}
 
     def curvature(self):
         return np.minimum(self.gamma_plus, self.gamma_minus)

@@ -27,17 +27,24 @@ KINDS = {
 DISCRETE = {"binary": pe.Binary, "spin": pe.Spin, "categorical": lambda n: pe.Categorical(n, 3)}
 
 
-def mixed_model(kind, n_c, discrete, n_d, seed, *, visible="c", lateral=0.0, scale=0.6):
+def mixed_model(kind, n_c, discrete, n_d, seed, *, visible="c", lateral=0.0, scale=0.6,
+                learn=False):
     """Group "c" of continuous units and "d" of discrete ones, biases and W between them,
-    an optional Gaussian lateral; parameters N(0, scale^2) from ``seed``."""
-    units = {"c": KINDS[kind](n_c), "d": DISCRETE[discrete](n_d)}
+    an optional Gaussian lateral; parameters N(0, scale^2) from ``seed``; with ``learn`` the
+    continuous kind's own parameters are model parameters too."""
+    continuous = KINDS[kind](n_c)
+    if learn:
+        continuous = type(continuous)(n_c, learn=True, **{
+            p: getattr(continuous, p) for p in continuous.param_names})
+    units = {"c": continuous, "d": DISCRETE[discrete](n_d)}
     terms = [pe.Bias("c", name="b"), pe.Bias("d", name="a"), pe.Pairwise("d", "c", name="W")]
     if lateral:
         terms.append(pe.Lateral("c", name="U"))
     model = pe.EnergyModel(units, terms, visible=[visible])
     rng = np.random.default_rng(seed)
     for name, value in model.params.items():
-        value[...] = scale * rng.normal(size=value.shape)
+        if "." not in name:                     # the units' own keep their values
+            value[...] = scale * rng.normal(size=value.shape)
     if lateral:
         model.params["U"][...] = lateral * (1 - np.eye(n_c))
     return model
@@ -149,10 +156,17 @@ def test_bad_parameters_and_values_are_refused():
         model.energy({"c": [[-1.0, 2.0]], "d": [[0, 1]]})
     with pytest.raises(ValueError, match="finite"):
         pe.exact.log_likelihood(model, [[np.inf, 1.0]])
-    with pytest.raises(ValueError, match=r"units\['c'\]: sigma"):
-        gaussian = mixed_model("gaussian", 2, "binary", 1, 0)
-        gaussian.units["c"].sigma[0] = -1.0
-        pe.exact.log_partition(gaussian)
+    gaussian = mixed_model("gaussian", 2, "binary", 1, 0)
+    with pytest.raises(ValueError, match="read-only"):          # written by assignment
+        gaussian.units["c"].sigma[0] = 2.0
+    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
+        gaussian.units["c"].sigma = [1.0, -1.0]
+    learned = pe.EnergyModel({"x": pe.Gaussian(2, learn=True)}, [pe.Bias("x")])
+    learned.params["x.log_sigma"][0] = np.inf                # as a diverging step would
+    with pytest.raises(ValueError, match=r"units\['x'\]: sigma must be finite"):
+        pe.exact.log_partition(learned)
+    with pytest.raises(TypeError, match="learn must be a bool"):
+        pe.Gaussian(2, learn="yes")
 
 
 def test_continuous_groups_save_and_load(tmp_path):
@@ -284,6 +298,37 @@ def test_gradient_is_derivative_of_mean_log_likelihood(kind, visible):
         numeric = finite_difference(model, lambda: pe.exact.log_likelihood(model, X).mean(),
                                     name)
         assert grad[name] == pytest.approx(numeric, abs=2e-6), name
+
+
+@pytest.mark.parametrize("kind, visible, lateral", [
+    ("gaussian", "c", 0.2), ("gaussian", "d", 0.2), ("drelu", "d", 0.0), ("drelu", "c", 0.0)])
+def test_gradient_of_learned_unit_parameters(kind, visible, lateral):
+    """log sigma of Gaussian units and the precisions (by their logs) and thresholds of
+    dReLU units: expectations and gradients against finite differences, held or free."""
+    model = mixed_model(kind, 2, "spin", 2, 3, visible=visible, lateral=lateral, learn=True)
+    assert any("." in name for name in model.params)
+    expected = pe.exact.expectations(model)
+    for name in model.params:
+        numeric = finite_difference(model, lambda: pe.exact.log_partition(model), name)
+        assert -expected[name] == pytest.approx(numeric, abs=2e-6), name
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(4, 2)) if visible == "c"
+         else rng.choice([-1.0, 1.0], size=(4, 2)))
+    grad = pe.exact.gradient(model, X)
+    for name in model.params:
+        numeric = finite_difference(model, lambda: pe.exact.log_likelihood(model, X).mean(),
+                                    name)
+        assert grad[name] == pytest.approx(numeric, abs=2e-6), name
+
+
+def test_learned_unit_parameters_save_and_load_exactly(tmp_path):
+    model = mixed_model("drelu", 2, "binary", 2, 1, learn=True)
+    model.params["c.log_gamma_plus"][...] = [0.1, -0.3]
+    model.save(tmp_path / "m")
+    loaded = pe.load(tmp_path / "m.npz")
+    for name in model.params:
+        assert np.array_equal(loaded.params[name], model.params[name]), name
+    assert loaded.units["c"].learn
 
 
 # -- samples and MAP ----------------------------------------------------------------------

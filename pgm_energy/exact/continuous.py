@@ -189,15 +189,45 @@ class Continuous(Plan):
         ``(A^{-1})_gg / beta + E[mu_g^2]``, for a rectified one ``E[Var + mean^2 | d]``."""
         return self._moments(x)[2]
 
+    def mean_grads(self, x) -> dict:
+        """``E[dE/dtheta]`` of the terms' parameters (from the moments) and of the learnable
+        units' own (``"<group>.<name>"``): a held unit's ``du/dtheta`` at its value, a
+        Gaussian one's from ``E[x^2]`` (its statistic), a rectified one's conditional
+        expectation given the discrete units, averaged over them."""
+        m_unit, m_pair, squares, rectified = self._moments(x)
+        grads = self.graph.grad_from_moments(m_unit, m_pair)
+        values = self.graph.from_bits(x)
+        for g, unit in self.graph.units.items():
+            if not (unit.continuous and unit.learn):
+                continue
+            slots = np.arange(self.graph.slots(g).start, self.graph.slots(g).stop)
+            out = {name: np.zeros(unit.n) for name in unit.params}
+            held = self.clamped[slots]
+            if held.any():
+                for name, v in unit.take(np.flatnonzero(held)).param_grad(
+                        values[:, slots[held]]).items():
+                    out[name][held] = v.mean(axis=0)
+            gauss = np.isin(slots, self.G)
+            if gauss.any():                  # u depends on x^2 only: E[du] = du(sqrt E[x^2])
+                for name, v in unit.take(np.flatnonzero(gauss)).param_grad(
+                        np.sqrt(squares[slots[gauss]])).items():
+                    out[name][gauss] = v
+            for name, v in rectified.get(g, {}).items():
+                rect = np.isin(slots, self.R)
+                out[name][rect] = v
+            grads.update({f"{g}.{name}": v for name, v in out.items()})
+        return grads
+
     def _moments(self, x):
-        """``(E[s_i], E[s_i s_j] per edge, E[s_i^2])`` averaged over the rows of ``x``."""
+        """``(E[s_i], E[s_i s_j] per edge, E[s_i^2], {group: E[du/dtheta] of its rectified
+        units}`` averaged over the rows of ``x``."""
         if len(self.R):
-            m_unit, m_pair_reduced, squares = self.inner.moments(x)
+            m_unit, m_pair_reduced, squares, rectified = self.inner.moments(x)
         else:
             m_unit, m_pair_reduced = self.inner.mean_moments(x)
-            squares = _discrete_squares(self.graph, m_unit, x)
+            squares, rectified = _discrete_squares(self.graph, m_unit, x), {}
         if self.reduced is self.graph:
-            return m_unit, m_pair_reduced, squares
+            return m_unit, m_pair_reduced, squares, rectified
         graph, G, N = self.graph, self.G, self.neighbours
         n = graph.n_units
         red = self.reduced
@@ -249,7 +279,7 @@ class Continuous(Plan):
         m_pair[e] = (cov + mu_mu)[pos_g[ei[e]], pos_g[ej[e]]]
         squares = squares.copy()
         squares[G] = np.diag(cov + mu_mu)
-        return m_unit, m_pair, squares
+        return m_unit, m_pair, squares, rectified
 
 
 class RectifiedEnumeration(Plan):
@@ -281,13 +311,13 @@ class RectifiedEnumeration(Plan):
                 f"2^26 here); estimate log Z with pe.ais.log_partition instead")
         self.radix = np.where(self.site_size == 1, 2, self.site_size)
         self.place = np.concatenate([[1], np.cumprod(self.radix)[:-1]]).astype(np.int64)
-        self._groups = []           # (slots of R in group order, unit kind restricted)
+        self._groups = []       # (group, slots of R in it, its kind restricted to them)
         for g, unit in graph.units.items():
             if unit.continuous:
                 sl = graph.slots(g)
                 inside = self.R[(self.R >= sl.start) & (self.R < sl.stop)]
                 if len(inside):
-                    self._groups.append((inside, unit.take(inside - sl.start)))
+                    self._groups.append((g, inside, unit.take(inside - sl.start)))
 
     def _states(self, x_row, lo, hi):
         """Bits ``(hi - lo, n_units)``: ``x_row`` with the free sites at states ``lo..hi``."""
@@ -316,7 +346,7 @@ class RectifiedEnumeration(Plan):
         ``"peak"`` (sum of ``beta`` times peaks), or the per-unit ``"mean"``, ``"variance"``
         or ``"mode"``."""
         parts = []
-        for slots, unit in self._groups:
+        for _, slots, unit in self._groups:
             f = fields[:, slots]
             if how == "log":
                 parts.append(unit.log_normaliser(f, self.beta).sum(axis=1))
@@ -339,13 +369,17 @@ class RectifiedEnumeration(Plan):
         return self.moments(x)[:2]
 
     def moments(self, x):
-        """``(E[s_i], E[s_i s_j] per edge, E[s_i^2])`` averaged over the rows of ``x``; a
-        rectified unit's ``E[. | d]`` is its conditional mean (and variance)."""
+        """``(E[s_i], E[s_i s_j] per edge, E[s_i^2], {group: {name: E[du/dtheta]}})``
+        averaged over the rows of ``x``; a rectified unit's ``E[. | d]`` is its conditional
+        mean (variance, :meth:`ContinuousUnits.conditional_param_grad`), the last for groups
+        built with ``learn=True``."""
         graph = self.graph
         ei, ej = graph.edges[:, 0], graph.edges[:, 1]
-        r_slots = np.concatenate([s for s, _ in self._groups])
+        r_slots = np.concatenate([s for _, s, _ in self._groups])
         unit_sum, pair_sum = np.zeros(self.n_units), np.zeros(graph.n_edges)
         square_sum = np.zeros(self.n_units)
+        learned = {g: {name: np.zeros(len(slots)) for name in unit.params}
+                   for g, slots, unit in self._groups if graph.units[g].learn}
         for row in x:
             total = self._row_log_sum(row)
             for _, native, fields, lw in self._chunks(row):
@@ -357,10 +391,17 @@ class RectifiedEnumeration(Plan):
                 squares = native ** 2
                 squares[:, r_slots] += self._closed(fields, "variance")
                 square_sum += p @ squares
-        return unit_sum / len(x), pair_sum / len(x), square_sum / len(x)
+                for g, slots, unit in self._groups:
+                    if g in learned:
+                        for name, v in unit.conditional_param_grad(fields[:, slots],
+                                                                   self.beta).items():
+                            learned[g][name] += p @ v
+        learned = {g: {name: v / len(x) for name, v in grads.items()}
+                   for g, grads in learned.items()}
+        return unit_sum / len(x), pair_sum / len(x), square_sum / len(x), learned
 
     def max_state(self, x):
-        r_slots = np.concatenate([s for s, _ in self._groups])
+        r_slots = np.concatenate([s for _, s, _ in self._groups])
         best = np.full(len(x), -np.inf)
         out = np.zeros_like(x)
         for b, row in enumerate(x):
@@ -388,7 +429,7 @@ class RectifiedEnumeration(Plan):
         fields = (self.graph.field + (self.graph.adjacency() @ native.T).T)
         u = rng.random((n_samples, len(self.R))) + 2.0 ** -54
         column = 0
-        for slots, unit in self._groups:
+        for _, slots, unit in self._groups:
             native[:, slots] = unit.quantile(fields[:, slots], u[:, column:column + len(slots)],
                                              self.beta)
             column += len(slots)
