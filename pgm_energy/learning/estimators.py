@@ -87,6 +87,31 @@ def moments_gradient(layout: _Layout, rows: np.ndarray) -> dict:
     return grads
 
 
+def unit_gradients(model: EnergyModel, layout: _Layout, rows: np.ndarray,
+                   closed: np.ndarray) -> dict:
+    """``E[dE/dtheta]`` of the learnable units' own parameters (``"<group>.<name>"``) from
+    expected-state rows: ``du/dtheta`` at the value of a sampled or held unit, its
+    conditional expectation given the field for a unit of ``closed`` (whose row holds its
+    mean; units of ``closed`` are not coupled, so their fields come from the rows)."""
+    graph = layout.graph
+    is_closed = np.zeros(graph.n_units, bool)
+    is_closed[closed] = True
+    field = None
+    out = {}
+    for g, unit in model.units.items():
+        if not getattr(unit, "learn", False):
+            continue
+        slots = graph.slots(g)
+        summed = is_closed[slots]
+        sampled = unit.param_grad(rows[:, slots])
+        if summed.any():
+            field = graph.local_field(rows) if field is None else field
+            given = unit.conditional_param_grad(field[:, slots])
+            sampled = {k: np.where(summed, given[k], v) for k, v in sampled.items()}
+        out.update({f"{g}.{k}": v.mean(axis=0) for k, v in sampled.items()})
+    return out
+
+
 def moments(layout: _Layout, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean unit values and mean pair products (one per edge of the flat graph) of rows."""
     ei, ej = layout.graph.edges[:, 0], layout.graph.edges[:, 1]
@@ -237,11 +262,18 @@ class _Estimator:
                              "chains or its exact likelihood need states); use PCD or PT")
         positive_rows = self.positive_rows(model, X, rng, expected_data)
         negative_rows = self.negative_rows(model, X, rng)
+        learned = any(getattr(u, "learn", False) for u in model.units.values())
         if self.centering is not None:
+            if learned:
+                raise ValueError("centering applies to the terms' parameters; train the units' "
+                                 "own parameters (learn=True) without it")
             return self.centering.gradient(layout, positive_rows, negative_rows,
                                            lambda rows: moments(layout, rows))
         positive = moments_gradient(layout, positive_rows)
         negative = moments_gradient(layout, negative_rows)
+        if learned:
+            positive.update(unit_gradients(model, layout, positive_rows, layout.hidden_closed))
+            negative.update(unit_gradients(model, layout, negative_rows, layout.model_closed))
         return {k: negative[k] - positive[k] for k in positive}
 
     def negative_rows(self, model, X, rng) -> np.ndarray:
