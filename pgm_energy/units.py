@@ -16,7 +16,7 @@ from ._checks import positive_int
 from .terms.base import TermParams
 
 __all__ = ["UnitGroup", "Binary", "Spin", "Categorical", "ContinuousUnits", "Gaussian", "ReLU",
-           "DReLU", "as_unit_group", "UNIT_REGISTRY"]
+           "DReLU", "as_unit_group", "open_uniforms", "UNIT_REGISTRY"]
 
 #: Largest number of values of a categorical unit (the Gibbs kernels keep one field per value
 #: and chain lane on the stack).
@@ -671,6 +671,13 @@ class DReLU(ContinuousUnits):
 
 _LOG_SQRT_PI_2 = 0.5 * np.log(np.pi / 2)
 _SQRT_2_PI = np.sqrt(2 / np.pi)
+
+
+def open_uniforms(gen: np.random.Generator, shape) -> np.ndarray:
+    """Uniforms in the open interval ``(0, 1)`` for :meth:`ContinuousUnits.quantile`: the
+    midpoints ``(k + 1/2) 2^-52`` of a 2^-52 grid (exact in float64, so never 0 or 1), the
+    rule of the compiled samplers' ``u + 2^-53``."""
+    return (gen.integers(0, 2**52, size=shape) + 0.5) * 2.0 ** -52
 
 
 def half_normal_log_integral(t: np.ndarray) -> np.ndarray:

@@ -114,7 +114,7 @@ def test_quantile_draws_follow_the_conditional(kind):
     """Kolmogorov-Smirnov of 20000 draws (fixed seed) against the CDF by quadrature."""
     unit = KINDS[kind](1)
     field, beta = np.array([[0.4]]), 1.3
-    u = np.random.default_rng(5).random((20000, 1)) + 2.0 ** -54
+    u = pe.units.open_uniforms(np.random.default_rng(5), (20000, 1))
     draws = unit.quantile(field, u, beta)[:, 0]
     log_z = unit.log_normaliser(field, beta)[0, 0]
 
@@ -134,10 +134,15 @@ def test_quantile_draws_follow_the_conditional(kind):
 def test_rectified_draws_deep_in_the_tail():
     """ReLU with field -1000: x ~ Exp-like with mean 1/1000, no stall, no inf."""
     unit = pe.ReLU(1)
-    u = np.random.default_rng(0).random((100000, 1)) + 2.0 ** -54
+    u = pe.units.open_uniforms(np.random.default_rng(0), (100000, 1))
     draws = unit.quantile(np.array([[-1000.0]]), u)
     assert np.all(np.isfinite(draws)) and np.all(draws >= 0)
     assert draws.mean() == pytest.approx(unit.mean(np.array([[-1000.0]]))[0, 0], rel=0.02)
+    # The open uniforms' extremes stay inside (0, 1), so no quantile is ever infinite.
+    extremes = (np.array([0, 2**52 - 1]) + 0.5) * 2.0 ** -52
+    assert 0 < extremes[0] and extremes[1] < 1
+    for kind in KINDS.values():
+        assert np.all(np.isfinite(kind(2).quantile(np.array([[-50.0, 50.0]]), extremes[:, None])))
 
 
 def test_bad_parameters_and_values_are_refused():

@@ -36,7 +36,7 @@ from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.special import logsumexp
 
 from ..graph import FlatGraph
-from ..units import Gaussian
+from ..units import Gaussian, open_uniforms
 from .plan import Plan
 
 __all__ = ["Continuous", "RectifiedEnumeration", "MAX_RECTIFIED_STATES"]
@@ -416,7 +416,7 @@ class RectifiedEnumeration(Plan):
 
     def sample(self, n_samples, rng, x=None):
         """Discrete states by inverse CDF over their weights (``rng.random(n_samples)``),
-        then each rectified unit by its quantile at ``rng.random((n_samples, |R|)) + 2^-54``."""
+        then each rectified unit by its quantile at ``open_uniforms(rng, (n_samples, |R|))``."""
         row = np.zeros(self.n_units) if x is None else x
         log_weights = np.concatenate([lw + self._closed(fields, "log")
                                       for _, _, fields, lw in self._chunks(row)])
@@ -427,7 +427,7 @@ class RectifiedEnumeration(Plan):
             else np.zeros((0, self.n_units))
         native = self.graph.from_bits(bits)
         fields = (self.graph.field + (self.graph.adjacency() @ native.T).T)
-        u = rng.random((n_samples, len(self.R))) + 2.0 ** -54
+        u = open_uniforms(rng, (n_samples, len(self.R)))
         column = 0
         for _, slots, unit in self._groups:
             native[:, slots] = unit.quantile(fields[:, slots], u[:, column:column + len(slots)],
