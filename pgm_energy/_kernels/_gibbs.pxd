@@ -1,9 +1,6 @@
 # Block-sweep building blocks that _learning.pyx reuses.
 from libc.stdint cimport uint64_t
 
-cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,
-                       const double[:, ::1] coupling, bint transpose) noexcept nogil
-
 cdef void layer_fields_by_unit(double[:, ::1] out, const double[::1] field,
                                double[:, ::1] other, const double[:, ::1] coupling,
                                bint transpose) noexcept nogil

@@ -68,8 +68,9 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         A gradient entry larger than this in magnitude counts as divergence.
     compiled : bool
         Run whole epochs in compiled code where that applies (``PCD`` with ``SGD`` on a
-        two-layer model such as an RBM): the same estimator and update, without Python
-        overhead per minibatch. False forces the minibatch loop in Python.
+        model whose units form two layers: an RBM, or a deep Boltzmann machine with the
+        mean-field positive phase): the same estimator and update, without Python overhead
+        per minibatch. False forces the minibatch loop in Python.
     expected_data : bool
         ``X`` holds expected values of the visible units (e.g. grey levels in [0, 1] read as
         probabilities of binary pixels), used as expected states in the positive phase
@@ -115,7 +116,7 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
             order = gen.permutation(n_samples)
             if compiled and fast is None:
                 try:
-                    fast = CompiledPCD(model, method, optimizer, gen)
+                    fast = CompiledPCD(model, method, optimizer, gen, expected_data)
                     data_a = fast.visible_rows(_flat_visible(model, method._layout, data,
                                                              expected_data))
                 except NotCompiled:
