@@ -388,42 +388,6 @@ static void pe_gibbs_sweeps(pe_state *state, long stride, const int32_t *order, 
                                NULL);
 }
 
-/* In place over a layer of one row: field[k] <- E[unit k] = low[k] + scale[k] sigmoid(scale[k]
- * field[k]) (beta 1). */
-PE_CLONES PE_UNUSED
-static void pe_layer_means(double *PE_RESTRICT field, const double *PE_RESTRICT scale,
-                           const double *PE_RESTRICT low, long n)
-{
-    PE_SIMD
-    for (long k = 0; k < n; ++k)
-        field[k] = low[k] + scale[k] * pe_sigmoid(scale[k] * field[k]);
-}
-
-/* One mean-field update of a layer of one row: the new mean of unit k is
- * low[k] + scale[k] sigmoid(scale[k] (product[k] + bias[k])), mixed with the old one as
- * damping mean[k] + (1 - damping) new (exactly new for damping 0, the means being finite);
- * mean[k] takes it. Returns the largest |change| of a mean. */
-PE_CLONES PE_UNUSED
-static double pe_mean_field_update(double *PE_RESTRICT mean, const double *PE_RESTRICT product,
-                                   const double *PE_RESTRICT bias,
-                                   const double *PE_RESTRICT scale,
-                                   const double *PE_RESTRICT low, double damping, long n)
-{
-    double change = 0.0;
-#if defined(_OPENMP) && _OPENMP >= 201307
-    _Pragma("omp simd reduction(max:change)")
-#endif
-    for (long k = 0; k < n; ++k) {
-        double f = product[k] + bias[k];
-        double v = low[k] + scale[k] * pe_sigmoid(scale[k] * f);
-        v = damping * mean[k] + (1.0 - damping) * v;
-        double d = fabs(v - mean[k]);
-        change = d > change ? d : change;
-        mean[k] = v;
-    }
-    return change;
-}
-
 /* A layer of n units for a block of chains, lanes = chains (loops over groups of PE_LANES
  * chains, each chain with its own stream; per chain, one uniform per free unit, in unit order).
  * prob (n, ld) holds the fields, row k for unit k, chain c in column c (ld >= n_chains rounded

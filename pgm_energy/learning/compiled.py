@@ -136,8 +136,8 @@ class _Layers:
     block sampler's first layer, its ``n_visible`` visible units first) and ``units_b``
     (colour 1); ``b_first``, whether the mean-field positive phase updates ``b`` before
     the hidden units of ``a``; ``closed_a``, whether the negative phase sums ``a`` (else
-    ``b``) in closed form; ``slots``, the flat slot of every parameter entry; ``edge``, None
-    or the ``(n_a, n_b)`` mask of the coupling entries that are parameters."""
+    ``b``) in closed form; ``slots``, the flat slot of every parameter entry; ``edge``, the
+    ``(n_a, n_b)`` mask of the coupling entries that are parameters."""
 
     def __init__(self, units_a, units_b, n_visible, b_first, closed_a, slots, edge):
         self.units_a, self.units_b, self.n_visible = units_a, units_b, n_visible
@@ -184,10 +184,8 @@ class _Layers:
         if (len(covered) != n_a + n_b + graph.n_edges
                 or len(np.unique(covered)) != len(covered)):
             return None
-        edge = None
-        if graph.n_edges != n_a * n_b:
-            edge = np.zeros((n_a, n_b), np.uint8)
-            edge.ravel()[coupling_index] = 1
+        edge = np.zeros((n_a, n_b), np.uint8)
+        edge.ravel()[coupling_index] = 1
         return cls(a, b, n_visible, b_first, _same([closed], [a]), slots, edge)
 
 
