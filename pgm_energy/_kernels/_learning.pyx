@@ -220,10 +220,11 @@ cdef class Layers:
             pe_layer_means(&pb[r, 0], &scale_b[0], &low_b[0], n_b)
         if n_h == 0:
             return
-        # the hidden units of a given b at 0
+        # the hidden units of a given b at 0: one row for all
         fill_rows(&self.field_h[0, 0], m, n_h, n_h, &field_a[n_v])
-        memcpy(&self.mu_h[0, 0], &self.field_h[0, 0], m * n_h * sizeof(double))
-        pe_layer_means(&self.mu_h[0, 0], &self.scale_h[0, 0], &self.low_h[0, 0], m * n_h)
+        memcpy(&self.mu_h[0, 0], &field_a[n_v], n_h * sizeof(double))
+        pe_layer_means(&self.mu_h[0, 0], &self.scale_h[0, 0], &self.low_h[0, 0], n_h)
+        fill_rows(&self.mu_h[1, 0], m - 1, n_h, n_h, &self.mu_h[0, 0])
         while n_iter < max_iter and not change < tol:
             change = 0.0
             for step in range(2):

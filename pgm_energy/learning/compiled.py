@@ -71,10 +71,13 @@ class CompiledPCD:
         self.slots = layers.slots
         self._chains = None        # (layer a, layer b, padded streams, beta) while taken out
 
-    def visible_rows(self, rows: np.ndarray) -> np.ndarray:
-        """The visible columns of flat rows, layer ``a``'s first ones (the data as the
-        kernel reads it)."""
-        return np.ascontiguousarray(rows[:, self.units_a[:self.layers.n_visible]])
+    def visible_rows(self, data: dict) -> np.ndarray:
+        """The validated visible data ``{group: (n_samples, n)}`` as the kernel reads it:
+        flat slots of the visible groups, in slot order (layer ``a``'s first units)."""
+        graph = self.graph
+        groups = sorted(data, key=lambda g: graph.slots(g).start)
+        return np.ascontiguousarray(np.concatenate(
+            [graph.units[g].encode(data[g]) for g in groups], axis=1), dtype=float)
 
     def epoch(self, model, data_a, order, batch_size, epoch):
         """One epoch over the rows ``order`` of ``data_a``: the chains advance (held here
@@ -103,7 +106,8 @@ class CompiledPCD:
                 data_a, order.astype(np.int64), batch_size, coupling, field_a, field_b,
                 velocity[n_a + n_b:].reshape(n_a, n_b), velocity[:n_a], velocity[n_a:n_a + n_b],
                 self.layers.edge, chains_a, chains_b, graph.scale[a], graph.low[a],
-                graph.scale[b], graph.low[b], streams, self.method.k, opt.rate(epoch), opt.momentum, opt.weight_decay, opt.l1,
+                graph.scale[b], graph.low[b], streams, self.method.k, opt.rate(epoch),
+                opt.momentum, opt.weight_decay, opt.l1,
                 _threads_for(sampler.n_chains, sampler.n_threads),
                 *(self.mean_field or (1.0, 1, 0.0, True)), self.layers.closed_a)
         return largest, {name: flat[slots].reshape(model.params[name].shape)

@@ -13,7 +13,7 @@ from ..graph import MAX_ENERGY
 from ..model import EnergyModel
 from . import checkpoints
 from .compiled import CompiledPCD, NotCompiled
-from .estimators import PCD, _flat_visible, visible_data
+from .estimators import PCD, visible_data
 from .optimizers import SGD
 
 __all__ = ["fit", "History", "TrainingDiverged"]
@@ -117,8 +117,7 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
             if compiled and fast is None:
                 try:
                     fast = CompiledPCD(model, method, optimizer, gen, expected_data)
-                    data_a = fast.visible_rows(_flat_visible(model, method._layout, data,
-                                                             expected_data))
+                    data_a = fast.visible_rows(data)
                 except NotCompiled:
                     compiled = False
             if fast is not None:
