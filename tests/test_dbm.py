@@ -387,3 +387,26 @@ def test_resumed_dbm_training_equals_an_uninterrupted_run(tmp_path):
            rng=0, checkpoint=path, resume=True)
     for k in whole.params:
         np.testing.assert_array_equal(resumed.params[k], whole.params[k])
+
+
+def test_resumed_centered_training_equals_an_uninterrupted_run(tmp_path):
+    """The running offsets of a centered gradient are in the checkpoint: a resumed run goes
+    on from them and ends where an uninterrupted one does."""
+    path = tmp_path / "centered.npz"
+
+    def run(epochs, **kwargs):
+        model = pe.DBM([9, 4, 3], rng=0)
+        method = pe.PCD(n_chains=20, k=2, centering=L.Centering(rate=0.2))
+        pe.fit(model, BAS, method, pe.SGD(lr=0.05), epochs=epochs, batch_size=7, rng=0,
+               **kwargs)
+        return model, method
+
+    whole, whole_method = run(6)
+    run(3, checkpoint=path)
+    with np.load(path) as saved:
+        assert {"centering/x", "centering/h1", "centering/h2"} <= set(saved.files)
+    resumed, resumed_method = run(6, checkpoint=path, resume=True)
+    for k in whole.params:
+        np.testing.assert_array_equal(resumed.params[k], whole.params[k])
+    for g, offsets in whole_method.centering.offsets.items():
+        np.testing.assert_array_equal(resumed_method.centering.offsets[g], offsets)

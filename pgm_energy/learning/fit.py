@@ -55,8 +55,8 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     verbose : int
         1 for a progress bar (``tqdm`` when installed, plain lines otherwise).
     checkpoint : path, optional
-        After every epoch, write the model, optimizer, estimator chains, random state and
-        history there (``.npz``, no pickle). With ``resume=True`` and an existing file, the
+        After every epoch, write the model, optimizer, estimator chains, centering offsets,
+        random state and history there (``.npz``, no pickle). With ``resume=True`` and an existing file, the
         run continues from it; with ``ExactGradient``, and with ``PCD`` or ``PT`` on a model
         whose hidden units are independent given the visible ones, it ends with the same
         parameters as an uninterrupted run. (CD's chains, and the clamped positive-phase
