@@ -24,7 +24,9 @@ parameters). Per minibatch ``X`` (rows of the visible units):
   ``theta += v`` (entries of ``C`` off ``edge`` stay 0).
 
 This is exactly what ``PCD`` (positive phase ``MeanField`` where hidden units interact) and
-``SGD`` compute in Python, in one call per epoch.
+``SGD`` compute in Python, in one call per epoch. Every product over layer ``a`` is split at
+its visible units (:class:`Layers`): one BLAS product per coupling block (``W1``, ``W2`` of a
+DBM [x, h1, h2]), each small enough for BLAS's small-matrix kernels.
 """
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint64_t
@@ -283,6 +285,8 @@ def pcd_sgd_epoch(
             or chains_b.shape[1] != n_b or chains_b.shape[0] != n_chains
             or scale_a.shape[0] != n_a or low_a.shape[0] != n_a or scale_b.shape[0] != n_b
             or low_b.shape[0] != n_b or field_a.shape[0] != n_a or field_b.shape[0] != n_b
+            or velocity_c.shape[0] != n_a or velocity_c.shape[1] != n_b
+            or velocity_a.shape[0] != n_a or velocity_b.shape[0] != n_b
             or batch_size < 1 or streams.shape[1] < (n_chains + 7) // 8 * 8 or k < 1
             or edge.shape[0] != n_a or edge.shape[1] != n_b
             or (n_hidden and (max_iter < 1 or not tol > 0 or not 0 <= damping < 1))):
