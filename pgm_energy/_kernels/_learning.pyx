@@ -159,8 +159,10 @@ cdef class Layers:
             return
         for p in range(2):
             lo, hi = self.cuts[p], self.cuts[p + 1]
-            product(&out[lo, 0], ld, &self.coupling_t[0, lo], self.n_a, True,
-                    &chains_b[0, 0], self.n_b, True, hi - lo, n_chains, self.n_b, 1.0, 1.0)
+            if hi > lo:         # (an empty part: no address inside the arrays)
+                product(&out[lo, 0], ld, &self.coupling_t[0, lo], self.n_a, True,
+                        &chains_b[0, 0], self.n_b, True, hi - lo, n_chains, self.n_b, 1.0,
+                        1.0)
 
     cdef void fields_b_by_unit(self, double[:, ::1] out, const double[::1] field,
                                double[:, ::1] chains_a,
@@ -186,8 +188,10 @@ cdef class Layers:
         fill_rows(&out[0, 0], m, self.n_a, self.n_a, &field[0])
         for p in range(2):
             lo, hi = self.cuts[p], self.cuts[p + 1]
-            product(&out[0, lo], self.n_a, &rows_b[0, 0], self.n_b, False,
-                    &self.coupling_t[0, lo], self.n_a, False, m, hi - lo, self.n_b, 1.0, 1.0)
+            if hi > lo:
+                product(&out[0, lo], self.n_a, &rows_b[0, 0], self.n_b, False,
+                        &self.coupling_t[0, lo], self.n_a, False, m, hi - lo, self.n_b, 1.0,
+                        1.0)
         for r in range(m):
             pe_layer_means(&out[r, 0], &scale[0], &low[0], self.n_a)
 
@@ -197,8 +201,9 @@ cdef class Layers:
         cdef int p, lo, hi, m = rows_a.shape[0]
         for p in range(2):
             lo, hi = self.cuts[p], self.cuts[p + 1]
-            product(&out[lo, 0], self.n_b, &rows_a[0, lo], self.n_a, True, &rows_b[0, 0],
-                    self.n_b, False, hi - lo, self.n_b, m, alpha, beta)
+            if hi > lo:
+                product(&out[lo, 0], self.n_b, &rows_a[0, lo], self.n_a, True,
+                        &rows_b[0, 0], self.n_b, False, hi - lo, self.n_b, m, alpha, beta)
 
     cdef void mean_field(self, double[:, ::1] pa, double[:, ::1] pb,
                          const double[:, ::1] coupling, const double[::1] field_a,
@@ -226,7 +231,8 @@ cdef class Layers:
         fill_rows(&self.field_h[0, 0], m, n_h, n_h, &field_a[n_v])
         memcpy(&self.mu_h[0, 0], &field_a[n_v], n_h * sizeof(double))
         pe_layer_means(&self.mu_h[0, 0], &self.scale_h[0, 0], &self.low_h[0, 0], n_h)
-        fill_rows(&self.mu_h[1, 0], m - 1, n_h, n_h, &self.mu_h[0, 0])
+        if m > 1:
+            fill_rows(&self.mu_h[1, 0], m - 1, n_h, n_h, &self.mu_h[0, 0])
         while n_iter < max_iter and not change < tol:
             change = 0.0
             for step in range(2):
@@ -236,7 +242,7 @@ cdef class Layers:
                     product(&self.work_b[0, 0], n_b, &self.mu_h[0, 0], n_h, False,
                             &coupling[n_v, 0], n_b, False, 1 if same else m, n_b, n_h, 1.0,
                             0.0)
-                    if same:
+                    if same and m > 1:
                         fill_rows(&self.work_b[1, 0], m - 1, n_b, n_b, &self.work_b[0, 0])
                     change = max(change, pe_mean_field_update(
                         &pb[0, 0], &self.work_b[0, 0], &self.base_b[0, 0],

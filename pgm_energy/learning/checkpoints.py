@@ -5,8 +5,9 @@ the optimizer (class and hyperparameters, as JSON), the persistent chains as the
 public states (:class:`~pgm_energy.sampling.GibbsState`,
 :class:`~pgm_energy.tempering.TemperingState`), the optimizer's slots, the run's random state,
 the epoch, the history and the running offsets of a centered gradient
-(:class:`~pgm_energy.learning.Centering`). Resuming refuses a file written with another method, optimizer or
-number of chains, and a damaged file, with a ``ValueError`` that says so.
+(:class:`~pgm_energy.learning.Centering`). Resuming refuses a file written with another
+method, optimizer or number of chains, and a damaged file, with a ``ValueError`` that says
+so.
 """
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ class NotCompiled(Exception):
 
 
 class CompiledPCD:
-    """The compiled epoch for ``method`` (a :class:`PCD` of Gibbs moves) and ``optimizer`` (an :class:`SGD`)
-    on ``model``; raises :class:`NotCompiled` where it does not apply.
+    """The compiled epoch for ``method`` (a :class:`PCD` of Gibbs moves) and ``optimizer``
+    (an :class:`SGD`) on ``model``; raises :class:`NotCompiled` where it does not apply.
 
     It applies to models whose units form the two dense layers of the block sampler (the
     two colours of the graph's greedy colouring): ``a`` (colour 0), holding the visible units
