@@ -3,11 +3,14 @@
 Binarised digits (8x8, 1797 images, pixels > 0.5), a DBM [64, 100, 100], mean-field positive
 phase (tolerance 1e-6, at most 50 sweeps), 100 persistent chains advanced k = 1 block Gibbs
 sweep per update, batch 100, plain SGD with lr 0.01. Both sides run the same algorithm from
-the same parameters: pgm_energy's ``fit(PCD(positive=MeanField(...)), SGD)`` and the
-numpy DBM of ``tests/reference/dbm.py`` (mean field layer-block by layer-block and block Gibbs
-sweeps, BLAS products only, no Python loop over units). Both run with BLAS on one thread (at
+the same parameters: pgm_energy's ``fit(PCD(positive=MeanField(...)), SGD)`` (whole epochs in
+the compiled kernel of ``pgm_energy.learning.compiled``: mean field and block sweeps over the
+even layers x, h2 and the odd layer h1, one BLAS product per coupling block) and the numpy DBM
+of ``tests/reference/dbm.py`` (mean field layer-block by layer-block and block Gibbs sweeps,
+BLAS products only, no Python loop over units). Both run with BLAS on one thread (at
 these sizes, 100 x 264 products, threads only add waits; on a shared machine they cost 10x).
-Time per epoch is the best of several epochs; the check of the result is the mean-field bound on the training data with the same
+Time per epoch is the best of several epochs, each one call of ``fit`` (its setup
+included); the check of the result is the mean-field bound on the training data with the same
 log Z estimate (AIS) for both trained models.
 
     python benchmarks/bench_dbm.py [--quick]

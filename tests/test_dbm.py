@@ -175,6 +175,44 @@ def test_pcd_with_mean_field_learns_bars_and_stripes():
     assert pe.exact.log_likelihood(model, BAS).mean() > -3.0
 
 
+@pytest.mark.parametrize("sizes, damping, closed_a", [
+    ([9, 8, 6], 0.0, False),       # the negative phase sums h1 (layer b) in closed form
+    ([4, 3, 5], 0.0, True),        # ... x and h2 (layer a)
+    ([9, 5, 4, 3], 0.3, False),    # no coupling between x and h3: that entry stays 0
+])
+def test_compiled_epoch_equals_the_python_loop(sizes, damping, closed_a):
+    """PCD + SGD on a DBM runs whole epochs in the compiled kernel (mean-field positive
+    phase over the two layers, block sweeps, closed-form layer, update): the same chains and
+    the same parameters as the minibatch loop in Python."""
+    runs = []
+    for compiled in (True, False):
+        model = pe.DBM(sizes, rng=0)
+        method = pe.PCD(n_chains=7, k=2, positive=L.MeanField(1e-8, 30, damping))
+        optimizer = L.SGD(lr=0.1, momentum=0.5, weight_decay=0.01, l1=0.001)
+        L.fit(model, BAS[:, :sizes[0]], method, optimizer, epochs=3, batch_size=4, rng=1,
+              compiled=compiled)
+        if compiled:         # (the method is bound: this reads the layers, changes nothing)
+            fast = L.compiled.CompiledPCD(model, method, optimizer, None)
+            assert fast.layers.closed_a == closed_a
+            assert fast.mean_field[:3] == (1e-8, 30, damping)
+        runs.append((model, method.sampler.state))
+    (fast, fast_chains), (slow, slow_chains) = runs
+    for name in fast.params:
+        np.testing.assert_allclose(fast.params[name], slow.params[name], rtol=1e-10, atol=1e-12)
+    for g in fast_chains:
+        np.testing.assert_array_equal(fast_chains[g], slow_chains[g])
+
+
+def test_compiled_epoch_leaves_other_positive_phases_to_the_python_loop():
+    model, gen = pe.DBM([9, 4, 3], rng=0), np.random.default_rng(0)
+    for method in (pe.PCD(n_chains=5, positive="gibbs"),
+                   pe.PCD(n_chains=5, centering=L.Centering())):
+        with pytest.raises(L.compiled.NotCompiled):
+            L.compiled.CompiledPCD(model, method, L.SGD(lr=0.1), gen)
+    with pytest.raises(ValueError, match="hidden units interact"):
+        pe.fit(model, BAS, pe.PCD(n_chains=5), L.SGD(lr=0.1), epochs=1, expected_data=True)
+
+
 def test_positive_phase_choice_and_checkpoint_record():
     X = BAS[:4]
     dbm, bm = pe.DBM([9, 4, 3], rng=0), pe.BoltzmannMachine(9, 3, rng=0)
@@ -349,3 +387,26 @@ def test_resumed_dbm_training_equals_an_uninterrupted_run(tmp_path):
            rng=0, checkpoint=path, resume=True)
     for k in whole.params:
         np.testing.assert_array_equal(resumed.params[k], whole.params[k])
+
+
+def test_resumed_centered_training_equals_an_uninterrupted_run(tmp_path):
+    """The running offsets of a centered gradient are in the checkpoint: a resumed run goes
+    on from them and ends where an uninterrupted one does."""
+    path = tmp_path / "centered.npz"
+
+    def run(epochs, **kwargs):
+        model = pe.DBM([9, 4, 3], rng=0)
+        method = pe.PCD(n_chains=20, k=2, centering=L.Centering(rate=0.2))
+        pe.fit(model, BAS, method, pe.SGD(lr=0.05), epochs=epochs, batch_size=7, rng=0,
+               **kwargs)
+        return model, method
+
+    whole, whole_method = run(6)
+    run(3, checkpoint=path)
+    with np.load(path) as saved:
+        assert {"centering/x", "centering/h1", "centering/h2"} <= set(saved.files)
+    resumed, resumed_method = run(6, checkpoint=path, resume=True)
+    for k in whole.params:
+        np.testing.assert_array_equal(resumed.params[k], whole.params[k])
+    for g, offsets in whole_method.centering.offsets.items():
+        np.testing.assert_array_equal(resumed_method.centering.offsets[g], offsets)

@@ -388,16 +388,6 @@ static void pe_gibbs_sweeps(pe_state *state, long stride, const int32_t *order, 
                                NULL);
 }
 
-/* In place over a layer of one chain: field[k] <- P(unit k on) = sigmoid(scale[k] beta field[k]). */
-PE_CLONES PE_UNUSED
-static void pe_layer_probabilities(double *PE_RESTRICT field, double beta,
-                                   const double *PE_RESTRICT scale, long n)
-{
-    PE_SIMD
-    for (long k = 0; k < n; ++k)
-        field[k] = pe_sigmoid(scale[k] * beta * field[k]);
-}
-
 /* A layer of n units for a block of chains, lanes = chains (loops over groups of PE_LANES
  * chains, each chain with its own stream; per chain, one uniform per free unit, in unit order).
  * prob (n, ld) holds the fields, row k for unit k, chain c in column c (ld >= n_chains rounded

@@ -1,12 +1,5 @@
-# Block-sweep building blocks that _learning.pyx reuses.
+# The block-sweep building block that _learning.pyx reuses.
 from libc.stdint cimport uint64_t
-
-cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,
-                       const double[:, ::1] coupling, bint transpose) noexcept nogil
-
-cdef void layer_fields_by_unit(double[:, ::1] out, const double[::1] field,
-                               double[:, ::1] other, const double[:, ::1] coupling,
-                               bint transpose) noexcept nogil
 
 cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] scale,
                        const double[::1] low, const unsigned char[::1] free_units,

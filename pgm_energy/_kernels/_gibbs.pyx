@@ -31,7 +31,6 @@ cdef extern from "_gibbs.h" nogil:
                          const double *low, const double *beta, uint64_t *s0, uint64_t *s1,
                          uint64_t *s2, uint64_t *s3, long n, long n_sweeps,
                          const uint8_t *keep)
-    void pe_layer_probabilities(double *field, double beta, const double *scale, long n)
     void pe_gibbs_layer_chains(double *value, long value_stride, double *prob, long ld,
                                const double *scale, const double *low,
                                const unsigned char *free, const double *beta, uint64_t *s0,
@@ -141,34 +140,12 @@ def sweep_sparse(
                             &keep[blk, 0] if held else NULL)
 
 
-cdef void layer_fields(double[:, ::1] out, const double[::1] field, double[:, ::1] other,
-                       const double[:, ::1] coupling, bint transpose) noexcept nogil:
-    """out = field + other @ coupling (or other @ coupling^T), via dgemm on row-major data.
-
-    Row-major ``out (n_chains, n_out)`` is column-major ``out^T``; so compute
-    ``out^T = coupling^T other^T`` (``transpose`` False) or ``coupling other^T``.
-    """
-    cdef int n_chains = out.shape[0], n_out = out.shape[1], n_in = other.shape[1]
-    cdef int ld_coupling = coupling.shape[1]
-    cdef double one = 1.0
-    cdef char *op = b"T" if transpose else b"N"
-    cdef char *no = b"N"
-    cdef Py_ssize_t c, k
-    for c in range(n_chains):
-        for k in range(n_out):
-            out[c, k] = field[k]
-    if n_in == 0:
-        return
-    dgemm(op, no, &n_out, &n_chains, &n_in, &one, <double *> &coupling[0, 0], &ld_coupling,
-          &other[0, 0], &n_in, &one, &out[0, 0], &n_out)
-
-
 cdef void layer_fields_by_unit(double[:, ::1] out, const double[::1] field,
                                double[:, ::1] other, const double[:, ::1] coupling,
                                bint transpose) noexcept nogil:
-    """The fields of ``layer_fields`` unit by unit: ``out[k, c]`` for chain ``c`` (the rows
-    of ``other``), ``out (n_out, >= n_chains)``; every column is set (field only beyond
-    ``n_chains``).
+    """``field + other @ coupling`` (or ``other @ coupling^T``) unit by unit: ``out[k, c]``
+    for chain ``c`` (the rows of ``other``), ``out (n_out, >= n_chains)``; every column is
+    set (field only beyond ``n_chains``).
 
     Row-major ``out`` is column-major ``(n_chains, n_out)`` = ``other coupling`` (or
     ``other coupling^T``) with ``other`` the transpose of its column-major reading.

@@ -19,7 +19,8 @@ Every estimator returns ``d mean log P(X) / d theta`` as a dict shaped like
   ``ExactLogLikelihood``;
 * :mod:`~pgm_energy.learning.fit`: ``fit``, ``History``, ``TrainingDiverged``;
 * :mod:`~pgm_energy.learning.checkpoints`: the checkpoint file of ``fit``;
-* :mod:`~pgm_energy.learning.compiled`: whole epochs in compiled code (PCD + SGD on RBMs).
+* :mod:`~pgm_energy.learning.compiled`: whole epochs in compiled code (PCD + SGD on RBMs
+  and DBMs).
 
 They use the samplers' public state and the flat graph's public helpers only.
 """

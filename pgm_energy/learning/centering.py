@@ -21,8 +21,9 @@ makes DBMs train reliably).
 
 The offsets are running means of the positive phase (the data for visible units, the
 conditional or mean-field means for hidden ones): ``o <- (1 - rate) o + rate <s>_data``,
-starting from the first batch's means (or ``offsets`` when given). They are not in ``fit``'s
-checkpoint file: a resumed run restarts them.
+starting from the first batch's means (or ``offsets`` when given). ``fit``'s checkpoint file
+keeps them (:attr:`Centering.offsets`, :meth:`Centering.set_offsets`): a resumed run goes on
+from them.
 
 The flat graph's parameters map to fields and couplings by ``coef``: the step each landing
 gets is ``coef`` times its slot's step, so the coupling of edge ``e`` moves by ``k_e`` times
@@ -92,7 +93,7 @@ class Centering:
                             "this model has higher-order or user terms")
         if self._graph is not graph:
             self._graph, self._weights = graph, _landing_weights(graph)
-            self._flat = None if self._start is None else self._starting_offsets(graph)
+            self._flat = None if self._start is None else _flat_offsets(graph, self._start)
         batch_mean = positive_rows.mean(axis=0)
         self._flat = (batch_mean if self._flat is None
                       else (1 - self.rate) * self._flat + self.rate * batch_mean)
@@ -104,19 +105,12 @@ class Centering:
                    else {k: out[k] + sign * v for k, v in grads.items()})
         return out
 
-    def _starting_offsets(self, graph) -> np.ndarray:
-        flat = np.zeros(graph.n_units)
-        for g, value in self._start.items():
-            if g not in graph.units:
-                raise ValueError(f"offsets: no group {g!r} in the model (groups "
-                                 f"{list(graph.units)})")
-            slots = graph.slots(g)
-            value = np.asarray(value, float)
-            if value.shape != (slots.stop - slots.start,):
-                raise ValueError(f"offsets[{g!r}] must have shape "
-                                 f"{(slots.stop - slots.start,)}, got {value.shape}")
-            flat[slots] = value
-        return flat
+    def set_offsets(self, graph, offsets: dict) -> None:
+        """Set the running offsets on ``graph`` (a model's flat graph) to ``offsets``, group
+        -> array of its slots (as :attr:`offsets` gives them; groups not given at 0), as if
+        the gradients so far had reached them (a checkpoint's resume)."""
+        self._graph, self._weights = graph, _landing_weights(graph)
+        self._flat = _flat_offsets(graph, offsets)
 
     def _centered(self, graph, rows, o, moments):
         """``(<s_i> - sum_e (k_e / k_i) o_other <pair'_e>, <pair'_e>)`` with
@@ -129,6 +123,23 @@ class Centering:
         unit = unit - (np.bincount(i, move * o[j], graph.n_units)
                        + np.bincount(j, move * o[i], graph.n_units)) / k_unit
         return unit, pair
+
+
+def _flat_offsets(graph, offsets: dict) -> np.ndarray:
+    """``offsets`` (group -> array of its slots) as one value per slot of ``graph``, checked;
+    groups not given at 0."""
+    flat = np.zeros(graph.n_units)
+    for g, value in offsets.items():
+        if g not in graph.units:
+            raise ValueError(f"offsets: no group {g!r} in the model (groups "
+                             f"{list(graph.units)})")
+        slots = graph.slots(g)
+        value = np.asarray(value, float)
+        if value.shape != (slots.stop - slots.start,):
+            raise ValueError(f"offsets[{g!r}] must have shape "
+                             f"{(slots.stop - slots.start,)}, got {value.shape}")
+        flat[slots] = value
+    return flat
 
 
 def _landing_weights(graph) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,10 @@ It holds the model (``pgm_energy.io.model_arrays``), the configuration of the me
 the optimizer (class and hyperparameters, as JSON), the persistent chains as the samplers'
 public states (:class:`~pgm_energy.sampling.GibbsState`,
 :class:`~pgm_energy.tempering.TemperingState`), the optimizer's slots, the run's random state,
-the epoch and the history. Resuming refuses a file written with another method, optimizer or
-number of chains, and a damaged file, with a ``ValueError`` that says so.
+the epoch, the history and the running offsets of a centered gradient
+(:class:`~pgm_energy.learning.Centering`). Resuming refuses a file written with another
+method, optimizer or number of chains, and a damaged file, with a ``ValueError`` that says
+so.
 """
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ def save(path, model, method, optimizer, gen, history, epoch) -> None:
     arrays["optimizer/config"] = np.array(json.dumps(config(optimizer)))
     arrays.update({f"method/{k}": v for k, v in _state_arrays(method.get_state()).items()})
     arrays.update({f"optimizer/slots/{k}": v for k, v in optimizer.get_state().items()})
+    centering = getattr(method, "centering", None)
+    if centering is not None:
+        arrays.update({f"centering/{g}": v for g, v in centering.offsets.items()})
     arrays["train/rng"] = np.array(json.dumps(gen.bit_generator.state))
     arrays["train/epoch"] = np.array(epoch)
     arrays["train/history"] = np.array(json.dumps(history))
@@ -57,7 +62,8 @@ def save(path, model, method, optimizer, gen, history, epoch) -> None:
 
 def restore(path, model, method, optimizer, gen, history) -> int:
     """Continue a run from the checkpoint ``path``: set the model's parameters, the
-    optimizer's slots, the method's chains, ``gen`` and ``history``; return the epochs done.
+    optimizer's slots, the method's chains and centering offsets, ``gen`` and ``history``;
+    return the epochs done.
 
     Raises
     ------
@@ -77,6 +83,8 @@ def restore(path, model, method, optimizer, gen, history) -> int:
         chains = None if outdated else _state_from_arrays(chain_arrays)
         slots = {k[len("optimizer/slots/"):]: v for k, v in arrays.items()
                  if k.startswith("optimizer/slots/")}
+        offsets = {k[len("centering/"):]: v for k, v in arrays.items()
+                   if k.startswith("centering/")}
         rng_state = json.loads(str(arrays["train/rng"][()]))
         saved_history = json.loads(str(arrays["train/history"][()]))
         epoch = int(arrays["train/epoch"])
@@ -102,6 +110,8 @@ def restore(path, model, method, optimizer, gen, history) -> int:
     optimizer.set_state(slots)
     if chains is not None:
         method.set_state(model, chains, gen)
+    if offsets:                  # (the same centering: its configuration was checked above)
+        method.centering.set_offsets(model.graph, offsets)
     gen.bit_generator.state = rng_state
     history.update(saved_history)
     return epoch

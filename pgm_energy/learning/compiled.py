@@ -1,9 +1,10 @@
 """Compiled fast paths of ``fit``: whole epochs in one kernel call.
 
 :class:`CompiledPCD` runs ``_learning.pcd_sgd_epoch`` for ``PCD`` + ``SGD`` on a model whose
-visible and hidden units form the two dense layers of the block sampler and whose parameters
-map one to one onto its fields and couplings (an RBM, binary or spin): the same estimator and
-update as the minibatch loop in Python, without Python overhead per minibatch. It reads the
+units form the two dense layers of the block sampler and whose parameters map one to one onto
+its fields and couplings (an RBM, binary or spin; a deep Boltzmann machine, its even and odd
+layers, with the mean-field positive phase): the same estimator and update as the minibatch
+loop in Python, without Python overhead per minibatch. It reads the
 model through public graph data (``FlatGraph.parameter_slots``,
 ``FlatGraph.dense_coupling_index``) and the chains through the sampler's public state
 (``get_state`` / ``load_state``): it takes the chains out of the sampler at its first epoch,
@@ -20,7 +21,9 @@ import numpy as np
 from .._kernels import _learning
 from .._chains import one_blas_thread, padded_streams
 from ..sampling import GibbsState
+from ..variational import Blocks
 from .estimators import PCD
+from .positive import MeanField
 from .optimizers import SGD
 
 __all__ = ["CompiledPCD", "NotCompiled"]
@@ -31,53 +34,50 @@ class NotCompiled(Exception):
 
 
 class CompiledPCD:
-    """The compiled epoch for ``method`` (a :class:`PCD` of Gibbs moves) and ``optimizer`` (an :class:`SGD`)
-    on ``model``; raises :class:`NotCompiled` where it does not apply.
+    """The compiled epoch for ``method`` (a :class:`PCD` of Gibbs moves) and ``optimizer``
+    (an :class:`SGD`) on ``model``; raises :class:`NotCompiled` where it does not apply.
 
-    Parameters are laid out flat: the fields of layer ``a`` (the visible units, colour 0 of
-    the graph), then of layer ``b``, then the dense ``(n_a, n_b)`` coupling matrix.
+    It applies to models whose units form the two dense layers of the block sampler (the
+    two colours of the graph's greedy colouring): ``a`` (colour 0), holding the visible units
+    first, and ``b``, coupled to each other only (an RBM, binary or spin: ``a`` the visible
+    units; a deep Boltzmann machine: ``a`` the layers x, h2, h4, ..., ``b`` h1, h3, ...), with
+    parameters that map one to one onto fields and couplings. Where hidden units interact
+    the estimator's positive phase must be a :class:`~pgm_energy.learning.MeanField`, which
+    the kernel runs over the same two blocks in the same order; the negative phase's closed
+    form units (``expected_states``) must be one whole layer. Parameters are laid out flat:
+    the fields of layer ``a``, then of layer ``b``, then the dense ``(n_a, n_b)`` coupling
+    matrix (zero, and kept so, where two units share no coupling).
     """
 
-    def __init__(self, model, method, optimizer, gen):
+    def __init__(self, model, method, optimizer, gen, expected_data=False):
         if (type(method) is not PCD or method.move != "gibbs" or type(optimizer) is not SGD
                 or method.centering is not None):
             raise NotCompiled
         layout = method._bind(model, gen)
-        self.method, self.optimizer = method, optimizer
-        graph = model.graph
-        # The block sampler's layers are the two colours of the graph's greedy colouring;
-        # when the edges join every visible unit to every hidden one and the first slot is
-        # visible, those are the visible (colour 0) and the hidden units.
-        visible = layout.visible
-        a, b = np.flatnonzero(visible), np.flatnonzero(~visible)
-        i, j = graph.edges[:, 0], graph.edges[:, 1]
-        if graph.generic_terms or graph.categorical.any() or graph.continuous.any() or not (
-                method.sampler.schedule == "block" and graph.n_units and visible[0]
-                and graph.n_edges == len(a) * len(b) and np.all(visible[i] != visible[j])):
+        if layout.compiled is None:
+            layout.compiled = _Layers.of(model.graph, layout) or False
+        layers = layout.compiled
+        if not layers or method.sampler.schedule != "block":
             raise NotCompiled
-        n_a, n_b = len(a), len(b)
-        coupling_index = graph.dense_coupling_index(a, b)
-        slot_of_unit = np.empty(graph.n_units, np.int64)
-        slot_of_unit[a] = np.arange(n_a)
-        slot_of_unit[b] = n_a + np.arange(n_b)
-        # Flat slot of every parameter entry: fields of a, then of b, then couplings.
-        self.slots, covered = {}, []
-        for land in graph.parameter_slots():
-            if np.any(land.coef != 1) or np.any(land.target < 0):
+        self.mean_field = None
+        if not layout.hidden_independent:
+            positive = method._positive_phase
+            if expected_data or type(positive) is not MeanField:
                 raise NotCompiled
-            slots = (n_a + n_b + coupling_index[land.target] if land.pair
-                     else slot_of_unit[land.target])
-            self.slots[land.param] = slots
-            covered.append(slots)
-        covered = np.concatenate(covered)
-        if len(covered) != n_a + n_b + n_a * n_b or len(np.unique(covered)) != len(covered):
-            raise NotCompiled
-        self.graph, self.units_a, self.units_b = graph, a, b
+            self.mean_field = (positive.tol, positive.max_iter, positive.damping,
+                               layers.b_first)
+        self.method, self.optimizer, self.layers = method, optimizer, layers
+        self.graph, self.units_a, self.units_b = model.graph, layers.units_a, layers.units_b
+        self.slots = layers.slots
         self._chains = None        # (layer a, layer b, padded streams, beta) while taken out
 
-    def visible_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Layer ``a``'s columns of flat rows (the data as the kernel reads it)."""
-        return np.ascontiguousarray(rows[:, self.units_a])
+    def visible_rows(self, data: dict) -> np.ndarray:
+        """The validated visible data ``{group: (n_samples, n)}`` as the kernel reads it:
+        flat slots of the visible groups, in slot order (layer ``a``'s first units)."""
+        graph = self.graph
+        groups = sorted(data, key=lambda g: graph.slots(g).start)
+        return np.ascontiguousarray(np.concatenate(
+            [graph.units[g].encode(data[g]) for g in groups], axis=1), dtype=float)
 
     def epoch(self, model, data_a, order, batch_size, epoch):
         """One epoch over the rows ``order`` of ``data_a``: the chains advance (held here
@@ -86,7 +86,7 @@ class CompiledPCD:
         model.check_params()
         graph, a, b = self.graph, self.units_a, self.units_b
         n_a, n_b = len(a), len(b)
-        flat = np.empty(n_a + n_b + n_a * n_b)
+        flat = np.zeros(n_a + n_b + n_a * n_b)
         for name, slots in self.slots.items():
             flat[slots] = model.params[name].ravel()
         self.velocity = velocity = np.zeros_like(flat)
@@ -105,9 +105,11 @@ class CompiledPCD:
             largest = _learning.pcd_sgd_epoch(
                 data_a, order.astype(np.int64), batch_size, coupling, field_a, field_b,
                 velocity[n_a + n_b:].reshape(n_a, n_b), velocity[:n_a], velocity[n_a:n_a + n_b],
-                chains_a, chains_b, graph.scale[a], graph.low[a], graph.scale[b], graph.low[b],
-                streams, self.method.k, opt.rate(epoch), opt.momentum, opt.weight_decay, opt.l1,
-                _threads_for(sampler.n_chains, sampler.n_threads))
+                self.layers.edge, chains_a, chains_b, graph.scale[a], graph.low[a],
+                graph.scale[b], graph.low[b], streams, self.method.k, opt.rate(epoch),
+                opt.momentum, opt.weight_decay, opt.l1,
+                _threads_for(sampler.n_chains, sampler.n_threads),
+                *(self.mean_field or (1.0, 1, 0.0, True)), self.layers.closed_a)
         return largest, {name: flat[slots].reshape(model.params[name].shape)
                          for name, slots in self.slots.items()}
 
@@ -130,6 +132,71 @@ class CompiledPCD:
             if self.optimizer.momentum:
                 self.optimizer.slots.setdefault(name, {})["velocity"] = self.velocity[
                     self.slots[name]].reshape(value.shape)
+
+
+class _Layers:
+    """What the kernel needs of a model's structure, found once per estimator layout
+    (:meth:`of`): the layers ``units_a`` (colour 0 of the graph's greedy colouring, the
+    block sampler's first layer, its ``n_visible`` visible units first) and ``units_b``
+    (colour 1); ``b_first``, whether the mean-field positive phase updates ``b`` before
+    the hidden units of ``a``; ``closed_a``, whether the negative phase sums ``a`` (else
+    ``b``) in closed form; ``slots``, the flat slot of every parameter entry; ``edge``, the
+    ``(n_a, n_b)`` mask of the coupling entries that are parameters."""
+
+    def __init__(self, units_a, units_b, n_visible, b_first, closed_a, slots, edge):
+        self.units_a, self.units_b, self.n_visible = units_a, units_b, n_visible
+        self.b_first, self.closed_a, self.slots, self.edge = b_first, closed_a, slots, edge
+
+    @classmethod
+    def of(cls, graph, layout) -> "_Layers | None":
+        """The layers of ``graph`` (None where the kernel does not apply)."""
+        if (graph.generic_terms or len(graph.factor_members) or graph.categorical.any()
+                or graph.continuous.any() or not graph.n_units):
+            return None
+        colour = graph.colouring()
+        a, b = np.flatnonzero(colour == 0), np.flatnonzero(colour == 1)
+        visible = layout.visible
+        n_visible = int(visible.sum())
+        if len(a) + len(b) != graph.n_units or not visible[a[:n_visible]].all():
+            return None
+        b_first = True
+        if not layout.hidden_independent:
+            # The mean field's colour classes must be b and a's hidden units.
+            blocks = [slots for slots, *_ in Blocks(graph, np.flatnonzero(~visible)).blocks]
+            hidden_a = a[n_visible:]
+            if not (_same(blocks, [b, hidden_a]) or _same(blocks, [hidden_a, b])):
+                return None
+            b_first = _same(blocks[:1], [b])
+        elif n_visible != len(a):
+            return None
+        closed = np.sort(layout.model_closed)
+        if not (_same([closed], [a]) or _same([closed], [b])):
+            return None
+        n_a, n_b = len(a), len(b)
+        coupling_index = graph.dense_coupling_index(a, b)
+        slot_of_unit = np.empty(graph.n_units, np.int64)
+        slot_of_unit[a] = np.arange(n_a)
+        slot_of_unit[b] = n_a + np.arange(n_b)
+        slots, covered = {}, []
+        for land in graph.parameter_slots():
+            if np.any(land.coef != 1) or np.any(land.target < 0):
+                return None
+            slots[land.param] = (n_a + n_b + coupling_index[land.target] if land.pair
+                                 else slot_of_unit[land.target])
+            covered.append(slots[land.param])
+        covered = np.concatenate(covered)
+        if (len(covered) != n_a + n_b + graph.n_edges
+                or len(np.unique(covered)) != len(covered)):
+            return None
+        edge = np.zeros((n_a, n_b), np.uint8)
+        edge.ravel()[coupling_index] = 1
+        return cls(a, b, n_visible, b_first, _same([closed], [a]), slots, edge)
+
+
+def _same(groups, others) -> bool:
+    """Whether the slot arrays ``groups`` hold the same slots as ``others``, one by one."""
+    return len(groups) == len(others) and all(
+        len(g) == len(o) and np.array_equal(np.sort(g), np.sort(o)) for g, o in zip(groups, others))
 
 
 def _threads_for(n_chains, n_threads):

@@ -57,6 +57,9 @@ class _Layout:
         # The Gram matrix (one BLAS product) beats gathering the edge ends unless the graph
         # is sparse: a deep Boltzmann machine [64, 100, 100] has n^2 / edges = 4.25.
         self.dense_gram = graph.n_units ** 2 <= 16 * max(graph.n_edges, 1)
+        #: ``fit``'s compiled epoch's reading of the layers (``learning.compiled``), found
+        #: at its first use (False: the model has none).
+        self.compiled = None
 
 
 def expected_states(model: EnergyModel, flat: np.ndarray, closed: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from ..graph import MAX_ENERGY
 from ..model import EnergyModel
 from . import checkpoints
 from .compiled import CompiledPCD, NotCompiled
-from .estimators import PCD, _flat_visible, visible_data
+from .estimators import PCD, visible_data
 from .optimizers import SGD
 
 __all__ = ["fit", "History", "TrainingDiverged"]
@@ -55,8 +55,8 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
     verbose : int
         1 for a progress bar (``tqdm`` when installed, plain lines otherwise).
     checkpoint : path, optional
-        After every epoch, write the model, optimizer, estimator chains, random state and
-        history there (``.npz``, no pickle). With ``resume=True`` and an existing file, the
+        After every epoch, write the model, optimizer, estimator chains, centering offsets,
+        random state and history there (``.npz``, no pickle). With ``resume=True`` and an existing file, the
         run continues from it; with ``ExactGradient``, and with ``PCD`` or ``PT`` on a model
         whose hidden units are independent given the visible ones, it ends with the same
         parameters as an uninterrupted run. (CD's chains, and the clamped positive-phase
@@ -68,8 +68,9 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
         A gradient entry larger than this in magnitude counts as divergence.
     compiled : bool
         Run whole epochs in compiled code where that applies (``PCD`` with ``SGD`` on a
-        two-layer model such as an RBM): the same estimator and update, without Python
-        overhead per minibatch. False forces the minibatch loop in Python.
+        model whose units form two layers: an RBM, or a deep Boltzmann machine with the
+        mean-field positive phase): the same estimator and update, without Python overhead
+        per minibatch. False forces the minibatch loop in Python.
     expected_data : bool
         ``X`` holds expected values of the visible units (e.g. grey levels in [0, 1] read as
         probabilities of binary pixels), used as expected states in the positive phase
@@ -115,9 +116,8 @@ def fit(model: EnergyModel, X, method=None, optimizer=None, *, epochs: int = 10,
             order = gen.permutation(n_samples)
             if compiled and fast is None:
                 try:
-                    fast = CompiledPCD(model, method, optimizer, gen)
-                    data_a = fast.visible_rows(_flat_visible(model, method._layout, data,
-                                                             expected_data))
+                    fast = CompiledPCD(model, method, optimizer, gen, expected_data)
+                    data_a = fast.visible_rows(data)
                 except NotCompiled:
                     compiled = False
             if fast is not None:
