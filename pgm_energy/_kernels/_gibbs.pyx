@@ -26,8 +26,8 @@ cimport scipy.special.cython_special as special
 
 cdef extern from "_random.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
+    double pe__normal_quantile(double u)
     ctypedef struct pe_special:
-        double (*ndtri)(double) noexcept nogil
         double (*log_ndtr)(double) noexcept nogil
         double (*ndtri_exp)(double) noexcept nogil
         double (*erfcx)(double) noexcept nogil
@@ -73,9 +73,6 @@ ctypedef fused state_t:
 
 
 # scipy.special's functions for the continuous draws, as plain C function pointers
-cdef double _ndtri(double x) noexcept nogil:
-    return special.ndtri(x)
-
 cdef double _log_ndtr(double x) noexcept nogil:
     return special.log_ndtr(x)
 
@@ -93,11 +90,24 @@ cdef pe_continuous continuous_units(const uint8_t[::1] kind, const double[:, ::1
     cdef pe_continuous cont
     cont.kind = &kind[start] if kind is not None else NULL
     cont.param = &param[start, 0] if kind is not None else NULL
-    cont.special.ndtri = _ndtri
     cont.special.log_ndtr = _log_ndtr
     cont.special.ndtri_exp = _ndtri_exp
     cont.special.erfcx = _erfcx
     return cont
+
+
+def normal_quantiles(const double[::1] u):
+    """``Phi^-1(u)`` by ``_random.h``'s ``pe__normal_quantile`` (AS241), u in (0, 1): the
+    Python hook of the kernels' normal quantile, for tests."""
+    import numpy as np
+    out = np.empty(u.shape[0])
+    cdef double[::1] x = out
+    cdef Py_ssize_t i
+    for i in range(u.shape[0]):
+        if not 0.0 < u[i] < 1.0:
+            raise ValueError("normal_quantiles: u must lie in (0, 1)")
+        x[i] = pe__normal_quantile(u[i])
+    return out
 
 
 def continuous_draws(const uint8_t[::1] kind, const double[:, ::1] param,
