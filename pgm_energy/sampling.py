@@ -215,8 +215,15 @@ class _ChainSampler:
                     f"{read} through energy/energy_grad only, so their conditional has no "
                     "closed form to sample; give the term a compile() method (a linear or "
                     "pairwise form)")
-        if graph.continuous[graph.edges].all(axis=1).any():  # else diagonal, > 0
+        if self._coupled_continuous(graph):      # else the precision is diagonal, > 0
             graph.continuous_precision(what)
+
+    def _coupled_continuous(self, graph) -> bool:
+        """Whether ``graph`` couples continuous units to each other (kept per graph: its
+        edges do not change)."""
+        if getattr(self, "_coupled", (None,))[0] is not graph:
+            self._coupled = (graph, bool(graph.continuous[graph.edges].all(axis=1).any()))
+        return self._coupled[1]
 
     def _start(self, engine, beta, rng, initial_state) -> None:
         """Set the engine, the inverse temperatures, the chains' streams and their uniform
