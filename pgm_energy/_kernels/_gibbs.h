@@ -193,22 +193,14 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
             int kind = cont ? cont->kind[k] : PE_TWO_VALUED;
             double v[PE_LANES];
             if (kind == PE_GAUSSIAN) {
-                /* the Gaussian-Bernoulli RBM's layer: pe__continuous_draw's formula with the
-                 * central normal quantile for all lanes (vectorised), the tails (15% of draws)
-                 * recomputed lane by lane */
+                /* the Gaussian-Bernoulli RBM's layer: pe__continuous_draw's formula, its
+                 * normal quantiles as vector loops over the lanes */
                 if (!free[k])
                     continue;
                 double sigma = cont->param[4 * k], u[PE_LANES];
-                int tails = 0;
-                for (int c = 0; c < PE_LANES; ++c) {
+                for (int c = 0; c < PE_LANES; ++c)
                     u[c] = pe__open_uniform(pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c));
-                    v[c] = pe__normal_quantile_central(u[c]);
-                    tails |= fabs(u[c] - 0.5) > PE__NORMAL_CENTRAL;
-                }
-                if (tails)
-                    for (int c = 0; c < PE_LANES; ++c)
-                        if (fabs(u[c] - 0.5) > PE__NORMAL_CENTRAL)
-                            v[c] = pe__normal_quantile_tail(u[c]);
+                pe__normal_quantiles(u, v, PE_LANES);
                 for (int c = 0; c < PE_LANES; ++c)
                     v[c] = sigma * sigma * f[c] + sigma / sqrt(b[c]) * v[c];
             } else if (kind != PE_TWO_VALUED) {

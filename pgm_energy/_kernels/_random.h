@@ -53,11 +53,30 @@ static inline void pe__uniforms(double *PE_RESTRICT u, uint64_t *s0, uint64_t *s
  * 2^-53 and the largest u to 1 - 2^-53; the grid stays symmetric about 1/2. */
 static inline double pe__open_uniform(double u) { return u + 0x1p-53; }
 
+/* log(x) for a positive normal double x, branch-free and vectorisable (no libm): fdlibm's
+ * e_log.c (as in musl), error under 1 ulp. x = 2^k m with m in [sqrt(2)/2, sqrt(2)) by integer
+ * work on the bits (k converted to double exactly through the 2^52 trick), then with
+ * f = m - 1, s = f / (2 + f): log(x) = k ln2 + f - hfsq + s (hfsq + R(s^2)), hfsq = f^2/2. */
+static inline double pe__log(double x)
+{
+    uint64_t bits = pe__asuint(x) + (UINT64_C(0x3ff0000000000000) - UINT64_C(0x3fe6a09e00000000));
+    double k = pe__asdouble(UINT64_C(0x4330000000000000) | (bits >> 52)) - 4503599627371519.0;
+    double f = pe__asdouble((bits & UINT64_C(0x000fffffffffffff))
+                            + UINT64_C(0x3fe6a09e00000000)) - 1.0;
+    double hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
+    double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01
+                                                     + w * 1.531383769920937332e-01));
+    double t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01
+                     + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+    return s * (hfsq + t2 + t1) + k * 1.90821492927058770002e-10 - hfsq + f
+           + k * 6.93147180369123816490e-01;
+}
+
 /* The standard normal quantile Phi^-1(u), u in (0, 1): Wichura's AS241 PPND16 (Applied
  * Statistics 37, 1988), relative error about 1e-16, agreeing with scipy.special.ndtri to
- * rounding (tests/test_continuous_sampling.py). Split so that the common case vectorises: the
- * central rational function (valid for |u - 1/2| <= 0.425, 85% of draws; no branch, no libm)
- * and the tails (sqrt(-log(min(u, 1 - u))) and a rational function in it). */
+ * rounding (tests/test_continuous_sampling.py). In three parts, so that the common cases
+ * vectorise: the central rational function (|u - 1/2| <= 0.425, 85% of draws), the near tail
+ * (r = sqrt(-log(min(u, 1 - u))) <= 5, down to u = 1.4e-11) and the far tail. */
 #define PE__NORMAL_CENTRAL 0.425
 
 static inline double pe__normal_quantile_central(double u)
@@ -73,37 +92,84 @@ static inline double pe__normal_quantile_central(double u)
                + 4.2313330701600911252e+1) * r + 1.0);
 }
 
-static inline double pe__normal_quantile_tail(double u)
+/* r = sqrt(-log(min(u, 1 - u))), the tails' variable (1 - u is exact for u > 1/2); the choice
+ * by a mask on the sign of u - 1/2, no branch (so that loops over lanes vectorise). */
+static inline double pe__normal_tail_r(double u)
 {
-    double q = u - 0.5, r = sqrt(-log(q < 0.0 ? u : 1.0 - u)), value;
-    if (r <= 5.0) {
-        r -= 1.6;
-        value = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
-                      + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
-                    + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
-                  + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0)
-                / (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
-                        + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
-                      + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
-                    + 2.05319162663775882187e+0) * r + 1.0);
-    } else {
-        r -= 5.0;
-        value = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
-                      + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
-                    + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
-                  + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0)
-                / (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
-                        + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
-                      + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
-                    + 5.99832206555887937690e-1) * r + 1.0);
-    }
-    return q < 0.0 ? -value : value;
+    uint64_t below = (uint64_t)((int64_t)pe__asuint(u - 0.5) >> 63);    /* all ones if u < 1/2 */
+    double p = pe__asdouble((pe__asuint(u) & below) | (pe__asuint(1.0 - u) & ~below));
+    return sqrt(-pe__log(p));
+}
+
+/* |Phi^-1(u)| in the near tail from r <= 5, and in the far tail from r > 5. */
+static inline double pe__normal_quantile_near(double r)
+{
+    r -= 1.6;
+    return (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
+                 + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
+               + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
+             + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0)
+           / (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
+                   + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
+                 + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
+               + 2.05319162663775882187e+0) * r + 1.0);
+}
+
+static inline double pe__normal_quantile_far(double r)
+{
+    r -= 5.0;
+    return (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
+                 + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
+               + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
+             + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0)
+           / (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
+                   + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
+                 + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
+               + 5.99832206555887937690e-1) * r + 1.0);
 }
 
 static inline double pe__normal_quantile(double u)
 {
-    return fabs(u - 0.5) <= PE__NORMAL_CENTRAL ? pe__normal_quantile_central(u)
-                                               : pe__normal_quantile_tail(u);
+    if (fabs(u - 0.5) <= PE__NORMAL_CENTRAL)
+        return pe__normal_quantile_central(u);
+    double r = pe__normal_tail_r(u);
+    double value = r <= 5.0 ? pe__normal_quantile_near(r) : pe__normal_quantile_far(r);
+    return u < 0.5 ? -value : value;
+}
+
+/* pe__normal_quantile of n uniforms (n <= 8; the same values), in loops that vectorise: the
+ * central part for every lane, the near tail for every lane when one needs it (73% of groups
+ * of 8), the far tail lane by lane (u < 1.4e-11 or 1 - u < 1.4e-11). The choices are masks
+ * on the bits (for a, b < 2^63, (a - b) >> 63 is 1 iff a < b), not branches. */
+#if defined(__GNUC__)   /* inlined into the callers' target clones (else: baseline code) */
+__attribute__((always_inline))
+#endif
+static inline void pe__normal_quantiles(const double *PE_RESTRICT u, double *PE_RESTRICT z,
+                                        long n)
+{
+    const uint64_t central = pe__asuint(PE__NORMAL_CENTRAL), five = pe__asuint(5.0);
+    const uint64_t sign = UINT64_C(0x8000000000000000);
+    double r[8];
+    uint64_t tails = 0, far = 0;
+    for (long c = 0; c < n; ++c) {
+        z[c] = pe__normal_quantile_central(u[c]);
+        tails |= (central - (pe__asuint(u[c] - 0.5) & ~sign)) >> 63;
+    }
+    if (!tails)
+        return;
+    for (long c = 0; c < n; ++c) {
+        uint64_t q = pe__asuint(u[c] - 0.5);
+        uint64_t tail = 0 - ((central - (q & ~sign)) >> 63);     /* all ones in a tail */
+        r[c] = pe__normal_tail_r(u[c]);
+        uint64_t value = pe__asuint(pe__normal_quantile_near(r[c])) ^ (q & sign);
+        z[c] = pe__asdouble((value & tail) | (pe__asuint(z[c]) & ~tail));
+        far |= ((five - pe__asuint(r[c])) >> 63) & tail;
+    }
+    if (far)
+        for (long c = 0; c < n; ++c)
+            if (fabs(u[c] - 0.5) > PE__NORMAL_CENTRAL && r[c] > 5.0)
+                z[c] = u[c] < 0.5 ? -pe__normal_quantile_far(r[c])
+                                  : pe__normal_quantile_far(r[c]);
 }
 
 /* Kinds of a slot for the draws (sampling's _SLOT_KIND): binary, spin and categorical slots are
