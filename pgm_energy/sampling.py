@@ -190,7 +190,7 @@ class _ChainSampler:
         self.n_chains = positive_int(n_chains, "n_chains")
         self.n_threads = check_n_threads(n_threads)
         graph = model.graph
-        if not self._continuous or not graph.continuous.any():
+        if not self._continuous:
             graph.require_discrete(type(self).__name__)
         self._check_continuous(graph)
         check_chain_memory(self.n_chains, graph.n_units)
@@ -198,6 +198,8 @@ class _ChainSampler:
 
     #: Whether the sampler serves continuous units (Gibbs does; cluster moves do not).
     _continuous = False
+    #: (graph, whether it couples continuous units to each other), for the last graph seen.
+    _coupled = (None, False)
 
     def _check_continuous(self, graph) -> None:
         """Refuse what a Gibbs chain over continuous units cannot sample: a ``TypeError`` for
@@ -221,7 +223,7 @@ class _ChainSampler:
     def _coupled_continuous(self, graph) -> bool:
         """Whether ``graph`` couples continuous units to each other (kept per graph: its
         edges do not change)."""
-        if getattr(self, "_coupled", (None,))[0] is not graph:
+        if self._coupled[0] is not graph:
             self._coupled = (graph, bool(graph.continuous[graph.edges].all(axis=1).any()))
         return self._coupled[1]
 
@@ -393,7 +395,8 @@ class _ChainSampler:
 
         ``clamp = {group: values}`` with values of shape ``(n_chains, n)`` (one row per
         chain) or ``(n,)`` / ``(1, n)`` (one row for all chains); NaN marks a free unit, every
-        other entry is held at its value (for categorical groups, the value 0..k-1). The free
+        other entry is held at its value (for categorical groups, the value 0..k-1; for
+        continuous groups, any finite value, >= 0 for ReLU units). The free
         units sample from their conditional given the held ones. A group given without NaN
         is held whole, as before; a group given all NaN is not clamped at all.
 
@@ -524,7 +527,16 @@ class GibbsSampler(_ChainSampler):
     n_threads : int, optional
         Threads across chains (default: all cores); results do not depend on it.
     initial_state : dict, optional
-        ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default.
+        ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default
+        (continuous units start at 0 or 1).
+
+    Raises
+    ------
+    ValueError
+        A bad argument, or a model whose continuous units' precision is not positive
+        definite (naming the groups).
+    TypeError
+        A user's term without ``compile()`` reads a continuous group.
 
     Examples
     --------
@@ -575,7 +587,8 @@ class GibbsSampler(_ChainSampler):
 
 
 class _SparseEngine:
-    """State in one slab per chain block: ``state[b]`` is (n_units, lanes), chain ``c`` is
+    """State in one slab per chain block: ``state[b]`` is (n_units, lanes) state bytes, or
+    float64 values for a model with continuous units (:attr:`dtype`), chain ``c`` is
     lane ``c % lanes`` of block ``c // lanes``; each block runs on its own thread and owns its
     memory (slabs start on separate pages), so threads share no cache line. With one block,
     ``state[0][:, :n_chains]`` is the plain (n_units, n_chains) layout.
@@ -842,8 +855,8 @@ class _BlockEngine:
 
 def _resolve_schedule(schedule, graph, colour):
     """The schedule to run: ``"block"`` (forced, or for ``"auto"`` when the compiled
-    couplings form two dense layers and every unit is binary or spin, read by compiled
-    terms only), else ``"chromatic"`` for sparse graphs, else ``"sequential"``."""
+    couplings form two dense layers and no unit is categorical or read by a user's term:
+    binary, spin and continuous units), else ``"chromatic"`` for sparse graphs, else ``"sequential"``."""
     n_colours = int(colour.max()) + 1 if colour.size else 0
     dense_bipartite = False
     if n_colours == 2:

@@ -85,15 +85,6 @@ typedef struct {
     const double *weight;    /* (n_factors,) */
 } pe_factors;
 
-/* Inlined into its callers whatever the compiler's size estimate: a copy left out of line
- * would be compiled for the baseline target only, not for the caller's clone. */
-#if defined(__GNUC__)
-#  define PE__ALWAYS_INLINE static inline __attribute__((always_inline))
-#elif defined(_MSC_VER)
-#  define PE__ALWAYS_INLINE static __forceinline
-#else
-#  define PE__ALWAYS_INLINE static inline
-#endif
 
 /* The kinds, parameters and special functions of the slots, for models with continuous units
  * (the real-valued state): kind[i] is PE_TWO_VALUED for binary, spin and categorical slots,
@@ -193,16 +184,13 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
             int kind = cont ? cont->kind[k] : PE_TWO_VALUED;
             double v[PE_LANES];
             if (kind == PE_GAUSSIAN) {
-                /* the Gaussian-Bernoulli RBM's layer: pe__continuous_draw's formula, its
-                 * normal quantiles as vector loops over the lanes */
+                /* the Gaussian-Bernoulli RBM's visible layer, in vector loops */
                 if (!free[k])
                     continue;
-                double sigma = cont->param[4 * k], u[PE_LANES];
+                double u[PE_LANES];
                 for (int c = 0; c < PE_LANES; ++c)
-                    u[c] = pe__open_uniform(pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c));
-                pe__normal_quantiles(u, v, PE_LANES);
-                for (int c = 0; c < PE_LANES; ++c)
-                    v[c] = sigma * sigma * f[c] + sigma / sqrt(b[c]) * v[c];
+                    u[c] = pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c);
+                pe__gaussian_draws(v, u, f, b, cont->param[4 * k]);
             } else if (kind != PE_TWO_VALUED) {
                 if (!free[k])
                     continue;

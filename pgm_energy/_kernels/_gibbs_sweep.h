@@ -60,7 +60,19 @@ static inline void PE__NAME(pe__gibbs_unit)(PE__T *state, long stride, long unit
             for (int c = 0; c < PE_LANES; ++c)
                 acc[c] += product[c] * PE__STATE_UNIT;
         }
-        if (kind != PE_TWO_VALUED) {         /* a continuous unit (real state only) */
+        if (kind == PE_GAUSSIAN) {           /* (real state only) in vector loops */
+            double u[PE_LANES], f[PE_LANES], x[PE_LANES];
+            for (int c = 0; c < PE_LANES; ++c) {
+                u[c] = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
+                f[c] = acc[c] / PE__STATE_UNIT;
+            }
+            pe__gaussian_draws(x, u, f, beta + g, cont->param[4 * unit]);
+            for (int c = 0; c < PE_LANES; ++c)
+                if (!hold || !hold[g + c])
+                    value[g + c] = (PE__T)x[c];
+            continue;
+        }
+        if (kind != PE_TWO_VALUED) {         /* ReLU, DReLU (real state only) */
             for (int c = 0; c < PE_LANES; ++c) {
                 double u = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
                 double x = pe__continuous_draw(kind, cont->param + 4 * unit,

@@ -22,6 +22,16 @@
 
 #include "_vecmath.h"   /* pe__asdouble, PE_RESTRICT */
 
+/* Inlined into its callers whatever the compiler's size estimate: a copy left out of line
+ * would be compiled for the baseline target only, not for the caller's clone. */
+#if defined(__GNUC__)
+#  define PE__ALWAYS_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#  define PE__ALWAYS_INLINE static __forceinline
+#else
+#  define PE__ALWAYS_INLINE static inline
+#endif
+
 static inline uint64_t pe__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 /* Advance one xoshiro256+ stream (its four state words) and return a uniform in [0, 1). */
@@ -141,11 +151,8 @@ static inline double pe__normal_quantile(double u)
  * central part for every lane, the near tail for every lane when one needs it (73% of groups
  * of 8), the far tail lane by lane (u < 1.4e-11 or 1 - u < 1.4e-11). The choices are masks
  * on the bits (for a, b < 2^63, (a - b) >> 63 is 1 iff a < b), not branches. */
-#if defined(__GNUC__)   /* inlined into the callers' target clones (else: baseline code) */
-__attribute__((always_inline))
-#endif
-static inline void pe__normal_quantiles(const double *PE_RESTRICT u, double *PE_RESTRICT z,
-                                        long n)
+PE__ALWAYS_INLINE void pe__normal_quantiles(const double *PE_RESTRICT u, double *PE_RESTRICT z,
+                                             long n)
 {
     const uint64_t central = pe__asuint(PE__NORMAL_CENTRAL), five = pe__asuint(5.0);
     const uint64_t sign = UINT64_C(0x8000000000000000);
@@ -230,6 +237,20 @@ static PE_UNUSED double pe__continuous_draw(int kind, const double *p, double f,
     if (u < w_minus)
         return -s_minus * pe__truncated_quantile(t_minus, u / w_minus, sp);
     return s_plus * pe__truncated_quantile(t_plus, (1.0 - u) / (1.0 - w_minus), sp);
+}
+
+/* pe__continuous_draw of a Gaussian unit (sigma) over 8 lanes at once, in vector loops:
+ * x[c] = sigma^2 f[c] + sigma / sqrt(beta[c]) Phi^-1(u[c] + 2^-53), u[c] the raw uniforms. */
+PE__ALWAYS_INLINE void pe__gaussian_draws(double *PE_RESTRICT x, const double *PE_RESTRICT u,
+                                          const double *PE_RESTRICT f,
+                                          const double *PE_RESTRICT beta, double sigma)
+{
+    double open[8];
+    for (int c = 0; c < 8; ++c)
+        open[c] = pe__open_uniform(u[c]);
+    pe__normal_quantiles(open, x, 8);
+    for (int c = 0; c < 8; ++c)
+        x[c] = sigma * sigma * f[c] + sigma / sqrt(beta[c]) * x[c];
 }
 
 #endif /* PGM_ENERGY_RANDOM_H */
