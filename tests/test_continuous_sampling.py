@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 from scipy import integrate, stats
 from scipy.special import expit, logsumexp, ndtr, ndtri
 
@@ -128,6 +129,54 @@ def twin_run(model, schedule, n_chains, beta, seed, n_sweeps=4, keep=None, clamp
 def test_kernels_equal_numpy_twin_on_a_mixed_model(n_chains, schedule, seed, beta):
     got, want = twin_run(mixed_model(seed), schedule, n_chains, beta, seed)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+KINDS = {"binary": lambda n, p: pe.Binary(n), "spin": lambda n, p: pe.Spin(n),
+         "gaussian": lambda n, p: pe.Gaussian(n, sigma=0.5 + p[:n]),
+         "relu": lambda n, p: pe.ReLU(n),
+         "drelu": lambda n, p: pe.DReLU(n, gamma_plus=0.5 + p[:n], gamma_minus=1.5 - p[:n] / 2,
+                                        theta_plus=p[:n] - 0.5, theta_minus=0.5 - p[:n])}
+
+
+@st.composite
+def mixed_models(draw):
+    """Two or three groups of random kinds (at least one continuous), biases, pairwise terms
+    between consecutive groups and, for a Gaussian group, a lateral; small random
+    parameters, the continuous precision positive definite."""
+    kinds = draw(st.lists(st.sampled_from(sorted(KINDS)), min_size=2, max_size=3))
+    assume(any(k in ("gaussian", "relu", "drelu") for k in kinds))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=len(kinds), max_size=len(kinds)))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    names = [f"g{i}" for i in range(len(kinds))]
+    units = {g: KINDS[k](n, rng.random(3)) for g, k, n in zip(names, kinds, sizes)}
+    terms = [pe.Bias(g, name=f"b{g}") for g in names]
+    terms += [pe.Pairwise(a, b, name=f"W{a}{b}") for a, b in zip(names, names[1:])]
+    terms += [pe.Lateral(g, name=f"U{g}") for g, k, n in zip(names, kinds, sizes)
+              if k == "gaussian" and n > 1]
+    model = pe.EnergyModel(units=units, terms=terms)
+    for name, value in model.params.items():
+        value[...] = draw(st.sampled_from([0.2, 0.5])) * rng.normal(size=value.shape)
+        if name.startswith("U"):
+            value[...] = (value + value.T) / 4
+            np.fill_diagonal(value, 0.0)
+    try:
+        model.graph.continuous_precision("test")
+    except ValueError:
+        assume(False)
+    return model
+
+
+@settings(max_examples=20, deadline=None)
+@given(mixed_models(), st.sampled_from([11, 3]), st.floats(0.3, 2.0))
+def test_kernels_equal_numpy_twin_on_random_mixed_models(model, n_chains, beta):
+    for schedule in ("sequential", "chromatic", "block"):
+        try:
+            got, want = twin_run(model, schedule, n_chains, beta, seed=0, n_sweeps=3)
+        except ValueError as error:       # block: only for two dense layers
+            assert schedule == "block" and "two layers" in str(error)
+            continue
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, err_msg=schedule)
 
 
 @pytest.mark.parametrize("n_chains", [19, 3])
