@@ -21,6 +21,15 @@ Schedules (all sample the same distribution):
 * ``"auto"``: ``"block"`` for dense bipartite models, else ``"chromatic"`` for sparse graphs,
   else ``"sequential"``.
 
+Continuous units (``pe.Gaussian``, ``pe.ReLU``, ``pe.DReLU``): a model with any keeps its
+chains as float64 values (discrete models keep one byte per unit and chain), and a continuous
+unit draws from its conditional given its local field ``f`` by inversion, from its one uniform
+``u`` of the update made open as ``u + 2^-53`` (:meth:`pgm_energy.units.ContinuousUnits.quantile`:
+Gaussian ``sigma^2 f + sigma / sqrt(beta) ndtri(u)``, truncated normals in log space). Models
+whose continuous precision is not positive definite are refused (``ValueError``), and so are
+users' terms without a compiled form that read continuous groups (``TypeError``: their
+conditional has no closed form).
+
 A sampler's whole state (unit values, random streams, inverse temperatures) is a public value,
 :class:`GibbsState`: :meth:`GibbsSampler.get_state` returns it and
 :meth:`GibbsSampler.load_state` restores it exactly, so checkpoints, tempering and learning
@@ -47,6 +56,30 @@ __all__ = ["GibbsSampler", "GibbsState"]
 
 SCHEDULES = ("auto", "sequential", "chromatic", "block")
 _DENSE_FRACTION = 0.25
+#: The kernels' slot kinds of the continuous units (``_random.h``: PE_GAUSSIAN, PE_RELU,
+#: PE_DRELU; 0, PE_TWO_VALUED, for discrete slots).
+_SLOT_KIND = {"gaussian": 1, "relu": 2, "drelu": 3}
+
+
+def slot_kinds(graph) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The kernels' description of the continuous units of a flat graph: ``kind``
+    ``(n_units,)`` uint8 (:data:`_SLOT_KIND`, 0 for discrete slots) and ``param``
+    ``(n_units, 4)``, each continuous unit's parameters in the order of its kind's
+    ``param_names`` (Gaussian: sigma; DReLU: gamma_plus, gamma_minus, theta_plus,
+    theta_minus); ``(None, None)`` for a discrete model. Read at every sweep: the units'
+    parameters are live, and checked here."""
+    if not graph.continuous.any():
+        return None, None
+    kind = np.zeros(graph.n_units, np.uint8)
+    param = np.zeros((graph.n_units, 4))
+    for g, unit in graph.units.items():
+        if unit.continuous:
+            unit.check(f"units[{g!r}]")
+            slots = graph.slots(g)
+            kind[slots] = _SLOT_KIND[unit.kind]
+            for k, name in enumerate(unit.param_names):
+                param[slots, k] = getattr(unit, name)
+    return kind, param
 
 
 def _per_chain(values, n_chains: int) -> np.ndarray:
@@ -60,7 +93,9 @@ def _per_chain(values, n_chains: int) -> np.ndarray:
 def clamp_values(model: EnergyModel, clamp, n_chains: int) -> dict:
     """Validate a clamp of ``n_chains`` chains of ``model``, ``{group: (n_chains, n) or (n,)
     or (1, n)}`` with NaN marking free units: ``{group: (values, held)}``, both
-    ``(n_chains, n)`` (values NaN where free, held a bool mask)."""
+    ``(n_chains, n)`` (values NaN where free, held a bool mask). Held values lie in the
+    unit's domain: one of its values for discrete units, any finite value for Gaussian and
+    DReLU units, a finite value >= 0 for ReLU units."""
     if not isinstance(clamp, Mapping):
         raise TypeError(f"clamp must be a dict of group name to array, got "
                         f"{type(clamp).__name__}")
@@ -82,16 +117,22 @@ def clamp_values(model: EnergyModel, clamp, n_chains: int) -> dict:
                              f"(one row per chain) or ({unit.n},) (one row for all "
                              f"chains), got {np.shape(value)}")
         free = np.isnan(arr)
-        bad = free.copy()
-        for v in unit.values:          # (faster than np.isin for a few values)
-            bad |= arr == v
-        np.logical_not(bad, out=bad)
+        if unit.continuous:
+            domain = (f"finite values >= {unit.lower:g}" if unit.lower > -np.inf
+                      else "finite real values")
+            with np.errstate(invalid="ignore"):
+                bad = ~(free | (np.isfinite(arr) & (arr >= unit.lower)))
+        else:
+            domain = f"values {list(unit.values)}"
+            bad = free.copy()
+            for v in unit.values:          # (faster than np.isin for a few values)
+                bad |= arr == v
+            np.logical_not(bad, out=bad)
         if bad.any():
             chain, i = np.argwhere(bad)[0]
             where = f"unit {i}" if arr.shape[0] == 1 else f"chain {chain}, unit {i}"
             raise ValueError(f"clamp[{g!r}] holds {float(arr[chain, i])!r} at {where}: "
-                             f"{unit.kind} units take values {list(unit.values)}, or NaN "
-                             "for a free unit")
+                             f"{unit.kind} units take {domain}, or NaN for a free unit")
         out[g] = (np.broadcast_to(arr, (n_chains, unit.n)),
                   np.broadcast_to(~free, (n_chains, unit.n)))
     return out
@@ -149,9 +190,42 @@ class _ChainSampler:
         self.n_chains = positive_int(n_chains, "n_chains")
         self.n_threads = check_n_threads(n_threads)
         graph = model.graph
-        graph.require_discrete(type(self).__name__)
+        if not self._continuous:
+            graph.require_discrete(type(self).__name__)
+        self._check_continuous(graph)
         check_chain_memory(self.n_chains, graph.n_units)
         return graph
+
+    #: Whether the sampler serves continuous units (Gibbs does; cluster moves do not).
+    _continuous = False
+    #: (graph, whether it couples continuous units to each other), for the last graph seen.
+    _coupled = (None, False)
+
+    def _check_continuous(self, graph) -> None:
+        """Refuse what a Gibbs chain over continuous units cannot sample: a ``TypeError`` for
+        users' terms without a compiled form reading continuous groups (their conditional
+        has no closed form), a ``ValueError`` (naming the groups) for a continuous
+        precision that is not positive definite (``exp(-E)`` does not normalise)."""
+        if not graph.continuous.any():
+            return
+        what = type(self).__name__
+        for term in graph.generic_terms:
+            read = [g for g in term.groups if graph.units[g].continuous]
+            if read:
+                raise TypeError(
+                    f"{what}: the term {type(term).__name__} reads the continuous group(s) "
+                    f"{read} through energy/energy_grad only, so their conditional has no "
+                    "closed form to sample; give the term a compile() method (a linear or "
+                    "pairwise form)")
+        if self._coupled_continuous(graph):      # else the precision is diagonal, > 0
+            graph.continuous_precision(what)
+
+    def _coupled_continuous(self, graph) -> bool:
+        """Whether ``graph`` couples continuous units to each other (kept per graph: its
+        edges do not change)."""
+        if self._coupled[0] is not graph:
+            self._coupled = (graph, bool(graph.continuous[graph.edges].all(axis=1).any()))
+        return self._coupled[1]
 
     def _start(self, engine, beta, rng, initial_state) -> None:
         """Set the engine, the inverse temperatures, the chains' streams and their uniform
@@ -302,7 +376,8 @@ class _ChainSampler:
             unit = self.model.units[g]
             slots = graph.slots(g)
             held[:, slots] = np.repeat(units_held, unit.width // unit.n, axis=1)
-            encoded = unit.encode(np.where(units_held, arr, unit.values[0]))
+            fill = 0.0 if unit.continuous else unit.values[0]
+            encoded = unit.encode(np.where(units_held, arr, fill))
             flat[:, slots] = np.where(held[:, slots], encoded, flat[:, slots])
         self._engine.load(flat)
         free = ~held.all(axis=0)
@@ -320,7 +395,8 @@ class _ChainSampler:
 
         ``clamp = {group: values}`` with values of shape ``(n_chains, n)`` (one row per
         chain) or ``(n,)`` / ``(1, n)`` (one row for all chains); NaN marks a free unit, every
-        other entry is held at its value (for categorical groups, the value 0..k-1). The free
+        other entry is held at its value (for categorical groups, the value 0..k-1; for
+        continuous groups, any finite value, >= 0 for ReLU units). The free
         units sample from their conditional given the held ones. A group given without NaN
         is held whole, as before; a group given all NaN is not clamped at all.
 
@@ -340,6 +416,8 @@ class _ChainSampler:
         """
         n_sweeps = nonnegative_int(n_sweeps, "n_sweeps")
         graph = self.model.graph            # validates and re-syncs live parameters
+        if graph.continuous.any():          # (live parameters: the precision may have moved)
+            self._check_continuous(graph)
         free, keep = self._clamp(clamp)
         for _, size in timed_chunks(n_sweeps):      # Ctrl-C between whole sweeps
             self._engine.sweep(graph, free, self._betas, self._streams, size,
@@ -449,7 +527,16 @@ class GibbsSampler(_ChainSampler):
     n_threads : int, optional
         Threads across chains (default: all cores); results do not depend on it.
     initial_state : dict, optional
-        ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default.
+        ``{group: (n_chains, n) or (n,)}`` starting values; uniform random by default
+        (continuous units start at 0 or 1).
+
+    Raises
+    ------
+    ValueError
+        A bad argument, or a model whose continuous units' precision is not positive
+        definite (naming the groups).
+    TypeError
+        A user's term without ``compile()`` reads a continuous group.
 
     Examples
     --------
@@ -463,7 +550,20 @@ class GibbsSampler(_ChainSampler):
     >>> sampler.load_state(saved)
     >>> bool((sampler.run(3).state["x"] == first).all())
     True
+
+    Continuous units: a Gaussian-Bernoulli RBM runs the block schedule (``"auto"``).
+
+    >>> gauss = pe.EnergyModel(units={"x": pe.Gaussian(4, sigma=0.5), "h": pe.Binary(3)},
+    ...                        terms=[pe.Bias("x"), pe.Bias("h", name="c"),
+    ...                               pe.Pairwise("h", "x", name="W")], visible=["x"])
+    >>> sampler = pe.GibbsSampler(gauss, n_chains=10, rng=0)
+    >>> sampler.schedule
+    'block'
+    >>> sampler.sample(5, burn_in=10)["x"].shape
+    (5, 10, 4)
     """
+
+    _continuous = True
 
     def __init__(self, model: EnergyModel, n_chains: int = 100, schedule: str = "auto",
                  beta: float | np.ndarray = 1.0, rng=None, *, n_threads: int | None = None,
@@ -487,7 +587,8 @@ class GibbsSampler(_ChainSampler):
 
 
 class _SparseEngine:
-    """State in one slab per chain block: ``state[b]`` is (n_units, lanes), chain ``c`` is
+    """State in one slab per chain block: ``state[b]`` is (n_units, lanes) state bytes, or
+    float64 values for a model with continuous units (:attr:`dtype`), chain ``c`` is
     lane ``c % lanes`` of block ``c // lanes``; each block runs on its own thread and owns its
     memory (slabs start on separate pages), so threads share no cache line. With one block,
     ``state[0][:, :n_chains]`` is the plain (n_units, n_chains) layout.
@@ -506,6 +607,8 @@ class _SparseEngine:
         self.size[graph.site_start[:-1]] = graph.site_size
         self.n_chains = n_chains
         self.n_units = graph.n_units
+        #: Models with continuous units keep float64 values, others one byte per slot.
+        self.dtype = np.float64 if graph.continuous.any() else np.uint8
         self._group_of = np.empty(graph.n_units, dtype=object)
         for g in graph.offsets:
             self._group_of[graph.slots(g)] = g
@@ -521,7 +624,7 @@ class _SparseEngine:
         n_blocks = -(-self.n_chains // lanes)
         self.blocks = [(b, b * lanes, min((b + 1) * lanes, self.n_chains))
                        for b in range(n_blocks)]
-        self._state_buffer, self.state = slabs((n_blocks, self.n_units, lanes), np.uint8)
+        self._state_buffer, self.state = slabs((n_blocks, self.n_units, lanes), self.dtype)
         self._stream_buffer, self._block_streams = slabs((n_blocks, 4, lanes), np.uint64)
         if flat is not None:
             self.load(flat)
@@ -534,15 +637,20 @@ class _SparseEngine:
 
     def load_columns(self, columns):
         """Set the chains from ``columns`` (n_units, n_chains), chain ``c`` in column ``c``."""
+        real = self.dtype == np.float64
         for b, c0, c1 in self.blocks:
-            self.state[b, :, :c1 - c0] = state_bytes(columns[:, c0:c1])
+            self.state[b, :, :c1 - c0] = (columns[:, c0:c1] if real
+                                          else state_bytes(columns[:, c0:c1]))
 
     def columns(self, out=None):
         """The chains as float64 ``(n_units, n_chains)``, chain ``c`` in column ``c`` (into
         ``out`` if given)."""
         out = np.empty((self.n_units, self.n_chains)) if out is None else out
         for b, c0, c1 in self.blocks:
-            state_values(self.state[b, :, :c1 - c0], out=out[:, c0:c1])
+            if self.dtype == np.float64:
+                out[:, c0:c1] = self.state[b, :, :c1 - c0]
+            else:
+                state_values(self.state[b, :, :c1 - c0], out=out[:, c0:c1])
         return out
 
     def _keep_slabs(self, keep):
@@ -555,10 +663,11 @@ class _SparseEngine:
             slab[b, :, :c1 - c0] = keep[c0:c1].T * np.uint8(0xFF)
         return buffer
 
-    def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads, keep=None):
+    def _kernel(self, arrays, order, betas, streams, n_sweeps, n_threads, keep=None,
+                kinds=(None, None)):
         """``sweep_sparse`` on the slabs, the streams copied in and out (padding lanes
         included, so that they stay the sampler's scratch); ``keep`` from
-        :meth:`_keep_slabs`."""
+        :meth:`_keep_slabs`, ``kinds`` from :func:`slot_kinds`."""
         lanes, block_streams = self.lanes, self._block_streams
         beta = np.ones((len(self.blocks), lanes))
         for b, c0, c1 in self.blocks:
@@ -567,7 +676,7 @@ class _SparseEngine:
         order = np.where(self.size[order] > 1, -order - 1, order).astype(np.int32)  # categorical
         _gibbs.sweep_sparse(self._state_buffer, *arrays, order, self.size, self.scale, self.low,
                             beta, self._stream_buffer, self.n_chains, lanes, n_sweeps,
-                            n_threads, keep)
+                            n_threads, keep, *kinds)
         for b, c0, c1 in self.blocks:
             streams[:, c0:c0 + lanes] = block_streams[b, :, :streams.shape[1] - c0]
 
@@ -581,8 +690,9 @@ class _SparseEngine:
                   adj.data, graph.factor_ptr, graph.factor_ids, graph.factor_members,
                   graph.factor_weight)
         keep_slabs = self._keep_slabs(keep)
+        kinds = slot_kinds(graph)
         if not graph.python_units.any():
-            self._kernel(arrays, order, betas, streams, n_sweeps, n_threads, keep_slabs)
+            self._kernel(arrays, order, betas, streams, n_sweeps, n_threads, keep_slabs, kinds)
             return
         # Units read by generic terms without a product-factor form are updated here, from
         # energy differences, with the same draws as the kernel (one uniform per chain per
@@ -611,7 +721,7 @@ class _SparseEngine:
         for _ in range(n_sweeps):
             for run, run_steps in zip(runs, steps):
                 if run_steps is None:
-                    self._kernel(arrays, run, betas, streams, 1, n_threads, keep_slabs)
+                    self._kernel(arrays, run, betas, streams, 1, n_threads, keep_slabs, kinds)
                     current = False
                     continue
                 if not current:
@@ -680,6 +790,7 @@ class _BlockEngine:
         self.offsets = graph.offsets
         self.units_a = np.flatnonzero(colour == 0)
         self.units_b = np.flatnonzero(colour == 1)
+        self.layers = np.concatenate([self.units_a, self.units_b])
         self.n_units = graph.n_units
         self.coupling_index = graph.dense_coupling_index(self.units_a, self.units_b)
         self.coupling = np.zeros((len(self.units_a), len(self.units_b)))
@@ -726,10 +837,13 @@ class _BlockEngine:
         a, b = self.units_a, self.units_b
         held = ((None, None) if keep is None else     # (n_layer, n_chains), as the fields
                 tuple(np.ascontiguousarray(keep.T[u], np.uint8) for u in (a, b)))
+        kind, param = slot_kinds(graph)
+        if kind is not None:                    # layer a's slots, then b's
+            kind, param = kind[self.layers], param[self.layers]
         args = (self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
                 self.scale[a], self.low[a], self.scale[b], self.low[b],
                 free[a].astype(np.uint8), free[b].astype(np.uint8), betas, streams, n_sweeps,
-                n_threads, *held)
+                n_threads, *held, kind, param)
         if n_threads == 1:
             _gibbs.sweep_block(*args)
             return
@@ -741,8 +855,8 @@ class _BlockEngine:
 
 def _resolve_schedule(schedule, graph, colour):
     """The schedule to run: ``"block"`` (forced, or for ``"auto"`` when the compiled
-    couplings form two dense layers and every unit is binary or spin, read by compiled
-    terms only), else ``"chromatic"`` for sparse graphs, else ``"sequential"``."""
+    couplings form two dense layers and no unit is categorical or read by a user's term:
+    binary, spin and continuous units), else ``"chromatic"`` for sparse graphs, else ``"sequential"``."""
     n_colours = int(colour.max()) + 1 if colour.size else 0
     dense_bipartite = False
     if n_colours == 2:

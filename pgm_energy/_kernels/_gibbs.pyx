@@ -12,30 +12,123 @@ xoshiro256+ stream, so results do not depend on the thread count.
 chains come from one BLAS ``dgemm``, written unit by unit (n_layer, n_chains), so that the
 sampling runs over chains in groups of 8 lanes (each chain its own stream, draws in unit
 order).
+
+Continuous units (models with any: the state is float64, one value per unit and chain; else
+one byte): ``kind`` and ``param`` give each slot's kind (``PE_TWO_VALUED`` 0, ``PE_GAUSSIAN`` 1,
+``PE_RELU`` 2, ``PE_DRELU`` 3) and its four parameters (sigma; none; gamma_plus, gamma_minus,
+theta_plus, theta_minus), and a continuous unit draws by the inverse CDF of its conditional at
+its uniform (``_random.h``'s ``pe__continuous_draw``, with scipy.special's functions).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm
+cimport scipy.special.cython_special as special
 
 cdef extern from "_random.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
+    double pe__normal_quantile(double u)
+    ctypedef struct pe_special:
+        double (*log_ndtr)(double) noexcept nogil
+        double (*ndtri_exp)(double) noexcept nogil
+        double (*erfcx)(double) noexcept nogil
+    double pe__continuous_draw(int kind, const double *p, double f, double beta, double u,
+                               const pe_special *sp)
 
 cdef extern from "_gibbs.h" nogil:
     double pe_sigmoid(double x)
     enum: PE_LANES
-    void pe_gibbs_sweeps(uint8_t *state, long stride, const int32_t *order, long n_order,
-                         const int32_t *size, const int64_t *indptr, const int32_t *indices, const double *weight,
-                         const double *field, const int64_t *factor_ptr,
-                         const int32_t *factor_ids, const int32_t *factor_members,
-                         long factor_width, const double *factor_weight, const double *scale,
-                         const double *low, const double *beta, uint64_t *s0, uint64_t *s1,
-                         uint64_t *s2, uint64_t *s3, long n, long n_sweeps,
-                         const uint8_t *keep)
+    ctypedef struct pe_continuous:
+        const uint8_t *kind
+        const double *param
+        pe_special special
+    void pe_gibbs_sweeps_bytes(uint8_t *state, long stride, const int32_t *order, long n_order,
+                               const int32_t *size, const int64_t *indptr,
+                               const int32_t *indices, const double *weight,
+                               const double *field, const int64_t *factor_ptr,
+                               const int32_t *factor_ids, const int32_t *factor_members,
+                               long factor_width, const double *factor_weight,
+                               const double *scale, const double *low, const double *beta,
+                               uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n,
+                               long n_sweeps, const uint8_t *keep, const pe_continuous *cont)
+    void pe_gibbs_sweeps_real(double *state, long stride, const int32_t *order, long n_order,
+                              const int32_t *size, const int64_t *indptr,
+                              const int32_t *indices, const double *weight,
+                              const double *field, const int64_t *factor_ptr,
+                              const int32_t *factor_ids, const int32_t *factor_members,
+                              long factor_width, const double *factor_weight,
+                              const double *scale, const double *low, const double *beta,
+                              uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3, long n,
+                              long n_sweeps, const uint8_t *keep, const pe_continuous *cont)
     void pe_gibbs_layer_chains(double *value, long value_stride, double *prob, long ld,
                                const double *scale, const double *low,
                                const unsigned char *free, const double *beta, uint64_t *s0,
                                uint64_t *s1, uint64_t *s2, uint64_t *s3, long n_chains,
-                               long n, const unsigned char *keep, long keep_ld)
+                               long n, const unsigned char *keep, long keep_ld,
+                               const pe_continuous *cont)
+
+ctypedef fused state_t:
+    uint8_t
+    double
+
+
+# scipy.special's functions for the continuous draws, as plain C function pointers
+cdef double _log_ndtr(double x) noexcept nogil:
+    return special.log_ndtr(x)
+
+cdef double _ndtri_exp(double x) noexcept nogil:
+    return special.ndtri_exp(x)
+
+cdef double _erfcx(double x) noexcept nogil:
+    return special.erfcx(x)
+
+
+cdef pe_continuous continuous_units(const uint8_t[::1] kind, const double[:, ::1] param,
+                                    Py_ssize_t start) noexcept:
+    """The kinds and parameters of slots ``start...`` with scipy.special's functions (kind
+    NULL when ``kind`` is None: a discrete model)."""
+    cdef pe_continuous cont
+    cont.kind = &kind[start] if kind is not None else NULL
+    cont.param = &param[start, 0] if kind is not None else NULL
+    cont.special.log_ndtr = _log_ndtr
+    cont.special.ndtri_exp = _ndtri_exp
+    cont.special.erfcx = _erfcx
+    return cont
+
+
+def normal_quantiles(const double[::1] u):
+    """``Phi^-1(u)`` by ``_random.h``'s ``pe__normal_quantile`` (AS241), u in (0, 1): the
+    Python hook of the kernels' normal quantile, for tests."""
+    import numpy as np
+    out = np.empty(u.shape[0])
+    cdef double[::1] x = out
+    cdef Py_ssize_t i
+    for i in range(u.shape[0]):
+        if not 0.0 < u[i] < 1.0:
+            raise ValueError("normal_quantiles: u must lie in (0, 1)")
+        x[i] = pe__normal_quantile(u[i])
+    return out
+
+
+def continuous_draws(const uint8_t[::1] kind, const double[:, ::1] param,
+                     const double[::1] field, const double[::1] beta,
+                     const double[::1] u):
+    """``pe__continuous_draw`` of slot kinds ``kind`` (n,) with parameters ``param`` (n, 4)
+    at fields, inverse temperatures and uniforms in [0, 1) (each (n,)): the Python hook of
+    the continuous units' draw, for tests."""
+    import numpy as np
+    cdef Py_ssize_t n = kind.shape[0], i
+    if (param.shape[0] != n or param.shape[1] != 4 or field.shape[0] != n
+            or beta.shape[0] != n or u.shape[0] != n):
+        raise ValueError("continuous_draws: inconsistent array shapes")
+    for i in range(n):
+        if kind[i] < 1 or kind[i] > 3:
+            raise ValueError("continuous_draws: kind must be 1, 2 or 3")
+    out = np.empty(n)
+    cdef double[::1] x = out
+    cdef pe_continuous cont = continuous_units(kind, param, 0)
+    for i in range(n):
+        x[i] = pe__continuous_draw(kind[i], &param[i, 0], field[i], beta[i], u[i], &cont.special)
+    return out
 
 cdef struct Graph:
     const int32_t *size
@@ -53,10 +146,11 @@ cdef struct Graph:
 
 
 def sweep_sparse(
-    uint8_t[:, ::1] state,           # IN/OUT (n_blocks, >= n_units * lanes): block b's slab
+    state_t[:, ::1] state,           # IN/OUT (n_blocks, >= n_units * lanes): block b's slab
                                      #   holds (n_units, lanes) row-major; chain c is lane
                                      #   c % lanes of block c // lanes; values as state
-                                     #   bytes (sampling._state_bytes)
+                                     #   bytes (uint8, _chains.state_bytes) or, for models
+                                     #   with continuous units, float64 values
     const double[::1] field,         # IN (n_units,)
     const int64_t[::1] indptr,       # IN (n_units+1,) symmetric CSR adjacency
     const int32_t[::1] indices,      # IN
@@ -78,6 +172,9 @@ def sweep_sparse(
     int n_threads,
     const uint8_t[:, ::1] keep=None, # IN None, or laid out as state: 0xFF where a chain holds
                                      #    the unit (at a categorical unit's first slot)
+    const uint8_t[::1] kind=None,    # IN None (discrete), or (n_units,) slot kinds (float64
+                                     #    state only)
+    const double[:, ::1] param=None, # IN (n_units, 4) the continuous units' parameters
 ):
     """Run ``n_sweeps`` sweeps of single-unit Gibbs updates in ``order`` on every chain.
 
@@ -104,7 +201,10 @@ def sweep_sparse(
             or scale.shape[0] != n_units or low.shape[0] != n_units
             or size.shape[0] != n_units
             or (keep is not None and (keep.shape[0] != n_blocks
-                                      or keep.shape[1] < n_units * lanes))):
+                                      or keep.shape[1] < n_units * lanes))
+            or (kind is not None and (state_t is uint8_t or kind.shape[0] != n_units
+                                      or param is None or param.shape[0] != n_units
+                                      or param.shape[1] != 4))):
         raise ValueError("sweep_sparse: inconsistent array shapes")
     cdef Py_ssize_t t, i
     for t in range(order.shape[0]):
@@ -128,16 +228,27 @@ def sweep_sparse(
     G.low = &low[0]
     cdef const int32_t *units = &order[0] if order.shape[0] else NULL
     cdef bint held = keep is not None
+    cdef pe_continuous cont = continuous_units(kind, param, 0)
+    cdef const pe_continuous *units_kind = &cont if kind is not None else NULL
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=max(n_threads, 1)):
             c0 = blk * lanes
-            pe_gibbs_sweeps(&state[blk, 0], lanes, units, order.shape[0], G.size, G.indptr,
-                            G.indices, G.weights, G.field, G.factor_ptr, G.factor_ids,
-                            G.factor_members, G.factor_width, G.factor_weight, G.scale, G.low,
-                            &beta[blk, 0], &streams[blk, 0], &streams[blk, lanes],
-                            &streams[blk, 2 * lanes], &streams[blk, 3 * lanes],
-                            min(lanes, n_lanes - c0), n_sweeps,
-                            &keep[blk, 0] if held else NULL)
+            if state_t is uint8_t:
+                pe_gibbs_sweeps_bytes(
+                    &state[blk, 0], lanes, units, order.shape[0], G.size, G.indptr, G.indices,
+                    G.weights, G.field, G.factor_ptr, G.factor_ids, G.factor_members,
+                    G.factor_width, G.factor_weight, G.scale, G.low, &beta[blk, 0],
+                    &streams[blk, 0], &streams[blk, lanes], &streams[blk, 2 * lanes],
+                    &streams[blk, 3 * lanes], min(lanes, n_lanes - c0), n_sweeps,
+                    &keep[blk, 0] if held else NULL, NULL)
+            else:
+                pe_gibbs_sweeps_real(
+                    &state[blk, 0], lanes, units, order.shape[0], G.size, G.indptr, G.indices,
+                    G.weights, G.field, G.factor_ptr, G.factor_ids, G.factor_members,
+                    G.factor_width, G.factor_weight, G.scale, G.low, &beta[blk, 0],
+                    &streams[blk, 0], &streams[blk, lanes], &streams[blk, 2 * lanes],
+                    &streams[blk, 3 * lanes], min(lanes, n_lanes - c0), n_sweeps,
+                    &keep[blk, 0] if held else NULL, units_kind)
 
 
 cdef void layer_fields_by_unit(double[:, ::1] out, const double[::1] field,
@@ -183,7 +294,7 @@ cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double
             pe_gibbs_layer_chains(&value[c0, 0], n, &fields[0, c0], fields.shape[1], &scale[0],
                                   &low[0], &free_units[0], &beta[c0], &streams[0, c0],
                                   &streams[1, c0], &streams[2, c0], &streams[3, c0],
-                                  min(per, n_chains - c0), n, NULL, 0)
+                                  min(per, n_chains - c0), n, NULL, 0, NULL)
 
 
 def sweep_block(
@@ -204,9 +315,12 @@ def sweep_block(
     int n_threads,
     const uint8_t[:, ::1] keep_a=None,  # IN None or (n_a, n_chains): nonzero where a chain
     const uint8_t[:, ::1] keep_b=None,  #    holds a free unit; IN None or (n_b, n_chains)
+    const uint8_t[::1] kind=None,       # IN None (discrete), or (n_a + n_b,) the slot kinds
+    const double[:, ::1] param=None,    #    of layer a then b; IN (n_a + n_b, 4) parameters
 ):
     """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a. A unit held by
-    a chain (``keep_a``, ``keep_b``) draws its uniform and keeps its value."""
+    a chain (``keep_a``, ``keep_b``) draws its uniform and keeps its value; continuous units
+    (``kind``) draw by their inverse CDF."""
     cdef Py_ssize_t n_chains = state_a.shape[0], n_a = state_a.shape[1], n_b = state_b.shape[1]
     cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
     cdef int sweep
@@ -214,7 +328,9 @@ def sweep_block(
             or beta.shape[0] != n_chains or streams.shape[1] < groups * PE_LANES or n_a == 0
             or n_b == 0
             or (keep_a is not None and (keep_a.shape[0] != n_a or keep_a.shape[1] != n_chains))
-            or (keep_b is not None and (keep_b.shape[0] != n_b or keep_b.shape[1] != n_chains))):
+            or (keep_b is not None and (keep_b.shape[0] != n_b or keep_b.shape[1] != n_chains))
+            or (kind is not None and (kind.shape[0] != n_a + n_b or param is None
+                                      or param.shape[0] != n_a + n_b or param.shape[1] != 4))):
         raise ValueError("sweep_block: inconsistent array shapes")
     import numpy as np
     cdef int n_blocks = <int> max(1, min(n_threads, groups))
@@ -228,14 +344,18 @@ def sweep_block(
     cdef bint any_a = any(free_a), any_b = any(free_b)
     cdef const uint8_t *hold_a = &keep_a[0, 0] if keep_a is not None else NULL
     cdef const uint8_t *hold_b = &keep_b[0, 0] if keep_b is not None else NULL
+    cdef pe_continuous cont_a = continuous_units(kind, param, 0)
+    cdef pe_continuous cont_b = continuous_units(kind, param, n_a)
+    cdef const pe_continuous *units_a = &cont_a if kind is not None else NULL
+    cdef const pe_continuous *units_b = &cont_b if kind is not None else NULL
     with nogil:
         for sweep in range(n_sweeps):
             if any_a:
                 update_layer(state_a, fields_a, field_a, state_b, coupling, True, scale_a,
-                             low_a, free_a, lanes_beta, streams, per, hold_a)
+                             low_a, free_a, lanes_beta, streams, per, hold_a, units_a)
             if any_b:
                 update_layer(state_b, fields_b, field_b, state_a, coupling, False, scale_b,
-                             low_b, free_b, lanes_beta, streams, per, hold_b)
+                             low_b, free_b, lanes_beta, streams, per, hold_b, units_b)
 
 
 cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
@@ -244,7 +364,7 @@ cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
                        const double[::1] scale, const double[::1] low,
                        const unsigned char[::1] free_units, const double[::1] beta,
                        uint64_t[:, ::1] streams, Py_ssize_t per,
-                       const uint8_t *keep) noexcept nogil:
+                       const uint8_t *keep, const pe_continuous *cont) noexcept nogil:
     """Sample one layer of every chain given the other layer.
 
     The chains go in slices of ``per`` (a multiple of 8), one per thread and ``fields``
@@ -262,7 +382,7 @@ cdef void update_layer(double[:, ::1] value, double[:, :, ::1] fields,
             pe_gibbs_layer_chains(&value[c0, 0], n, &fields[blk, 0, 0], per, &scale[0],
                                   &low[0], &free_units[0], &beta[c0], &streams[0, c0],
                                   &streams[1, c0], &streams[2, c0], &streams[3, c0], m, n,
-                                  keep + c0 if keep != NULL else NULL, n_chains)
+                                  keep + c0 if keep != NULL else NULL, n_chains, cont)
 
 
 def uniforms(uint64_t[:, ::1] streams, Py_ssize_t n_chains):

@@ -6,7 +6,9 @@ one uniform per chain, in visiting order, and sets the unit "on" when
 units; a categorical unit takes the first value ``v`` whose cumulative softmax weight
 exceeds ``u`` times the total. The kernels must give the same chains (up to ties at rounding level).
 Units a chain holds (``keep``, partial clamping that differs between chains) are updated with
-their uniform drawn, and the chain keeps its value.
+their uniform drawn, and the chain keeps its value. A continuous unit takes
+``unit.quantile(f, u + 2**-53, beta)`` (its kind's inverse CDF at the open uniform, as the
+kernels' ``pe__continuous_draw``).
 """
 import numpy as np
 from scipy.special import expit
@@ -39,6 +41,12 @@ def sweeps(model, flat, order, betas, streams, n_sweeps, keep=None):
     size[graph.site_start[:-1]] = graph.site_size
     for _ in range(n_sweeps):
         for i in order:
+            if graph.continuous[i]:    # a continuous unit: inverse CDF at the open uniform
+                f = np.ravel(graph.field[i] + adj[i] @ flat.T)
+                u = xoshiro_uniform(streams) + 2.0 ** -53
+                flat[:, i] = continuous_draw(graph, i, f, u, betas)
+                flat[held[:, i], i] = start[held[:, i], i]
+                continue
             if size[i] > 1:            # a categorical unit: softmax over its slots' fields
                 k = size[i]
                 z = betas * (graph.field[i:i + k, None] + adj[i:i + k] @ flat.T)
@@ -64,3 +72,17 @@ def energy_with(model, flat, unit, value):
     rows = flat.copy()
     rows[:, unit] = value
     return model.energy(model.graph.decode(rows))
+
+
+def continuous_draw(graph, slot, field, u, betas):
+    """The draws of the continuous unit at ``slot`` for fields ``field`` and open uniforms
+    ``u`` (one per chain): its kind's ``quantile``, evaluated with the unit's own
+    parameters (the other units of its group get a dummy field)."""
+    group = next(g for g in graph.offsets if graph.slots(g).start <= slot < graph.slots(g).stop)
+    unit = graph.units[group]
+    index = slot - graph.offsets[group]
+    fields = np.zeros((len(field), unit.n))
+    uniforms = np.full((len(field), unit.n), 0.5)
+    fields[:, index] = field
+    uniforms[:, index] = u
+    return unit.quantile(fields, uniforms, np.asarray(betas, float)[:, None])[:, index]
