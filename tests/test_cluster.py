@@ -103,6 +103,24 @@ def test_kernel_matches_numpy_twin(algorithm, make, clamp):
     np.testing.assert_array_equal(sampler.get_state().streams, streams)
 
 
+def test_twin_on_a_torus_with_tied_chunks():
+    """Enough bond draws (about 40 000) that some 13-bit chunks tie with their edge's
+    threshold and take a second draw; couplings of both signs and a field; more than 32
+    units (several flip words), and edges whose count is not a multiple of 4."""
+    side = 10
+    site = np.arange(side * side).reshape(side, side)
+    edges = np.concatenate([np.stack([site.ravel(), np.roll(site, -1, 1).ravel()], 1),
+                            np.stack([site.ravel(), np.roll(site, -1, 0).ravel()], 1)])[:-2]
+    rng = np.random.default_rng(0)
+    model = pe.Ising(edges, rng.choice([-0.6, 0.3, 1.0], len(edges)),
+                     fields=rng.normal(0, 0.2, side * side))
+    sampler = pe.ClusterSampler(model, 8, rng=3, beta=np.linspace(0.3, 1.2, 8))
+    expected, streams = twin_run(sampler, 25)
+    sampler.run(25)
+    np.testing.assert_array_equal(sampler.state["s"], expected["s"])
+    np.testing.assert_array_equal(sampler.get_state().streams, streams)
+
+
 def test_potts_twin_with_clamped_site():
     model = potts()
     model.params["b"][1] = [0.0, 0.0, 3.0]

@@ -14,10 +14,17 @@
  * xoshiro256+ stream held in t[0..3]; the draw order is the module docstring of
  * pgm_energy/cluster.py (the numpy twin, tests/reference/cluster.py, follows it bit for bit).
  *
- * Clusters of Swendsen-Wang come from a union-find (path halving, the larger root linked
- * under the smaller, so a root is the smallest unit of its set and one pass in unit order
- * resolves every root); Wolff grows one cluster at a
- * time by a FIFO queue, members marked by the cluster's number (no clearing between clusters).
+ * Clusters of Swendsen-Wang: the bonds are drawn in "bond order" (edges sorted by their
+ * larger end j, then i) and listed; one pass over the listed bonds gives every unit j a
+ * provisional root (the smallest provisional root among its bonded smaller neighbours, or j),
+ * which is its parent, and lists the pairs of different provisional roots met at one unit;
+ * a union-find over those pairs (the larger root linked under the smaller) completes the
+ * clusters. Every parent is then no larger than its child and every root is the smallest unit
+ * of its set, so one pass in unit order resolves every root. The provisional pass has no
+ * store to a computed address and no branch on a random outcome: it runs at the speed of
+ * its loads, where a union per bond waits on the stores of the last one. Wolff grows one
+ * cluster at a time by a FIFO queue, members marked by the cluster's number (no clearing
+ * between clusters).
  */
 #ifndef PGM_ENERGY_CLUSTER_H
 #define PGM_ENERGY_CLUSTER_H
@@ -39,9 +46,19 @@ typedef struct {
     const double *field;             /* spins: (n,) h_u; Potts: (n, k) f_{u, c} */
     const uint8_t *free_unit;        /* (n,) 0 for clamped units */
     const int8_t *edge_sign;         /* (n_edges,) sign of J_e, 0 where both ends are clamped */
+    const int32_t *bond_order;       /* (n_edges,) the edges by larger end, then smaller end */
     int ghost_bonds;                 /* spins: 0 when no unit is clamped and every h_u = 0 */
     long k;                          /* Potts: colours per site */
 } pe_cluster_graph;
+
+/* One edge of Swendsen-Wang's bond pass, in bond order: its ends, the top 13 bits of its
+ * integer threshold (see pe__bond) and the value (x_i ^ x_j) takes when it is satisfied
+ * (spins: 0 for J > 0, -2 for J < 0; Potts: 0; -1, never, where it cannot bond). */
+typedef struct {
+    int32_t i, j;
+    uint16_t threshold;
+    int16_t satisfied;
+} pe_bond_edge;
 
 /* Per-thread work space, allocated once per kernel call. */
 typedef struct {
@@ -50,9 +67,12 @@ typedef struct {
     int32_t *queue;                  /* (n + 1,) Wolff's cluster, in growing order */
     int32_t *free_list;              /* (n,) the free units, in order */
     int64_t *mark;                   /* (n + 1,) Wolff: number of the last cluster holding u */
-    int32_t *bonded;                 /* (n_edges,) Swendsen-Wang: the bonded edges */
+    int32_t *bonded;                 /* (n_edges,) Swendsen-Wang: the bonded edges (bond order) */
+    int32_t *pairs;                  /* (2 n_edges,) Swendsen-Wang: provisional roots to join */
     double beta;                     /* the beta p_edge and p_field are for (NaN: none yet) */
     double *p_edge;                  /* (n_edges,) bond probability of each edge */
+    pe_bond_edge *bond_edge;         /* (n_edges,) Swendsen-Wang: the edges in bond order */
+    uint64_t *threshold_low;         /* (n_edges,) the low 39 bits of their thresholds */
     double *p_field;                 /* (n,) bond probability to the ghost */
     double *weight;                  /* Potts: (n, k) per root, the cluster's summed fields */
 } pe_cluster_scratch;
@@ -94,8 +114,23 @@ static void pe_cluster_edge_signs(const pe_cluster_graph *g, int8_t *edge_sign)
     }
 }
 
+/* Swendsen-Wang's bond order, once per call: the edges (listed by smaller end, then larger)
+ * stably sorted by their larger end; count: (n + 1,) work space. */
+static void pe_cluster_bond_order(const pe_cluster_graph *g, int64_t *count, int32_t *order)
+{
+    for (long u = 0; u <= g->n; ++u)
+        count[u] = 0;
+    for (long e = 0; e < g->n_edges; ++e)
+        count[g->edge_j[e] + 1] += 1;
+    for (long u = 0; u < g->n; ++u)
+        count[u + 1] += count[u];
+    for (long e = 0; e < g->n_edges; ++e)
+        order[count[g->edge_j[e]]++] = (int32_t)e;
+}
+
 /* Bond probabilities at this chain's beta: 1 - e^(-2 beta |J_e|) (Potts: 1 - e^(-beta J_e)),
- * 1 - e^(-2 beta |h_u|); kept while the thread's chains share one beta. */
+ * 1 - e^(-2 beta |h_u|), and Swendsen-Wang's edges in bond order with their thresholds
+ * ceil(p_e 2^52); kept while the thread's chains share one beta. */
 static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
                                      pe_cluster_scratch *w)
 {
@@ -105,34 +140,98 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
     w->beta = beta;
     for (long e = 0; e < g->n_edges; ++e)
         w->p_edge[e] = -expm1(-scale * beta * fabs(g->coupling[e]));
+    for (long q = 0; q < g->n_edges; ++q) {
+        long e = g->bond_order[q];
+        uint64_t threshold = (uint64_t)ceil(ldexp(w->p_edge[e], 52));
+        w->bond_edge[q].i = g->edge_i[e];
+        w->bond_edge[q].j = g->edge_j[e];
+        w->bond_edge[q].threshold = (uint16_t)(threshold >> 39);
+        w->bond_edge[q].satisfied = (int16_t)(g->edge_sign[e] > 0 ? 0
+                                              : g->edge_sign[e] < 0 ? -2 : -1);
+        w->threshold_low[q] = threshold & ((UINT64_C(1) << 39) - 1);
+    }
     if (!g->k)
         for (long u = 0; u < g->n; ++u)
             w->p_field[u] = -expm1(-2.0 * beta * fabs(g->field[u]));
 }
 
-/* Edge bonds of Swendsen-Wang: one uniform per edge, in edge order; edge e bonds when it is
- * satisfied (spins: sign_e s_i s_j > 0; Potts: x_i = x_j and sign_e > 0, see
- * pe_cluster_edge_signs) and its uniform is < p_e. The bonded edges are listed without
- * branches on the random outcomes (they would be mispredicted about half the time), then
- * joined. */
-static inline void pe__edge_bonds(const pe_cluster_graph *g, const void *state, int potts,
-                                  pe_cluster_scratch *w, uint64_t *t)
+/* One edge's bond draw from a 13-bit chunk c of a random word: bonded when its 52-bit uniform
+ * U = c 2^39 + L (L drawn only if needed) is below its threshold T = ceil(p_e 2^52), i.e.
+ * when U / 2^52 < p_e, and it is satisfied. c < T >> 39 decides it, and so does c > T >> 39;
+ * on a tie (probability 2^-13) L is the top 39 bits of one more draw. The tie draw does not
+ * depend on the edge being satisfied. */
+static inline long pe__bond(const pe_bond_edge *e, const uint64_t *low, uint64_t c,
+                            long value_i, long value_j, uint64_t *t0, uint64_t *t1,
+                            uint64_t *t2, uint64_t *t3)
+{
+    long bond = c < e->threshold;
+    if (__builtin_expect(c == e->threshold, 0))
+        bond = (pe__next(t0, t1, t2, t3) >> 25) < *low;
+    return bond & ((value_i ^ value_j) == e->satisfied);
+}
+
+/* The bonds of edges q0 .. q0 + count - 1 (count <= 4) from one word: appended to bonded. */
+static inline long pe__bond_group(const pe_bond_edge *edge, const uint64_t *low,
+                                  const void *state, int potts, long q0, long count,
+                                  int32_t *bonded, long n_bonded, uint64_t *t0, uint64_t *t1,
+                                  uint64_t *t2, uint64_t *t3)
 {
     const int8_t *s = (const int8_t *)state;
     const uint16_t *x = (const uint16_t *)state;
-    uint64_t t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
-    long n_bonded = 0;
-    for (long e = 0; e < g->n_edges; ++e) {
-        double u = pe__uniform(&t0, &t1, &t2, &t3);
-        long i = g->edge_i[e], j = g->edge_j[e];
-        int sign = g->edge_sign[e];
-        int satisfied = potts ? (x[i] == x[j]) & (sign > 0) : s[i] * s[j] * sign > 0;
-        w->bonded[n_bonded] = (int32_t)e;
-        n_bonded += satisfied & (u < w->p_edge[e]);
+    uint64_t word = pe__next(t0, t1, t2, t3);
+    for (long q = q0; q < q0 + count; ++q) {
+        const pe_bond_edge *e = edge + q;
+        long value_i = potts ? x[e->i] : s[e->i], value_j = potts ? x[e->j] : s[e->j];
+        bonded[n_bonded] = (int32_t)q;
+        n_bonded += pe__bond(e, low + q, word >> 51, value_i, value_j, t0, t1, t2, t3);
+        word <<= 13;
     }
-    t[0] = t0; t[1] = t1; t[2] = t2; t[3] = t3;
-    for (long b = 0; b < n_bonded; ++b)
-        pe__union(w->parent, g->edge_i[w->bonded[b]], g->edge_j[w->bonded[b]]);
+    return n_bonded;
+}
+
+/* The bonds of one Swendsen-Wang sweep, listed in w->bonded (positions in bond order); returns
+ * their number. Draws: one 64-bit word per four edges in bond order, whose top 52 bits are
+ * their four 13-bit chunks, highest first (a partial group at the end takes a word too); a
+ * tie takes its draw at once. Spins compare s_i ^ s_j (int8), Potts x_i ^ x_j (uint16). */
+static inline long pe__bond_draws(const pe_cluster_graph *g, const void *state, int potts,
+                                  pe_cluster_scratch *w, uint64_t *t)
+{
+    long n_bonded = 0, n_edges = g->n_edges, q0 = 0;
+    for (; q0 + 4 <= n_edges; q0 += 4)          /* whole groups: the loop of 4 unrolled */
+        n_bonded = pe__bond_group(w->bond_edge, w->threshold_low, state, potts, q0, 4,
+                                  w->bonded, n_bonded, &t[0], &t[1], &t[2], &t[3]);
+    if (q0 < n_edges)
+        n_bonded = pe__bond_group(w->bond_edge, w->threshold_low, state, potts, q0,
+                                  n_edges - q0, w->bonded, n_bonded, &t[0], &t[1], &t[2], &t[3]);
+    return n_bonded;
+}
+
+/* The clusters of the listed bonds, as a union-find forest on parent[0..n] (parent[n] = n):
+ * every parent no larger than its child, every root the smallest unit of its set. The bonds
+ * come by larger end j: j's parent is the smallest parent (a provisional root) of its bonded
+ * smaller neighbours, taken on the way (the running minimum r), or j; each neighbour whose
+ * provisional root differs from the running minimum adds the pair to be joined afterwards. */
+static inline void pe__clusters(const pe_cluster_graph *g, pe_cluster_scratch *w,
+                                long n_bonded)
+{
+    const pe_bond_edge *edge = w->bond_edge;
+    int32_t *parent = w->parent, *pairs = w->pairs;
+    long n_pairs = 0, previous = -1, r = 0;
+    for (long u = 0; u <= g->n; ++u)
+        parent[u] = (int32_t)u;
+    for (long b = 0; b < n_bonded; ++b) {
+        const pe_bond_edge *e = edge + w->bonded[b];
+        long j = e->j, r_i = parent[e->i], same = j == previous;
+        long base = j ^ ((r ^ j) & -same);      /* j's running minimum before this bond */
+        pairs[2 * n_pairs] = (int32_t)r_i;
+        pairs[2 * n_pairs + 1] = (int32_t)base;
+        n_pairs += same & (r_i != base);
+        r = r_i < base ? r_i : base;
+        parent[j] = (int32_t)r;
+        previous = j;
+    }
+    for (long k = 0; k < n_pairs; ++k)
+        pe__union(parent, pairs[2 * k], pairs[2 * k + 1]);
 }
 
 /* Set parent[u] to u's root for every unit u < n, in one pass in increasing order (a parent
@@ -144,30 +243,39 @@ static inline void pe__roots(int32_t *parent, long n)
 }
 
 /* Swendsen-Wang on spins: edge bonds; then, unit by unit, a clamped unit joins the ghost, a
- * free one with h_u s_u > 0 draws its ghost bond; then every cluster without the ghost, in
- * the order of its smallest unit, flips when its uniform is < 1/2. */
+ * free one with h_u s_u > 0 draws its ghost bond; then the flips: one 64-bit draw per block
+ * of 32 units (in unit order), bit 63 - (u mod 32) of its block's word the flip of the
+ * cluster whose smallest unit is u (not the ghost's cluster: its bit goes unused, as do those
+ * of units that are not the smallest of their cluster). The labelling pass writes each unit's
+ * root into parent[u] with its cluster's flip in the top bit (PE_FLIP). */
+#define PE_FLIP (UINT32_C(1) << 31)
+
 static void pe_swendsen_wang_spins(const pe_cluster_graph *g, int8_t *s, pe_cluster_scratch *w,
                                    uint64_t *t, long n_sweeps, int64_t *stats)
 {
     long n = g->n;
-    int32_t *parent = w->parent, *label = w->label;
+    int32_t *parent = w->parent;
+    uint32_t *root_flip = (uint32_t *)w->parent;
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
-        for (long u = 0; u <= n; ++u)
-            parent[u] = (int32_t)u;
-        pe__edge_bonds(g, s, 0, w, t);
+        pe__clusters(g, w, pe__bond_draws(g, s, 0, w, t));
         for (long u = 0; u < n * g->ghost_bonds; ++u)
             if (!g->free_unit[u] || (g->field[u] * s[u] > 0.0 && PE_UNIFORM(t) < w->p_field[u]))
                 pe__union(parent, u, n);
         long ghost = pe__find(parent, n), n_clusters = 0, n_moved = 0;
-        for (long u = 0; u < n; ++u) {
-            long r = parent[parent[u]];          /* a root: parent[u] <= u came before */
-            parent[u] = (int32_t)r;
-            if (r == u && r != ghost) {          /* a cluster's smallest unit: its draw */
-                label[u] = PE_UNIFORM(t) < 0.5;
-                n_clusters += 1;
+        for (long u0 = 0; u0 < n; u0 += 32) {
+            uint64_t bits = pe__next(&t[0], &t[1], &t[2], &t[3]);
+            long u_end = n - u0 < 32 ? n : u0 + 32;
+            for (long u = u0; u < u_end; ++u) {
+                /* parent[u] <= u: its entry, if not u itself, was rewritten before */
+                uint32_t v = root_flip[root_flip[u]];
+                long r = v & ~PE_FLIP, moved = r != ghost, smallest = (r == u) & moved;
+                v |= (uint32_t)(bits >> 32) & PE_FLIP & -(uint32_t)smallest;
+                bits <<= 1;
+                root_flip[u] = v;
+                n_clusters += smallest;
+                n_moved += moved;
+                s[u] ^= (int8_t)(-(int32_t)(v >> 31) & 0xFE);      /* +-1 -> -+1 */
             }
-            n_moved += r != ghost;
-            s[u] = (int8_t)(s[u] * (1 - 2 * (r != ghost) * label[r]));
         }
         stats[0] += n_clusters;
         stats[1] += n_moved;
@@ -252,11 +360,9 @@ static void pe_swendsen_wang_potts(const pe_cluster_graph *g, uint16_t *x, doubl
     int32_t *parent = w->parent, *label = w->label;
     double *weight = w->weight;
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
-        for (long u = 0; u < n; ++u) {
-            parent[u] = (int32_t)u;
+        for (long u = 0; u < n; ++u)
             label[u] = PE_UNSEEN;
-        }
-        pe__edge_bonds(g, x, 1, w, t);
+        pe__clusters(g, w, pe__bond_draws(g, x, 1, w, t));
         pe__roots(parent, n);
         for (long u = 0; u < n; ++u)
             if (!g->free_unit[u])
