@@ -67,7 +67,7 @@ typedef struct {
     int32_t *queue;                  /* (n + 1,) Wolff's cluster, in growing order */
     int32_t *free_list;              /* (n,) the free units, in order */
     int64_t *mark;                   /* (n + 1,) Wolff: number of the last cluster holding u */
-    int32_t *bonded;                 /* (n_edges,) Swendsen-Wang: the bonded edges (bond order) */
+    int32_t *bonded;                 /* (2 n_edges,) Swendsen-Wang: ends of the bonded edges */
     int32_t *pairs;                  /* (2 n_edges,) Swendsen-Wang: provisional roots to join */
     double beta;                     /* the beta p_edge and p_field are for (NaN: none yet) */
     double *p_edge;                  /* (n_edges,) bond probability of each edge */
@@ -161,16 +161,17 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
  * on a tie (probability 2^-13) L is the top 39 bits of one more draw. The tie draw does not
  * depend on the edge being satisfied. */
 static inline long pe__bond(const pe_bond_edge *e, const uint64_t *low, uint64_t c,
-                            long value_i, long value_j, uint64_t *t0, uint64_t *t1,
-                            uint64_t *t2, uint64_t *t3)
+                            long satisfied, uint64_t *t0, uint64_t *t1, uint64_t *t2,
+                            uint64_t *t3)
 {
     long bond = c < e->threshold;
     if (__builtin_expect(c == e->threshold, 0))
         bond = (pe__next(t0, t1, t2, t3) >> 25) < *low;
-    return bond & ((value_i ^ value_j) == e->satisfied);
+    return bond & satisfied;
 }
 
-/* The bonds of edges q0 .. q0 + count - 1 (count <= 4) from one word: appended to bonded. */
+/* The bonds of edges q0 .. q0 + count - 1 (count <= 4) from one word: their ends appended to
+ * bonded (i, j in turn). Spins compare s_i ^ s_j as bytes (0 or -2; never -1). */
 static inline long pe__bond_group(const pe_bond_edge *edge, const uint64_t *low,
                                   const void *state, int potts, long q0, long count,
                                   int32_t *bonded, long n_bonded, uint64_t *t0, uint64_t *t1,
@@ -181,16 +182,18 @@ static inline long pe__bond_group(const pe_bond_edge *edge, const uint64_t *low,
     uint64_t word = pe__next(t0, t1, t2, t3);
     for (long q = q0; q < q0 + count; ++q) {
         const pe_bond_edge *e = edge + q;
-        long value_i = potts ? x[e->i] : s[e->i], value_j = potts ? x[e->j] : s[e->j];
-        bonded[n_bonded] = (int32_t)q;
-        n_bonded += pe__bond(e, low + q, word >> 51, value_i, value_j, t0, t1, t2, t3);
+        long satisfied = potts ? (long)(x[e->i] ^ x[e->j]) == e->satisfied
+                               : (int8_t)(s[e->i] ^ s[e->j]) == (int8_t)e->satisfied;
+        bonded[2 * n_bonded] = e->i;
+        bonded[2 * n_bonded + 1] = e->j;
+        n_bonded += pe__bond(e, low + q, word >> 51, satisfied, t0, t1, t2, t3);
         word <<= 13;
     }
     return n_bonded;
 }
 
-/* The bonds of one Swendsen-Wang sweep, listed in w->bonded (positions in bond order); returns
- * their number. Draws: one 64-bit word per four edges in bond order, whose top 52 bits are
+/* The bonds of one Swendsen-Wang sweep, listed in w->bonded (their ends, in bond order);
+ * returns their number. Draws: one 64-bit word per four edges in bond order, whose top 52 bits are
  * their four 13-bit chunks, highest first (a partial group at the end takes a word too); a
  * tie takes its draw at once. Spins compare s_i ^ s_j (int8), Potts x_i ^ x_j (uint16). */
 static inline long pe__bond_draws(const pe_cluster_graph *g, const void *state, int potts,
@@ -214,14 +217,13 @@ static inline long pe__bond_draws(const pe_cluster_graph *g, const void *state, 
 static inline void pe__clusters(const pe_cluster_graph *g, pe_cluster_scratch *w,
                                 long n_bonded)
 {
-    const pe_bond_edge *edge = w->bond_edge;
+    const int32_t *bonded = w->bonded;
     int32_t *parent = w->parent, *pairs = w->pairs;
     long n_pairs = 0, previous = -1, r = 0;
     for (long u = 0; u <= g->n; ++u)
         parent[u] = (int32_t)u;
     for (long b = 0; b < n_bonded; ++b) {
-        const pe_bond_edge *e = edge + w->bonded[b];
-        long j = e->j, r_i = parent[e->i], same = j == previous;
+        long j = bonded[2 * b + 1], r_i = parent[bonded[2 * b]], same = j == previous;
         long base = j ^ ((r ^ j) & -same);      /* j's running minimum before this bond */
         pairs[2 * n_pairs] = (int32_t)r_i;
         pairs[2 * n_pairs + 1] = (int32_t)base;
@@ -242,43 +244,53 @@ static inline void pe__roots(int32_t *parent, long n)
         parent[u] = parent[parent[u]];
 }
 
-/* Swendsen-Wang on spins: edge bonds; then, unit by unit, a clamped unit joins the ghost, a
- * free one with h_u s_u > 0 draws its ghost bond; then the flips: one 64-bit draw per block
- * of 32 units (in unit order), bit 63 - (u mod 32) of its block's word the flip of the
- * cluster whose smallest unit is u (not the ghost's cluster: its bit goes unused, as do those
- * of units that are not the smallest of their cluster). The labelling pass writes each unit's
- * root into parent[u] with its cluster's flip in the top bit (PE_FLIP). */
+/* The flips of Swendsen-Wang on spins: one 64-bit draw per block of 32 units (in unit order),
+ * bit 63 - (u mod 32) of its block's word the flip of the cluster whose smallest unit is u
+ * (not the ghost's cluster: its bit goes unused, as do those of units that are not the
+ * smallest of their cluster). Each unit's root goes into parent[u] with its cluster's flip in
+ * the top bit (PE_FLIP). has_ghost = 0: no unit is in the ghost's cluster (ghost = n). */
 #define PE_FLIP (UINT32_C(1) << 31)
 
+static inline void pe__flips(uint32_t *root_flip, int8_t *s, long n, long ghost, int has_ghost,
+                             uint64_t *t, int64_t *stats)
+{
+    long n_clusters = 0, n_moved = 0;
+    for (long u0 = 0; u0 < n; u0 += 32) {
+        uint32_t bits = (uint32_t)(pe__next(&t[0], &t[1], &t[2], &t[3]) >> 32);
+        long u_end = n - u0 < 32 ? n : u0 + 32;
+        for (long u = u0; u < u_end; ++u) {
+            /* parent[u] <= u: its entry, if not u itself, was rewritten before */
+            uint32_t v = root_flip[root_flip[u]];
+            long r = v & ~PE_FLIP, moved = has_ghost ? r != ghost : 1;
+            v |= bits & PE_FLIP & -(uint32_t)((r == u) & moved);
+            bits <<= 1;
+            root_flip[u] = v;
+            n_clusters += (r == u) & moved;
+            n_moved += moved;
+            s[u] ^= (int8_t)(-(int32_t)(v >> 31) & 0xFE);      /* +-1 -> -+1 */
+        }
+    }
+    stats[0] += n_clusters;
+    stats[1] += n_moved;
+}
+
+/* Swendsen-Wang on spins: edge bonds; then, unit by unit, a clamped unit joins the ghost, a
+ * free one with h_u s_u > 0 draws its ghost bond; then the flips (pe__flips). */
 static void pe_swendsen_wang_spins(const pe_cluster_graph *g, int8_t *s, pe_cluster_scratch *w,
                                    uint64_t *t, long n_sweeps, int64_t *stats)
 {
     long n = g->n;
     int32_t *parent = w->parent;
-    uint32_t *root_flip = (uint32_t *)w->parent;
     for (long sweep = 0; sweep < n_sweeps; ++sweep) {
         pe__clusters(g, w, pe__bond_draws(g, s, 0, w, t));
         for (long u = 0; u < n * g->ghost_bonds; ++u)
             if (!g->free_unit[u] || (g->field[u] * s[u] > 0.0 && PE_UNIFORM(t) < w->p_field[u]))
                 pe__union(parent, u, n);
-        long ghost = pe__find(parent, n), n_clusters = 0, n_moved = 0;
-        for (long u0 = 0; u0 < n; u0 += 32) {
-            uint64_t bits = pe__next(&t[0], &t[1], &t[2], &t[3]);
-            long u_end = n - u0 < 32 ? n : u0 + 32;
-            for (long u = u0; u < u_end; ++u) {
-                /* parent[u] <= u: its entry, if not u itself, was rewritten before */
-                uint32_t v = root_flip[root_flip[u]];
-                long r = v & ~PE_FLIP, moved = r != ghost, smallest = (r == u) & moved;
-                v |= (uint32_t)(bits >> 32) & PE_FLIP & -(uint32_t)smallest;
-                bits <<= 1;
-                root_flip[u] = v;
-                n_clusters += smallest;
-                n_moved += moved;
-                s[u] ^= (int8_t)(-(int32_t)(v >> 31) & 0xFE);      /* +-1 -> -+1 */
-            }
-        }
-        stats[0] += n_clusters;
-        stats[1] += n_moved;
+        long ghost = pe__find(parent, n);
+        if (ghost < n)
+            pe__flips((uint32_t *)parent, s, n, ghost, 1, t, stats);
+        else
+            pe__flips((uint32_t *)parent, s, n, ghost, 0, t, stats);
     }
 }
 

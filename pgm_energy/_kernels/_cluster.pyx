@@ -155,7 +155,7 @@ def sweep(
     cdef int32_t[:, ::1] queue = np.empty((threads, n + 1), np.int32)
     cdef int32_t[:, ::1] free_list = np.empty((threads, n), np.int32)
     cdef int64_t[:, ::1] mark = np.empty((threads, n + 1), np.int64)
-    cdef int32_t[:, ::1] bonded = np.empty((threads, max(n_edges, 1)), np.int32)
+    cdef int32_t[:, ::1] bonded = np.empty((threads, 2 * max(n_edges, 1)), np.int32)
     cdef int32_t[:, ::1] pairs = np.empty((threads, 2 * max(n_edges, 1)), np.int32)
     cdef double[:, ::1] p_edge = np.empty((threads, max(n_edges, 1)))
     cdef uint8_t[:, ::1] bond_edge = np.empty(
