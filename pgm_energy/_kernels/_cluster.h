@@ -93,14 +93,14 @@ static inline long pe__find(int32_t *parent, long u)
     return r;
 }
 
+/* Join the sets of a and b: the larger root linked under the smaller, without a branch (which
+ * way it goes is random; a root equal to the other is linked to itself). */
 static inline void pe__union(int32_t *parent, long a, long b)
 {
     a = pe__find(parent, a);
     b = pe__find(parent, b);
-    if (a < b)
-        parent[b] = (int32_t)a;
-    else if (b < a)
-        parent[a] = (int32_t)b;
+    long low = a < b ? a : b;
+    parent[a ^ b ^ low] = (int32_t)low;
 }
 
 /* Each edge's sign for Swendsen-Wang's bonds, once per call: sign(J_e), or 0 when both its
@@ -150,7 +150,7 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
                                               : g->edge_sign[e] < 0 ? -2 : -1);
         w->threshold_low[q] = threshold & ((UINT64_C(1) << 39) - 1);
     }
-    if (!g->k)
+    if (g->ghost_bonds)              /* otherwise never read: no field, nothing clamped */
         for (long u = 0; u < g->n; ++u)
             w->p_field[u] = -expm1(-2.0 * beta * fabs(g->field[u]));
 }
