@@ -34,6 +34,9 @@
 
 #include "_random.h"
 
+/* 0 turns Swendsen-Wang's AVX2 bond pass off (to test the portable one); read at each pass. */
+static int pe_cluster_avx2 = 1;
+
 typedef struct {
     long n;                          /* units (sites) */
     long n_edges;
@@ -51,14 +54,13 @@ typedef struct {
     long k;                          /* Potts: colours per site */
 } pe_cluster_graph;
 
-/* One edge of Swendsen-Wang's bond pass, in bond order: its ends, the top 13 bits of its
- * integer threshold (see pe__bond) and the value (x_i ^ x_j) takes when it is satisfied
- * (spins: 0 for J > 0, -2 for J < 0; Potts: 0; -1, never, where it cannot bond). */
+/* Four edges of Swendsen-Wang's bond pass, in bond order: their ends, the top 13 bits of
+ * their integer thresholds (see pe__bond) and the value x_i ^ x_j takes when one is satisfied
+ * (spins, compared as bytes: 0 for J > 0, -2 for J < 0; Potts: 0; -1, never, where it cannot
+ * bond). Edge q is entry q % 4 of block q / 4. */
 typedef struct {
-    int32_t i, j;
-    uint16_t threshold;
-    int16_t satisfied;
-} pe_bond_edge;
+    int32_t i[4], j[4], threshold[4], satisfied[4];
+} pe_bond_block;
 
 /* Per-thread work space, allocated once per kernel call. */
 typedef struct {
@@ -67,11 +69,11 @@ typedef struct {
     int32_t *queue;                  /* (n + 1,) Wolff's cluster, in growing order */
     int32_t *free_list;              /* (n,) the free units, in order */
     int64_t *mark;                   /* (n + 1,) Wolff: number of the last cluster holding u */
-    int32_t *bonded;                 /* (2 n_edges,) Swendsen-Wang: ends of the bonded edges */
+    int32_t *bonded;                 /* (2 n_edges + 8,) Swendsen-Wang: ends of the bonded edges */
     int32_t *pairs;                  /* (2 n_edges,) Swendsen-Wang: provisional roots to join */
     double beta;                     /* the beta p_edge and p_field are for (NaN: none yet) */
     double *p_edge;                  /* (n_edges,) bond probability of each edge */
-    pe_bond_edge *bond_edge;         /* (n_edges,) Swendsen-Wang: the edges in bond order */
+    pe_bond_block *bond_block;       /* (ceil(n_edges / 4),) Swendsen-Wang: edges in bond order */
     uint64_t *threshold_low;         /* (n_edges,) the low 39 bits of their thresholds */
     double *p_field;                 /* (n,) bond probability to the ghost */
     double *weight;                  /* Potts: (n, k) per root, the cluster's summed fields */
@@ -143,11 +145,11 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
     for (long q = 0; q < g->n_edges; ++q) {
         long e = g->bond_order[q];
         uint64_t threshold = (uint64_t)ceil(ldexp(w->p_edge[e], 52));
-        w->bond_edge[q].i = g->edge_i[e];
-        w->bond_edge[q].j = g->edge_j[e];
-        w->bond_edge[q].threshold = (uint16_t)(threshold >> 39);
-        w->bond_edge[q].satisfied = (int16_t)(g->edge_sign[e] > 0 ? 0
-                                              : g->edge_sign[e] < 0 ? -2 : -1);
+        pe_bond_block *block = w->bond_block + q / 4;
+        block->i[q % 4] = g->edge_i[e];
+        block->j[q % 4] = g->edge_j[e];
+        block->threshold[q % 4] = (int32_t)(threshold >> 39);
+        block->satisfied[q % 4] = g->edge_sign[e] > 0 ? 0 : g->edge_sign[e] < 0 ? -2 : -1;
         w->threshold_low[q] = threshold & ((UINT64_C(1) << 39) - 1);
     }
     if (g->ghost_bonds)              /* otherwise never read: no field, nothing clamped */
@@ -160,52 +162,113 @@ static void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
  * when U / 2^52 < p_e, and it is satisfied. c < T >> 39 decides it, and so does c > T >> 39;
  * on a tie (probability 2^-13) L is the top 39 bits of one more draw. The tie draw does not
  * depend on the edge being satisfied. */
-static inline long pe__bond(const pe_bond_edge *e, const uint64_t *low, uint64_t c,
-                            long satisfied, uint64_t *t0, uint64_t *t1, uint64_t *t2,
-                            uint64_t *t3)
+static inline long pe__bond(uint64_t c, long threshold, uint64_t low, long satisfied,
+                            uint64_t *t0, uint64_t *t1, uint64_t *t2, uint64_t *t3)
 {
-    long bond = c < e->threshold;
-    if (__builtin_expect(c == e->threshold, 0))
-        bond = (pe__next(t0, t1, t2, t3) >> 25) < *low;
+    long bond = c < (uint64_t)threshold;
+    if (__builtin_expect(c == (uint64_t)threshold, 0))
+        bond = (pe__next(t0, t1, t2, t3) >> 25) < low;
     return bond & satisfied;
 }
 
-/* The bonds of edges q0 .. q0 + count - 1 (count <= 4) from one word: their ends appended to
- * bonded (i, j in turn). Spins compare s_i ^ s_j as bytes (0 or -2; never -1). */
-static inline long pe__bond_group(const pe_bond_edge *edge, const uint64_t *low,
-                                  const void *state, int potts, long q0, long count,
+/* The bonds of the first count edges of a block from its word: their ends appended to bonded
+ * (i, j in turn). Spins compare s_i ^ s_j as bytes. */
+static inline long pe__bond_block(const pe_bond_block *block, const uint64_t *low,
+                                  const void *state, int potts, long count, uint64_t word,
                                   int32_t *bonded, long n_bonded, uint64_t *t0, uint64_t *t1,
                                   uint64_t *t2, uint64_t *t3)
 {
     const int8_t *s = (const int8_t *)state;
     const uint16_t *x = (const uint16_t *)state;
-    uint64_t word = pe__next(t0, t1, t2, t3);
-    for (long q = q0; q < q0 + count; ++q) {
-        const pe_bond_edge *e = edge + q;
-        long satisfied = potts ? (long)(x[e->i] ^ x[e->j]) == e->satisfied
-                               : (int8_t)(s[e->i] ^ s[e->j]) == (int8_t)e->satisfied;
-        bonded[2 * n_bonded] = e->i;
-        bonded[2 * n_bonded + 1] = e->j;
-        n_bonded += pe__bond(e, low + q, word >> 51, satisfied, t0, t1, t2, t3);
+    for (long k = 0; k < count; ++k) {
+        long i = block->i[k], j = block->j[k];
+        long satisfied = potts ? (long)(x[i] ^ x[j]) == block->satisfied[k]
+                               : (uint8_t)(s[i] ^ s[j]) == (uint8_t)block->satisfied[k];
+        bonded[2 * n_bonded] = (int32_t)i;
+        bonded[2 * n_bonded + 1] = (int32_t)j;
+        n_bonded += pe__bond(word >> 51, block->threshold[k], low[k], satisfied, t0, t1, t2, t3);
         word <<= 13;
     }
     return n_bonded;
 }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define PE_AVX2 1
+
+/* pe__bond_block for spins and a whole block, in AVX2 (chosen at run time, see
+ * pe__bond_draws): the four chunks compared with the thresholds at once, the bonded pairs
+ * packed to the front by a table and stored in one go (bonded has 8 entries to spare); a tie
+ * (any of the four) goes through pe__bond_block with the same word. pe__pack[m]: the entries
+ * of the (i, j) pairs of the edges in mask m, first. */
+static const int32_t pe__pack[16][8] = {
+    {0}, {0, 1}, {2, 3}, {0, 1, 2, 3}, {4, 5}, {0, 1, 4, 5}, {2, 3, 4, 5}, {0, 1, 2, 3, 4, 5},
+    {6, 7}, {0, 1, 6, 7}, {2, 3, 6, 7}, {0, 1, 2, 3, 6, 7}, {4, 5, 6, 7}, {0, 1, 4, 5, 6, 7},
+    {2, 3, 4, 5, 6, 7}, {0, 1, 2, 3, 4, 5, 6, 7}};
+
+__attribute__((target("avx2")))
+static long pe__bond_draws_avx2(const pe_bond_block *block, const uint64_t *low,
+                                const int8_t *s, long n_blocks, int32_t *bonded, uint64_t *t)
+{
+    uint64_t t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
+    long n_bonded = 0;
+    const __m256i shift = _mm256_set_epi64x(12, 25, 38, 51);
+    const __m256i chunk_bits = _mm256_set1_epi64x(0x1FFF);
+    const __m256i low_halves = _mm256_set_epi32(7, 5, 3, 1, 6, 4, 2, 0);
+    for (long b = 0; b < n_blocks; ++b) {
+        const pe_bond_block *k = block + b;
+        uint64_t word = pe__next(&t0, &t1, &t2, &t3);
+        __m256i chunks = _mm256_srlv_epi64(_mm256_set1_epi64x((long long)word), shift);
+        __m128i c = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+            _mm256_and_si256(chunks, chunk_bits), low_halves));
+        __m128i threshold = _mm_loadu_si128((const __m128i *)k->threshold);
+        if (__builtin_expect(_mm_movemask_epi8(_mm_cmpeq_epi32(c, threshold)) != 0, 0)) {
+            n_bonded = pe__bond_block(k, low + 4 * b, s, 0, 4, word, bonded, n_bonded,
+                                      &t0, &t1, &t2, &t3);
+            continue;
+        }
+        int satisfied = 0;
+        for (int q = 0; q < 4; ++q)
+            satisfied |= ((uint8_t)(s[k->i[q]] ^ s[k->j[q]]) == (uint8_t)k->satisfied[q]) << q;
+        int m = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(threshold, c))) & satisfied;
+        __m128i i = _mm_loadu_si128((const __m128i *)k->i);
+        __m128i j = _mm_loadu_si128((const __m128i *)k->j);
+        __m256i pairs = _mm256_set_m128i(_mm_unpackhi_epi32(i, j), _mm_unpacklo_epi32(i, j));
+        _mm256_storeu_si256((__m256i *)(bonded + 2 * n_bonded), _mm256_permutevar8x32_epi32(
+            pairs, _mm256_loadu_si256((const __m256i *)pe__pack[m])));
+        n_bonded += (0x4332322132212110 >> (4 * m)) & 0xF;         /* bits set in m */
+    }
+    t[0] = t0; t[1] = t1; t[2] = t2; t[3] = t3;
+    return n_bonded;
+}
+#endif
+
 /* The bonds of one Swendsen-Wang sweep, listed in w->bonded (their ends, in bond order);
- * returns their number. Draws: one 64-bit word per four edges in bond order, whose top 52 bits are
- * their four 13-bit chunks, highest first (a partial group at the end takes a word too); a
- * tie takes its draw at once. Spins compare s_i ^ s_j (int8), Potts x_i ^ x_j (uint16). */
+ * returns their number. Draws: one 64-bit word per block of four edges in bond order, whose
+ * top 52 bits are their four 13-bit chunks, highest first (a partial block at the end takes
+ * a word too); a tie takes its draw at once. Spins go through AVX2 where the CPU has it and
+ * pe_cluster_avx2 is set (the same draws and bonds as the portable loop). */
 static inline long pe__bond_draws(const pe_cluster_graph *g, const void *state, int potts,
                                   pe_cluster_scratch *w, uint64_t *t)
 {
-    long n_bonded = 0, n_edges = g->n_edges, q0 = 0;
-    for (; q0 + 4 <= n_edges; q0 += 4)          /* whole groups: the loop of 4 unrolled */
-        n_bonded = pe__bond_group(w->bond_edge, w->threshold_low, state, potts, q0, 4,
-                                  w->bonded, n_bonded, &t[0], &t[1], &t[2], &t[3]);
-    if (q0 < n_edges)
-        n_bonded = pe__bond_group(w->bond_edge, w->threshold_low, state, potts, q0,
-                                  n_edges - q0, w->bonded, n_bonded, &t[0], &t[1], &t[2], &t[3]);
+    long n_bonded = 0, n_edges = g->n_edges, b = 0;
+#ifdef PE_AVX2
+    if (!potts && pe_cluster_avx2 && __builtin_cpu_supports("avx2")) {
+        b = n_edges / 4;
+        n_bonded = pe__bond_draws_avx2(w->bond_block, w->threshold_low, (const int8_t *)state,
+                                       b, w->bonded, t);
+    }
+#endif
+    for (; 4 * b < n_edges; ++b) {              /* whole blocks: the loop of 4 unrolled */
+        uint64_t word = pe__next(&t[0], &t[1], &t[2], &t[3]);
+        if (4 * b + 4 <= n_edges)
+            n_bonded = pe__bond_block(w->bond_block + b, w->threshold_low + 4 * b, state, potts,
+                                      4, word, w->bonded, n_bonded, &t[0], &t[1], &t[2], &t[3]);
+        else
+            n_bonded = pe__bond_block(w->bond_block + b, w->threshold_low + 4 * b, state, potts,
+                                      n_edges - 4 * b, word, w->bonded, n_bonded,
+                                      &t[0], &t[1], &t[2], &t[3]);
+    }
     return n_bonded;
 }
 

@@ -30,8 +30,9 @@ cdef extern from "_cluster.h" nogil:
         const int32_t *bond_order
         int ghost_bonds
         long k
-    ctypedef struct pe_bond_edge:
+    ctypedef struct pe_bond_block:
         pass
+    int pe_cluster_avx2
     ctypedef struct pe_cluster_scratch:
         int32_t *parent
         int32_t *label
@@ -42,7 +43,7 @@ cdef extern from "_cluster.h" nogil:
         int32_t *pairs
         double beta
         double *p_edge
-        pe_bond_edge *bond_edge
+        pe_bond_block *bond_block
         uint64_t *threshold_low
         double *p_field
         double *weight
@@ -65,6 +66,13 @@ cdef enum:
 
 #: Algorithm codes of ``sweep``.
 SWENDSEN_WANG, WOLFF, POTTS = _SWENDSEN_WANG, _WOLFF, _POTTS
+
+
+def set_avx2(bint on):
+    """Let Swendsen-Wang's bond pass use AVX2 where the CPU has it (the default), or not: a
+    hook for the tests of the portable loop; both give the same chains."""
+    global pe_cluster_avx2
+    pe_cluster_avx2 = on
 
 
 cdef void run_chain(const pe_cluster_graph *graph, const uint8_t *free_unit, char *state,
@@ -155,11 +163,11 @@ def sweep(
     cdef int32_t[:, ::1] queue = np.empty((threads, n + 1), np.int32)
     cdef int32_t[:, ::1] free_list = np.empty((threads, n), np.int32)
     cdef int64_t[:, ::1] mark = np.empty((threads, n + 1), np.int64)
-    cdef int32_t[:, ::1] bonded = np.empty((threads, 2 * max(n_edges, 1)), np.int32)
+    cdef int32_t[:, ::1] bonded = np.empty((threads, 2 * n_edges + 8), np.int32)
     cdef int32_t[:, ::1] pairs = np.empty((threads, 2 * max(n_edges, 1)), np.int32)
     cdef double[:, ::1] p_edge = np.empty((threads, max(n_edges, 1)))
-    cdef uint8_t[:, ::1] bond_edge = np.empty(
-        (threads, max(n_edges, 1) * sizeof(pe_bond_edge)), np.uint8)
+    cdef uint8_t[:, ::1] bond_block = np.empty(
+        (threads, (n_edges // 4 + 1) * sizeof(pe_bond_block)), np.uint8)
     cdef uint64_t[:, ::1] threshold_low = np.empty((threads, max(n_edges, 1)), np.uint64)
     cdef int8_t[::1] edge_sign = np.empty(max(n_edges, 1), np.int8)
     cdef int32_t[::1] bond_order = np.empty(max(n_edges, 1), np.int32)
@@ -198,7 +206,7 @@ def sweep(
         work[tid].mark = &mark[tid, 0]
         work[tid].bonded = &bonded[tid, 0]
         work[tid].pairs = &pairs[tid, 0]
-        work[tid].bond_edge = <pe_bond_edge *> &bond_edge[tid, 0]
+        work[tid].bond_block = <pe_bond_block *> &bond_block[tid, 0]
         work[tid].threshold_low = &threshold_low[tid, 0]
         work[tid].p_edge = &p_edge[tid, 0]
         work[tid].beta = NAN
