@@ -323,14 +323,15 @@ static inline void pe__flips(uint32_t *root_flip, int8_t *s, long n, long ghost,
         long u_end = n - u0 < 32 ? n : u0 + 32;
         for (long u = u0; u < u_end; ++u) {
             /* parent[u] <= u: its entry, if not u itself, was rewritten before */
-            uint32_t v = root_flip[root_flip[u]];
-            long r = v & ~PE_FLIP, moved = has_ghost ? r != ghost : 1;
-            v |= bits & PE_FLIP & -(uint32_t)((r == u) & moved);
+            uint32_t v = root_flip[root_flip[u]];     /* u itself, unmarked, for a root */
+            long moved = has_ghost ? (long)(v & ~PE_FLIP) != ghost : 1;
+            long smallest = (v == (uint32_t)u) & moved;
+            v |= bits & PE_FLIP & -(uint32_t)smallest;
             bits <<= 1;
             root_flip[u] = v;
-            n_clusters += (r == u) & moved;
+            n_clusters += smallest;
             n_moved += moved;
-            s[u] ^= (int8_t)(-(int32_t)(v >> 31) & 0xFE);      /* +-1 -> -+1 */
+            s[u] ^= (int8_t)(((int32_t)v >> 31) & 0xFE);       /* +-1 -> -+1 */
         }
     }
     stats[0] += n_clusters;
