@@ -20,9 +20,9 @@
  * which is its parent, and lists the pairs of different provisional roots met at one unit;
  * a union-find over those pairs (the larger root linked under the smaller) completes the
  * clusters. Every parent is then no larger than its child and every root is the smallest unit
- * of its set, so one pass in unit order resolves every root. The provisional pass has no
- * store to a computed address and no branch on a random outcome: it runs at the speed of
- * its loads, where a union per bond waits on the stores of the last one. Wolff grows one
+ * of its set, so one pass in unit order resolves every root. The provisional pass follows
+ * no chain of parents and has no branch on a random outcome (a union per bond waits on the
+ * stores of the last one, at a place only known once its finds are done). Wolff grows one
  * cluster at a time by a FIFO queue, members marked by the cluster's number (no clearing
  * between clusters).
  */
