@@ -49,10 +49,16 @@ units.)
 Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
 ``tests/reference/cluster.py`` reproduces it bit for bit):
 
-* Swendsen-Wang, spins: one uniform per edge, in edge order (edges ``(i, j)``, ``i < j``,
-  sorted); a satisfied edge with at least one free end bonds when ``u < p_e``; then, unit by unit, one
-  per free unit with ``h_u s_u > 0`` (bonded to the ghost when ``u < p_u``); then one per
-  cluster without the ghost, in the order of its smallest unit, flipped when ``u < 1/2``.
+* Swendsen-Wang, spins: the edge bonds in bond order (edges ``(i, j)``, ``i < j``, stably
+  sorted by ``j``), each from a 52-bit uniform ``U = c 2^39 + L``: a satisfied edge with at
+  least one free end bonds when ``U < ceil(p_e 2^52)``, i.e. ``U / 2^52 < p_e``. One 64-bit
+  draw per four edges gives their 13-bit chunks ``c`` (its top 52 bits, highest first; a
+  last group of fewer edges takes a draw too); ``L`` is drawn (the top 39 bits of one more
+  draw, at once) only when ``c`` ties with the top 13 bits of the threshold, satisfied edge
+  or not. Then, unit by unit, one uniform per free unit with ``h_u s_u > 0`` (bonded to the
+  ghost when ``u < p_u``); then one 64-bit draw per block of 32 units, in unit order: the
+  cluster whose smallest unit is ``u`` (not the ghost's) flips when bit ``63 - (u mod 32)``
+  of its block's draw is 1.
 * Wolff: one uniform for the seed, ``free[floor(u n_free)]`` (free units in order); the
   cluster grows from a FIFO queue (the seed first): a popped unit ``x`` draws one uniform
   per neighbour ``y`` (in increasing order) not yet in the cluster with ``J s_x s_y > 0``
@@ -60,15 +66,16 @@ Draw order (per chain, from its own xoshiro256+ stream; the numpy twin in
   clamped, else with one draw when ``h_x s_x > 0``; the popped ghost takes every unit not
   yet in, in order: clamped ones without a draw, free ones with ``h_u s_u > 0`` with one.
   No draw to flip.
-* Swendsen-Wang, Potts: one uniform per edge, in edge order; an edge with at least one free
-  end, ``J_e > 0`` and equal colours bonds when ``u < p_e``; then one per cluster without a
-  clamped site, in the order of its smallest site: colour ``c`` the first whose cumulative weight ``exp(beta F_c - max)``
-  exceeds ``u`` times their total (``F_c`` summed over the cluster's sites in order).
+* Swendsen-Wang, Potts: the edge bonds drawn as for spins; an edge with at least one free
+  end, ``J_e > 0`` and equal colours bonds when ``U < ceil(p_e 2^52)``; then one uniform per
+  cluster without a clamped site, in the order of its smallest site: colour ``c`` the first
+  whose cumulative weight ``exp(beta F_c - max)`` exceeds ``u`` times their total (``F_c``
+  summed over the cluster's sites in order).
 
 Clamps that differ between chains (``run(n, clamp={group: (n_chains, n)})`` with NaN marking
 free units): each chain treats its own held units as clamped above (bonded to the ghost, or
 keeping their colour) and draws from its own free units (Wolff's seed list); an edge whose
-ends every chain holds never bonds, and every edge draws its uniform as before.
+ends every chain holds never bonds, and every edge takes its chunk as before.
 
 The sampler's state, temperature, clamping and sampling loop are those of every sampler of
 many chains (``sampling._ChainSampler``, which :class:`~pgm_energy.GibbsSampler` shares,

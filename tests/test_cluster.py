@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 import pgm_energy as pe
+from pgm_energy._kernels import _cluster
 from pgm_energy.testing import brute_force, check_sampler, state_index
 
 from reference import cluster as twin
@@ -100,6 +101,30 @@ def test_kernel_matches_numpy_twin(algorithm, make, clamp):
     sampler.run(6, clamp=clamp)
     for g, values in sampler.state.items():
         np.testing.assert_array_equal(values, expected[g])
+    np.testing.assert_array_equal(sampler.get_state().streams, streams)
+
+
+@pytest.mark.parametrize("avx2", [True, False])
+def test_twin_on_a_torus_with_tied_chunks(avx2):
+    """Enough bond draws (about 40 000) that some 13-bit chunks tie with their edge's
+    threshold and take a second draw; couplings of both signs and a field; more than 32
+    units (several flip words), and edges whose count is not a multiple of 4. The bond pass
+    with AVX2 (where the CPU has it) and without."""
+    side = 10
+    site = np.arange(side * side).reshape(side, side)
+    edges = np.concatenate([np.stack([site.ravel(), np.roll(site, -1, 1).ravel()], 1),
+                            np.stack([site.ravel(), np.roll(site, -1, 0).ravel()], 1)])[:-2]
+    rng = np.random.default_rng(0)
+    model = pe.Ising(edges, rng.choice([-0.6, 0.3, 1.0], len(edges)),
+                     fields=rng.normal(0, 0.2, side * side))
+    sampler = pe.ClusterSampler(model, 8, rng=3, beta=np.linspace(0.3, 1.2, 8))
+    expected, streams = twin_run(sampler, 25)
+    _cluster.set_avx2(avx2)
+    try:
+        sampler.run(25)
+    finally:
+        _cluster.set_avx2(True)
+    np.testing.assert_array_equal(sampler.state["s"], expected["s"])
     np.testing.assert_array_equal(sampler.get_state().streams, streams)
 
 

@@ -3,7 +3,8 @@
 Chains run on OpenMP threads (a ``prange`` over chains, never over the units of one chain),
 each with its own xoshiro256+ stream and inverse temperature, so results do not depend on
 the thread count. Each thread has its own work space (union-find, queue, bond
-probabilities), allocated once per call. The draw order is documented in
+probabilities and thresholds), allocated once per call; Swendsen-Wang's bond order (edges by
+larger end) is computed once per call. The draw order is documented in
 ``pgm_energy/cluster.py``.
 """
 from cython.parallel cimport prange, threadid
@@ -26,8 +27,12 @@ cdef extern from "_cluster.h" nogil:
         const double *field
         const uint8_t *free_unit
         const int8_t *edge_sign
+        const int32_t *bond_order
         int ghost_bonds
         long k
+    ctypedef struct pe_bond_block:
+        pass
+    int pe_cluster_avx2
     ctypedef struct pe_cluster_scratch:
         int32_t *parent
         int32_t *label
@@ -35,11 +40,15 @@ cdef extern from "_cluster.h" nogil:
         int32_t *free_list
         int64_t *mark
         int32_t *bonded
+        int32_t *pairs
         double beta
         double *p_edge
+        pe_bond_block *bond_block
+        uint64_t *threshold_low
         double *p_field
         double *weight
     void pe_cluster_edge_signs(const pe_cluster_graph *g, int8_t *edge_sign)
+    void pe_cluster_bond_order(const pe_cluster_graph *g, int64_t *count, int32_t *order)
     void pe_cluster_probabilities(const pe_cluster_graph *g, double beta,
                                   pe_cluster_scratch *w)
     void pe_swendsen_wang_spins(const pe_cluster_graph *g, int8_t *s, pe_cluster_scratch *w,
@@ -57,6 +66,13 @@ cdef enum:
 
 #: Algorithm codes of ``sweep``.
 SWENDSEN_WANG, WOLFF, POTTS = _SWENDSEN_WANG, _WOLFF, _POTTS
+
+
+def set_avx2(bint on):
+    """Let Swendsen-Wang's bond pass use AVX2 where the CPU has it (the default), or not: a
+    hook for the tests of the portable loop; both give the same chains."""
+    global pe_cluster_avx2
+    pe_cluster_avx2 = on
 
 
 cdef void run_chain(const pe_cluster_graph *graph, const uint8_t *free_unit, char *state,
@@ -147,9 +163,15 @@ def sweep(
     cdef int32_t[:, ::1] queue = np.empty((threads, n + 1), np.int32)
     cdef int32_t[:, ::1] free_list = np.empty((threads, n), np.int32)
     cdef int64_t[:, ::1] mark = np.empty((threads, n + 1), np.int64)
-    cdef int32_t[:, ::1] bonded = np.empty((threads, max(n_edges, 1)), np.int32)
+    cdef int32_t[:, ::1] bonded = np.empty((threads, 2 * n_edges + 8), np.int32)
+    cdef int32_t[:, ::1] pairs = np.empty((threads, 2 * max(n_edges, 1)), np.int32)
     cdef double[:, ::1] p_edge = np.empty((threads, max(n_edges, 1)))
+    cdef uint8_t[:, ::1] bond_block = np.empty(
+        (threads, (n_edges // 4 + 1) * sizeof(pe_bond_block)), np.uint8)
+    cdef uint64_t[:, ::1] threshold_low = np.empty((threads, max(n_edges, 1)), np.uint64)
     cdef int8_t[::1] edge_sign = np.empty(max(n_edges, 1), np.int8)
+    cdef int32_t[::1] bond_order = np.empty(max(n_edges, 1), np.int32)
+    cdef int64_t[::1] count = np.empty(n + 1, np.int64)
     cdef double[:, ::1] p_field = np.empty((threads, n))
     cdef double[:, ::1] weight = np.empty((threads, n * k if potts else 1))
     cdef pe_cluster_graph g
@@ -168,8 +190,10 @@ def sweep(
     g.free_unit = &free_any[0]
     g.k = k
     g.edge_sign = &edge_sign[0]
+    g.bond_order = &bond_order[0]
     g.ghost_bonds = not potts and (not np.all(free_unit) or bool(np.any(np.asarray(field))))
     pe_cluster_edge_signs(&g, &edge_sign[0])
+    pe_cluster_bond_order(&g, &count[0], &bond_order[0])
     cdef pe_cluster_scratch *work = <pe_cluster_scratch *> malloc(
         threads * sizeof(pe_cluster_scratch))
     if work == NULL:
@@ -181,6 +205,9 @@ def sweep(
         work[tid].free_list = &free_list[tid, 0]
         work[tid].mark = &mark[tid, 0]
         work[tid].bonded = &bonded[tid, 0]
+        work[tid].pairs = &pairs[tid, 0]
+        work[tid].bond_block = <pe_bond_block *> &bond_block[tid, 0]
+        work[tid].threshold_low = &threshold_low[tid, 0]
         work[tid].p_edge = &p_edge[tid, 0]
         work[tid].beta = NAN
         work[tid].p_field = &p_field[tid, 0]

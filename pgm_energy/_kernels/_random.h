@@ -6,7 +6,8 @@
  * of arrays, s0[c] .. s3[c] for chain c), so a loop over chains vectorises. A uniform in
  * [0, 1) takes the top 52 bits of the output as the mantissa of a double in [1, 2), minus 1
  * (integer ops only, so it vectorises without AVX-512). The numpy twin is
- * tests/reference/gibbs.py's xoshiro_uniform; _gibbs.uniforms calls pe__uniform from Python.
+ * tests/reference/gibbs.py's xoshiro_next and xoshiro_uniform; _gibbs.uniforms calls
+ * pe__uniform from Python.
  *
  * Continuous units draw by inversion, one uniform per unit update (pe__continuous_draw): the
  * formulas of pgm_energy.units' quantile methods, step for step, with scipy.special's
@@ -34,8 +35,9 @@
 
 static inline uint64_t pe__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* Advance one xoshiro256+ stream (its four state words) and return a uniform in [0, 1). */
-static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
+/* Advance one xoshiro256+ stream (its four state words) and return its 64-bit output (the
+ * top bits are the good ones: use them first). */
+static inline uint64_t pe__next(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
 {
     uint64_t result = *s0 + *s3;
     uint64_t t = *s1 << 17;
@@ -45,7 +47,14 @@ static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint6
     *s0 ^= *s3;
     *s2 ^= t;
     *s3 = pe__rotl(*s3, 45);
-    return pe__asdouble((result >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
+    return result;
+}
+
+/* Advance one xoshiro256+ stream and return a uniform in [0, 1): the top 52 bits of its
+ * output over 2^52. */
+static inline double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
+{
+    return pe__asdouble((pe__next(s0, s1, s2, s3) >> 12) | UINT64_C(0x3FF0000000000000)) - 1.0;
 }
 
 /* Draw n uniforms in [0, 1) from one stream into u (the state held in registers meanwhile). */

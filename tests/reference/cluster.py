@@ -6,17 +6,45 @@ form is computed here from the flat graph, independently of the Python face.
 """
 import numpy as np
 
-from .gibbs import xoshiro_uniform
+from .gibbs import xoshiro_next, xoshiro_uniform
 
 
 class _Stream:
-    """Chain ``c``'s xoshiro256+ stream, a view of column ``c`` of the (4, n) state."""
+    """Chain ``c``'s xoshiro256+ stream, a view of column ``c`` of the (4, n) state: called, a
+    uniform in [0, 1); ``bits()``, the next 64-bit output as a Python int."""
 
     def __init__(self, streams, c):
         self.state = streams[:, c:c + 1]
 
     def __call__(self):
         return float(xoshiro_uniform(self.state)[0])
+
+    def bits(self):
+        return int(xoshiro_next(self.state)[0])
+
+
+def bond_draws(edges, p_edge, satisfied, uniform):
+    """Swendsen-Wang's bonds: the edges ``(i, j)`` (``i < j``, sorted) that bond, in bond order.
+
+    Bond order: the edges stably sorted by their larger end. Each edge's 52-bit uniform is
+    ``U = c 2^39 + L`` and it bonds when ``U < T = ceil(p_e 2^52)`` and ``satisfied(e)``: one
+    64-bit draw per four edges in bond order gives their 13-bit chunks ``c`` (its top 52 bits,
+    highest first); ``L`` (the top 39 bits of one more draw, taken at once) only when ``c``
+    equals ``T >> 39``, whether or not the edge is satisfied.
+    """
+    threshold = [int(t) for t in np.ceil(np.ldexp(np.asarray(p_edge, float), 52))]
+    bonded = []
+    for q, e in enumerate(np.argsort(edges[:, 1], kind="stable")):
+        if q % 4 == 0:
+            word = uniform.bits()
+        c = (word >> (51 - 13 * (q % 4))) & 0x1FFF
+        high = threshold[e] >> 39
+        bond = c < high
+        if c == high:
+            bond = (uniform.bits() >> 25) < threshold[e] & (2**39 - 1)
+        if bond and satisfied(e):
+            bonded.append(e)
+    return bonded
 
 
 def spin_form(graph):
@@ -65,18 +93,22 @@ def swendsen_wang(spins, edges, J, h, free, betas, streams, n_sweeps):
         p_field = -np.expm1(-2 * betas[c] * np.abs(h))
         for _ in range(n_sweeps):
             parent = list(range(n + 1))
-            for e, (i, j) in enumerate(edges):
-                u = uniform()
-                if (free[i] or free[j]) and J[e] * s[i] * s[j] > 0 and u < p_edge[e]:
-                    _union(parent, i, j)
+            satisfied = lambda e: ((free[edges[e, 0]] or free[edges[e, 1]])
+                                   and J[e] * s[edges[e, 0]] * s[edges[e, 1]] > 0)
+            for e in bond_draws(edges, p_edge, satisfied, uniform):
+                _union(parent, *edges[e])
             for u in range(n):
                 if not free[u] or (h[u] * s[u] > 0 and uniform() < p_field[u]):
                     _union(parent, u, n)
+            # one draw per block of 32 units; bit 63 - (u mod 32): the flip of the cluster
+            # whose smallest unit is u (the ghost's cluster never flips)
             flip = {_find(parent, n): False}
             for u in range(n):
+                if u % 32 == 0:
+                    word = uniform.bits()
                 r = _find(parent, u)
                 if r not in flip:
-                    flip[r] = uniform() < 0.5
+                    flip[r] = bool((word >> (63 - u % 32)) & 1)
                 if flip[r]:
                     s[u] = -s[u]
     return spins
@@ -137,10 +169,10 @@ def swendsen_wang_potts(colours, edges, J, f, free, betas, streams, n_sweeps):
         p_edge = -np.expm1(-betas[c] * np.abs(J))
         for _ in range(n_sweeps):
             parent = list(range(n))
-            for e, (i, j) in enumerate(edges):
-                u = uniform()
-                if (free[i] or free[j]) and x[i] == x[j] and J[e] > 0 and u < p_edge[e]:
-                    _union(parent, i, j)
+            satisfied = lambda e: ((free[edges[e, 0]] or free[edges[e, 1]])
+                                   and x[edges[e, 0]] == x[edges[e, 1]] and J[e] > 0)
+            for e in bond_draws(edges, p_edge, satisfied, uniform):
+                _union(parent, *edges[e])
             keep = {_find(parent, u) for u in range(n) if not free[u]}
             fields = {}
             for u in range(n):

@@ -14,8 +14,8 @@ import numpy as np
 from scipy.special import expit
 
 
-def xoshiro_uniform(streams):
-    """Advance every stream (a (4, n) uint64 array, in place); uniforms in [0, 1)."""
+def xoshiro_next(streams):
+    """Advance every stream (a (4, n) uint64 array, in place); their 64-bit outputs."""
     s0, s1, s2, s3 = streams
     result = s0 + s3
     t = s1 << np.uint64(17)
@@ -25,7 +25,13 @@ def xoshiro_uniform(streams):
     s0 ^= s3
     s2 ^= t
     s3[:] = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
-    bits = (result >> np.uint64(12)) | np.uint64(0x3FF0000000000000)
+    return result
+
+
+def xoshiro_uniform(streams):
+    """Advance every stream (a (4, n) uint64 array, in place); uniforms in [0, 1): the top 52
+    bits of each output over 2^52."""
+    bits = (xoshiro_next(streams) >> np.uint64(12)) | np.uint64(0x3FF0000000000000)
     return bits.view(np.float64) - 1.0
 
 
