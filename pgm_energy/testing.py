@@ -473,7 +473,7 @@ def _check_continuous_model(model, gen, n_chains, n_sweeps, p_floor, eps) -> str
         else:
             mean = marginals[g].reshape(-1)
             var = mean * (1 - mean)
-            sampled = graph.to_bits(flat[:, slots])
+            sampled = graph.to_bits(flat)[:, slots]
         se = np.sqrt(np.maximum(var, 1e-300) / n_chains)
         z = np.abs(sampled.mean(axis=0) - mean) / se
         assert np.all(z <= z_max), (f"sampled means of {g!r} differ from the exact marginals "

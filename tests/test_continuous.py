@@ -526,3 +526,69 @@ def test_training_learns_sigma():
         results[learn] = (pe.exact.log_likelihood(model, X).mean(), model.units["c"].sigma)
     assert np.all(results[True][1] > 1.5)
     assert results[True][0] > results[False][0] + 0.5
+
+
+# -- sampled training and pe.testing.check_model (need the continuous Gibbs sampler) ---------
+@pytest.mark.parametrize("kind, discrete", [("gaussian", "binary"), ("relu", "spin"),
+                                            ("drelu", "categorical")])
+def test_check_model_passes_continuous_models(kind, discrete):
+    from pgm_energy import testing
+
+    model = mixed_model(kind, 2, discrete, 2 if discrete != "categorical" else 1, 5,
+                        lateral=0.2 if kind == "gaussian" else 0.0)
+    report = testing.check_model(model, n_chains=3000, n_sweeps=100, rng=0)
+    assert "KS" in report
+
+
+def test_check_model_catches_a_wrong_conditional():
+    """A sampler of the wrong model (sigma changed after the chains ran) fails the check."""
+    from pgm_energy import testing
+
+    model = mixed_model("gaussian", 2, "binary", 2, 5)
+    original = pe.GibbsSampler
+
+    class Wrong(original):
+        def run(self, n_sweeps, **kwargs):
+            sigma = self.model.units["c"].sigma
+            self.model.units["c"].sigma = sigma * 1.3
+            try:
+                return super().run(n_sweeps, **kwargs)
+            finally:
+                self.model.units["c"].sigma = sigma
+
+    import pgm_energy.sampling as sampling
+    sampling.GibbsSampler, pe.GibbsSampler = Wrong, Wrong
+    try:
+        with pytest.raises(AssertionError, match="conditional|marginals"):
+            testing.check_model(model, n_chains=3000, n_sweeps=100, rng=0)
+    finally:
+        sampling.GibbsSampler, pe.GibbsSampler = original, original
+
+
+def test_pcd_trains_a_gaussian_bernoulli_rbm_like_the_exact_gradient():
+    """PCD on two Gaussian clusters reaches within 0.3 nats of exact-gradient training."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[2.0, -1.0, 0.5], [-1.5, 1.0, -0.5]])
+    X = centres[rng.integers(0, 2, 400)] + 0.3 * rng.normal(size=(400, 3))
+    results = {}
+    for method in (pe.ExactGradient(), pe.PCD(n_chains=100, k=5)):
+        model = mixed_model("gaussian", 3, "binary", 2, 0, scale=0.01)
+        pe.fit(model, X, method=method, optimizer=pe.SGD(lr=0.1, momentum=0.5), epochs=30,
+               batch_size=50, rng=0, verbose=0)
+        results[type(method).__name__] = pe.exact.log_likelihood(model, X).mean()
+    assert results["PCD"] > results["ExactGradient"] - 0.3
+
+
+@pytest.mark.parametrize("kind, visible", [("gaussian", "c"), ("drelu", "d")])
+def test_sampled_gradient_of_learned_unit_parameters_matches_exact(kind, visible):
+    """PCD's gradient of the units' own parameters (many equilibrated chains, the closed
+    hidden units by their conditional expectations) against the exact gradient."""
+    model = mixed_model(kind, 2, "binary", 2, 3, visible=visible, learn=True)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2)) if visible == "c" else rng.integers(0, 2, (50, 2)) * 1.0
+    exact = pe.exact.gradient(model, X)
+    method = pe.PCD(n_chains=20000, k=200)
+    sampled = method.gradient(model, X, rng=1)
+    for name in model.params:
+        if "." in name:
+            assert sampled[name] == pytest.approx(exact[name], abs=0.05), name

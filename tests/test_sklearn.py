@@ -296,3 +296,35 @@ def test_digits_pipeline_reaches_scikit_learns_accuracy():
           f"with binarize='sample' {sampled:.4f} ({time.perf_counter() - start:.1f} s)")
     assert ours >= theirs
     assert sampled >= theirs
+
+
+# -- GaussianRBM ------------------------------------------------------------------------------
+from pgm_energy.sklearn import GaussianRBM  # noqa: E402
+
+
+@parametrize_with_checks([GaussianRBM(n_components=4, n_iter=2, random_state=0)])
+def test_gaussian_rbm_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_gaussian_rbm_in_a_pipeline_on_standardised_digits():
+    """StandardScaler + GaussianRBM features + logistic regression beat chance by far, and
+    training raises the exact mean log density of a small model."""
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:, X.std(axis=0) > 1.0]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()),
+                     ("rbm", GaussianRBM(n_components=64, n_iter=10, learning_rate=0.005,
+                                         random_state=0)),
+                     ("clf", LogisticRegression(max_iter=2000))]).fit(X_train, y_train)
+    assert pipe.score(X_test, y_test) > 0.8
+    small = GaussianRBM(n_components=8, n_iter=5, learning_rate=0.005, random_state=0)
+    Z = StandardScaler().fit_transform(X)
+    before = pe.exact.log_likelihood(GaussianRBM(n_components=8, n_iter=0, random_state=0)
+                                     .fit(Z).model_, Z).mean()
+    after = pe.exact.log_likelihood(small.fit(Z).model_, Z).mean()
+    assert after > before
+    assert small.score_samples(Z) == pytest.approx(-small.model_.free_energy(Z))
+    assert small.gibbs(Z[:5]).shape == (5, Z.shape[1])
