@@ -117,22 +117,13 @@ def clamp_values(model: EnergyModel, clamp, n_chains: int) -> dict:
                              f"(one row per chain) or ({unit.n},) (one row for all "
                              f"chains), got {np.shape(value)}")
         free = np.isnan(arr)
-        if unit.continuous:
-            domain = (f"finite values >= {unit.lower:g}" if unit.lower > -np.inf
-                      else "finite real values")
-            with np.errstate(invalid="ignore"):
-                bad = ~(free | (np.isfinite(arr) & (arr >= unit.lower)))
-        else:
-            domain = f"values {list(unit.values)}"
-            bad = free.copy()
-            for v in unit.values:          # (faster than np.isin for a few values)
-                bad |= arr == v
-            np.logical_not(bad, out=bad)
+        with np.errstate(invalid="ignore"):
+            bad = ~(free | unit.in_domain(arr))
         if bad.any():
             chain, i = np.argwhere(bad)[0]
             where = f"unit {i}" if arr.shape[0] == 1 else f"chain {chain}, unit {i}"
             raise ValueError(f"clamp[{g!r}] holds {float(arr[chain, i])!r} at {where}: "
-                             f"{unit.kind} units take {domain}, or NaN for a free unit")
+                             f"{unit.kind} units take {unit.domain}, or NaN for a free unit")
         out[g] = (np.broadcast_to(arr, (n_chains, unit.n)),
                   np.broadcast_to(~free, (n_chains, unit.n)))
     return out
