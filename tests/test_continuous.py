@@ -592,3 +592,28 @@ def test_sampled_gradient_of_learned_unit_parameters_matches_exact(kind, visible
     for name in model.params:
         if "." in name:
             assert sampled[name] == pytest.approx(exact[name], abs=0.05), name
+
+
+def test_compiled_epoch_of_a_gaussian_bernoulli_rbm_equals_the_python_loop():
+    """PCD + SGD on a Gaussian-Bernoulli RBM runs whole epochs in the compiled kernel (the
+    visible layer drawn by the Gaussian inverse CDF): the same chains and updates as the
+    minibatch loop, to rounding."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(23, 4))
+    runs = []
+    for compiled in (True, False):
+        model = mixed_model("gaussian", 4, "binary", 3, 2, scale=0.3)
+        model.units["c"].sigma = [0.7, 1.0, 1.2, 0.9]
+        method = pe.PCD(n_chains=9, k=2)
+        pe.fit(model, X, method, pe.SGD(lr=0.05, momentum=0.5, weight_decay=0.01), epochs=3,
+               batch_size=5, rng=1, compiled=compiled)
+        runs.append((model, method.sampler.state))
+    (fast, fast_chains), (slow, slow_chains) = runs
+    for name in fast.params:
+        np.testing.assert_allclose(fast.params[name], slow.params[name], rtol=1e-9, atol=1e-11)
+    for g in fast_chains:
+        np.testing.assert_allclose(fast_chains[g], slow_chains[g], rtol=1e-9, atol=1e-11)
+    learned = mixed_model("gaussian", 4, "binary", 3, 2, learn=True)   # stays in Python
+    method = pe.PCD(n_chains=9)
+    with pytest.raises(pe.learning.compiled.NotCompiled):
+        pe.learning.compiled.CompiledPCD(learned, method, pe.SGD(), np.random.default_rng(0))

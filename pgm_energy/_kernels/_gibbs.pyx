@@ -27,20 +27,12 @@ cimport scipy.special.cython_special as special
 cdef extern from "_random.h" nogil:
     double pe__uniform(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
     double pe__normal_quantile(double u)
-    ctypedef struct pe_special:
-        double (*log_ndtr)(double) noexcept nogil
-        double (*ndtri_exp)(double) noexcept nogil
-        double (*erfcx)(double) noexcept nogil
     double pe__continuous_draw(int kind, const double *p, double f, double beta, double u,
                                const pe_special *sp)
 
 cdef extern from "_gibbs.h" nogil:
     double pe_sigmoid(double x)
     enum: PE_LANES
-    ctypedef struct pe_continuous:
-        const uint8_t *kind
-        const double *param
-        pe_special special
     void pe_gibbs_sweeps_bytes(uint8_t *state, long stride, const int32_t *order, long n_order,
                                const int32_t *size, const int64_t *indptr,
                                const int32_t *indices, const double *weight,
@@ -279,11 +271,12 @@ cdef void layer_fields_by_unit(double[:, ::1] out, const double[::1] field,
 cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double[::1] scale,
                        const double[::1] low, const unsigned char[::1] free_units,
                        const double[::1] beta, uint64_t[:, ::1] streams,
-                       int n_threads) noexcept nogil:
+                       int n_threads, const pe_continuous *cont) noexcept nogil:
     """Sample every chain's layer ``value (n_chains, n)`` from its fields, given unit by unit
     (``fields (n, >= n_padded)``, from ``layer_fields_by_unit``), which become P(unit on) in
-    place. ``beta`` and ``streams`` have ``n_padded`` (n_chains rounded up to 8) lanes; the
-    chains go to the threads in groups of 8."""
+    place (continuous units of ``cont``, NULL for none, draw by their inverse CDF). ``beta``
+    and ``streams`` have ``n_padded`` (n_chains rounded up to 8) lanes; the chains go to the
+    threads in groups of 8."""
     cdef Py_ssize_t n_chains = value.shape[0], n = value.shape[1], blk, c0
     cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
     cdef Py_ssize_t n_blocks = max(1, min(n_threads, groups))
@@ -294,7 +287,7 @@ cdef void sample_layer(double[:, ::1] value, double[:, ::1] fields, const double
             pe_gibbs_layer_chains(&value[c0, 0], n, &fields[0, c0], fields.shape[1], &scale[0],
                                   &low[0], &free_units[0], &beta[c0], &streams[0, c0],
                                   &streams[1, c0], &streams[2, c0], &streams[3, c0],
-                                  min(per, n_chains - c0), n, NULL, 0, NULL)
+                                  min(per, n_chains - c0), n, NULL, 0, cont)
 
 
 def sweep_block(

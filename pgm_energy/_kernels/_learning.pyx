@@ -15,7 +15,8 @@ parameters). Per minibatch ``X`` (rows of the visible units):
   done; the layer means are ``low + scale * sigmoid(scale f)``;
 * negative phase: ``k`` block sweeps of the persistent chains (``a`` given ``b``, then ``b``
   given ``a``, as ``sweep_block``: the same fields unit by unit and draws, one uniform per
-  chain per unit in unit order), then the layer summed in closed form replaced by its
+  chain per unit in unit order; continuous units of ``a``, ``kind_a``, by their inverse
+  CDF: a Gaussian-Bernoulli RBM), then the layer summed in closed form replaced by its
   conditional means: ``Q_b = E[b | a = chains]`` (from the last sampling's probabilities) or,
   with ``closed_a``, ``Q_a = E[a | b = chains]``;
 * gradient: ``g_C = P_a^T P_b / B - (chains or Q)_a^T (Q or chains)_b / N`` on the ``edge``
@@ -29,11 +30,11 @@ its visible units (:class:`Layers`): one BLAS product per coupling block (``W1``
 DBM [x, h1, h2]), each small enough for BLAS's small-matrix kernels.
 """
 from libc.math cimport INFINITY
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport dgemm
 
-from ._gibbs cimport sample_layer
+from ._gibbs cimport continuous_units, pe_continuous, sample_layer
 
 import numpy as np
 
@@ -280,6 +281,8 @@ def pcd_sgd_epoch(
     double tol, int max_iter, double damping,   # IN the mean-field positive phase
     bint b_first,                    # IN whether its sweeps update b before a's hidden units
     bint closed_a,                   # IN the negative phase sums a (else b) in closed form
+    const uint8_t[::1] kind_a=None,  # IN None, or (n_a,) slot kinds of a (continuous units,
+    const double[:, ::1] param_a=None,  #    as sampling.slot_kinds), and (n_a, 4) parameters
 ):
     """One epoch of minibatch PCD-k + SGD; returns the largest |gradient| entry seen."""
     cdef Py_ssize_t n_a = coupling.shape[0], n_b = coupling.shape[1]
@@ -295,8 +298,12 @@ def pcd_sgd_epoch(
             or velocity_a.shape[0] != n_a or velocity_b.shape[0] != n_b
             or batch_size < 1 or streams.shape[1] < (n_chains + 7) // 8 * 8 or k < 1
             or edge.shape[0] != n_a or edge.shape[1] != n_b
-            or (n_hidden and (max_iter < 1 or not tol > 0 or not 0 <= damping < 1))):
+            or (n_hidden and (max_iter < 1 or not tol > 0 or not 0 <= damping < 1))
+            or (kind_a is not None and (kind_a.shape[0] != n_a or param_a is None
+                                        or param_a.shape[0] != n_a or closed_a))):
         raise ValueError("pcd_sgd_epoch: inconsistent arguments")
+    cdef pe_continuous cont_a = continuous_units(kind_a, param_a, 0)
+    cdef const pe_continuous *units_a = &cont_a if kind_a is not None else NULL
     for r in range(n_rows):
         if order[r] < 0 or order[r] >= data.shape[0]:
             raise ValueError("pcd_sgd_epoch: order names a row outside the data")
@@ -329,10 +336,10 @@ def pcd_sgd_epoch(
             for sweep in range(k):
                 layers.fields_a_by_unit(fields_a, field_a, chains_b, coupling)
                 sample_layer(chains_a, fields_a, scale_a, low_a, free_a, beta, streams,
-                             n_threads)
+                             n_threads, units_a)
                 layers.fields_b_by_unit(fields_b, field_b, chains_a, coupling)
                 sample_layer(chains_b, fields_b, scale_b, low_b, free_b, beta, streams,
-                             n_threads)
+                             n_threads, NULL)
             for j in range(n_a):
                 grad_a[j] = 0.0
             for j in range(n_b):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._kernels import _learning
 from .._chains import one_blas_thread, padded_streams
-from ..sampling import GibbsState
+from ..sampling import GibbsState, slot_kinds
 from ..variational import Blocks
 from .estimators import PCD
 from .positive import MeanField
@@ -101,6 +101,8 @@ class CompiledPCD:
             self._chains = (np.ascontiguousarray(chains[:, a]), np.ascontiguousarray(chains[:, b]),
                             padded_streams(state.streams), state.beta)
         chains_a, chains_b, streams, _ = self._chains
+        kind, param = slot_kinds(graph)          # the units' current parameters, each epoch
+        continuous = {} if kind is None else {"kind_a": kind[a], "param_a": param[a]}
         with one_blas_thread():
             largest = _learning.pcd_sgd_epoch(
                 data_a, order.astype(np.int64), batch_size, coupling, field_a, field_b,
@@ -109,7 +111,7 @@ class CompiledPCD:
                 graph.scale[b], graph.low[b], streams, self.method.k, opt.rate(epoch),
                 opt.momentum, opt.weight_decay, opt.l1,
                 _threads_for(sampler.n_chains, sampler.n_threads),
-                *(self.mean_field or (1.0, 1, 0.0, True)), self.layers.closed_a)
+                *(self.mean_field or (1.0, 1, 0.0, True)), self.layers.closed_a, **continuous)
         return largest, {name: flat[slots].reshape(model.params[name].shape)
                          for name, slots in self.slots.items()}
 
@@ -151,13 +153,19 @@ class _Layers:
     def of(cls, graph, layout) -> "_Layers | None":
         """The layers of ``graph`` (None where the kernel does not apply)."""
         if (graph.generic_terms or len(graph.factor_members) or graph.categorical.any()
-                or graph.continuous.any() or not graph.n_units):
+                or not graph.n_units or any(getattr(u, "learn", False)
+                                            for u in graph.units.values())):
             return None
         colour = graph.colouring()
         a, b = np.flatnonzero(colour == 0), np.flatnonzero(colour == 1)
         visible = layout.visible
         n_visible = int(visible.sum())
         if len(a) + len(b) != graph.n_units or not visible[a[:n_visible]].all():
+            return None
+        # Continuous units: the visible units of an RBM-like model (a Gaussian-Bernoulli
+        # RBM), sampled by the block kernel's continuous draw; the hidden layer b summed.
+        if graph.continuous.any() and (graph.continuous[b].any() or n_visible != len(a)
+                                       or not layout.hidden_independent):
             return None
         b_first = True
         if not layout.hidden_independent:
@@ -170,7 +178,8 @@ class _Layers:
         elif n_visible != len(a):
             return None
         closed = np.sort(layout.model_closed)
-        if not (_same([closed], [a]) or _same([closed], [b])):
+        if not (_same([closed], [a]) or _same([closed], [b])) or (
+                graph.continuous.any() and not _same([closed], [b])):
             return None
         n_a, n_b = len(a), len(b)
         coupling_index = graph.dense_coupling_index(a, b)
