@@ -21,6 +21,8 @@ import threading
 
 import numpy as np
 
+from .units import open_uniforms
+
 #: Bytes per chain slot while a sampler is set up (random bits, their float64 values and the
 #: engine's copy) and per chain stream (4 uint64 words).
 SETUP_BYTES_PER_SLOT = 24
@@ -66,12 +68,16 @@ def chain_streams(rng, n_chains: int) -> np.ndarray:
 
 
 def random_state(graph, rng, n_chains: int) -> np.ndarray:
-    """Uniform random slot values ``(n_chains, n_units)`` of a flat graph's units: one bit per
-    slot from ``rng`` (a Generator), then, group by group, the values of categorical units
-    (their one-hot slots replace the bits)."""
+    """Random slot values ``(n_chains, n_units)`` of a flat graph's units: one bit per slot
+    from ``rng`` (a Generator), then, group by group, the values of categorical units (their
+    one-hot slots replace the bits) and of continuous ones (a draw from each unit's density
+    at zero field, e.g. ``N(0, sigma^2)``, replaces the bit)."""
     flat = graph.from_bits(rng.integers(0, 2, size=(n_chains, graph.n_units)))
     for g, unit in graph.units.items():
-        if unit.width != unit.n:
+        if unit.continuous:
+            flat[:, graph.slots(g)] = unit.quantile(np.zeros(unit.n),
+                                                    open_uniforms(rng, (n_chains, unit.n)))
+        elif unit.width != unit.n:
             flat[:, graph.slots(g)] = unit.encode(rng.integers(0, unit.k, size=(n_chains, unit.n)))
     return flat
 
