@@ -104,15 +104,7 @@ typedef struct {
 #define PE__TWO(on, low, scale) pe__updated_byte(on, pe__state_byte(low))
 #define PE__HOLD(new, old, hold) ((pe_state)(((new) & ~(hold)) | ((old) & (hold))))
 #define PE__ONE PE__STATE_ONE
-#include "_gibbs_sweep.h"
-#undef PE__T
-#undef PE__NAME
-#undef PE__REAL
-#undef PE__SCALED
-#undef PE__VALUE
-#undef PE__TWO
-#undef PE__HOLD
-#undef PE__ONE
+#include "_gibbs_sweep.h"      /* (it #undefs its parameters) */
 
 /* ... and for the real-valued state (models with continuous units): the same arithmetic on
  * the values themselves (times 2^-15 where the byte path scales, which is exact). */
@@ -124,15 +116,7 @@ typedef struct {
 #define PE__TWO(on, low, scale) ((low) + (scale) * (on))
 #define PE__HOLD(new, old, hold) ((hold) ? (old) : (new))
 #define PE__ONE 1.0
-#include "_gibbs_sweep.h"
-#undef PE__T
-#undef PE__NAME
-#undef PE__REAL
-#undef PE__SCALED
-#undef PE__VALUE
-#undef PE__TWO
-#undef PE__HOLD
-#undef PE__ONE
+#include "_gibbs_sweep.h"      /* (it #undefs its parameters) */
 
 /* A layer of n units for a block of chains, lanes = chains (loops over groups of PE_LANES
  * chains, each chain with its own stream; per chain, one uniform per free unit, in unit order).

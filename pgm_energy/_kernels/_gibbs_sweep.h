@@ -344,3 +344,12 @@ static void PE__NAME(pe_gibbs_sweeps)(PE__T *state, long stride, const int32_t *
                                NULL, cont);
 }
 
+/* The template's parameters, set by the includer for one state type. */
+#undef PE__T
+#undef PE__NAME
+#undef PE__REAL
+#undef PE__SCALED
+#undef PE__VALUE
+#undef PE__TWO
+#undef PE__HOLD
+#undef PE__ONE
