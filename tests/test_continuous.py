@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 
 import pgm_energy as pe
 from pgm_energy.units import half_normal_log_integral, truncated_moments
-from tests.reference import continuous as quadrature
+from reference import continuous as quadrature
 
 KINDS = {
     "gaussian": lambda n: pe.Gaussian(n, sigma=np.linspace(0.6, 1.3, n)),
