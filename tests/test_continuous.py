@@ -617,3 +617,14 @@ def test_compiled_epoch_of_a_gaussian_bernoulli_rbm_equals_the_python_loop():
     method = pe.PCD(n_chains=9)
     with pytest.raises(pe.learning.compiled.NotCompiled):
         pe.learning.compiled.CompiledPCD(learned, method, pe.SGD(), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("method", [pe.CD(k=1), pe.PT(n_chains=50, betas=[0.3, 0.6, 1.0])])
+def test_cd_and_tempering_train_a_learned_sigma(method):
+    """CD and parallel tempering on data of spread 2: sigma, learned, grows from 1."""
+    X = 2.0 * np.random.default_rng(0).normal(size=(100, 3))
+    model = mixed_model("gaussian", 3, "binary", 2, 0, scale=0.01, learn=True)
+    model.units["c"].sigma = 1.0
+    pe.fit(model, X, method=method, optimizer=pe.SGD(lr=0.02), epochs=3, batch_size=50, rng=0,
+           verbose=0)
+    assert np.all(model.units["c"].sigma > 1.2)
