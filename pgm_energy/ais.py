@@ -739,13 +739,9 @@ class _GaussianPath(_Path):
             raise ValueError("samples must hold at least one sample")
         return rows
 
-    def _log_f(self, x, beta, phi):
-        """``log f_beta(x)`` per run, given the hidden fields ``phi = c + x W^T``."""
-        base = ((x - self.mu) ** 2 / (2 * self.s2)).sum(axis=1)
-        own = (x ** 2 / (2 * self.sigma2)).sum(axis=1) - x @ self.b
-        z = beta * self.scale * phi
-        hidden = (beta * self.low * phi + np.logaddexp(0.0, z)).sum(axis=1)
-        return -(1 - beta) * base - beta * own + hidden
+    def _hidden(self, beta, phi):
+        """``sum_j log sum_{h_j} exp(beta h_j phi_j)`` per run, ``phi = c + x W^T``."""
+        return (beta * self.low * phi + np.logaddexp(0.0, beta * self.scale * phi)).sum(axis=1)
 
     def anneal(self, x, betas, gen, n_threads, runner=None):
         """Per step ``log w += log f_k(x) - log f_{k-1}(x)``, then the transition at
@@ -754,7 +750,11 @@ class _GaussianPath(_Path):
         log_w = np.zeros(len(x))
         for k in range(1, len(betas)):
             phi = self.c + x @ self.W.T
-            log_w += self._log_f(x, betas[k], phi) - self._log_f(x, betas[k - 1], phi)
+            # log f_k - log f_{k-1}: the beta-linear part once, the hidden sums at both betas
+            base = ((x - self.mu) ** 2 / (2 * self.s2)).sum(axis=1)
+            own = (x ** 2 / (2 * self.sigma2)).sum(axis=1) - x @ self.b
+            log_w += ((betas[k] - betas[k - 1]) * (base - own) + self._hidden(betas[k], phi)
+                      - self._hidden(betas[k - 1], phi))
             if k == len(betas) - 1:
                 break
             beta = betas[k]

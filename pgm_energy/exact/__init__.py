@@ -204,8 +204,8 @@ def marginals(model: EnergyModel, *, evidence=None, beta: float = 1.0, pairwise:
     continuous = graph.continuous.any()
 
     def answer(plan, rows):
-        per_row = [plan.mean_moments(rows[r:r + 1]) + (
-            (plan.squares(rows[r:r + 1]),) if continuous else ()) for r in range(len(rows))]
+        moments = plan.moments_with_squares if continuous else plan.mean_moments
+        per_row = [moments(rows[r:r + 1]) for r in range(len(rows))]
         return tuple(np.stack(m) for m in zip(*per_row))
 
     m_unit, m_pair, *squares = _per_pattern(

@@ -70,9 +70,11 @@ class Continuous(Plan):
         free = ~self.clamped
         self.G = np.flatnonzero(free & gaussian)
         self.R = np.flatnonzero(free & graph.continuous & ~gaussian)
-        self.held_continuous = np.flatnonzero(self.clamped & graph.continuous)
         _check_structure(graph, free, what)
-        self.reduced, self.log_const = (graph, 0.0) if not len(self.G) else self._reduce(what)
+        #: ``|G|/2 log(2 pi/beta) - log det A / 2`` and the constant ``c`` of ``E_red``
+        #: (both 0 without free Gaussian units).
+        self.gauss_norm = self.const_energy = 0.0
+        self.reduced = graph if not len(self.G) else self._reduce(what)
         mask = self.clamped.copy()
         mask[self.G] = True
         if len(self.R):
@@ -83,8 +85,8 @@ class Continuous(Plan):
 
     # -- the reduction ------------------------------------------------------------------
     def _reduce(self, what: str):
-        """The reduced graph and the constant ``|G|/2 log(2 pi/beta) - log det A / 2 - beta c``
-        (``c`` the constant of ``E_red``); keeps ``A``'s Cholesky factor, ``f_G`` and ``J``."""
+        """The reduced graph; sets :attr:`gauss_norm` and :attr:`const_energy` and keeps
+        ``A``'s Cholesky factor, ``f_G`` and ``J``."""
         graph, G, beta, n = self.graph, self.G, self.beta, self.graph.n_units
         precision = graph.continuous_precision(what, G)
         self.chol = cho_factor(precision, lower=True)
@@ -116,7 +118,7 @@ class Continuous(Plan):
         spin = discrete_n & (kind_low == -1.0)
         as_field = discrete_n & ~spin
         field[self.neighbours[as_field]] += diag[as_field] / 2
-        const_energy = -self.f_G @ S_f / 2 - diag[spin].sum() / 2
+        self.const_energy = -self.f_G @ S_f / 2 - diag[spin].sum() / 2
         #: Held continuous neighbours keep their K_cc x_c^2 / 2 (a constant per row).
         self.held_diag = np.where(graph.continuous[self.neighbours], diag, 0.0)
         # Couplings: the edges away from G, plus every pair of neighbours (kept even where
@@ -131,9 +133,9 @@ class Continuous(Plan):
         coupling = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
         edges = np.stack([unique // n, unique % n], axis=1)
         reduced = FlatGraph.fixed(graph.units, field, edges, coupling)
-        log_det = 2 * np.log(np.diag(self.chol[0])).sum()
-        log_const = len(G) / 2 * np.log(2 * np.pi / beta) - log_det / 2 - beta * const_energy
-        return reduced, log_const
+        self.gauss_norm = (len(G) / 2 * np.log(2 * np.pi / beta)
+                           - np.log(np.diag(self.chol[0])).sum())
+        return reduced
 
     def _row_terms(self, x: np.ndarray, *, integral: bool = True) -> np.ndarray:
         """Per row: ``-beta u(x_c)`` of the held continuous units, ``beta K_cc x_c^2 / 2`` of
@@ -149,10 +151,7 @@ class Continuous(Plan):
                     out -= beta * unit.unit_energy(x[:, sl])[:, held].sum(axis=1)
         if len(self.G):
             out += beta * (x[:, self.neighbours] ** 2) @ self.held_diag / 2
-            gauss_norm = len(self.G) / 2 * np.log(2 * np.pi / beta) - np.log(
-                np.diag(self.chol[0])).sum()
-            out += self.log_const - (0.0 if integral else gauss_norm)
-        return out
+        return out - beta * self.const_energy + (self.gauss_norm if integral else 0.0)
 
     def _gaussian_mean(self, o: np.ndarray) -> np.ndarray:
         """``A^{-1} (f_G + J o)`` for native rows ``o`` ``(batch, n_units)``."""
@@ -184,10 +183,11 @@ class Continuous(Plan):
     def mean_moments(self, x):
         return self._moments(x)[:2]
 
-    def squares(self, x) -> np.ndarray:
-        """``E[s_i^2]`` per slot, averaged over the clamped rows of ``x``: for a Gaussian unit
-        ``(A^{-1})_gg / beta + E[mu_g^2]``, for a rectified one ``E[Var + mean^2 | d]``."""
-        return self._moments(x)[2]
+    def moments_with_squares(self, x):
+        """:meth:`mean_moments` and ``E[s_i^2]`` per slot, averaged over the clamped rows of
+        ``x``, in one pass: for a Gaussian unit ``(A^{-1})_gg / beta + E[mu_g^2]``, for a
+        rectified one ``E[Var + mean^2 | d]``."""
+        return self._moments(x)[:3]
 
     def mean_grads(self, x) -> dict:
         """``E[dE/dtheta]`` of the terms' parameters (from the moments) and of the learnable
