@@ -60,7 +60,7 @@ class Params(MutableMapping):
                     )
                 self._terms[name] = (term.params, name)
         for g, unit in (units or {}).items():
-            if getattr(unit, "learn", False):       # continuous units with learn=True
+            if unit.learn:                      # continuous units built with learn=True
                 for own in unit.params:
                     self._terms[f"{g}.{own}"] = (unit.params, own)
 

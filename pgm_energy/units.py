@@ -40,6 +40,8 @@ class UnitGroup:
     kind: str = ""
     #: Real-valued units (``ContinuousUnits``): no finite set of values.
     continuous: bool = False
+    #: Whether the kind's own parameters are trained (continuous kinds built with learn=True).
+    learn: bool = False
     #: A slot holds ``low + scale * bit`` with ``bit`` in {0, 1}: the kernels and the exact
     #: engine work on bits, the terms on values (``bit = (value - low) / scale``).
     low: float = 0.0

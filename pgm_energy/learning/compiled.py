@@ -153,8 +153,7 @@ class _Layers:
     def of(cls, graph, layout) -> "_Layers | None":
         """The layers of ``graph`` (None where the kernel does not apply)."""
         if (graph.generic_terms or len(graph.factor_members) or graph.categorical.any()
-                or not graph.n_units or any(getattr(u, "learn", False)
-                                            for u in graph.units.values())):
+                or not graph.n_units or any(u.learn for u in graph.units.values())):
             return None
         colour = graph.colouring()
         a, b = np.flatnonzero(colour == 0), np.flatnonzero(colour == 1)

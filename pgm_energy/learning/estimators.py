@@ -102,7 +102,7 @@ def unit_gradients(model: EnergyModel, layout: _Layout, rows: np.ndarray,
     field = None
     out = {}
     for g, unit in model.units.items():
-        if not getattr(unit, "learn", False):
+        if not unit.learn:
             continue
         slots = graph.slots(g)
         summed = is_closed[slots]
@@ -265,7 +265,7 @@ class _Estimator:
                              "chains or its exact likelihood need states); use PCD or PT")
         positive_rows = self.positive_rows(model, X, rng, expected_data)
         negative_rows = self.negative_rows(model, X, rng)
-        learned = any(getattr(u, "learn", False) for u in model.units.values())
+        learned = any(u.learn for u in model.units.values())
         if self.centering is not None:
             if learned:
                 raise ValueError("centering applies to the terms' parameters; train the units' "
