@@ -87,8 +87,8 @@ class FlatGraph:
         #: through the generic path, and ``generic`` marks the units of the groups they read.
         self.generic_terms = []
         self.generic = np.zeros(n, dtype=bool)
-        #: Units read by generic terms that have no product-factor form: the Gibbs sampler
-        #: updates them in Python from energy differences.
+        #: Units read by generic terms that have no product-factor form (or that read a
+        #: continuous group): the Gibbs sampler updates them in Python from energy differences.
         self.python_units = np.zeros(n, dtype=bool)
         factors = []
         for term in model.terms:
@@ -98,8 +98,11 @@ class FlatGraph:
                 continue
             self.generic_terms.append(term)
             product_form = term.compile_factors(self.offsets)
-            if any(model.units[g].width != model.units[g].n for g in term.groups):
-                product_form = None     # the kernels multiply values, not one-hot slots
+            if any(model.units[g].width != model.units[g].n or model.units[g].continuous
+                   for g in term.groups):
+                # The kernels multiply values, not one-hot slots; continuous units read by
+                # such terms take a Metropolis step (their conditional has no closed form).
+                product_form = None
             for g in term.groups:
                 units = self.slots(g)
                 self.generic[units] = True

@@ -26,9 +26,17 @@ chains as float64 values (discrete models keep one byte per unit and chain), and
 unit draws from its conditional given its local field ``f`` by inversion, from its one uniform
 ``u`` of the update made open as ``u + 2^-53`` (:meth:`pgm_energy.units.ContinuousUnits.quantile`:
 Gaussian ``sigma^2 f + sigma / sqrt(beta) ndtri(u)``, truncated normals in log space). Models
-whose continuous precision is not positive definite are refused (``ValueError``), and so are
-users' terms without a compiled form that read continuous groups (``TypeError``: their
-conditional has no closed form).
+whose continuous precision is not positive definite are refused (``ValueError``).
+
+Users' terms that read continuous groups through ``energy`` only (no ``compile()``) leave
+those units without a closed-form conditional: each such unit takes a Metropolis-Hastings
+step instead (``_SparseEngine._metropolis``). The proposal is the unit's conditional given
+the field of the compiled terms alone (drawn as above, one uniform), accepted with
+probability ``min(1, exp(-beta (E_gen(x') - E_gen(x))))`` over the users' terms ``E_gen``
+(a second uniform); it is exact when those terms are flat in the unit and mixes well while
+they change the energy little across the conditional's width.
+:attr:`GibbsSampler.acceptance_rate` reports the fraction accepted. Keeping such a model
+normalisable is the user's part.
 
 A sampler's whole state (unit values, random streams, inverse temperatures) is a public value,
 :class:`GibbsState`: :meth:`GibbsSampler.get_state` returns it and
@@ -51,6 +59,7 @@ from ._kernels import _gibbs
 from ._run import openmp_threads, timed_chunks
 from .distributed import as_runner, n_pieces_for
 from .model import EnergyModel
+from .terms.base import energy_change
 
 __all__ = ["GibbsSampler", "GibbsState"]
 
@@ -193,23 +202,12 @@ class _ChainSampler:
     _coupled = (None, False)
 
     def _check_continuous(self, graph) -> None:
-        """Refuse what a Gibbs chain over continuous units cannot sample: a ``TypeError`` for
-        users' terms without a compiled form reading continuous groups (their conditional
-        has no closed form), a ``ValueError`` (naming the groups) for a continuous
-        precision that is not positive definite (``exp(-E)`` does not normalise)."""
-        if not graph.continuous.any():
-            return
-        what = type(self).__name__
-        for term in graph.generic_terms:
-            read = [g for g in term.groups if graph.units[g].continuous]
-            if read:
-                raise TypeError(
-                    f"{what}: the term {type(term).__name__} reads the continuous group(s) "
-                    f"{read} through energy/energy_grad only, so their conditional has no "
-                    "closed form to sample; give the term a compile() method (a linear or "
-                    "pairwise form)")
-        if self._coupled_continuous(graph):      # else the precision is diagonal, > 0
-            graph.continuous_precision(what)
+        """Refuse what a Gibbs chain over continuous units cannot sample: a ``ValueError``
+        (naming the groups) for a precision of the compiled terms that is not positive
+        definite (``exp(-E)`` does not normalise). Users' terms reading continuous groups
+        are the user's to keep normalisable."""
+        if graph.continuous.any() and self._coupled_continuous(graph):
+            graph.continuous_precision(type(self).__name__)   # diagonal otherwise: > 0
 
     def _coupled_continuous(self, graph) -> bool:
         """Whether ``graph`` couples continuous units to each other (kept per graph: its
@@ -526,8 +524,6 @@ class GibbsSampler(_ChainSampler):
     ValueError
         A bad argument, or a model whose continuous units' precision is not positive
         definite (naming the groups).
-    TypeError
-        A user's term without ``compile()`` reads a continuous group.
 
     Examples
     --------
@@ -576,6 +572,17 @@ class GibbsSampler(_ChainSampler):
     def _config(self) -> dict:
         return {"schedule": self.schedule}
 
+    @property
+    def acceptance_rate(self) -> float | None:
+        """The fraction of Metropolis proposals accepted since the sampler was built (the
+        updates of continuous units that users' terms read; see the module docstring), or
+        None when it has made none. Near 1 when those terms change the energy little
+        across the unit's conditional; a low rate means slow mixing."""
+        engine = self._engine if self.schedule != "block" else self._engine.sparse
+        if engine is None or not engine.proposals[0]:
+            return None
+        return float(engine.proposals[1] / engine.proposals[0])
+
 
 class _SparseEngine:
     """State in one slab per chain block: ``state[b]`` is (n_units, lanes) state bytes, or
@@ -600,6 +607,8 @@ class _SparseEngine:
         self.n_units = graph.n_units
         #: Models with continuous units keep float64 values, others one byte per slot.
         self.dtype = np.float64 if graph.continuous.any() else np.uint8
+        #: Metropolis steps of continuous units read by users' terms: (proposed, accepted).
+        self.proposals = np.zeros(2, np.int64)
         self._group_of = np.empty(graph.n_units, dtype=object)
         for g in graph.offsets:
             self._group_of[graph.slots(g)] = g
@@ -691,10 +700,10 @@ class _SparseEngine:
         cut = np.flatnonzero(np.diff(graph.python_units[order].astype(np.int8))) + 1
         runs = np.split(order, cut)
         readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
-        # Per Python-updated unit: (slot, categorical?, group, index in the group, (off, on),
-        # its first reader, the other readers).
-        steps = [[(int(u), bool(self.size[u] > 1), self._group_of[u],
-                   int(u - self.offsets[self._group_of[u]]),
+        # Per Python-updated unit: (slot, how it is updated, group, index in the group,
+        # (off, on), its first reader, the other readers).
+        how = np.where(graph.continuous, "metropolis", np.where(self.size > 1, "choice", "bit"))
+        steps = [[(int(u), how[u], self._group_of[u], int(u - self.offsets[self._group_of[u]]),
                    (self.low[u], self.low[u] + self.scale[u]), readers[self._group_of[u]][0],
                    readers[self._group_of[u]][1:]) for u in run]
                  if graph.python_units[run[0]] else None for run in runs]
@@ -717,10 +726,14 @@ class _SparseEngine:
                     continue
                 if not current:
                     self.columns(out=chains)
-                for unit, choice, group, index, values, first, others in run_steps:
-                    if choice:
+                for unit, update, group, index, values, first, others in run_steps:
+                    if update == "choice":
                         self._generic_choice(graph, arrays, unit, chains, views, readers,
                                              betas, streams, held)
+                        continue
+                    if update == "metropolis":
+                        self._metropolis(graph, arrays, unit, chains, views, readers[group],
+                                         betas, streams, held)
                         continue
                     # s_unit = low + scale [u < sigmoid(beta (scale f - E(on) + E(off)))],
                     # E(on) - E(off) from the readers' delta_energy.
@@ -766,6 +779,44 @@ class _SparseEngine:
             pick = np.where(held[0][first], np.argmax(chains[first:first + k], axis=0), pick)
         chains[first:first + k] = np.arange(k)[:, None] == pick
         views[group][:, index] = pick
+
+
+    def _metropolis(self, graph, arrays, unit, chains, views, readers, betas, streams,
+                    held=None):
+        """A continuous unit read by users' terms: one Metropolis-Hastings step per chain.
+
+        The proposal is the unit's conditional given its compiled local field ``f`` alone,
+        ``x' = quantile(f, u_1 + 2^-53)`` at the chain's ``beta``; since its density is
+        ``exp(-beta (u(x') - f x'))`` up to a constant, the compiled part of the energy
+        cancels in the Hastings ratio, and ``x'`` is accepted when
+        ``u_2 < exp(-beta (E_gen(x') - E_gen(x)))``, ``E_gen`` the users' terms reading the
+        unit. Two uniforms per chain (the proposal's, then the test's); chains that hold the
+        unit (``held``) keep their value. Counts the proposals and acceptances in
+        :attr:`proposals`.
+        """
+        field, indptr, indices, weights = arrays[:4]
+        group = self._group_of[unit]
+        index = unit - self.offsets[group]
+        lo, hi = indptr[unit], indptr[unit + 1]
+        local = field[unit] + weights[lo:hi] @ chains[indices[lo:hi]]
+        kind = graph.units[group].take([index])
+        u = _gibbs.uniforms(streams, self.n_chains) + 2.0 ** -53
+        proposal = kind.quantile(local[:, None], u[:, None], betas[:, None])[:, 0]
+        current = chains[unit].copy()
+        delta = sum(energy_change(term, views, group, index, current, proposal)
+                    for term in readers)
+        if np.isnan(delta).any():
+            raise ValueError(
+                f"the energy of {', '.join(type(t).__name__ for t in readers)} changed by NaN "
+                f"when unit {index} of the continuous group {group!r} moved from "
+                f"{current[np.isnan(delta)][0]!r} to {proposal[np.isnan(delta)][0]!r}; "
+                "a term's energy must be finite (or +inf) on the whole domain")
+        accept = _gibbs.uniforms(streams, self.n_chains) < np.exp(-betas * delta)
+        if held is not None:
+            accept &= ~held[0][unit]
+        chains[unit] = np.where(accept, proposal, current)
+        moved = self.n_chains if held is None else int(np.sum(~held[0][unit]))
+        self.proposals += (moved, int(accept.sum()))
 
 
 class _BlockEngine:

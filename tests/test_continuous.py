@@ -15,6 +15,7 @@ from scipy.special import logsumexp
 import pgm_energy as pe
 from pgm_energy.units import half_normal_log_integral, truncated_moments
 from reference import continuous as quadrature
+from reference.terms import GatedCoupling, Quartic
 
 KINDS = {
     "gaussian": lambda n: pe.Gaussian(n, sigma=np.linspace(0.6, 1.3, n)),
@@ -413,6 +414,26 @@ def test_product_factors_over_continuous_units_are_refused():
                            [pe.Interaction("x", cliques=[(0, 1, 2)], name="T")])
     with pytest.raises(TypeError, match="no closed-form integral"):
         pe.exact.log_partition(model)
+
+
+def test_users_terms_on_given_continuous_units_are_evaluated():
+    """A users' term reading continuous units has no closed-form integral, so log Z is
+    refused (pointing to the Gibbs sampler); where those units are given, the term is a
+    value like any other: the free energy sums h with it, as quadrature does."""
+    model = pe.EnergyModel(units={"x": pe.Gaussian(2, sigma=[0.8, 1.3]), "h": pe.Binary(2)},
+                           terms=[pe.Bias("x", name="b"), pe.Bias("h", name="c"),
+                                  pe.Pairwise("h", "x", name="W"), Quartic("x"),
+                                  GatedCoupling("h", "x")], visible=["x"])
+    rng = np.random.default_rng(0)
+    for name in ("b", "c", "W"):
+        model.params[name][...] = 0.8 * rng.normal(size=model.params[name].shape)
+    with pytest.raises(TypeError, match=r"Quartic reads the free continuous group\(s\) "
+                                        r"\['x'\].*pe.GibbsSampler"):
+        pe.exact.log_partition(model)
+    X = rng.normal(size=(4, 2))
+    expected = [-quadrature.log_partition(model, held={("x", 0): a, ("x", 1): b})
+                for a, b in X]
+    np.testing.assert_allclose(model.free_energy(X), expected, rtol=1e-12)
 
 
 def test_cluster_moves_refuse_continuous_units():

@@ -447,17 +447,19 @@ def _discrete_squares(graph: FlatGraph, m_unit: np.ndarray, x: np.ndarray) -> np
 
 def _check_structure(graph: FlatGraph, free: np.ndarray, what: str) -> None:
     """Refuse what has no closed form: terms outside the flat graph (users' terms,
-    ``pe.Interaction``) reading continuous units, and free rectified units coupled to another
-    free continuous unit."""
-    continuous_groups = {g for g, u in graph.units.items() if u.continuous}
+    ``pe.Interaction``) reading free continuous units (held ones are values like any other),
+    and free rectified units coupled to another free continuous unit."""
+    free_groups = {g for g, u in graph.units.items()
+                   if u.continuous and free[graph.slots(g)].any()}
     for term in graph.generic_terms:
-        if continuous_groups & set(term.groups):
+        if free_groups & set(term.groups):
             raise TypeError(
-                f"{what}: {type(term).__name__} reads the continuous group(s) "
-                f"{sorted(continuous_groups & set(term.groups))} through its energy only, "
+                f"{what}: {type(term).__name__} reads the free continuous group(s) "
+                f"{sorted(free_groups & set(term.groups))} through its energy only, "
                 "which has no closed-form integral; exact functions integrate continuous "
                 "units under biases and pairwise terms (Bias, Pairwise, Lateral, "
-                "SparsePairwise). Use a sampler, or pe.ais")
+                "SparsePairwise), and evaluate users' terms where those units are given "
+                "(free_energy, evidence). Sample such models with pe.GibbsSampler")
     gaussian = np.concatenate([np.full(u.width, isinstance(u, Gaussian))
                                for u in graph.units.values()])
     free_c = free & graph.continuous

@@ -263,15 +263,7 @@ class Term:
         makes Gibbs updates of the units it reads faster (``pe.testing.check_term`` compares
         the two).
         """
-        batch = len(state[group])
-        rows = {}
-        for g in self.groups:
-            rows[g] = np.concatenate((state[g], state[g]), dtype=np.float64)
-        edited = rows[group]
-        edited[:batch, unit] = values[1]
-        edited[batch:, unit] = values[0]
-        energy = self.energy(rows)
-        return energy[:batch] - energy[batch:]
+        return energy_change(self, state, group, unit, values[0], values[1])
 
     def config(self) -> dict:
         """Constructor arguments (JSON values or arrays) that rebuild this term, parameters
@@ -292,6 +284,23 @@ class Term:
         ``offsets[group]`` is the flat index of the group's first unit.
         """
         return None
+
+
+def energy_change(term: EnergyTerm, state: Mapping[str, np.ndarray], group: str, unit: int,
+                  old, new) -> np.ndarray:
+    """``E(unit = new) - E(unit = old)`` of ``term`` for each state of the batch, the rest as
+    in ``state``, from :meth:`EnergyTerm.energy` evaluated once on the batch stacked twice.
+
+    ``old`` and ``new`` are values of the unit: scalars, or one per state (``(batch,)``, as
+    the Gibbs sampler's Metropolis step for continuous units passes them).
+    """
+    batch = len(state[group])
+    rows = {g: np.concatenate((state[g], state[g]), dtype=np.float64) for g in term.groups}
+    edited = rows[group]
+    edited[:batch, unit] = new
+    edited[batch:, unit] = old
+    energy = term.energy(rows)
+    return energy[:batch] - energy[batch:]
 
 
 def _as_float_array(value, name: str) -> np.ndarray:

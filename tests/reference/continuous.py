@@ -63,6 +63,14 @@ def log_partition(model, beta=1.0, held=None):
     return float(logsumexp(log_w - beta * model.energy(state)))
 
 
+def expectation(model, statistic, beta=1.0, held=None):
+    """``E[statistic(state)]`` under ``exp(-beta E)`` (``held`` as for ``_states``), where
+    ``statistic`` maps a state dict of (n_points, n) arrays to (n_points,) values."""
+    state, log_w = _states(model, held or {})
+    lw = log_w - beta * model.energy(state)
+    return float(np.exp(lw - logsumexp(lw)) @ statistic(state))
+
+
 def moments(model, beta=1.0):
     """``{(group, index): (mean, variance)}`` of every continuous unit by quadrature."""
     state, log_w = _states(model, {})
