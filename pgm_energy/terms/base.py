@@ -286,7 +286,7 @@ class Term:
         return None
 
 
-def energy_change(term: EnergyTerm, state: Mapping[str, np.ndarray], group: str, unit: int,
+def energy_change(term: Term, state: Mapping[str, np.ndarray], group: str, unit: int,
                   old, new) -> np.ndarray:
     """``E(unit = new) - E(unit = old)`` of ``term`` for each state of the batch, the rest as
     in ``state``, from :meth:`EnergyTerm.energy` evaluated once on the batch stacked twice.
