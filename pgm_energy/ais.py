@@ -23,7 +23,9 @@ two sides with no coupling inside a side, the visible groups on the kept side):
 kernel ``_ais.anneal_bipartite`` walking the schedule for blocks of runs on threads, in
 chunks of steps so that Ctrl-C is seen between them (:mod:`pgm_energy._run`); it keeps each
 run's fields ``c + W x`` and ``b + W^T h`` up to date by adding the rows of the units that
-changed, or by a BLAS product over the block when many changed. Other models are
+changed, or by a BLAS product over the block when many changed. Models with Gaussian
+visible units and discrete hidden ones are annealed on ``x`` from a Gaussian base
+(:class:`_GaussianPath`; users' terms over ``x`` by a Metropolis step). Other models are
 annealed on the joint state by the Gibbs sampler (``pe.GibbsSampler``), tempered.
 Every run has its own random stream, so the estimate depends on the seed only, never on the
 thread count.
@@ -682,6 +684,11 @@ class _GaussianPath(_Path):
     then ``x`` given ``h`` from the Gaussian of precision ``(1 - beta_k)/s^2 + beta_k/sigma^2``
     and mean ``((1 - beta_k) mu / s^2 + beta_k (b + W^T h)) / precision``: it leaves ``f_k``
     invariant. Runs are rows of numpy arrays with BLAS products, one generator for all.
+
+    Users' terms that read only the visible groups add ``-beta_k E_own(x)`` to ``log f_k``;
+    the Gaussian draw of ``x`` is then a proposal that is accepted with probability
+    ``min(1, exp(-beta_k (E_own(x') - E_own(x))))`` (a Metropolis step, as in the Gibbs
+    sampler: the Gaussian's density cancels the rest of ``f_k``).
     """
 
     def __init__(self, model, graph, base, dtype):
@@ -694,12 +701,16 @@ class _GaussianPath(_Path):
             visible[graph.slots(g)] = True
         gaussian_visible = all(isinstance(model.units[g], Gaussian) for g in model.visible)
         hidden_discrete = not graph.continuous[~visible].any()
+        #: Users' terms, all reading visible groups only (their energy at the runs' x).
+        self.own_terms = graph.generic_terms
+        own_visible = all(set(t.groups) <= set(model.visible) for t in self.own_terms)
         if (kept != model.visible or not gaussian_visible or not hidden_discrete
-                or graph.generic_terms or graph.categorical.any()):
+                or not own_visible or graph.categorical.any()):
             raise TypeError(
                 "pe.ais anneals models with continuous units when they are RBM-like with "
                 "Gaussian visible groups and binary or spin hidden groups (no coupling within "
-                "a side); for other continuous models use pe.exact where it applies")
+                "a side; terms of your own may read the visible groups only); for other "
+                "continuous models use pe.exact where it applies, or pe.GibbsSampler")
         self.model, self.groups, self.dtype = model, list(model.visible), np.dtype(np.float64)
         v, h = np.flatnonzero(visible), np.flatnonzero(~visible)
         pos = np.empty(graph.n_units, np.int64)
@@ -752,7 +763,8 @@ class _GaussianPath(_Path):
             phi = self.c + x @ self.W.T
             # log f_k - log f_{k-1}: the beta-linear part once, the hidden sums at both betas
             base = ((x - self.mu) ** 2 / (2 * self.s2)).sum(axis=1)
-            own = (x ** 2 / (2 * self.sigma2)).sum(axis=1) - x @ self.b
+            users = self._users_energy(x)
+            own = (x ** 2 / (2 * self.sigma2)).sum(axis=1) - x @ self.b + users
             log_w += ((betas[k] - betas[k - 1]) * (base - own) + self._hidden(betas[k], phi)
                       - self._hidden(betas[k - 1], phi))
             if k == len(betas) - 1:
@@ -762,8 +774,21 @@ class _GaussianPath(_Path):
             h = self.low + self.scale * bits
             precision = (1 - beta) / self.s2 + beta / self.sigma2
             mean = ((1 - beta) * self.mu / self.s2 + beta * (self.b + h @ self.W)) / precision
-            x = mean + gen.standard_normal(x.shape) / np.sqrt(precision)
+            proposal = mean + gen.standard_normal(x.shape) / np.sqrt(precision)
+            if self.own_terms:
+                delta = self._users_energy(proposal) - users
+                accept = gen.random(len(x)) < np.exp(-beta * delta)
+                proposal = np.where(accept[:, None], proposal, x)
+            x = proposal
         return log_w
+
+    def _users_energy(self, x) -> np.ndarray | float:
+        """``E_own(x)``, the users' terms' energy at the visible rows ``x`` (0 without)."""
+        if not self.own_terms:
+            return 0.0
+        ends = np.cumsum([0] + [self.model.units[g].n for g in self.groups])
+        state = {g: x[:, a:b] for g, a, b in zip(self.groups, ends[:-1], ends[1:])}
+        return sum(term.energy(state) for term in self.own_terms)
 
 
 def _binary_rows(model, samples, groups, what):

@@ -443,6 +443,30 @@ def test_cluster_moves_refuse_continuous_units():
 
 
 # -- AIS with a Gaussian base ---------------------------------------------------------------
+def test_ais_with_a_users_term_on_the_visible_units():
+    """A quartic of one's own over Gaussian visible units: forward AIS, with its Metropolis
+    step, and reverse AIS from Gibbs samples agree with quadrature's log Z within 4 standard
+    errors; a users' term that reads the hidden units is refused."""
+    model = pe.EnergyModel(units={"x": pe.Gaussian(2, sigma=[0.8, 1.3]), "h": pe.Binary(3)},
+                           terms=[pe.Bias("x", name="b"), pe.Bias("h", name="c"),
+                                  pe.Pairwise("h", "x", name="W"), Quartic("x")],
+                           visible=["x"])
+    rng = np.random.default_rng(0)
+    for name in ("b", "c", "W"):
+        model.params[name][...] = 0.8 * rng.normal(size=model.params[name].shape)
+    exact = quadrature.log_partition(model)
+    forward = pe.ais.log_partition(model, n_betas=1000, n_runs=200, rng=0)
+    X = pe.GibbsSampler(model, 200, rng=1).sample(1, burn_in=100)["x"][0]
+    reverse = pe.ais.reverse_log_partition(model, X, n_betas=1000, rng=0)
+    for estimate in (forward, reverse):
+        assert abs(estimate.log_z - exact) < 4 * estimate.stderr + 1e-3
+
+    gated = pe.EnergyModel(units=model.units, terms=model.terms + [GatedCoupling("h", "x")],
+                           visible=["x"])
+    with pytest.raises(TypeError, match="may read the visible groups only"):
+        pe.ais.log_partition(gated, n_betas=10, n_runs=2, rng=0)
+
+
 @pytest.mark.parametrize("hidden", ["binary", "spin"])
 def test_ais_of_a_gaussian_bernoulli_rbm_brackets_the_exact_log_partition(hidden):
     """Forward AIS from a Gaussian base (the model's own visible part, or fitted to data)
