@@ -4,7 +4,10 @@ Gaussian-Bernoulli RBM(784, 500) (``pe.Gaussian(784)`` visible, sigma = 1, ``pe.
 hidden), W ~ N(0, 0.01^2), small random biases, 1000 chains, float64. Time per sweep, best of
 several repeats taken in turns (so that load from elsewhere hits every row), all rows in one
 run, on 1 thread (BLAS limited to 1 thread by threadpoolctl) and on 2 threads (BLAS on its
-default):
+default). In each turn a row is run once untimed right before its timed run: after a threaded
+GEMM, OpenBLAS's idle workers spin for about 0.1 s, so without it the row after a numpy row
+would be timed while a worker still holds one of the cores (measured on 2 cores: the 2-thread
+sweep right after the numpy sweep takes about 30 ms instead of 20).
 
 (a) pgm_energy ``GibbsSampler(schedule="block")`` (the ``"auto"`` choice): the hidden layer
     from one GEMM and a sigmoid draw per unit, the visible layer from the other GEMM and a
@@ -109,9 +112,9 @@ def main(argv=None) -> int:
                     (numpy_sweep(model, n_chains, np.random.default_rng(1)), 1),
             }
             times = dict.fromkeys(rows, np.inf)
-            for turn in range(repeat):
+            for _ in range(repeat):
                 for name, (fn, per) in rows.items():
-                    t, _ = best_of(fn, repeat=1, warmup=0 if turn else 1)
+                    t, _ = best_of(fn, repeat=1, warmup=1)
                     times[name] = min(times[name], t / per)
         finally:
             if limit is not None:

@@ -162,6 +162,7 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                 if (!free[k])
                     continue;
                 double u[PE_LANES];
+                PE_SIMD
                 for (int c = 0; c < PE_LANES; ++c)
                     u[c] = pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c);
                 pe__gaussian_draws(v, u, f, b, cont->param[4 * k]);

@@ -258,6 +258,7 @@ PE__ALWAYS_INLINE void pe__gaussian_draws(double *PE_RESTRICT x, const double *P
     for (int c = 0; c < 8; ++c)
         open[c] = pe__open_uniform(u[c]);
     pe__normal_quantiles(open, x, 8);
+    PE_SIMD
     for (int c = 0; c < 8; ++c)
         x[c] = sigma * sigma * f[c] + sigma / sqrt(beta[c]) * x[c];
 }
