@@ -701,12 +701,22 @@ class _SparseEngine:
         runs = np.split(order, cut)
         readers = {g: [t for t in graph.generic_terms if g in t.groups] for g in self.offsets}
         # Per Python-updated unit: (slot, how it is updated, group, index in the group,
-        # (off, on), its first reader, the other readers).
+        # (off, on) or for a continuous unit its kind alone, its first reader, the others).
         how = np.where(graph.continuous, "metropolis", np.where(self.size > 1, "choice", "bit"))
-        steps = [[(int(u), how[u], self._group_of[u], int(u - self.offsets[self._group_of[u]]),
-                   (self.low[u], self.low[u] + self.scale[u]), readers[self._group_of[u]][0],
-                   readers[self._group_of[u]][1:]) for u in run]
-                 if graph.python_units[run[0]] else None for run in runs]
+        steps = []
+        for run in runs:
+            if not graph.python_units[run[0]]:
+                steps.append(None)
+                continue
+            run_steps = []
+            for u in run:
+                group = self._group_of[u]
+                index = int(u - self.offsets[group])
+                values = (graph.units[group].take([index]) if graph.continuous[u]
+                          else (self.low[u], self.low[u] + self.scale[u]))
+                run_steps.append((int(u), how[u], group, index, values, readers[group][0],
+                                  readers[group][1:]))
+            steps.append(run_steps)
         # The Python updates work on a float64 copy of the chains, (n_units, n_chains),
         # refreshed after kernel runs and written back after each Python run. (Categorical
         # units that generic terms read move only in Python runs, so their decoded views in
@@ -732,8 +742,8 @@ class _SparseEngine:
                                              betas, streams, held)
                         continue
                     if update == "metropolis":
-                        self._metropolis(graph, arrays, unit, chains, views, readers[group],
-                                         betas, streams, held)
+                        self._metropolis(arrays, unit, group, index, values, chains, views,
+                                         readers[group], betas, streams, held)
                         continue
                     # s_unit = low + scale [u < sigmoid(beta (scale f - E(on) + E(off)))],
                     # E(on) - E(off) from the readers' delta_energy.
@@ -780,9 +790,8 @@ class _SparseEngine:
         chains[first:first + k] = np.arange(k)[:, None] == pick
         views[group][:, index] = pick
 
-
-    def _metropolis(self, graph, arrays, unit, chains, views, readers, betas, streams,
-                    held=None):
+    def _metropolis(self, arrays, unit, group, index, kind, chains, views, readers, betas,
+                    streams, held=None):
         """A continuous unit read by users' terms: one Metropolis-Hastings step per chain.
 
         The proposal is the unit's conditional given its compiled local field ``f`` alone,
@@ -790,16 +799,13 @@ class _SparseEngine:
         ``exp(-beta (u(x') - f x'))`` up to a constant, the compiled part of the energy
         cancels in the Hastings ratio, and ``x'`` is accepted when
         ``u_2 < exp(-beta (E_gen(x') - E_gen(x)))``, ``E_gen`` the users' terms reading the
-        unit. Two uniforms per chain (the proposal's, then the test's); chains that hold the
-        unit (``held``) keep their value. Counts the proposals and acceptances in
-        :attr:`proposals`.
+        unit (``kind``: the unit's own kind, ``group[index]``). Two uniforms per chain (the
+        proposal's, then the test's); chains that hold the unit (``held``) keep their value.
+        Counts the proposals and acceptances in :attr:`proposals`.
         """
         field, indptr, indices, weights = arrays[:4]
-        group = self._group_of[unit]
-        index = unit - self.offsets[group]
         lo, hi = indptr[unit], indptr[unit + 1]
         local = field[unit] + weights[lo:hi] @ chains[indices[lo:hi]]
-        kind = graph.units[group].take([index])
         u = _gibbs.uniforms(streams, self.n_chains) + 2.0 ** -53
         proposal = kind.quantile(local[:, None], u[:, None], betas[:, None])[:, 0]
         current = chains[unit].copy()
