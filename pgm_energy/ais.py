@@ -759,11 +759,11 @@ class _GaussianPath(_Path):
         ``beta_k`` (class docstring); ``n_threads`` and ``runner`` are not used (BLAS)."""
         x = np.array(x, dtype=np.float64)
         log_w = np.zeros(len(x))
+        users = self._users_energy(x)           # E_own(x), kept up to date with x
         for k in range(1, len(betas)):
             phi = self.c + x @ self.W.T
             # log f_k - log f_{k-1}: the beta-linear part once, the hidden sums at both betas
             base = ((x - self.mu) ** 2 / (2 * self.s2)).sum(axis=1)
-            users = self._users_energy(x)
             own = (x ** 2 / (2 * self.sigma2)).sum(axis=1) - x @ self.b + users
             log_w += ((betas[k] - betas[k - 1]) * (base - own) + self._hidden(betas[k], phi)
                       - self._hidden(betas[k - 1], phi))
@@ -776,9 +776,10 @@ class _GaussianPath(_Path):
             mean = ((1 - beta) * self.mu / self.s2 + beta * (self.b + h @ self.W)) / precision
             proposal = mean + gen.standard_normal(x.shape) / np.sqrt(precision)
             if self.own_terms:
-                delta = self._users_energy(proposal) - users
-                accept = gen.random(len(x)) < np.exp(-beta * delta)
+                proposed = self._users_energy(proposal)
+                accept = gen.random(len(x)) < np.exp(-beta * (proposed - users))
                 proposal = np.where(accept[:, None], proposal, x)
+                users = np.where(accept, proposed, users)
             x = proposal
         return log_w
 
