@@ -140,6 +140,9 @@ class FlatGraph:
         self._csr = None           # symmetric_csr(n_units, edges), built on first use
         self._adjacency = None
         self._synced = None         # the parameter values the last sync read
+        #: Counts the syncs that wrote new values: engines that keep their own copy of
+        #: ``field`` or ``coupling`` refresh it when this moves.
+        self.version = 0
         self.sync()
 
     @classmethod
@@ -163,6 +166,7 @@ class FlatGraph:
         graph.coupling = np.array(coupling, dtype=np.float64)
         graph._csr = graph._adjacency = None
         graph._synced = []
+        graph.version = 0
         return graph
 
     def _lay_out(self, units) -> None:
@@ -365,6 +369,7 @@ class FlatGraph:
         if self._adjacency is not None:
             _store(self._adjacency.data, coupling[self._csr[2]])
         self._synced = [np.array(source) for source in sources]
+        self.version += 1
 
     def energy_bound(self) -> float:
         """An upper bound of ``max_s |E(s)|`` over the compiled terms: ``sum_i |field_i| +

@@ -842,6 +842,7 @@ class _BlockEngine:
         self.n_units = graph.n_units
         self.coupling_index = graph.dense_coupling_index(self.units_a, self.units_b)
         self.coupling = np.zeros((len(self.units_a), len(self.units_b)))
+        self._coupling_of = None     # (graph, graph.version) that self.coupling holds
         self.sa = np.zeros((n_chains, len(self.units_a)))
         self.sb = np.zeros((n_chains, len(self.units_b)))
         self.scale, self.low = graph.scale, graph.low
@@ -861,7 +862,9 @@ class _BlockEngine:
         return out
 
     def sweep(self, graph, free, betas, streams, n_sweeps, n_threads, keep=None):
-        self.coupling.ravel()[self.coupling_index] = graph.coupling
+        if self._coupling_of != (graph, graph.version):      # parameters moved since
+            self.coupling.ravel()[self.coupling_index] = graph.coupling
+            self._coupling_of = (graph, graph.version)
         if not any(self.slow):
             self._block(graph, free, betas, streams, n_sweeps, n_threads, keep)
             return

@@ -143,7 +143,7 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
 {
     for (long g = 0; g < n_chains; g += PE_LANES) {
         uint64_t t0[PE_LANES], t1[PE_LANES], t2[PE_LANES], t3[PE_LANES];
-        double b[PE_LANES];
+        double b[PE_LANES], noise[PE_LANES];
         for (int c = 0; c < PE_LANES; ++c) {
             t0[c] = s0[g + c];
             t1[c] = s1[g + c];
@@ -151,6 +151,7 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
             t3[c] = s3[g + c];
             b[c] = beta[g + c];
         }
+        pe__noise_scales(noise, b);
         long m = n_chains - g < PE_LANES ? n_chains - g : PE_LANES;
         double *row = value + g * value_stride;
         for (long k = 0; k < n; ++k) {
@@ -165,7 +166,7 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                 PE_SIMD
                 for (int c = 0; c < PE_LANES; ++c)
                     u[c] = pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c);
-                pe__gaussian_draws(v, u, f, b, cont->param[4 * k]);
+                pe__gaussian_draws(v, u, f, noise, cont->param[4 * k]);
             } else if (kind != PE_TWO_VALUED) {
                 if (!free[k])
                     continue;

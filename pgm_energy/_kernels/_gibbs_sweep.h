@@ -61,12 +61,13 @@ static inline void PE__NAME(pe__gibbs_unit)(PE__T *state, long stride, long unit
                 acc[c] += product[c] * PE__STATE_UNIT;
         }
         if (kind == PE_GAUSSIAN) {           /* (real state only) in vector loops */
-            double u[PE_LANES], f[PE_LANES], x[PE_LANES];
+            double u[PE_LANES], f[PE_LANES], x[PE_LANES], noise[PE_LANES];
+            pe__noise_scales(noise, beta + g);
             for (int c = 0; c < PE_LANES; ++c) {
                 u[c] = pe__uniform(s0 + g + c, s1 + g + c, s2 + g + c, s3 + g + c);
                 f[c] = acc[c] / PE__STATE_UNIT;
             }
-            pe__gaussian_draws(x, u, f, beta + g, cont->param[4 * unit]);
+            pe__gaussian_draws(x, u, f, noise, cont->param[4 * unit]);
             for (int c = 0; c < PE_LANES; ++c)
                 if (!hold || !hold[g + c])
                     value[g + c] = (PE__T)x[c];

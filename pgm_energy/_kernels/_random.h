@@ -220,7 +220,7 @@ static inline double pe__truncated_quantile(double t, double u, const pe_special
 
 /* A continuous unit's draw given its local field f, inverse temperature beta and uniform u in
  * [0, 1) (made open by pe__open_uniform), by the quantile of its kind (pgm_energy.units):
- *   PE_GAUSSIAN, p = (sigma):   sigma^2 f + sigma / sqrt(beta) Phi^-1(u) (pe__normal_quantile)
+ *   PE_GAUSSIAN, p = (sigma):   sigma^2 f + sigma (1 / sqrt(beta)) Phi^-1(u) (pe__normal_quantile)
  *   PE_RELU:                    truncated_quantile(sqrt(beta) f, u) / sqrt(beta)
  *   PE_DRELU, p = (gamma_plus, gamma_minus, theta_plus, theta_minus): with
  *     s_+- = 1 / sqrt(beta gamma_+-), t_+ = beta (f - theta_plus) s_+,
@@ -249,10 +249,12 @@ static PE_UNUSED double pe__continuous_draw(int kind, const double *p, double f,
 }
 
 /* pe__continuous_draw of a Gaussian unit (sigma) over 8 lanes at once, in vector loops:
- * x[c] = sigma^2 f[c] + sigma / sqrt(beta[c]) Phi^-1(u[c] + 2^-53), u[c] the raw uniforms. */
+ * x[c] = sigma^2 f[c] + sigma noise[c] Phi^-1(u[c] + 2^-53), u[c] the raw uniforms and
+ * noise[c] = 1 / sqrt(beta[c]) (pe__noise_scales: computed once per chain by callers that
+ * draw many units of the same chains). */
 PE__ALWAYS_INLINE void pe__gaussian_draws(double *PE_RESTRICT x, const double *PE_RESTRICT u,
                                           const double *PE_RESTRICT f,
-                                          const double *PE_RESTRICT beta, double sigma)
+                                          const double *PE_RESTRICT noise, double sigma)
 {
     double open[8];
     for (int c = 0; c < 8; ++c)
@@ -260,7 +262,15 @@ PE__ALWAYS_INLINE void pe__gaussian_draws(double *PE_RESTRICT x, const double *P
     pe__normal_quantiles(open, x, 8);
     PE_SIMD
     for (int c = 0; c < 8; ++c)
-        x[c] = sigma * sigma * f[c] + sigma / sqrt(beta[c]) * x[c];
+        x[c] = sigma * sigma * f[c] + sigma * noise[c] * x[c];
+}
+
+/* noise[c] = 1 / sqrt(beta[c]) for 8 lanes, the Gaussian draws' factor. */
+PE__ALWAYS_INLINE void pe__noise_scales(double *PE_RESTRICT noise, const double *PE_RESTRICT beta)
+{
+    PE_SIMD
+    for (int c = 0; c < 8; ++c)
+        noise[c] = 1.0 / sqrt(beta[c]);
 }
 
 #endif /* PGM_ENERGY_RANDOM_H */
