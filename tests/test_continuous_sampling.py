@@ -212,6 +212,28 @@ def test_partial_clamps_per_chain_equal_numpy_twin(schedule):
     np.testing.assert_array_equal(got[:, 3:][keep[:, 3:]], h[keep[:, 3:]])
 
 
+def test_block_schedule_equals_numpy_twin_on_wide_gaussian_layers():
+    """The block sweep draws a layer's Gaussian units in batches of 64 (``_gibbs.h``): a layer
+    of 150 Gaussian units (3 batches, the last one partial) next to ReLU units in the same
+    layer, chains held per chain here and there, a partial group of chains, beta != 1."""
+    n_chains, n_x = 11, 150
+    model = pe.EnergyModel(
+        units={"x": pe.Gaussian(n_x, sigma=np.linspace(0.4, 1.6, n_x)), "r": pe.ReLU(3),
+               "h": pe.Binary(5)},
+        terms=[pe.Bias("x", name="b"), pe.Bias("r", name="a"), pe.Bias("h", name="c"),
+               pe.Pairwise("h", "x", name="W"), pe.Pairwise("h", "r", name="V")],
+        visible=["x", "r"])
+    rng = np.random.default_rng(7)
+    for value in model.params.values():
+        value[...] = 0.3 * rng.normal(size=value.shape)
+    assert pe.GibbsSampler(model, n_chains=n_chains, rng=0).schedule == "block"
+    x = np.where(rng.random((n_chains, n_x)) < 0.1, rng.normal(size=(n_chains, n_x)), np.nan)
+    keep = np.concatenate([~np.isnan(x), np.zeros((n_chains, 8), bool)], axis=1)
+    got, want = twin_run(model, "block", n_chains, 0.7, seed=3, keep=keep, clamp={"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(got[:, :n_x][keep[:, :n_x]], x[keep[:, :n_x]])
+
+
 @pytest.mark.parametrize("schedule", ["sequential", "chromatic", "block"])
 def test_same_seed_same_chains_whatever_the_thread_count(schedule):
     model = (rbm_like(pe.Gaussian(6), pe.Binary(5), seed=1) if schedule == "block"

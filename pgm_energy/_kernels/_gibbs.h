@@ -118,6 +118,96 @@ typedef struct {
 #define PE__ONE 1.0
 #include "_gibbs_sweep.h"      /* (it #undefs its parameters) */
 
+/* A unit's values v (PE_LANES lanes) into the rows of m <= PE_LANES chains: row[c * stride + k]
+ * = v[c], except where hold (NULL, or the unit's keep bytes, lane c at hold[c]) is set. */
+static inline void pe__store_unit(double *PE_RESTRICT row, long stride, long k,
+                                  const double *PE_RESTRICT v, long m,
+                                  const unsigned char *PE_RESTRICT hold)
+{
+    if (hold) {
+        /* branch-free: which chains hold a unit is as random as the masks */
+        for (long c = 0; c < m; ++c) {
+            double *x = row + c * stride + k;
+            uint64_t held = (uint64_t)0 - (uint64_t)(hold[c] != 0);
+            *x = pe__asdouble((pe__asuint(*x) & held) | (pe__asuint(v[c]) & ~held));
+        }
+    } else {
+        for (long c = 0; c < m; ++c)
+            row[c * stride + k] = v[c];
+    }
+}
+
+/* The Gaussian units of one group of chains, drawn in two passes (pe_gibbs_layer_chains).
+ * The tails of the normal quantile (a log, a square root and a rational function) cost more
+ * than everything else of a draw; a group of 8 lanes has a tail lane for 73% of units, but
+ * only 15% of lanes are tails. So each unit's uniforms are drawn and its central quantiles
+ * computed at its turn, its tail lanes' uniforms set aside; every PE__GAUSSIAN_BATCH units
+ * (and at the end of the group), pe__gaussian_batch_finish computes the tails set aside, 8 at
+ * a time in full vectors, and stores the units' values. The values are those of
+ * pe__gaussian_draws. */
+#define PE__GAUSSIAN_BATCH 64
+typedef struct {
+    long unit[PE__GAUSSIAN_BATCH];                     /* the units, in draw order */
+    double z[PE__GAUSSIAN_BATCH * PE_LANES];           /* Phi^-1 of each unit's lanes */
+    double tail_u[PE__GAUSSIAN_BATCH * PE_LANES + PE_LANES];    /* the tails' uniforms */
+    int32_t tail_at[PE__GAUSSIAN_BATCH * PE_LANES + PE_LANES];  /* ... and their slot of z */
+    long n_units, n_tails;
+} pe__gaussian_batch;
+
+/* Unit k's open uniforms u (8 lanes) into the batch: its central quantiles now, the lanes in a
+ * tail set aside (appended without a branch: every lane is written, the count moves by 0/1). */
+PE__ALWAYS_INLINE void pe__gaussian_batch_add(pe__gaussian_batch *PE_RESTRICT batch, long k,
+                                              const double *PE_RESTRICT u)
+{
+    double *z = batch->z + batch->n_units * PE_LANES;
+    uint64_t tail[PE_LANES];
+    PE_SIMD
+    for (int c = 0; c < PE_LANES; ++c) {
+        z[c] = pe__normal_quantile_central(u[c]);
+        tail[c] = pe__normal_in_tail(u[c]);
+    }
+    long n = batch->n_tails;
+    int32_t at = (int32_t)(batch->n_units * PE_LANES);
+    for (int c = 0; c < PE_LANES; ++c) {
+        batch->tail_u[n] = u[c];
+        batch->tail_at[n] = at + c;
+        n += (long)tail[c];
+    }
+    batch->n_tails = n;
+    batch->unit[batch->n_units++] = k;
+}
+
+/* The tails set aside, then x = sigma^2 f + sigma noise z for every unit of the batch (f its
+ * row of prob, sigma its parameter) into the chains' rows (pe__store_unit); empties it. */
+PE__ALWAYS_INLINE void pe__gaussian_batch_finish(pe__gaussian_batch *PE_RESTRICT batch,
+                                                 double *PE_RESTRICT row, long value_stride,
+                                                 const double *PE_RESTRICT prob, long ld,
+                                                 const double *PE_RESTRICT noise,
+                                                 const double *PE_RESTRICT param, long m,
+                                                 const unsigned char *PE_RESTRICT keep,
+                                                 long keep_ld)
+{
+    long n = batch->n_tails;
+    for (long j = n; j < n + PE_LANES; ++j)
+        batch->tail_u[j] = 0.25;               /* padding: a tail uniform, its value unused */
+    for (long j = 0; j < n; j += PE_LANES) {
+        double t[PE_LANES];
+        pe__normal_tail_quantiles(batch->tail_u + j, t);
+        for (long c = 0; c < PE_LANES && j + c < n; ++c)
+            batch->z[batch->tail_at[j + c]] = t[c];
+    }
+    for (long i = 0; i < batch->n_units; ++i) {
+        long k = batch->unit[i];
+        const double *f = prob + k * ld, *z = batch->z + i * PE_LANES;
+        double sigma = param[4 * k], v[PE_LANES];
+        PE_SIMD
+        for (int c = 0; c < PE_LANES; ++c)
+            v[c] = sigma * sigma * f[c] + sigma * noise[c] * z[c];
+        pe__store_unit(row, value_stride, k, v, m, keep ? keep + k * keep_ld : NULL);
+    }
+    batch->n_units = batch->n_tails = 0;
+}
+
 /* A layer of n units for a block of chains, lanes = chains (loops over groups of PE_LANES
  * chains, each chain with its own stream; per chain, one uniform per free unit, in unit order).
  * prob (n, ld) holds the fields, row k for unit k, chain c in column c (ld >= n_chains rounded
@@ -127,8 +217,8 @@ typedef struct {
  * keep (NULL, or bytes (n, keep_ld), row k for unit k, chain c in column c, as prob) is set:
  * a held unit draws its uniform and keeps its value. With `cont` (NULL, or the layer's units'
  * kinds and parameters, unit k at kind[k]), a continuous unit takes its inverse-CDF draw
- * (pe__continuous_draw) and its row of prob keeps the fields.
- * A group's streams stay in registers for the whole layer. */
+ * (pe__continuous_draw; Gaussian units in batches, pe__gaussian_batch) and its row of prob
+ * keeps the fields. A group's streams stay in registers for the whole layer. */
 PE_CLONES PE_UNUSED
 static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                                   double *PE_RESTRICT prob, long ld,
@@ -141,6 +231,8 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                                   const unsigned char *PE_RESTRICT keep, long keep_ld,
                                   const pe_continuous *PE_RESTRICT cont)
 {
+    pe__gaussian_batch batch;
+    batch.n_units = batch.n_tails = 0;
     for (long g = 0; g < n_chains; g += PE_LANES) {
         uint64_t t0[PE_LANES], t1[PE_LANES], t2[PE_LANES], t3[PE_LANES];
         double b[PE_LANES], noise[PE_LANES];
@@ -154,6 +246,7 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
         pe__noise_scales(noise, b);
         long m = n_chains - g < PE_LANES ? n_chains - g : PE_LANES;
         double *row = value + g * value_stride;
+        const unsigned char *hold = keep ? keep + g : NULL;
         for (long k = 0; k < n; ++k) {
             double *f = prob + k * ld + g;
             int kind = cont ? cont->kind[k] : PE_TWO_VALUED;
@@ -165,8 +258,12 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                 double u[PE_LANES];
                 PE_SIMD
                 for (int c = 0; c < PE_LANES; ++c)
-                    u[c] = pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c);
-                pe__gaussian_draws(v, u, f, noise, cont->param[4 * k]);
+                    u[c] = pe__open_uniform(pe__uniform(t0 + c, t1 + c, t2 + c, t3 + c));
+                pe__gaussian_batch_add(&batch, k, u);
+                if (batch.n_units == PE__GAUSSIAN_BATCH)
+                    pe__gaussian_batch_finish(&batch, row, value_stride, prob + g, ld, noise,
+                                              cont->param, m, hold, keep_ld);
+                continue;
             } else if (kind != PE_TWO_VALUED) {
                 if (!free[k])
                     continue;
@@ -188,19 +285,11 @@ static void pe_gibbs_layer_chains(double *PE_RESTRICT value, long value_stride,
                     v[c] = low[k] + scale[k] * (double)(u < p);
                 }
             }
-            if (keep) {
-                /* branch-free: which chains hold a unit is as random as the masks */
-                const unsigned char *hold = keep + k * keep_ld + g;
-                for (long c = 0; c < m; ++c) {
-                    double *x = row + c * value_stride + k;
-                    uint64_t held = (uint64_t)0 - (uint64_t)(hold[c] != 0);
-                    *x = pe__asdouble((pe__asuint(*x) & held) | (pe__asuint(v[c]) & ~held));
-                }
-            } else {
-                for (long c = 0; c < m; ++c)
-                    row[c * value_stride + k] = v[c];
-            }
+            pe__store_unit(row, value_stride, k, v, m, hold ? hold + k * keep_ld : NULL);
         }
+        if (batch.n_units)
+            pe__gaussian_batch_finish(&batch, row, value_stride, prob + g, ld, noise,
+                                      cont->param, m, hold, keep_ld);
         for (int c = 0; c < PE_LANES; ++c) {
             s0[g + c] = t0[c];
             s1[g + c] = t1[c];

@@ -156,36 +156,56 @@ static inline double pe__normal_quantile(double u)
     return u < 0.5 ? -value : value;
 }
 
-/* pe__normal_quantile of n uniforms (n <= 8; the same values), in loops that vectorise: the
- * central part for every lane, the near tail for every lane when one needs it (73% of groups
- * of 8), the far tail lane by lane (u < 1.4e-11 or 1 - u < 1.4e-11). The choices are masks
- * on the bits (for a, b < 2^63, (a - b) >> 63 is 1 iff a < b), not branches. */
-PE__ALWAYS_INLINE void pe__normal_quantiles(const double *PE_RESTRICT u, double *PE_RESTRICT z,
-                                             long n)
+/* Whether u lies in a tail of pe__normal_quantile (|u - 1/2| > 0.425), as 0 or 1, by integer
+ * work on the bits (for a, b < 2^63, (a - b) >> 63 is 1 iff a < b), so that loops over lanes
+ * vectorise. */
+static inline uint64_t pe__normal_in_tail(double u)
 {
-    const uint64_t central = pe__asuint(PE__NORMAL_CENTRAL), five = pe__asuint(5.0);
-    const uint64_t sign = UINT64_C(0x8000000000000000);
+    return (pe__asuint(PE__NORMAL_CENTRAL)
+            - (pe__asuint(u - 0.5) & ~UINT64_C(0x8000000000000000))) >> 63;
+}
+
+/* pe__normal_quantile of 8 uniforms that may lie in a tail (the value for a central u is
+ * finite and not Phi^-1(u)): the near tail in a vector loop (the sign of u - 1/2 on the bits),
+ * then the far tail lane by lane (r > 5: u < 1.4e-11 or 1 - u < 1.4e-11; never for a
+ * central u, whose r is under 1.6). */
+PE__ALWAYS_INLINE void pe__normal_tail_quantiles(const double *PE_RESTRICT u,
+                                                 double *PE_RESTRICT z)
+{
+    const uint64_t five = pe__asuint(5.0), sign = UINT64_C(0x8000000000000000);
     double r[8];
-    uint64_t tails = 0, far = 0;
-    for (long c = 0; c < n; ++c) {
+    uint64_t far = 0;
+    for (int c = 0; c < 8; ++c) {
+        r[c] = pe__normal_tail_r(u[c]);
+        z[c] = pe__asdouble(pe__asuint(pe__normal_quantile_near(r[c]))
+                            ^ (pe__asuint(u[c] - 0.5) & sign));
+        far |= (five - pe__asuint(r[c])) >> 63;
+    }
+    if (far)
+        for (int c = 0; c < 8; ++c)
+            if (r[c] > 5.0)
+                z[c] = u[c] < 0.5 ? -pe__normal_quantile_far(r[c])
+                                  : pe__normal_quantile_far(r[c]);
+}
+
+/* pe__normal_quantile of 8 uniforms (the same values), in loops that vectorise: the central
+ * part for every lane, and the tails (pe__normal_tail_quantiles) for every lane when one needs
+ * them (73% of groups of 8), chosen by mask. */
+PE__ALWAYS_INLINE void pe__normal_quantiles(const double *PE_RESTRICT u, double *PE_RESTRICT z)
+{
+    uint64_t tails = 0;
+    for (int c = 0; c < 8; ++c) {
         z[c] = pe__normal_quantile_central(u[c]);
-        tails |= (central - (pe__asuint(u[c] - 0.5) & ~sign)) >> 63;
+        tails |= pe__normal_in_tail(u[c]);
     }
     if (!tails)
         return;
-    for (long c = 0; c < n; ++c) {
-        uint64_t q = pe__asuint(u[c] - 0.5);
-        uint64_t tail = 0 - ((central - (q & ~sign)) >> 63);     /* all ones in a tail */
-        r[c] = pe__normal_tail_r(u[c]);
-        uint64_t value = pe__asuint(pe__normal_quantile_near(r[c])) ^ (q & sign);
-        z[c] = pe__asdouble((value & tail) | (pe__asuint(z[c]) & ~tail));
-        far |= ((five - pe__asuint(r[c])) >> 63) & tail;
+    double t[8];
+    pe__normal_tail_quantiles(u, t);
+    for (int c = 0; c < 8; ++c) {
+        uint64_t tail = 0 - pe__normal_in_tail(u[c]);            /* all ones in a tail */
+        z[c] = pe__asdouble((pe__asuint(t[c]) & tail) | (pe__asuint(z[c]) & ~tail));
     }
-    if (far)
-        for (long c = 0; c < n; ++c)
-            if (fabs(u[c] - 0.5) > PE__NORMAL_CENTRAL && r[c] > 5.0)
-                z[c] = u[c] < 0.5 ? -pe__normal_quantile_far(r[c])
-                                  : pe__normal_quantile_far(r[c]);
 }
 
 /* Kinds of a slot for the draws (sampling's _SLOT_KIND): binary, spin and categorical slots are
@@ -233,7 +253,7 @@ static PE_UNUSED double pe__continuous_draw(int kind, const double *p, double f,
 {
     u = pe__open_uniform(u);
     if (kind == PE_GAUSSIAN)
-        return p[0] * p[0] * f + p[0] / sqrt(beta) * pe__normal_quantile(u);
+        return p[0] * p[0] * f + p[0] * (1.0 / sqrt(beta)) * pe__normal_quantile(u);
     if (kind == PE_RELU) {
         double root = sqrt(beta);
         return pe__truncated_quantile(root * f, u, sp) / root;
@@ -259,7 +279,7 @@ PE__ALWAYS_INLINE void pe__gaussian_draws(double *PE_RESTRICT x, const double *P
     double open[8];
     for (int c = 0; c < 8; ++c)
         open[c] = pe__open_uniform(u[c]);
-    pe__normal_quantiles(open, x, 8);
+    pe__normal_quantiles(open, x);
     PE_SIMD
     for (int c = 0; c < 8; ++c)
         x[c] = sigma * sigma * f[c] + sigma * noise[c] * x[c];
