@@ -410,15 +410,17 @@ class _ChainSampler:
         if graph.continuous.any():          # (live parameters: the precision may have moved)
             self._check_continuous(graph)
         free, keep = self._clamp(clamp, graph)
-        # Ctrl-C between whole sweeps; the first chunk sized from the last one timed, so
-        # that a short run makes one kernel call
-        seconds = self._sweep_seconds
+        # Ctrl-C between whole sweeps. An unclamped run sizes its first chunk from the time
+        # per sweep of the last unclamped one (a clamped sweep may cost far less), so that a
+        # short run is one kernel call.
+        seconds = self._sweep_seconds if clamp is None else None
         first = max(1, round(_run.CHUNK_SECONDS / seconds)) if seconds else 1
         for _, size in timed_chunks(n_sweeps, first):
             began = time.perf_counter()
             self._engine.sweep(graph, free, self._betas, self._streams, size,
                                openmp_threads(self.n_threads), keep)
-            self._sweep_seconds = (time.perf_counter() - began) / size
+            if clamp is None:
+                self._sweep_seconds = (time.perf_counter() - began) / size
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,
@@ -455,8 +457,8 @@ class _ChainSampler:
     #: whole run updates, so that the piece draws as the run does); None: from the clamp.
     _sweep_units = None
 
-    #: Seconds per sweep of the last kernel call (None before the first): sizes the first
-    #: chunk of the next :meth:`run`.
+    #: Seconds per sweep of the last kernel call of an unclamped :meth:`run` (None before
+    #: the first): sizes the first chunk of the next unclamped one.
     _sweep_seconds = None
 
     def _sample_on(self, runner, n_samples, thin, burn_in, clamp) -> dict:
