@@ -46,11 +46,13 @@ never read the sampler's private attributes. Parallel tempering lives in
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
+from . import _run
 from ._chains import (chain_block, chain_streams, check_chain_memory, one_blas_thread,
                       random_state, slabs, state_bytes, state_values)
 from ._checks import check_beta, nonnegative_int, positive_int, real_array
@@ -349,11 +351,11 @@ class _ChainSampler:
             out[g] = arr
         return out
 
-    def _clamp(self, clamp) -> tuple[np.ndarray, np.ndarray | None]:
+    def _clamp(self, clamp, graph) -> tuple[np.ndarray, np.ndarray | None]:
         """Set the clamped units to their values; return the slots to update, ``free``
         (n_units,) (those some chain leaves free), and ``keep``: None when every chain holds
-        the same units, else the (n_chains, n_units) slots each chain holds."""
-        graph = self.model.graph
+        the same units, else the (n_chains, n_units) slots each chain holds. ``graph``: the
+        model's, as ``model.graph`` just returned it."""
         if clamp is None:
             return np.ones(graph.n_units, bool), None
         values = clamp_values(self.model, clamp, self.n_chains)
@@ -407,10 +409,18 @@ class _ChainSampler:
         graph = self.model.graph            # validates and re-syncs live parameters
         if graph.continuous.any():          # (live parameters: the precision may have moved)
             self._check_continuous(graph)
-        free, keep = self._clamp(clamp)
-        for _, size in timed_chunks(n_sweeps):      # Ctrl-C between whole sweeps
+        free, keep = self._clamp(clamp, graph)
+        # Ctrl-C between whole sweeps. An unclamped run sizes its first chunk from the time
+        # per sweep of the last unclamped one (a clamped sweep may cost far less), so that a
+        # short run is one kernel call.
+        seconds = self._sweep_seconds if clamp is None else None
+        first = max(1, round(_run.CHUNK_SECONDS / seconds)) if seconds else 1
+        for _, size in timed_chunks(n_sweeps, first):
+            began = time.perf_counter()
             self._engine.sweep(graph, free, self._betas, self._streams, size,
                                openmp_threads(self.n_threads), keep)
+            if clamp is None:
+                self._sweep_seconds = (time.perf_counter() - began) / size
         return self
 
     def sample(self, n_samples: int, thin: int = 1, burn_in: int = 0,
@@ -447,6 +457,10 @@ class _ChainSampler:
     #: whole run updates, so that the piece draws as the run does); None: from the clamp.
     _sweep_units = None
 
+    #: Seconds per sweep of the last kernel call of an unclamped :meth:`run` (None before
+    #: the first): sizes the first chunk of the next unclamped one.
+    _sweep_seconds = None
+
     def _sample_on(self, runner, n_samples, thin, burn_in, clamp) -> dict:
         """:meth:`sample` with blocks of chains on ``runner`` (:mod:`pgm_energy.distributed`).
 
@@ -467,7 +481,7 @@ class _ChainSampler:
         if clamp is not None:       # per chain, NaN where free; the run's swept slots
             clamp = {g: values for g, (values, _) in
                      clamp_values(self.model, clamp, self.n_chains).items()}
-            sweep_units = self._clamp(clamp)[0]
+            sweep_units = self._clamp(clamp, graph)[0]
         state = self.get_state()
         bounds = np.linspace(0, self.n_chains, n_tasks + 1).round().astype(int)
         pieces = [({g: v[a:b] for g, v in state.values.items()}, state.streams[:, a:b],
@@ -845,6 +859,10 @@ class _BlockEngine:
         self._coupling_of = None     # (graph, graph.version) that self.coupling holds
         self.sa = np.zeros((n_chains, len(self.units_a)))
         self.sb = np.zeros((n_chains, len(self.units_b)))
+        #: The kernel's field slabs of layers a and b, kept between calls (their shape
+        #: follows the thread count: ``_gibbs.block_layout``).
+        self.fields = (np.empty((0, 0, 0)), np.empty((0, 0, 0)))
+        self._kinds_of = None   # (graph, its continuous units' parameters, kind, param)
         self.scale, self.low = graph.scale, graph.low
         slow = graph.generic | graph.categorical      # users' terms, softmax units
         self.slow = (bool(slow[self.units_a].any()), bool(slow[self.units_b].any()))
@@ -882,19 +900,34 @@ class _BlockEngine:
                 else:
                     self._block(graph, free & layer, betas, streams, 1, n_threads, keep)
 
+    def _slot_kinds(self, graph):
+        """:func:`slot_kinds` of layer a's slots, then b's; kept while the graph and its
+        continuous units' parameters (live, sigma included) are those it was built from."""
+        params = [value for unit in graph.units.values() if unit.continuous
+                  for value in unit.params.values()]
+        kept = self._kinds_of
+        if (kept is None or kept[0] is not graph or len(kept[1]) != len(params)
+                or not all(np.array_equal(now, then) for now, then in zip(params, kept[1]))):
+            kind, param = slot_kinds(graph)
+            if kind is not None:
+                kind, param = kind[self.layers], param[self.layers]
+            kept = self._kinds_of = (graph, [np.array(value) for value in params], kind, param)
+        return kept[2], kept[3]
+
     def _block(self, graph, free, betas, streams, n_sweeps, n_threads, keep=None):
         """``n_sweeps`` BLAS block sweeps of the layers' ``free`` units, those a chain
         holds (``keep``) kept."""
         a, b = self.units_a, self.units_b
         held = ((None, None) if keep is None else     # (n_layer, n_chains), as the fields
                 tuple(np.ascontiguousarray(keep.T[u], np.uint8) for u in (a, b)))
-        kind, param = slot_kinds(graph)
-        if kind is not None:                    # layer a's slots, then b's
-            kind, param = kind[self.layers], param[self.layers]
+        kind, param = self._slot_kinds(graph)
+        n_blocks, per = _gibbs.block_layout(len(self.sa), n_threads)
+        if self.fields[0].shape != (n_blocks, len(a), per):
+            self.fields = (np.empty((n_blocks, len(a), per)), np.empty((n_blocks, len(b), per)))
         args = (self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
                 self.scale[a], self.low[a], self.scale[b], self.low[b],
                 free[a].astype(np.uint8), free[b].astype(np.uint8), betas, streams, n_sweeps,
-                n_threads, *held, kind, param)
+                n_threads, *held, kind, param, *self.fields)
         if n_threads == 1:
             _gibbs.sweep_block(*args)
             return
