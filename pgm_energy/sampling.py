@@ -859,9 +859,6 @@ class _BlockEngine:
         self._coupling_of = None     # (graph, graph.version) that self.coupling holds
         self.sa = np.zeros((n_chains, len(self.units_a)))
         self.sb = np.zeros((n_chains, len(self.units_b)))
-        #: The kernel's field slabs of layers a and b, kept between calls (their shape
-        #: follows the thread count: ``_gibbs.block_layout``).
-        self.fields = (np.empty((0, 0, 0)), np.empty((0, 0, 0)))
         self._kinds_of = None   # (graph, its continuous units' parameters, kind, param)
         self.scale, self.low = graph.scale, graph.low
         slow = graph.generic | graph.categorical      # users' terms, softmax units
@@ -921,13 +918,10 @@ class _BlockEngine:
         held = ((None, None) if keep is None else     # (n_layer, n_chains), as the fields
                 tuple(np.ascontiguousarray(keep.T[u], np.uint8) for u in (a, b)))
         kind, param = self._slot_kinds(graph)
-        n_blocks, per = _gibbs.block_layout(len(self.sa), n_threads)
-        if self.fields[0].shape != (n_blocks, len(a), per):
-            self.fields = (np.empty((n_blocks, len(a), per)), np.empty((n_blocks, len(b), per)))
         args = (self.sa, self.sb, self.coupling, graph.field[a], graph.field[b],
                 self.scale[a], self.low[a], self.scale[b], self.low[b],
                 free[a].astype(np.uint8), free[b].astype(np.uint8), betas, streams, n_sweeps,
-                n_threads, *held, kind, param, *self.fields)
+                n_threads, *held, kind, param)
         if n_threads == 1:
             _gibbs.sweep_block(*args)
             return

@@ -310,9 +310,7 @@ def sweep_block(
     const uint8_t[:, ::1] keep_b=None,  #    holds a free unit; IN None or (n_b, n_chains)
     const uint8_t[::1] kind=None,       # IN None (discrete), or (n_a + n_b,) the slot kinds
     const double[:, ::1] param=None,    #    of layer a then b; IN (n_a + n_b, 4) parameters
-    double[:, :, ::1] fields_a=None,    # SCRATCH None, or (n_blocks, n_a, per) and
-    double[:, :, ::1] fields_b=None,    #    (n_blocks, n_b, per) by block_layout: kept by
-):                                      #    the caller between calls (else allocated here)
+):
     """Run ``n_sweeps`` block sweeps: layer a given b, then layer b given a. A unit held by
     a chain (``keep_a``, ``keep_b``) draws its uniform and keeps its value; continuous units
     (``kind``) draw by their inverse CDF."""
@@ -328,17 +326,11 @@ def sweep_block(
                                       or param.shape[0] != n_a + n_b or param.shape[1] != 4))):
         raise ValueError("sweep_block: inconsistent array shapes")
     import numpy as np
-    cdef Py_ssize_t n_blocks, per
-    n_blocks, per = block_layout(n_chains, n_threads)
+    cdef int n_blocks = <int> max(1, min(n_threads, groups))
+    cdef Py_ssize_t per = (groups + n_blocks - 1) // n_blocks * PE_LANES
     # each block's fields, unit by unit, in its own slab
-    if fields_a is None:
-        fields_a = np.empty((n_blocks, n_a, per))
-    if fields_b is None:
-        fields_b = np.empty((n_blocks, n_b, per))
-    if (fields_a.shape[0] != n_blocks or fields_a.shape[1] != n_a or fields_a.shape[2] != per
-            or fields_b.shape[0] != n_blocks or fields_b.shape[1] != n_b
-            or fields_b.shape[2] != per):
-        raise ValueError("sweep_block: field slabs not of block_layout's shape")
+    cdef double[:, :, ::1] fields_a = np.empty((n_blocks, n_a, per))
+    cdef double[:, :, ::1] fields_b = np.empty((n_blocks, n_b, per))
     padded = np.ones(n_blocks * per)
     padded[:n_chains] = beta
     cdef const double[::1] lanes_beta = padded
@@ -359,16 +351,8 @@ def sweep_block(
                              low_b, free_b, lanes_beta, streams, per, hold_b, units_b)
 
 
-def block_layout(Py_ssize_t n_chains, int n_threads):
-    """``(n_blocks, per)``: how :func:`sweep_block` cuts ``n_chains`` chains on
-    ``n_threads`` threads, ``n_blocks`` slices of ``per`` lanes (a multiple of 8) each; its
-    field slabs are ``(n_blocks, n_layer, per)``."""
-    cdef Py_ssize_t groups = (n_chains + PE_LANES - 1) // PE_LANES
-    cdef Py_ssize_t n_blocks = max(1, min(n_threads, groups))
-    return n_blocks, (groups + n_blocks - 1) // n_blocks * PE_LANES
-
-
 cdef bint any_nonzero(const unsigned char[::1] values) noexcept nogil:
+    """Whether any of ``values`` is nonzero (a layer with a free unit)."""
     cdef Py_ssize_t i
     for i in range(values.shape[0]):
         if values[i]:
