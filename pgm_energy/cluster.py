@@ -225,14 +225,13 @@ class _Engine:
         self.csr = (indptr, neighbour.astype(np.int32), edge_of.astype(np.int32))
         #: (n_chains, 2): clusters drawn and free units in them, per chain
         self.stats = np.zeros((n_chains, 2), np.int64)
-        self._seen = None            # the graph's (coupling, field) the form was made from
+        self._seen = None            # (graph, graph.version) the form was made from
 
     def form(self, graph):
         """(couplings, fields) of the kernel, recomputed when the parameters changed."""
-        if self._seen is None or not (np.array_equal(self._seen[0], graph.coupling)
-                                      and np.array_equal(self._seen[1], graph.field)):
+        if self._seen != (graph, graph.version):
             self._form = self.compute_form(graph)
-            self._seen = (graph.coupling.copy(), graph.field.copy())
+            self._seen = (graph, graph.version)
         return self._form
 
     def run_kernel(self, state, graph, free, betas, streams, n_sweeps, n_threads, code, k):

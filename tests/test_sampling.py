@@ -254,6 +254,20 @@ def test_sampler_sees_live_parameters():
     assert np.all(sampler.run(1).state["x"] == 0)
 
 
+def test_block_sampler_sees_live_couplings():
+    """The block engine keeps its own coupling matrix (refreshed when the graph's version
+    moves): an edit of W alone, biases fixed, changes the draws at the next run."""
+    model = pe.RBM(4, 2, rng=0)
+    model.params["b"][...] = 0.0
+    model.params["c"][...] = 50.0                   # every hidden unit on
+    model.params["W"][...] = 50.0
+    sampler = pe.GibbsSampler(model, 200, rng=0)
+    assert sampler.schedule == "block"
+    assert np.all(sampler.run(2).state["x"] == 1)
+    model.params["W"][...] = -50.0
+    assert np.all(sampler.run(1).state["x"] == 0)
+
+
 def test_spin_units_stay_in_domain():
     model = pe.Ising([(0, 1), (1, 2)], couplings=[1.0, -0.5], fields=[0.1, 0, 0])
     state = pe.GibbsSampler(model, 10, rng=0).run(3).state["s"]
